@@ -1,0 +1,198 @@
+//! Kafka configuration (`[kafka]` in `weir.toml`).
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`. Required.
+    pub brokers: String,
+    /// Consumer group of the scoring pipeline. Default `weir`.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Where a group with no committed offset starts: `earliest` or `latest`. Default `earliest`.
+    #[serde(default = "default_auto_offset_reset")]
+    pub auto_offset_reset: String,
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Extra librdkafka properties for the consumer (security, timeouts, ...). Properties
+    /// weir's delivery guarantee depends on (`enable.auto.offset.store`, `group.id`) are refused.
+    #[serde(default)]
+    pub consumer_properties: BTreeMap<String, String>,
+    /// Extra librdkafka properties for producers.
+    #[serde(default)]
+    pub producer_properties: BTreeMap<String, String>,
+}
+
+/// Topic names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Input events. Default `transactions`.
+    #[serde(default = "default_transactions")]
+    pub transactions: String,
+    /// Delayed labels. Default `labels`.
+    #[serde(default = "default_labels")]
+    pub labels: String,
+    /// Scores out. Default `scores`.
+    #[serde(default = "default_scores")]
+    pub scores: String,
+    /// Poison input, original bytes plus reason headers. Default `transactions.dlq`.
+    #[serde(default = "default_dead_letter")]
+    pub dead_letter: String,
+}
+
+/// Micro-batching: a batch closes at `max_events` or `max_wait_ms` after its first event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most events per batch. Default 500.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// Longest wait after the first event of a batch, in milliseconds. Default 20.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+}
+
+fn default_group_id() -> String {
+    "weir".into()
+}
+fn default_auto_offset_reset() -> String {
+    "earliest".into()
+}
+fn default_transactions() -> String {
+    "transactions".into()
+}
+fn default_labels() -> String {
+    "labels".into()
+}
+fn default_scores() -> String {
+    "scores".into()
+}
+fn default_dead_letter() -> String {
+    "transactions.dlq".into()
+}
+fn default_max_events() -> usize {
+    500
+}
+fn default_max_wait_ms() -> u64 {
+    20
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            transactions: default_transactions(),
+            labels: default_labels(),
+            scores: default_scores(),
+            dead_letter: default_dead_letter(),
+        }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_events: default_max_events(), max_wait_ms: default_max_wait_ms() }
+    }
+}
+
+/// Consumer properties weir sets itself, because at-least-once depends on them.
+const RESERVED_CONSUMER: &[&str] =
+    &["enable.auto.offset.store", "group.id", "bootstrap.servers", "enable.partition.eof"];
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            group_id: default_group_id(),
+            auto_offset_reset: default_auto_offset_reset(),
+            topics: TopicsConfig::default(),
+            batch: BatchConfig::default(),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
+        }
+    }
+
+    /// Every problem with this configuration.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.brokers.trim().is_empty() {
+            p.push("kafka.brokers is empty".to_string());
+        }
+        if self.group_id.trim().is_empty() {
+            p.push("kafka.group_id is empty".to_string());
+        }
+        if !matches!(self.auto_offset_reset.as_str(), "earliest" | "latest") {
+            p.push(format!("kafka.auto_offset_reset must be earliest or latest, got {:?}", self.auto_offset_reset));
+        }
+        let t = &self.topics;
+        for (name, value) in [
+            ("transactions", &t.transactions),
+            ("labels", &t.labels),
+            ("scores", &t.scores),
+            ("dead_letter", &t.dead_letter),
+        ] {
+            if value.is_empty() || value.len() > 249 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                p.push(format!("kafka.topics.{name} {value:?} is not a valid topic name"));
+            }
+        }
+        if t.transactions == t.scores || t.transactions == t.dead_letter || t.scores == t.dead_letter {
+            p.push("kafka.topics: transactions, scores and dead_letter must be three different topics".to_string());
+        }
+        if self.batch.max_events == 0 || self.batch.max_events > 100_000 {
+            p.push(format!("kafka.batch.max_events must be in 1..=100000, got {}", self.batch.max_events));
+        }
+        if self.batch.max_wait_ms > 60_000 {
+            p.push(format!("kafka.batch.max_wait_ms must be at most 60000, got {}", self.batch.max_wait_ms));
+        }
+        for key in self.consumer_properties.keys() {
+            if RESERVED_CONSUMER.contains(&key.as_str()) {
+                p.push(format!("kafka.consumer_properties.{key:?} is set by weir and cannot be overridden"));
+            }
+        }
+        if self.producer_properties.contains_key("bootstrap.servers") {
+            p.push("kafka.producer_properties.\"bootstrap.servers\" is set by weir; use kafka.brokers".to_string());
+        }
+        p
+    }
+
+    /// The consumer's librdkafka configuration. Offsets are stored by weir after each
+    /// batch's effects are acknowledged (`enable.auto.offset.store=false`) and committed
+    /// by librdkafka's auto-commit from that store, plus a synchronous commit on revoke
+    /// and on shutdown.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", &self.auto_offset_reset)
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        for (k, v) in &self.consumer_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Producers: idempotent, acks from all in-sync replicas, a short linger to batch.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000");
+        for (k, v) in &self.producer_properties {
+            c.set(k, v);
+        }
+        c
+    }
+}

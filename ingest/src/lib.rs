@@ -1,0 +1,40 @@
+//! # weir-ingest
+//!
+//! Everything in weir that touches Kafka. It owns:
+//!
+//! - the at-least-once consumer loop ([`consumer`]): micro-batches, offsets stored with
+//!   `enable.auto.offset.store=false` only after the batch's effects (feature writes,
+//!   score deliveries, dead letters) are acknowledged, commit on revoke and on shutdown;
+//! - producers that wait for delivery ([`producer`]) and the dead-letter topic
+//!   ([`dead_letter`]);
+//! - the seeded load generator behind `weir produce` ([`generator`]) and the paced
+//!   producer that sends its output ([`produce`]);
+//! - Kafka configuration ([`config`]).
+//!
+//! The stage behind the consumer is a [`consumer::BatchHandler`], implemented by the
+//! `weir` binary, which wires features and scorer in; this crate knows neither.
+//!
+//! ```no_run
+//! # use weir_ingest::{config::KafkaConfig, consumer::*, producer::EventProducer};
+//! # struct Handler;
+//! # impl BatchHandler for Handler {
+//! #   async fn handle(&mut self, b: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+//! #     Ok(vec![Disposition::Done; b.len()]) } }
+//! # async fn run() -> weir_ingest::Result<()> {
+//! let config = KafkaConfig::new("127.0.0.1:9092");
+//! let consumer = subscribe(&config, &[&config.topics.transactions])?;
+//! let producer = EventProducer::new(&config)?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let (stats, _handler) = ConsumerLoop::new(&config, consumer, producer, Handler).run(shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod consumer;
+pub mod dead_letter;
+pub mod error;
+pub mod generator;
+pub mod produce;
+pub mod producer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,75 @@
+//! Sending generated messages to Kafka at a given rate (`weir produce`).
+
+use std::time::{Duration, Instant};
+
+use crate::config::TopicsConfig;
+use crate::error::Result;
+use crate::generator::{Content, GeneratedMessage, Stream};
+use crate::producer::{EventProducer, OutgoingMessage};
+
+/// What was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceReport {
+    pub transactions: u64,
+    pub labels: u64,
+    pub poison: u64,
+    pub elapsed_ms: u64,
+}
+
+/// Sends `messages` in chunks, waiting for delivery of each chunk, at most `rate`
+/// messages per second on the transactions topic (`None`: as fast as the broker takes
+/// them). `on_chunk` sees the running report after each chunk.
+pub async fn produce_all(
+    producer: &EventProducer,
+    topics: &TopicsConfig,
+    messages: impl IntoIterator<Item = Result<GeneratedMessage>>,
+    rate: Option<f64>,
+    mut on_chunk: impl FnMut(&ProduceReport),
+) -> Result<ProduceReport> {
+    const CHUNK: usize = 500;
+    let started = Instant::now();
+    let mut report = ProduceReport::default();
+    let mut tx_chunk = Vec::with_capacity(CHUNK);
+    let mut label_chunk = Vec::with_capacity(CHUNK);
+    let mut sent_tx = 0u64;
+    let mut iter = messages.into_iter();
+    loop {
+        let next = iter.next().transpose()?;
+        let end = next.is_none();
+        if let Some(m) = next {
+            match m.content {
+                Content::Transaction { .. } => report.transactions += 1,
+                Content::Label(_) => report.labels += 1,
+                Content::Poison(_) => report.poison += 1,
+            }
+            let out = OutgoingMessage::new(m.key, m.payload);
+            match m.stream {
+                Stream::Transactions => tx_chunk.push(out),
+                Stream::Labels => label_chunk.push(out),
+            }
+        }
+        if end || tx_chunk.len() >= CHUNK || label_chunk.len() >= CHUNK {
+            if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                // Pace on the transactions topic: sleep until this chunk is due.
+                let due = Duration::from_secs_f64((sent_tx + tx_chunk.len() as u64) as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let (a, b) = tokio::join!(
+                producer.send_all(&topics.transactions, &tx_chunk),
+                producer.send_all(&topics.labels, &label_chunk)
+            );
+            a?;
+            b?;
+            sent_tx += tx_chunk.len() as u64;
+            tx_chunk.clear();
+            label_chunk.clear();
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            on_chunk(&report);
+        }
+        if end {
+            return Ok(report);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Producing with delivery acknowledgement.
+//!
+//! weir never treats a message as sent until the broker acknowledged it: callers get a
+//! future per batch that resolves when every message in it is delivered, and only then
+//! store the offsets of the input that caused them.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use crate::config::KafkaConfig;
+use crate::error::{Error, Result};
+
+/// One message to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl OutgoingMessage {
+    pub fn new(key: impl Into<Vec<u8>>, payload: Vec<u8>) -> Self {
+        OutgoingMessage { key: Some(key.into()), payload, headers: Vec::new() }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+}
+
+impl EventProducer {
+    pub fn new(config: &KafkaConfig) -> Result<Self> {
+        let producer: FutureProducer =
+            config.producer_config().create().map_err(|e| Error::kafka("creating producer", e))?;
+        Ok(EventProducer { producer })
+    }
+
+    pub fn inner(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Produces every message to `topic` and waits until the broker acknowledged all of
+    /// them. Messages are enqueued together, so the batch costs about one round trip.
+    /// Returns the (partition, offset) of each message, in order.
+    pub async fn send_all(&self, topic: &str, messages: &[OutgoingMessage]) -> Result<Vec<(i32, i64)>> {
+        let sends = messages.iter().map(|m| {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&m.payload);
+            if let Some(k) = &m.key {
+                record = record.key(k.as_slice());
+            }
+            if !m.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(m.headers.len());
+                for (k, v) in &m.headers {
+                    headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+                }
+                record = record.headers(headers);
+            }
+            // Queue-full is retried inside `send` until the timeout; the timeout only bounds
+            // waiting for queue space, delivery itself is bounded by message.timeout.ms.
+            self.producer.send(record, Timeout::After(Duration::from_secs(60)))
+        });
+        let results = join_all(sends).await;
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(delivery) => Ok((delivery.partition, delivery.offset)),
+                Err((e, _)) => Err(Error::Delivery { topic: topic.to_string(), message: e.to_string() }),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,104 @@
+//! Errors of the `schemas` crate.
+//!
+//! Two families, because callers act on them differently:
+//! - [`EventError`]: one event is bad. The caller dead-letters it and moves on; the class
+//!   ([`ErrorClass`]) travels with the dead letter so that a person can triage it.
+//! - [`SchemaError`]: weir's own schema set is unusable (a bad `.avsc`, a broken id map).
+//!   This is configuration: the caller stops at start-up.
+
+use std::fmt;
+
+/// The class of a bad event. Stable strings: they go into dead-letter headers and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The bytes are not a framed Avro datum of the writer schema: truncated, wrong magic
+    /// byte, a body that does not decode.
+    Malformed,
+    /// The schema id is not registered, or names a schema this reader cannot read.
+    UnknownSchema,
+    /// The event decodes but breaks a validation rule (the field and value are named).
+    Invalid,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 3] = [ErrorClass::Malformed, ErrorClass::UnknownSchema, ErrorClass::Invalid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Malformed => "Malformed",
+            ErrorClass::UnknownSchema => "UnknownSchema",
+            ErrorClass::Invalid => "Invalid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorClass> {
+        ErrorClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one event was refused. What to do with it: dead-letter it, never retry.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{class}: {message}")]
+pub struct EventError {
+    pub class: ErrorClass,
+    /// The offending field, for [`ErrorClass::Invalid`].
+    pub field: Option<&'static str>,
+    /// Lowercase, carries the bad value.
+    pub message: String,
+}
+
+impl EventError {
+    pub fn malformed(message: impl Into<String>) -> Self {
+        EventError { class: ErrorClass::Malformed, field: None, message: message.into() }
+    }
+
+    pub fn unknown_schema(message: impl Into<String>) -> Self {
+        EventError { class: ErrorClass::UnknownSchema, field: None, message: message.into() }
+    }
+
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        EventError { class: ErrorClass::Invalid, field: Some(field), message: message.into() }
+    }
+}
+
+/// weir's schema set itself is broken. What to do: stop, fix the schema files or id map.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("cannot read schema map {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("schema map {path} is not valid: {message}")]
+    Map { path: String, message: String },
+    #[error("schema id {id} ({file}) does not parse: {message}")]
+    Parse { id: u32, file: String, message: String },
+    #[error("schema id {id} is registered twice")]
+    DuplicateId { id: u32 },
+    #[error("no schema registered for subject {subject}")]
+    MissingSubject { subject: String },
+    #[error("cannot encode {what} with schema id {id}: {message}")]
+    Encode { what: &'static str, id: u32, message: String },
+}
+
+/// An online feature store failed. [`StoreError::is_retryable`] says what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or timed out: retry the whole batch.
+    #[error("feature store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something weir cannot interpret: stop, a person must look.
+    #[error("feature store returned an unexpected reply: {0}")]
+    Protocol(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type Result<T, E = SchemaError> = std::result::Result<T, E>;

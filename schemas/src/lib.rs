@@ -1,0 +1,46 @@
+//! # weir-schemas
+//!
+//! The shared language of weir's stages. It owns:
+//!
+//! - the Avro schemas of every event on Kafka (`schemas/avro/*.avsc`, readable by any Avro
+//!   tool) and the typed Rust structs for them ([`events`]);
+//! - the Confluent wire format and the schema-id registry seam ([`wire`]);
+//! - validation of incoming events with classified errors ([`validate`], [`error`]);
+//! - the contracts between stages: the online feature store trait ([`store`]) and the
+//!   model registry's on-disk format ([`model`]).
+//!
+//! Stage crates depend on this crate and never on each other.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weir_schemas::wire::{Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry, subjects};
+//! use weir_schemas::events::Transaction;
+//!
+//! let registry: Arc<dyn SchemaRegistry> = Arc::new(LocalSchemaRegistry::embedded().unwrap());
+//! let encoder = Encoder::new(registry.as_ref(), subjects::TRANSACTION).unwrap();
+//! let reader = registry.by_id(1).unwrap();
+//! let decoder = Decoder::<Transaction>::new(registry.clone(), subjects::TRANSACTION, &reader);
+//! # let tx = Transaction { event_id: "e1".into(), card_id: "c1".into(), merchant_id: "m1".into(),
+//! #   device_id: "d1".into(), amount: 12.5, currency: "EUR".into(), country: "FR".into(),
+//! #   channel: "pos".into(), customer_segment: "retail".into(), event_time: 1_700_000_000_000 };
+//! let bytes = encoder.encode(&tx).unwrap();
+//! assert_eq!(decoder.decode(&bytes).unwrap(), tx);
+//! assert!(decoder.decode(&bytes[..3]).is_err()); // classified, never a panic
+//! ```
+
+pub mod error;
+pub mod events;
+pub mod model;
+pub mod store;
+pub mod validate;
+pub mod wire;
+
+pub use error::{ErrorClass, EventError, SchemaError, StoreError};
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,28 @@
+//! # weir-scorer
+//!
+//! Scores events with ONNX models through tract. It owns:
+//!
+//! - loading a model version (`.onnx` + `metadata.json`, the format in
+//!   [`weir_schemas::model`]) and validating it before it may serve: checksum, feature
+//!   list, canary rows ([`model`]);
+//! - batched scoring with fixed-shape optimized plans ([`model::LoadedModel::score`]);
+//! - decisions from thresholds ([`config`]);
+//! - the baseline model compiled into weir for `weir demo` ([`baseline`]).
+//!
+//! Next (see the issues): the versioned registry with hot swap and rollback, shadow
+//! scoring, reason codes, and the request-time HTTP endpoint.
+//!
+//! ```no_run
+//! # fn names() -> Vec<String> { vec![] }
+//! let model = weir_scorer::baseline::load(&names(), &[1, 64]).unwrap();
+//! let k = model.feature_count();
+//! let scores = model.score(&vec![0.0; 3 * k]).unwrap();
+//! assert_eq!(scores.len(), 3);
+//! ```
+
+pub mod baseline;
+pub mod config;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};

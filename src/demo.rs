@@ -1,0 +1,192 @@
+//! `weir demo`: the real pipeline on the embedded default — librdkafka's in-process mock
+//! cluster for Kafka and the in-process feature store — fed by the load generator, with
+//! progress and a final report. Nothing to install.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::mocking::MockCluster;
+use tokio_util::sync::CancellationToken;
+use weir_features::memory::EmbeddedStore;
+use weir_ingest::generator::{Generator, GeneratorConfig};
+use weir_ingest::produce::{produce_all, ProduceReport};
+use weir_ingest::producer::EventProducer;
+use weir_monitor::Percentiles;
+use weir_schemas::wire::{subjects, Encoder};
+
+use crate::config::WeirConfig;
+use crate::pipeline::{load_model, run_pipeline, schema_registry, PipelineStats};
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub transactions: u64,
+    /// Transactions per second sent by the generator; `None` for as fast as possible.
+    pub rate: Option<f64>,
+    pub seed: u64,
+    pub partitions: i32,
+    pub poison_rate: f64,
+    /// Print a progress line every second.
+    pub progress: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions { transactions: 20_000, rate: Some(10_000.0), seed: 42, partitions: 4, poison_rate: 0.01, progress: true }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub produced: ProduceReport,
+    pub received: u64,
+    pub scored: u64,
+    pub dead_lettered: u64,
+    pub late: u64,
+    pub elapsed: Duration,
+    pub latency: Percentiles,
+    pub model_batch_latency: Percentiles,
+    pub model_version: String,
+}
+
+impl DemoReport {
+    pub fn throughput(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn render(&self) -> String {
+        let l = &self.latency;
+        let m = &self.model_batch_latency;
+        format!(
+            "weir demo — summary\n\
+             \x20 model                {}\n\
+             \x20 produced             {} transactions, {} poison, {} labels\n\
+             \x20 received             {}\n\
+             \x20 scored               {}\n\
+             \x20 dead-lettered        {}\n\
+             \x20 late (not applied)   {}\n\
+             \x20 wall time            {:.2} s\n\
+             \x20 throughput           {:.0} events/s\n\
+             \x20 latency receive→score acknowledged: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms\n\
+             \x20 model time per batch: p50 {} µs, p99 {} µs ({} batches)\n",
+            self.model_version,
+            self.produced.transactions,
+            self.produced.poison,
+            self.produced.labels,
+            self.received,
+            self.scored,
+            self.dead_lettered,
+            self.late,
+            self.elapsed.as_secs_f64(),
+            self.throughput(),
+            l.p50_us as f64 / 1000.0,
+            l.p99_us as f64 / 1000.0,
+            l.p999_us as f64 / 1000.0,
+            l.max_us as f64 / 1000.0,
+            m.p50_us,
+            m.p99_us,
+            m.count,
+        )
+    }
+}
+
+pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
+    let cluster = MockCluster::new(1).context("starting librdkafka's mock cluster")?;
+    let mut config = WeirConfig::with_brokers(&cluster.bootstrap_servers());
+    config.kafka.group_id = format!("weir-demo-{}", options.seed);
+    // The mock cluster has no transaction coordinator; idempotence needs none, but keep
+    // producer batching small so latency figures reflect weir, not linger.
+    config.kafka.producer_properties.insert("linger.ms".into(), "2".into());
+    for topic in [
+        &config.kafka.topics.transactions,
+        &config.kafka.topics.labels,
+        &config.kafka.topics.scores,
+        &config.kafka.topics.dead_letter,
+    ] {
+        cluster.create_topic(topic, options.partitions, 1).with_context(|| format!("creating topic {topic}"))?;
+    }
+
+    let registry = schema_registry(&config)?;
+    let model = Arc::new(load_model(&config)?);
+    let model_version = format!("{}/{}", model.metadata().name, model.metadata().version);
+    let store = Arc::new(EmbeddedStore::new(config.features.window_specs(), config.features.allowed_lateness_ms()));
+    let stats = Arc::new(PipelineStats::default());
+    let shutdown = CancellationToken::new();
+
+    let pipeline = {
+        let (config, store, model, stats, shutdown) =
+            (config.clone(), store.clone(), model.clone(), stats.clone(), shutdown.clone());
+        tokio::spawn(async move { run_pipeline(&config, store, model, stats, shutdown).await })
+    };
+
+    let producer = EventProducer::new(&config.kafka)?;
+    let mut generator_config = GeneratorConfig::new(options.seed, weir_schemas::now_ms() - 3_600_000, options.transactions);
+    generator_config.poison_rate = options.poison_rate;
+    let generator = Generator::new(
+        generator_config,
+        Encoder::new(registry.as_ref(), subjects::TRANSACTION)?,
+        Encoder::for_schema(registry.latest(subjects::LABEL)?),
+    );
+    let mut producing = Some({
+        let topics = config.kafka.topics.clone();
+        let rate = options.rate;
+        tokio::spawn(async move { produce_all(&producer, &topics, generator, rate, |_| {}).await })
+    });
+
+    let started = Instant::now();
+    let mut produced: Option<ProduceReport> = None;
+    let mut last_progress = Instant::now();
+    let deadline = started + Duration::from_secs(60 + options.transactions / 200);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if producing.as_ref().is_some_and(|p| p.is_finished()) {
+            if let Some(task) = producing.take() {
+                produced = Some(task.await.context("producer task")??);
+            }
+            continue;
+        }
+        if pipeline.is_finished() {
+            // The pipeline only stops by itself on a fatal error.
+            pipeline.await.context("pipeline task")??;
+            anyhow::bail!("pipeline stopped before the demo finished");
+        }
+        let received = PipelineStats::get(&stats.received);
+        if options.progress && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            let p = stats.latency.percentiles();
+            eprintln!(
+                "[{:>5.1}s] received {:>7} | scored {:>7} | dead-lettered {:>5} | p50 {:.2} ms p99 {:.2} ms",
+                started.elapsed().as_secs_f64(),
+                received,
+                PipelineStats::get(&stats.scored),
+                PipelineStats::get(&stats.dead_lettered),
+                p.p50_us as f64 / 1000.0,
+                p.p99_us as f64 / 1000.0,
+            );
+        }
+        if let Some(report) = &produced {
+            if received >= report.transactions + report.poison {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("demo did not finish in time: received {received} events");
+        }
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    pipeline.await.context("pipeline task")??;
+    drop(cluster);
+    Ok(DemoReport {
+        produced: produced.unwrap_or_default(),
+        received: PipelineStats::get(&stats.received),
+        scored: PipelineStats::get(&stats.scored),
+        dead_lettered: PipelineStats::get(&stats.dead_lettered),
+        late: stats.late.load(Ordering::Relaxed),
+        elapsed,
+        latency: stats.latency.percentiles(),
+        model_batch_latency: stats.model_latency.percentiles(),
+        model_version,
+    })
+}

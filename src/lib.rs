@@ -1,0 +1,14 @@
+//! # weir
+//!
+//! The `weir` binary's library half: it wires the stage crates together. Stage crates
+//! never depend on each other; this crate and `weir-tests` are where they meet.
+//!
+//! - [`config`]: `weir.toml`, layered and checked as a whole;
+//! - [`pipeline`]: the scoring pipeline behind the consumer loop;
+//! - [`demo`]: `weir demo` on the embedded default;
+//! - [`produce`]: `weir produce`, the load generator's front end.
+
+pub mod config;
+pub mod demo;
+pub mod pipeline;
+pub mod produce;

@@ -1,0 +1,249 @@
+//! The scoring pipeline: what runs behind the consumer loop for each micro-batch.
+//!
+//! decode + validate → feature store (windows, one round trip) → feature vectors →
+//! tract (one run per plan-sized chunk, on a blocking thread) → `Score` events produced
+//! and acknowledged. Only when all of that is done does the batch report its
+//! dispositions, and `weir-ingest` store its offsets.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use weir_features::vector::FeatureSet;
+use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
+use weir_ingest::producer::{EventProducer, OutgoingMessage};
+use weir_ingest::Error as IngestError;
+use weir_monitor::LatencyHistogram;
+use weir_schemas::events::{FeatureValue, Score, Transaction};
+use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
+use weir_schemas::validate::ValidationRules;
+use weir_schemas::wire::{subjects, Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry};
+use weir_schemas::EventError;
+use weir_scorer::config::ScorerConfig;
+use weir_scorer::model::LoadedModel;
+
+use crate::config::WeirConfig;
+
+/// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
+#[derive(Default)]
+pub struct PipelineStats {
+    pub received: AtomicU64,
+    pub scored: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub late: AtomicU64,
+    pub replayed: AtomicU64,
+    pub batches: AtomicU64,
+    /// From receipt of an event to acknowledgement of its score, per event.
+    pub latency: LatencyHistogram,
+    /// Time spent in the model per batch.
+    pub model_latency: LatencyHistogram,
+}
+
+impl PipelineStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+pub struct ScoringHandler<S> {
+    store: Arc<S>,
+    model: Arc<LoadedModel>,
+    feature_set: FeatureSet,
+    decoder: Decoder<Transaction>,
+    score_encoder: Encoder,
+    rules: ValidationRules,
+    scorer: ScorerConfig,
+    producer: EventProducer,
+    scores_topic: String,
+    stats: Arc<PipelineStats>,
+    model_version: String,
+}
+
+/// The schema registry the configuration names (or weir's own).
+pub fn schema_registry(config: &WeirConfig) -> anyhow::Result<Arc<dyn SchemaRegistry>> {
+    let registry = match &config.schemas.registry_map {
+        Some(path) => LocalSchemaRegistry::from_map_file(path)?,
+        None => LocalSchemaRegistry::embedded()?,
+    };
+    Ok(Arc::new(registry))
+}
+
+/// Loads the configured model (or the compiled-in baseline), validated against the
+/// configured feature set.
+pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
+    let names = FeatureSet::new(&config.features.window_specs()).names().to_vec();
+    let sizes = &config.scorer.plan_batch_sizes;
+    Ok(match &config.scorer.model_dir {
+        Some(dir) => LoadedModel::load_dir(dir, &names, sizes)?,
+        None => weir_scorer::baseline::load(&names, sizes)?,
+    })
+}
+
+impl<S: FeatureStore> ScoringHandler<S> {
+    pub fn new(
+        config: &WeirConfig,
+        store: Arc<S>,
+        model: Arc<LoadedModel>,
+        producer: EventProducer,
+        stats: Arc<PipelineStats>,
+    ) -> anyhow::Result<Self> {
+        let registry = schema_registry(config)?;
+        // weir reads transactions as schema version 1 (the struct it was written for);
+        // newer writers resolve to it.
+        let reader = registry
+            .versions(subjects::TRANSACTION)
+            .into_iter()
+            .min_by_key(|s| s.id)
+            .context("no transaction schema registered")?;
+        let decoder = Decoder::new(registry.clone(), subjects::TRANSACTION, &reader);
+        let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
+        let feature_set = FeatureSet::new(&config.features.window_specs());
+        let meta = model.metadata();
+        let model_version = meta.version.clone();
+        Ok(ScoringHandler {
+            store,
+            feature_set,
+            decoder,
+            score_encoder,
+            rules: config.validation.clone(),
+            scorer: config.scorer.clone(),
+            producer,
+            scores_topic: config.kafka.topics.scores.clone(),
+            stats,
+            model_version,
+            model,
+        })
+    }
+
+    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<Transaction, EventError> {
+        let payload = record.payload.ok_or_else(|| EventError::malformed("message has no value"))?;
+        let tx = self.decoder.decode(payload)?;
+        self.rules.check(&tx, now_ms)?;
+        Ok(tx)
+    }
+
+    async fn score_batch(&self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+        let now = weir_schemas::now_ms();
+        let mut dispositions = Vec::with_capacity(batch.len());
+        let mut valid: Vec<(usize, Transaction)> = Vec::with_capacity(batch.len());
+        for (i, record) in batch.iter().enumerate() {
+            match self.decode(record, now) {
+                Ok(tx) => {
+                    valid.push((i, tx));
+                    dispositions.push(Disposition::Done);
+                }
+                Err(e) => dispositions.push(Disposition::DeadLetter(e)),
+            }
+        }
+        if valid.is_empty() {
+            return Ok(dispositions);
+        }
+
+        let observations: Vec<Observation> = valid
+            .iter()
+            .map(|(i, tx)| Observation {
+                entity: tx.card_id.clone(),
+                event_time_ms: tx.event_time,
+                value: tx.amount,
+                position: SourcePosition {
+                    topic: batch[*i].topic.to_string(),
+                    partition: batch[*i].partition,
+                    offset: batch[*i].offset,
+                },
+            })
+            .collect();
+        let windows = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        })?;
+        for w in &windows {
+            match w.applied {
+                Applied::Late => self.stats.late.fetch_add(1, Ordering::Relaxed),
+                Applied::Replayed => self.stats.replayed.fetch_add(1, Ordering::Relaxed),
+                Applied::Applied => 0,
+            };
+        }
+
+        let k = self.feature_set.len();
+        let mut rows = Vec::with_capacity(valid.len() * k);
+        for ((_, tx), w) in valid.iter().zip(&windows) {
+            self.feature_set.assemble(tx, &w.values, &mut rows);
+        }
+        let model = self.model.clone();
+        let started = std::time::Instant::now();
+        let input = rows.clone();
+        let probabilities = tokio::task::spawn_blocking(move || model.score(&input))
+            .await
+            .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?
+            .map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+        self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
+
+        let meta = self.model.metadata();
+        let scored_at = weir_schemas::now_ms();
+        let mut messages = Vec::with_capacity(valid.len());
+        for (n, ((_, tx), p)) in valid.iter().zip(&probabilities).enumerate() {
+            let score = f64::from(*p);
+            let features = self
+                .feature_set
+                .names()
+                .iter()
+                .zip(&rows[n * k..(n + 1) * k])
+                .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
+                .collect();
+            let event = Score {
+                event_id: tx.event_id.clone(),
+                card_id: tx.card_id.clone(),
+                event_time: tx.event_time,
+                model_name: meta.name.clone(),
+                model_version: self.model_version.clone(),
+                score,
+                decision: self.scorer.decide(score).as_str().to_string(),
+                features,
+                scored_at,
+            };
+            messages.push(OutgoingMessage::new(tx.card_id.as_bytes(), self.score_encoder.encode(&event)?));
+        }
+        // A delivery failure fails the batch; the loop retries it, and the replay is
+        // fenced in the store, so the worst case is a duplicate score, never a lost one.
+        self.producer.send_all(&self.scores_topic, &messages).await.map_err(|e| IngestError::Handler {
+            retryable: true,
+            message: e.to_string(),
+        })?;
+
+        for (i, _) in &valid {
+            self.stats.latency.record_us(batch[*i].received_at.elapsed().as_micros() as u64);
+        }
+        self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);
+        Ok(dispositions)
+    }
+}
+
+impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
+    async fn handle(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+        let result = self.score_batch(batch).await;
+        if let Ok(d) = &result {
+            let poison = d.iter().filter(|d| matches!(d, Disposition::DeadLetter(_))).count() as u64;
+            self.stats.dead_lettered.fetch_add(poison, Ordering::Relaxed);
+            self.stats.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Runs the scoring pipeline on `store` until `shutdown`.
+pub async fn run_pipeline<S: FeatureStore + 'static>(
+    config: &WeirConfig,
+    store: Arc<S>,
+    model: Arc<LoadedModel>,
+    stats: Arc<PipelineStats>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<LoopStats> {
+    config.check()?;
+    let producer = EventProducer::new(&config.kafka)?;
+    let handler = ScoringHandler::new(config, store, model, producer.clone(), stats)?;
+    let consumer = weir_ingest::consumer::subscribe(&config.kafka, &[&config.kafka.topics.transactions])?;
+    let (loop_stats, _) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
+    Ok(loop_stats)
+}
