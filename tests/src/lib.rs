@@ -1,1 +1,174 @@
-//! placeholder
+//! # weir-tests
+//!
+//! End-to-end and fault tests of weir against a real Kafka-compatible broker and a real
+//! Redis. This crate owns the harness that provides them:
+//!
+//! - **Kafka**: a Tansu broker (in-memory storage) started on a free loopback port, unless
+//!   `WEIR_TEST_BROKERS` names a broker to use instead. The Tansu binary is looked for in
+//!   `WEIR_TANSU_BIN`, then `$WEIR_CACHE/tansu-0.6.0/bin/tansu` (default cache
+//!   `~/.cache/weir`, where `scripts/test.sh` installs it), then `PATH`.
+//! - **Redis**: `redis-server` started on a free loopback port with no persistence, unless
+//!   `WEIR_TEST_REDIS` gives a URL. A Redis already running on 6379 is never touched.
+//!
+//! Every test gets its own services (they start in milliseconds), random topic names and a
+//! random key prefix; the processes are killed when the test's [`Services`] is dropped,
+//! and by the kernel if the test process dies (`PR_SET_PDEATHSIG`).
+//!
+//! The tests themselves are in `tests/tests/`.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+pub mod golden;
+
+/// A running broker and Redis for one test.
+pub struct Services {
+    pub brokers: String,
+    pub redis_url: String,
+    children: Vec<(String, Child)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Services {
+    /// Starts (or finds, from the environment) a Kafka broker and a Redis.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut children = Vec::new();
+        let brokers = match std::env::var("WEIR_TEST_BROKERS") {
+            Ok(b) if !b.is_empty() => b,
+            _ => {
+                let port = free_port()?;
+                let addr = format!("tcp://127.0.0.1:{port}");
+                let log = std::fs::File::create(dir.path().join("tansu.log"))?;
+                let child = spawn_child(
+                    Command::new(tansu_bin()?)
+                        .args(["broker", "--listener-url", &addr, "--advertised-listener-url", &addr])
+                        .args(["--storage-engine", "memory://tansu/"])
+                        .stdout(log.try_clone()?)
+                        .stderr(log),
+                )
+                .context("starting tansu")?;
+                children.push(("tansu".to_string(), child));
+                wait_for_port(port, Duration::from_secs(20)).context("tansu did not start listening")?;
+                format!("127.0.0.1:{port}")
+            }
+        };
+        let redis_url = match std::env::var("WEIR_TEST_REDIS") {
+            Ok(r) if !r.is_empty() => r,
+            _ => {
+                let port = free_port()?;
+                let child = spawn_child(
+                    Command::new("redis-server")
+                        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                        .arg("--dir")
+                        .arg(dir.path())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )
+                .context("starting redis-server (apt-get install redis-server)")?;
+                children.push(("redis-server".to_string(), child));
+                wait_for_port(port, Duration::from_secs(20)).context("redis-server did not start listening")?;
+                format!("redis://127.0.0.1:{port}")
+            }
+        };
+        Ok(Services { brokers, redis_url, children, _dir: dir })
+    }
+
+    /// Creates topics with `partitions` partitions through the Kafka admin API.
+    pub async fn create_topics(&self, names: &[&str], partitions: i32) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
+        let topics: Vec<NewTopic<'_>> =
+            names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+        let results = admin.create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await?;
+        for r in results {
+            if let Err((topic, code)) = r {
+                bail!("creating topic {topic}: {code:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a process of ours died (a test should fail loudly rather than hang).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                bail!("{name} exited: {status}");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A random suffix for topic, group and key names.
+pub fn unique(prefix: &str) -> String {
+    let n: u64 = rand::rng().random();
+    format!("{prefix}-{n:016x}")
+}
+
+fn spawn_child(cmd: &mut Command) -> std::io::Result<Child> {
+    // SAFETY: prctl is async-signal-safe; it makes the kernel kill the child if this
+    // test process dies, so no broker outlives a crashed test.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null()).spawn()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("nothing listening on 127.0.0.1:{port} after {timeout:?}")
+}
+
+fn tansu_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("WEIR_TANSU_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let cache = std::env::var("WEIR_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/weir"));
+    let cached = cache.join("tansu-0.6.0/bin/tansu");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    if let Some(p) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("tansu"))
+        .find(|p| p.is_file())
+    {
+        return Ok(p);
+    }
+    bail!("tansu not found: run scripts/test.sh (it installs it into {}), or set WEIR_TANSU_BIN or WEIR_TEST_BROKERS", cache.display())
+}
