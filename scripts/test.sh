@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# weir's test command: installs what the tests need on a fresh Debian machine, then runs
+# the whole suite. The README gives this command; .ci/run calls exactly this.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh -p weir-features   # extra arguments go to `cargo test`
+#
+# What it installs, and where:
+#   - redis-server, from Debian's packages, if missing (the tests start their own on a free
+#     port; a Redis already running on 6379 is never used);
+#   - the Tansu Kafka broker, with `cargo install`, into $WEIR_CACHE/tansu-$TANSU_VERSION
+#     (default ~/.cache/weir), skipped when already there: the cold build takes ~17 min.
+# Set WEIR_TEST_BROKERS / WEIR_TEST_REDIS to run against a broker / Redis of your own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WEIR_CACHE="${WEIR_CACHE:-$HOME/.cache/weir}"
+TANSU_VERSION=0.6.0
+TANSU_ROOT="$WEIR_CACHE/tansu-$TANSU_VERSION"
+export WEIR_CACHE
+
+log() { printf '[test.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  log "installing $* from Debian's packages"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# Toolchain pieces the bundled librdkafka build needs.
+missing=()
+command -v cc >/dev/null || missing+=(gcc)
+command -v make >/dev/null || missing+=(make)
+command -v perl >/dev/null || missing+=(perl)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+if [ -x "$TANSU_ROOT/bin/tansu" ]; then
+  log "tansu $TANSU_VERSION already installed in $TANSU_ROOT"
+else
+  log "installing tansu $TANSU_VERSION into $TANSU_ROOT (cold build: ~17 minutes)"
+  mkdir -p "$WEIR_CACHE"
+  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,postgres \
+    --root "$TANSU_ROOT.partial"
+  rm -rf "$TANSU_ROOT" && mv "$TANSU_ROOT.partial" "$TANSU_ROOT"
+fi
+export WEIR_TANSU_BIN="$TANSU_ROOT/bin/tansu"
+log "tansu: $("$WEIR_TANSU_BIN" --version 2>/dev/null || echo unknown); redis: $(redis-server --version | cut -d' ' -f3)"
+
+start=$(date +%s)
+cargo test --workspace --locked "$@"
+log "test suite took $(( $(date +%s) - start )) s"
