@@ -172,3 +172,84 @@ fn tansu_bin() -> anyhow::Result<PathBuf> {
     }
     bail!("tansu not found: run scripts/test.sh (it installs it into {}), or set WEIR_TANSU_BIN or WEIR_TEST_BROKERS", cache.display())
 }
+
+/// The `weir` binary: `WEIR_BIN` if set, else built now with the same cargo and target
+/// directory as the tests (incremental, so usually instant).
+pub fn weir_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("WEIR_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--bin", "weir"])
+        .current_dir(&workspace)
+        .status()
+        .context("running cargo build --bin weir")?;
+    anyhow::ensure!(status.success(), "cargo build --bin weir failed: {status}");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace.join("target"));
+    let bin = target.join("debug/weir");
+    anyhow::ensure!(bin.is_file(), "no weir binary at {}", bin.display());
+    Ok(bin)
+}
+
+/// A `weir` process started by a test. Killed (SIGKILL) when dropped.
+pub struct WeirProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl WeirProcess {
+    /// Starts `weir ARGS...`, its output going to `log`.
+    pub fn spawn(args: &[&str], log: PathBuf) -> anyhow::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let child = spawn_child(
+            Command::new(weir_bin()?)
+                .args(args)
+                .env("WEIR_LOG", "info")
+                .stdout(file.try_clone()?)
+                .stderr(file),
+        )?;
+        Ok(WeirProcess { child, log })
+    }
+
+    /// The crash: SIGKILL, no chance to finish a batch or commit.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// A graceful stop: SIGINT, then wait for the exit status.
+    pub fn interrupt(mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("weir did not stop within {timeout:?} of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WeirProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
