@@ -102,3 +102,39 @@ impl StoreError {
 }
 
 pub type Result<T, E = SchemaError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_class_strings_are_stable_and_parse_back() {
+        assert_eq!(
+            ErrorClass::ALL.map(ErrorClass::as_str),
+            ["Malformed", "UnknownSchema", "Invalid"]
+        );
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::parse(class.as_str()), Some(class));
+            assert_eq!(class.to_string(), class.as_str());
+        }
+        assert_eq!(ErrorClass::parse("malformed"), None);
+        assert_eq!(ErrorClass::parse(""), None);
+    }
+
+    #[test]
+    fn event_error_constructors() {
+        let e = EventError::invalid("amount", "amount -1 is outside [0, 10]");
+        assert_eq!((e.class, e.field), (ErrorClass::Invalid, Some("amount")));
+        assert_eq!(e.to_string(), "Invalid: amount -1 is outside [0, 10]");
+        let e = EventError::malformed("short");
+        assert_eq!((e.class, e.field), (ErrorClass::Malformed, None));
+        let e = EventError::unknown_schema("id 9");
+        assert_eq!((e.class, e.field, e.to_string().as_str()), (ErrorClass::UnknownSchema, None, "UnknownSchema: id 9"));
+    }
+
+    #[test]
+    fn only_unavailable_store_errors_are_retryable() {
+        assert!(StoreError::Unavailable("timeout".into()).is_retryable());
+        assert!(!StoreError::Protocol("bad reply".into()).is_retryable());
+    }
+}

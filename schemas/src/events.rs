@@ -121,7 +121,10 @@ mod bytes {
 mod opt_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    // Transparent: a newtype struct would reach the Avro deserializer as a newtype, which
+    // it cannot feed from a `bytes` value ("expected tuple struct Wrapped").
     #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(transparent)]
     struct Wrapped(#[serde(with = "super::bytes")] Vec<u8>);
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
