@@ -53,5 +53,8 @@ export WEIR_TANSU_BIN="$TANSU_ROOT/bin/tansu"
 log "tansu: $("$WEIR_TANSU_BIN" --version 2>/dev/null || echo unknown); redis: $(redis-server --version | cut -d' ' -f3)"
 
 start=$(date +%s)
+# The fault tests run the real binary (and SIGKILL it): build it first.
+cargo build --locked --bin weir
+export WEIR_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/weir"
 cargo test --workspace --locked "$@"
 log "test suite took $(( $(date +%s) - start )) s"
