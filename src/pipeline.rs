@@ -38,11 +38,22 @@ pub struct PipelineStats {
     pub latency: LatencyHistogram,
     /// Time spent in the model per batch.
     pub model_latency: LatencyHistogram,
+    /// When the first event was received and the last batch finished: the span that
+    /// throughput is measured over (not the consumer group join before it).
+    pub first_received: std::sync::OnceLock<std::time::Instant>,
+    pub last_finished: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl PipelineStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// From the first event received to the end of the last batch.
+    pub fn active_span(&self) -> Option<std::time::Duration> {
+        let first = *self.first_received.get()?;
+        let last = (*self.last_finished.lock().ok()?)?;
+        Some(last.saturating_duration_since(first))
     }
 }
 
@@ -221,7 +232,13 @@ impl<S: FeatureStore> ScoringHandler<S> {
 
 impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
     async fn handle(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+        if let Some(first) = batch.first() {
+            self.stats.first_received.get_or_init(|| first.received_at);
+        }
         let result = self.score_batch(batch).await;
+        if let Ok(mut last) = self.stats.last_finished.lock() {
+            *last = Some(std::time::Instant::now());
+        }
         if let Ok(d) = &result {
             let poison = d.iter().filter(|d| matches!(d, Disposition::DeadLetter(_))).count() as u64;
             self.stats.dead_lettered.fetch_add(poison, Ordering::Relaxed);
