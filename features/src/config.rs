@@ -124,3 +124,113 @@ impl FeaturesConfig {
         ((longest + self.allowed_lateness_secs + self.ttl_slack_secs) * 1000) as i64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(name: &str, length_secs: u64, pane_secs: u64) -> WindowConfig {
+        WindowConfig { name: name.into(), length_secs, pane_secs }
+    }
+
+    fn with_windows(windows: Vec<WindowConfig>) -> FeaturesConfig {
+        FeaturesConfig { windows, ..FeaturesConfig::default() }
+    }
+
+    #[track_caller]
+    fn one_problem(config: &FeaturesConfig, needle: &str) {
+        let p = config.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains(needle), "{:?} does not contain {needle:?}", p[0]);
+    }
+
+    #[test]
+    fn defaults_have_no_problems() {
+        let c = FeaturesConfig::default();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(c.allowed_lateness_ms(), 60_000);
+        let specs = c.window_specs();
+        assert_eq!(specs.len(), 2);
+        assert_eq!((specs[0].name.as_str(), specs[0].length_ms, specs[0].pane_ms, specs[0].panes, specs[0].slots), ("1m", 60_000, 5_000, 12, 25));
+        assert_eq!((specs[1].name.as_str(), specs[1].length_ms, specs[1].pane_ms, specs[1].panes, specs[1].slots), ("1h", 3_600_000, 60_000, 60, 62));
+    }
+
+    #[test]
+    fn ttl_covers_longest_window_lateness_and_slack() {
+        let c = FeaturesConfig::default();
+        // (3600 + 60 + 600) s
+        assert_eq!(c.ttl_ms(), 4_260_000);
+        assert!(c.ttl_ms() > c.window_specs().iter().map(|w| w.length_ms).max().unwrap());
+        let c = FeaturesConfig {
+            windows: vec![window("a", 10, 5), window("b", 7_200, 60), window("c", 60, 5)],
+            allowed_lateness_secs: 0,
+            ttl_slack_secs: 0,
+            ..FeaturesConfig::default()
+        };
+        assert_eq!(c.ttl_ms(), 7_200_000);
+    }
+
+    #[test]
+    fn empty_windows() {
+        one_problem(&with_windows(vec![]), "features.windows is empty");
+    }
+
+    #[test]
+    fn bad_names() {
+        for name in ["", "1 m", "1-m", "a:b", "é", "{x}"] {
+            one_problem(&with_windows(vec![window(name, 60, 5)]), "name must be letters, digits or _");
+        }
+        assert!(with_windows(vec![window("last_5_Min", 300, 5)]).problems().is_empty());
+    }
+
+    #[test]
+    fn duplicate_names() {
+        let c = with_windows(vec![window("w", 60, 5), window("x", 120, 5), window("w", 3600, 60)]);
+        one_problem(&c, "features.windows[2] (\"w\"): name is used by another window");
+    }
+
+    #[test]
+    fn pane_must_divide_length() {
+        one_problem(&with_windows(vec![window("w", 60, 7)]), "pane_secs 7 does not divide length_secs 60");
+        one_problem(&with_windows(vec![window("w", 5, 10)]), "pane_secs 10 does not divide length_secs 5");
+        assert!(with_windows(vec![window("w", 60, 60)]).problems().is_empty());
+    }
+
+    #[test]
+    fn zero_lengths() {
+        for (l, p) in [(0, 5), (60, 0), (0, 0)] {
+            one_problem(&with_windows(vec![window("w", l, p)]), "length_secs and pane_secs must be > 0");
+        }
+    }
+
+    #[test]
+    fn too_many_slots() {
+        // 9 999 panes + ceil(0 / 1) + 1 = 10 000 slots: the limit.
+        let mut c = FeaturesConfig { allowed_lateness_secs: 0, ..with_windows(vec![window("w", 9_999, 1)]) };
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        c.windows[0].length_secs = 10_000;
+        one_problem(&c, "10001 panes per entity");
+        // Lateness counts too: 9 000 + 1 000 + 1.
+        let c = FeaturesConfig { allowed_lateness_secs: 1_000, ..with_windows(vec![window("w", 9_000, 1)]) };
+        one_problem(&c, "10001 panes per entity");
+    }
+
+    #[test]
+    fn bad_prefix() {
+        for prefix in ["", "we{ir", "we}ir", "we ir"] {
+            one_problem(&FeaturesConfig { key_prefix: prefix.into(), ..FeaturesConfig::default() }, "features.key_prefix");
+        }
+        assert!(FeaturesConfig { key_prefix: "prod:weir".into(), ..FeaturesConfig::default() }.problems().is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let c = FeaturesConfig {
+            windows: vec![window("", 60, 7), window("", 0, 5)],
+            key_prefix: String::new(),
+            ..FeaturesConfig::default()
+        };
+        // 2 bad names, 1 duplicate, 1 not dividing, 1 zero length, 1 prefix.
+        assert_eq!(c.problems().len(), 6, "{:?}", c.problems());
+    }
+}

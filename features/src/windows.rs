@@ -142,3 +142,309 @@ impl EntityState {
         self.max_event_time.map(|t| self.values_at(windows, t))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use weir_schemas::store::SourcePosition;
+
+    /// 2026-01-01T00:00:00Z, a multiple of both pane lengths below.
+    const T0: i64 = 1_767_225_600_000;
+    const LATENESS: i64 = 60_000;
+
+    /// The default windows: 1m in 5 s panes (12 panes, 12 + 12 + 1 = 25 slots) and 1h in
+    /// 60 s panes (60 panes, 60 + 1 + 1 = 62 slots).
+    fn default_windows() -> Vec<WindowSpec> {
+        vec![WindowSpec::new("1m", 60_000, 5_000, LATENESS), WindowSpec::new("1h", 3_600_000, 60_000, LATENESS)]
+    }
+
+    fn obs(t: i64, value: f64, offset: i64) -> Observation {
+        obs_at("transactions", 0, t, value, offset)
+    }
+
+    fn obs_at(topic: &str, partition: i32, t: i64, value: f64, offset: i64) -> Observation {
+        Observation {
+            entity: "card-1".into(),
+            event_time_ms: t,
+            value,
+            position: SourcePosition { topic: topic.into(), partition, offset },
+        }
+    }
+
+    #[test]
+    fn window_spec_geometry() {
+        let w = default_windows();
+        assert_eq!((w[0].panes, w[0].slots), (12, 25));
+        assert_eq!((w[1].panes, w[1].slots), (60, 62));
+        // Lateness not a multiple of the pane rounds up.
+        let odd = WindowSpec::new("x", 10_000, 1_000, 2_500);
+        assert_eq!((odd.panes, odd.slots), (10, 10 + 3 + 1));
+        let none = WindowSpec::new("x", 10_000, 1_000, 0);
+        assert_eq!(none.slots, 11);
+        // Panes are floor(t / P), also before the epoch.
+        assert_eq!(odd.pane_of(0), 0);
+        assert_eq!(odd.pane_of(999), 0);
+        assert_eq!(odd.pane_of(1_000), 1);
+        assert_eq!(odd.pane_of(-1), -1);
+        assert_eq!(odd.pane_of(-1_000), -1);
+        assert_eq!(odd.pane_of(-1_001), -2);
+        assert_eq!(value_names(&w), vec!["count_1m", "amount_sum_1m", "count_1h", "amount_sum_1h"]);
+        assert!(value_names(&[]).is_empty());
+    }
+
+    #[test]
+    fn unknown_entity_has_no_values() {
+        let w = default_windows();
+        let s = EntityState::new(&w);
+        assert_eq!(s.max_event_time(), None);
+        assert_eq!(s.current_values(&w), None);
+        assert_eq!(s.values_at(&w, T0), vec![0.0; 4]);
+    }
+
+    /// One card through both default windows. Pane indices relative to T0:
+    /// p = 1m pane (5 s), q = 1h pane (60 s). Values are [count_1m, sum_1m, count_1h, sum_1h].
+    #[test]
+    fn golden_stream_for_one_card() {
+        let w = default_windows();
+        let mut s = EntityState::new(&w);
+        let mut apply = |o: Observation| s.apply(&w, LATENESS, &o);
+        let applied = |values: [f64; 4]| ObservationResult { applied: Applied::Applied, values: values.to_vec() };
+
+        // #0 t = T0 exactly on a pane boundary: p0, q0.            1m {#0} = 10; 1h {#0} = 10
+        assert_eq!(apply(obs(T0, 10.0, 0)), applied([1.0, 10.0, 1.0, 10.0]));
+        // #1 last ms of the same 5 s pane: p0.                     10 + 20 = 30
+        assert_eq!(apply(obs(T0 + 4_999, 20.0, 1)), applied([2.0, 30.0, 2.0, 30.0]));
+        // #2 first ms of the next pane: p1.                        30 + 5 = 35
+        assert_eq!(apply(obs(T0 + 5_000, 5.0, 2)), applied([3.0, 35.0, 3.0, 35.0]));
+        // #3 t = T0 + 59 999: p11, window [p0, p11] still holds all. 35 + 1 = 36
+        assert_eq!(apply(obs(T0 + 59_999, 1.0, 3)), applied([4.0, 36.0, 4.0, 36.0]));
+        // #4 t = T0 + 60 000: p12, the 1m window is [p1, p12], so #0 and #1 (p0) slide out:
+        //    1m {#2, #3, #4} = 5 + 1 + 100 = 106; 1h pane q1, window [q-58, q1]: all = 136
+        assert_eq!(apply(obs(T0 + 60_000, 100.0, 4)), applied([3.0, 106.0, 5.0, 136.0]));
+        // #5 out of order, 30 s behind max_t (within lateness): p6, q0. As of ITS time:
+        //    1m [p-5, p6] = {#0, #1, #2, #5} = 10 + 20 + 5 + 7 = 42
+        //    1h [q-59, q0] = {#0, #1, #2, #3, #5} = 10 + 20 + 5 + 1 + 7 = 43 (#4 is in q1)
+        assert_eq!(apply(obs(T0 + 30_000, 7.0, 5)), applied([4.0, 42.0, 5.0, 43.0]));
+        // #6 exactly `lateness` behind max_t (T0 + 60 000): not late. p0, q0.
+        //    1m [p-11, p0] = {#0, #1, #6} = 10 + 20 + 2 = 32
+        //    1h [q-59, q0] = {#0, #1, #2, #3, #5, #6} = 43 + 2 = 45
+        assert_eq!(apply(obs(T0, 2.0, 6)), applied([3.0, 32.0, 6.0, 45.0]));
+        // #7 one ms further back: late, not applied; values as of T0 - 1 (p-1, q-1): empty.
+        assert_eq!(
+            apply(obs(T0 - 1, 1_000.0, 7)),
+            ObservationResult { applied: Applied::Late, values: vec![0.0, 0.0, 0.0, 0.0] }
+        );
+        // #4 again (offset 4 <= fence 7): replayed, values as of its time T0 + 60 000:
+        //    1m [p1, p12] = {#2, #3, #4, #5} = 5 + 1 + 100 + 7 = 113
+        //    1h [q-58, q1] = all applied = 10+20+5+1+100+7+2 = 145
+        let before = s.clone();
+        let mut apply = |o: Observation| s.apply(&w, LATENESS, &o);
+        assert_eq!(
+            apply(obs(T0 + 60_000, 100.0, 4)),
+            ObservationResult { applied: Applied::Replayed, values: vec![4.0, 113.0, 7.0, 145.0] }
+        );
+        // A replay of the late one is a replay too (its offset was consumed).
+        assert_eq!(apply(obs(T0 - 1, 1_000.0, 7)).applied, Applied::Replayed);
+        assert_eq!(s, before, "replays change nothing");
+        assert_eq!(s.max_event_time(), Some(T0 + 60_000));
+        assert_eq!(s.current_values(&w), Some(vec![4.0, 113.0, 7.0, 145.0]));
+
+        // #8 a gap longer than both rings: t = T0 + 3 750 000 = p750 = p0 + 30 * 25 slots
+        //    (the slot of p0, holding {#0, #1, #6}) and q62 = q0 + 62 slots (the slot of q0,
+        //    holding 6 events). Both slots must be reset, not added to:
+        //    1m [p739, p750] = {#8} = 50; 1h [q3, q62] = {#8} = 50
+        let mut apply = |o: Observation| s.apply(&w, LATENESS, &o);
+        assert_eq!(apply(obs(T0 + 3_750_000, 50.0, 8)), applied([1.0, 50.0, 1.0, 50.0]));
+        // #9 exactly lateness behind: t = T0 + 3 690 000 = p738, q61. Its 1m window
+        //    [p727, p738] maps onto the slots of the stale panes p6, p11 and p12 (731, 736,
+        //    737 mod 25), which must be ignored: 1m {#9} = 3; 1h [q2, q61] = {#9} = 3
+        //    (#8 is after it, in p750 / q62).
+        assert_eq!(apply(obs(T0 + 3_690_000, 3.0, 9)), applied([1.0, 3.0, 1.0, 3.0]));
+        // Current values, as of max_t = T0 + 3 750 000:
+        //    1m [p739, p750] = {#8} = 50; 1h [q3, q62] = {#8, #9} = 53
+        assert_eq!(s.current_values(&w), Some(vec![1.0, 50.0, 2.0, 53.0]));
+        assert_eq!(s.max_event_time(), Some(T0 + 3_750_000));
+    }
+
+    #[test]
+    fn fences_are_per_topic_and_partition() {
+        let w = default_windows();
+        let mut s = EntityState::new(&w);
+        assert_eq!(s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 10)).applied, Applied::Applied);
+        assert_eq!(s.apply(&w, LATENESS, &obs_at("a", 1, T0, 1.0, 10)).applied, Applied::Applied);
+        assert_eq!(s.apply(&w, LATENESS, &obs_at("b", 0, T0, 1.0, 10)).applied, Applied::Applied);
+        assert_eq!(s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 10)).applied, Applied::Replayed);
+        assert_eq!(s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 3)).applied, Applied::Replayed);
+        // Offsets may skip (compacted topics, transactional markers).
+        assert_eq!(s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 12)).applied, Applied::Applied);
+        assert_eq!(s.current_values(&w), Some(vec![4.0, 4.0, 4.0, 4.0]));
+    }
+
+    #[test]
+    fn zero_lateness_refuses_anything_older_than_max() {
+        let w = vec![WindowSpec::new("10s", 10_000, 1_000, 0)];
+        assert_eq!(w[0].slots, 11);
+        let mut s = EntityState::new(&w);
+        assert_eq!(s.apply(&w, 0, &obs(T0 + 5_000, 1.0, 0)).applied, Applied::Applied);
+        assert_eq!(s.apply(&w, 0, &obs(T0 + 5_000, 2.0, 1)).applied, Applied::Applied, "same time is not late");
+        assert_eq!(s.apply(&w, 0, &obs(T0 + 4_999, 4.0, 2)).applied, Applied::Late);
+        assert_eq!(s.current_values(&w), Some(vec![2.0, 3.0]));
+    }
+
+    /// Brute force: per window, count and sum of the events whose pane is in the window
+    /// as of `t`.
+    fn brute_force(windows: &[WindowSpec], events: &[(i64, f64)], t: i64) -> Vec<f64> {
+        let mut out = Vec::new();
+        for w in windows {
+            let last = w.pane_of(t);
+            let first = last - w.panes + 1;
+            let inside = events.iter().filter(|(e, _)| (first..=last).contains(&w.pane_of(*e)));
+            let (count, sum) = inside.fold((0u64, 0.0), |(c, s), (_, v)| (c + 1, s + v));
+            out.push(count as f64);
+            out.push(sum);
+        }
+        out
+    }
+
+    fn assert_close(actual: &[f64], expected: &[f64]) -> Result<(), TestCaseError> {
+        prop_assert_eq!(actual.len(), expected.len());
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            if i % 2 == 0 {
+                prop_assert_eq!(a, e, "count {} of {:?} vs {:?}", i / 2, actual, expected);
+            } else {
+                let tol = 1e-9 * a.abs().max(e.abs()).max(1.0);
+                prop_assert!((a - e).abs() <= tol, "sum {}: {} vs {} ({:?} vs {:?})", i / 2, a, e, actual, expected);
+            }
+        }
+        Ok(())
+    }
+
+    /// (windows, lateness): the defaults, and small windows whose rings wrap often.
+    fn configs() -> impl Strategy<Value = (Vec<WindowSpec>, i64)> {
+        prop_oneof![
+            Just((default_windows(), LATENESS)),
+            Just((
+                vec![WindowSpec::new("4s", 4_000, 1_000, 7_500), WindowSpec::new("10s", 10_000, 2_000, 7_500)],
+                7_500
+            )),
+        ]
+    }
+
+    /// A config and events (time, amount) spanning less than its lateness, so none is late;
+    /// then a permutation of them.
+    fn in_lateness_events() -> impl Strategy<Value = (Vec<WindowSpec>, i64, Vec<(i64, f64)>, Vec<(i64, f64)>)> {
+        configs().prop_flat_map(|(w, lateness)| {
+            let event = (0..lateness, 0.0..5_000.0f64);
+            (Just(w), Just(lateness), 0..10_000_000i64, proptest::collection::vec(event, 1..60)).prop_flat_map(
+                |(w, lateness, base, events)| {
+                    let events: Vec<(i64, f64)> = events.into_iter().map(|(dt, v)| (T0 + base + dt, v)).collect();
+                    let shuffled = Just(events.clone()).prop_shuffle();
+                    (Just(w), Just(lateness), Just(events), shuffled)
+                },
+            )
+        })
+    }
+
+    fn apply_all(w: &[WindowSpec], lateness: i64, events: &[(i64, f64)]) -> (EntityState, Vec<ObservationResult>) {
+        let mut s = EntityState::new(w);
+        let results = events.iter().enumerate().map(|(i, &(t, v))| s.apply(w, lateness, &obs(t, v, i as i64))).collect();
+        (s, results)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_order_within_lateness_gives_the_same_windows((w, lateness, events, shuffled) in in_lateness_events()) {
+            let mut sorted = events.clone();
+            sorted.sort_by_key(|e| e.0);
+            let (s_sorted, _) = apply_all(&w, lateness, &sorted);
+            let (s_shuffled, results) = apply_all(&w, lateness, &shuffled);
+            prop_assert!(results.iter().all(|r| r.applied == Applied::Applied));
+            let max_t = events.iter().map(|e| e.0).max().unwrap();
+            prop_assert_eq!(s_sorted.max_event_time(), Some(max_t));
+            prop_assert_eq!(s_shuffled.max_event_time(), Some(max_t));
+            let a = s_sorted.current_values(&w).unwrap();
+            let b = s_shuffled.current_values(&w).unwrap();
+            assert_close(&b, &a)?;
+            assert_close(&a, &brute_force(&w, &events, max_t))?;
+        }
+
+        /// Every answer, in any order, is the brute force over the events applied so far,
+        /// as of the event's own time.
+        #[test]
+        fn each_answer_is_the_brute_force_as_of_its_time((w, lateness, _events, shuffled) in in_lateness_events()) {
+            let (_, results) = apply_all(&w, lateness, &shuffled);
+            for (i, r) in results.iter().enumerate() {
+                assert_close(&r.values, &brute_force(&w, &shuffled[..=i], shuffled[i].0))?;
+            }
+        }
+
+        /// Events over a span wider than the lateness: late ones are refused exactly when
+        /// `t < max_t - lateness`, and the windows are the brute force over the applied ones.
+        #[test]
+        fn late_events_are_refused_and_the_rest_are_exact(
+            (w, lateness) in configs(),
+            steps in proptest::collection::vec((-40_000i64..40_000, 0.0..100.0f64), 1..80),
+        ) {
+            let mut s = EntityState::new(&w);
+            let mut t = T0;
+            let mut max_t = None::<i64>;
+            let mut applied = Vec::new();
+            for (i, (dt, v)) in steps.into_iter().enumerate() {
+                t += dt;
+                let r = s.apply(&w, lateness, &obs(t, v, i as i64));
+                let late = max_t.is_some_and(|m| t < m - lateness);
+                prop_assert_eq!(r.applied, if late { Applied::Late } else { Applied::Applied });
+                if !late {
+                    applied.push((t, v));
+                    max_t = Some(max_t.map_or(t, |m| m.max(t)));
+                    assert_close(&r.values, &brute_force(&w, &applied, t))?;
+                } else {
+                    // A late event's answer can only be partial: panes more than the ring
+                    // behind max_t have been recycled. It never counts more than the truth.
+                    prop_assert_eq!(&r.values, &s.values_at(&w, t));
+                    let truth = brute_force(&w, &applied, t);
+                    for i in (0..truth.len()).step_by(2) {
+                        prop_assert!(r.values[i] <= truth[i], "{:?} vs {:?}", r.values, truth);
+                    }
+                }
+            }
+            prop_assert_eq!(s.max_event_time(), max_t);
+            let max_t = max_t.unwrap();
+            assert_close(&s.current_values(&w).unwrap(), &brute_force(&w, &applied, max_t))?;
+        }
+
+        /// The fence: replaying any prefix of the offsets (same positions) changes nothing
+        /// and answers as of each replayed event's time.
+        #[test]
+        fn replaying_a_prefix_changes_nothing(
+            (w, lateness) in configs(),
+            steps in proptest::collection::vec((-20_000i64..20_000, 0.0..100.0f64), 1..60),
+            prefix in any::<proptest::sample::Index>(),
+        ) {
+            let mut s = EntityState::new(&w);
+            let mut t = T0;
+            let mut batch = Vec::new();
+            for (i, (dt, v)) in steps.into_iter().enumerate() {
+                t += dt;
+                batch.push(obs(t, v, 100 + i as i64));
+            }
+            for o in &batch {
+                s.apply(&w, lateness, o);
+            }
+            let before = s.clone();
+            let k = prefix.index(batch.len() + 1);
+            for o in &batch[..k] {
+                let r = s.apply(&w, lateness, o);
+                prop_assert_eq!(r.applied, Applied::Replayed);
+                prop_assert_eq!(r.values, before.values_at(&w, o.event_time_ms));
+            }
+            prop_assert_eq!(&s, &before);
+            // The next offset is applied again.
+            let next = obs(before.max_event_time().unwrap(), 1.0, 100 + batch.len() as i64);
+            prop_assert_eq!(s.apply(&w, lateness, &next).applied, Applied::Applied);
+        }
+    }
+}
