@@ -181,13 +181,18 @@ impl<S: FeatureStore> ScoringHandler<S> {
         for ((_, tx), w) in valid.iter().zip(&windows) {
             self.feature_set.assemble(tx, &w.values, &mut rows);
         }
+        // tract is CPU-bound: run it on the blocking pool, not on the async workers that
+        // keep the consumer polling and the producer flushing.
         let model = self.model.clone();
         let started = std::time::Instant::now();
-        let input = rows.clone();
-        let probabilities = tokio::task::spawn_blocking(move || model.score(&input))
-            .await
-            .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?
-            .map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+        let (rows, probabilities) = tokio::task::spawn_blocking(move || {
+            let scores = model.score(&rows);
+            (rows, scores)
+        })
+        .await
+        .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?;
+        let probabilities =
+            probabilities.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
         self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
 
         let meta = self.model.metadata();
