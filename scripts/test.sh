@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WEIR_CACHE="${WEIR_CACHE:-$HOME/.cache/weir}"
+WEIR_CACHE="${WEIR_CACHE:-${HOME:-/root}/.cache/weir}"
 TANSU_VERSION=0.6.0
 TANSU_ROOT="$WEIR_CACHE/tansu-$TANSU_VERSION"
 export WEIR_CACHE
