@@ -100,3 +100,94 @@ impl Decision {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn one_problem(c: &ScorerConfig, needle: &str) {
+        let p = c.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains(needle), "{:?} does not contain {needle:?}", p[0]);
+    }
+
+    #[test]
+    fn defaults_have_no_problems() {
+        let c = ScorerConfig::default();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(c.plan_batch_sizes, vec![1, 16, 64, 256]);
+        assert_eq!((c.review_threshold, c.decline_threshold), (0.5, 0.8));
+        assert_eq!(c.model_dir, None);
+    }
+
+    #[test]
+    fn plan_batch_sizes_problems() {
+        for sizes in [vec![], vec![0], vec![1, 0], vec![65_537], vec![16, 100_000]] {
+            one_problem(&ScorerConfig { plan_batch_sizes: sizes, ..ScorerConfig::default() }, "scorer.plan_batch_sizes");
+        }
+        for sizes in [vec![1], vec![65_536], vec![256, 1, 1]] {
+            assert!(ScorerConfig { plan_batch_sizes: sizes, ..ScorerConfig::default() }.problems().is_empty());
+        }
+    }
+
+    #[test]
+    fn threshold_problems() {
+        for t in [-0.01, 1.01, f64::NAN, f64::INFINITY] {
+            let p = ScorerConfig { review_threshold: t, decline_threshold: 1.0, ..ScorerConfig::default() }.problems();
+            assert!(p.iter().any(|p| p.contains("scorer.review_threshold must be in [0, 1]")), "{t}: {p:?}");
+            let p = ScorerConfig { decline_threshold: t, review_threshold: 0.0, ..ScorerConfig::default() }.problems();
+            assert!(p.iter().any(|p| p.contains("scorer.decline_threshold must be in [0, 1]")), "{t}: {p:?}");
+        }
+        one_problem(
+            &ScorerConfig { review_threshold: 0.9, decline_threshold: 0.8, ..ScorerConfig::default() },
+            "scorer.review_threshold 0.9 is above scorer.decline_threshold 0.8",
+        );
+        for (r, d) in [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.7, 0.7)] {
+            let c = ScorerConfig { review_threshold: r, decline_threshold: d, ..ScorerConfig::default() };
+            assert!(c.problems().is_empty(), "{r} {d}: {:?}", c.problems());
+        }
+    }
+
+    #[test]
+    fn model_dir_needs_metadata() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ok = ScorerConfig { model_dir: Some(root.join("../models/fraud-baseline/v1")), ..ScorerConfig::default() };
+        assert!(ok.problems().is_empty(), "{:?}", ok.problems());
+        one_problem(&ScorerConfig { model_dir: Some(root.join("src")), ..ScorerConfig::default() }, "has no metadata.json");
+        one_problem(&ScorerConfig { model_dir: Some(root.join("no-such-dir")), ..ScorerConfig::default() }, "no-such-dir");
+    }
+
+    #[test]
+    fn decide_at_the_boundaries() {
+        let c = ScorerConfig::default();
+        for (score, decision) in [
+            (0.0, Decision::Approve),
+            (0.499_999, Decision::Approve),
+            (0.5, Decision::Review),
+            (0.799_999, Decision::Review),
+            (0.8, Decision::Decline),
+            (1.0, Decision::Decline),
+        ] {
+            assert_eq!(c.decide(score), decision, "{score}");
+        }
+        // Equal thresholds: no review band.
+        let c = ScorerConfig { review_threshold: 0.6, decline_threshold: 0.6, ..ScorerConfig::default() };
+        assert_eq!(c.decide(0.599), Decision::Approve);
+        assert_eq!(c.decide(0.6), Decision::Decline);
+        // Threshold 0: everything is declined.
+        let c = ScorerConfig { review_threshold: 0.0, decline_threshold: 0.0, ..ScorerConfig::default() };
+        assert_eq!(c.decide(0.0), Decision::Decline);
+        assert_eq!(
+            [Decision::Approve, Decision::Review, Decision::Decline].map(Decision::as_str),
+            ["approve", "review", "decline"]
+        );
+    }
+
+    #[test]
+    fn config_from_json_with_defaults_and_unknown_fields_refused() {
+        let c: ScorerConfig = serde_json::from_str(r#"{"review_threshold": 0.4}"#).unwrap();
+        assert_eq!(c, ScorerConfig { review_threshold: 0.4, ..ScorerConfig::default() });
+        assert!(serde_json::from_str::<ScorerConfig>(r#"{"threshold": 0.4}"#).is_err());
+    }
+}

@@ -66,6 +66,10 @@ impl LoadedModel {
         check_features(&version, &metadata.feature_names, expected_features)?;
         let load_err = |e: TractError| Error::Load { version: version.clone(), message: format!("{e:#}") };
         let k = metadata.feature_names.len();
+        if batch_sizes.contains(&0) {
+            // A zero-row plan would make `score` loop forever.
+            return Err(Error::Config(vec![format!("plan batch sizes must be > 0, got {batch_sizes:?}")]));
+        }
         let mut sizes: Vec<usize> = batch_sizes.to_vec();
         sizes.sort_unstable();
         sizes.dedup();
@@ -194,4 +198,257 @@ fn check_features(version: &str, model: &[String], expected: &[String]) -> Resul
         format!("column {i} is {m:?} in the model but {e:?} in weir's feature vector")
     };
     Err(Error::FeatureMismatch { version: version.to_string(), message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline;
+    use std::sync::OnceLock;
+
+    const PLAN_SIZES: [usize; 4] = [1, 16, 64, 256];
+
+    fn names() -> Vec<String> {
+        baseline::metadata().unwrap().feature_names
+    }
+
+    fn model() -> &'static LoadedModel {
+        static MODEL: OnceLock<LoadedModel> = OnceLock::new();
+        MODEL.get_or_init(|| baseline::load(&names(), &PLAN_SIZES).expect("baseline loads"))
+    }
+
+    /// Deterministic rows in the features' usual ranges (amount_log, hour, ecom, atm,
+    /// count_1m, sum_1m, count_1h, sum_1h, ratio).
+    fn rows(n: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(n * 9);
+        for i in 0..n {
+            let f = i as f32;
+            let count_1m = (1 + i % 7) as f32;
+            let count_1h = count_1m + (i % 29) as f32;
+            out.extend_from_slice(&[
+                1.0 + (f * 0.37) % 7.0,
+                (i % 24) as f32,
+                (i % 3 == 1) as u8 as f32,
+                (i % 3 == 2) as u8 as f32,
+                count_1m,
+                count_1m * (10.0 + (f * 3.1) % 200.0),
+                count_1h,
+                count_1h * (15.0 + (f * 1.7) % 100.0),
+                0.2 + (f * 0.13) % 5.0,
+            ]);
+        }
+        out
+    }
+
+    #[test]
+    fn baseline_loads_with_its_feature_names_and_plans() {
+        let m = model();
+        assert_eq!(m.feature_count(), 9);
+        assert_eq!(m.metadata().feature_names, names());
+        assert_eq!(m.metadata().feature_names[0], "amount_log");
+        assert_eq!(m.plans.iter().map(|(b, _)| *b).collect::<Vec<_>>(), PLAN_SIZES);
+        assert!(format!("{m:?}").contains("[1, 16, 64, 256]"));
+    }
+
+    #[test]
+    fn scores_are_probabilities_and_batching_does_not_change_them() {
+        let m = model();
+        let all = rows(300);
+        let single: Vec<f32> = all.chunks(9).map(|r| m.score(r).unwrap()[0]).collect();
+        assert!(single.iter().all(|s| s.is_finite() && (0.0..=1.0).contains(s)));
+        // Not all the same: the rows do reach the model.
+        assert!(single.iter().any(|&s| (s - single[0]).abs() > 1e-3), "{single:?}");
+        for n in [1usize, 3, 16, 17, 64, 100, 300] {
+            let batch = m.score(&all[..n * 9]).unwrap();
+            assert_eq!(batch.len(), n);
+            for (i, (b, s)) in batch.iter().zip(&single).enumerate() {
+                assert!(b.is_finite() && (0.0..=1.0).contains(b), "n {n} row {i}: {b}");
+                assert!((b - s).abs() <= 1e-6, "n {n} row {i}: batch {b} vs single {s}");
+            }
+        }
+        assert!(m.score(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn plan_choice() {
+        let m = model();
+        let pick = |n| m.pick_plan(n).0;
+        // All of the largest plan filled.
+        assert_eq!(pick(256), 256);
+        assert_eq!(pick(300), 256);
+        // Smallest plan that holds the rest, unless more than half would be padding.
+        assert_eq!(pick(1), 1);
+        assert_eq!(pick(16), 16);
+        assert_eq!(pick(44), 64); // 20 padding rows <= 44
+        assert_eq!(pick(32), 64); // 32 padding == 32 rows: still padded
+        assert_eq!(pick(31), 16); // 33 padding > 31: a full 16 instead
+        assert_eq!(pick(17), 16);
+        assert_eq!(pick(8), 16); // 8 padding == 8
+        assert_eq!(pick(7), 1);
+        assert_eq!(pick(200), 256);
+        assert_eq!(pick(127), 64);
+    }
+
+    #[test]
+    fn plan_sizes_are_sorted_and_deduplicated() {
+        let m = baseline::load(&names(), &[64, 1, 64, 5]).unwrap();
+        assert_eq!(m.plans.iter().map(|(b, _)| *b).collect::<Vec<_>>(), vec![1, 5, 64]);
+        let scores = m.score(&rows(70)).unwrap();
+        let reference = model().score(&rows(70)).unwrap();
+        for (a, b) in scores.iter().zip(&reference) {
+            assert!((a - b).abs() <= 1e-6);
+        }
+    }
+
+    #[test]
+    fn no_or_zero_plan_sizes_are_refused() {
+        assert!(matches!(baseline::load(&names(), &[]), Err(Error::Config(_))));
+        // A zero-row plan would never make progress through a batch.
+        let err = baseline::load(&names(), &[0, 16]).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Golden {
+        model_sha256: String,
+        feature_names: Vec<String>,
+        rows: Vec<Vec<f32>>,
+        expected: Vec<f32>,
+    }
+
+    /// Independent check of the arithmetic: onnxruntime's probabilities for the same rows,
+    /// written by `tools/golden_baseline.py`.
+    #[test]
+    fn matches_onnxruntime_golden_scores() {
+        let golden: Golden = serde_json::from_str(include_str!("../tests/golden_baseline.json")).unwrap();
+        let m = model();
+        assert_eq!(
+            golden.model_sha256,
+            m.metadata().sha256,
+            "the baseline changed: rerun tools/golden_baseline.py"
+        );
+        assert_eq!(golden.feature_names, m.metadata().feature_names);
+        assert_eq!(golden.rows.len(), 20);
+        let flat: Vec<f32> = golden.rows.iter().flatten().copied().collect();
+        // One batch (16 + 1 + 1 + 1 + 1 runs) and one by one.
+        let batch = m.score(&flat).unwrap();
+        for (i, (row, expected)) in golden.rows.iter().zip(&golden.expected).enumerate() {
+            let one = m.score(row).unwrap()[0];
+            assert!((batch[i] - expected).abs() <= 1e-5, "row {i}: tract {} vs onnxruntime {expected}", batch[i]);
+            assert!((one - expected).abs() <= 1e-5, "row {i}: tract {one} vs onnxruntime {expected}");
+        }
+    }
+
+    #[test]
+    fn load_dir_reads_the_shipped_baseline() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fraud-baseline/v1");
+        let m = LoadedModel::load_dir(&dir, &names(), &[1, 16]).unwrap();
+        assert_eq!(m.metadata(), model().metadata());
+        let r = rows(20);
+        assert_eq!(m.score(&r).unwrap(), model().score(&r).unwrap());
+        let err = LoadedModel::load_dir(&dir.join("nope"), &names(), &[1]).unwrap_err();
+        assert!(matches!(&err, Error::Io { path, .. } if path.ends_with("metadata.json")), "{err}");
+    }
+
+    #[test]
+    fn checksum_mismatch() {
+        let mut meta = baseline::metadata().unwrap();
+        meta.sha256 = "00".repeat(32);
+        let err = LoadedModel::load(meta.clone(), baseline::ONNX, &names(), &[1]).unwrap_err();
+        match &err {
+            Error::Checksum { version, expected, actual } => {
+                assert_eq!(version, "fraud-baseline/v1");
+                assert_eq!(expected, &meta.sha256);
+                assert_eq!(actual, &baseline::metadata().unwrap().sha256);
+            }
+            other => panic!("expected a checksum error, got {other}"),
+        }
+        // One flipped byte of the model.
+        let mut onnx = baseline::ONNX.to_vec();
+        onnx[100] ^= 1;
+        let err = LoadedModel::load(baseline::metadata().unwrap(), &onnx, &names(), &[1]).unwrap_err();
+        assert!(matches!(err, Error::Checksum { .. }), "{err}");
+        // Upper-case hex in the metadata is accepted.
+        let mut meta = baseline::metadata().unwrap();
+        meta.sha256 = meta.sha256.to_uppercase();
+        LoadedModel::load(meta, baseline::ONNX, &names(), &[1]).unwrap();
+    }
+
+    fn feature_mismatch(expected: &[String]) -> String {
+        match baseline::load(expected, &[1]).unwrap_err() {
+            Error::FeatureMismatch { version, message } => {
+                assert_eq!(version, "fraud-baseline/v1");
+                message
+            }
+            other => panic!("expected a feature mismatch, got {other}"),
+        }
+    }
+
+    #[test]
+    fn feature_list_must_match() {
+        let mut reordered = names();
+        reordered.swap(4, 5);
+        let message = feature_mismatch(&reordered);
+        assert!(message.contains("column 4"), "{message}");
+        assert!(message.contains("\"card_count_1m\"") && message.contains("\"card_amount_sum_1m\""), "{message}");
+
+        let mut renamed = names();
+        renamed[8] = "amount_to_card_mean_1d".into();
+        let message = feature_mismatch(&renamed);
+        assert!(message.contains("column 8") && message.contains("amount_to_card_mean_1d"), "{message}");
+
+        let mut missing = names();
+        missing.remove(2);
+        let message = feature_mismatch(&missing);
+        assert!(message.contains("model has 9 features") && message.contains("weir computes 8"), "{message}");
+
+        let mut extra = names();
+        extra.push("card_count_1d".into());
+        let message = feature_mismatch(&extra);
+        assert!(message.contains("weir computes 10") && message.contains("card_count_1d"), "{message}");
+
+        assert!(feature_mismatch(&[]).contains("weir computes 0"));
+    }
+
+    fn with_checksum(mut meta: ModelMetadata, onnx: &[u8]) -> ModelMetadata {
+        meta.sha256 = hex::encode(Sha256::digest(onnx));
+        meta
+    }
+
+    #[test]
+    fn garbage_onnx_is_a_load_error() {
+        for garbage in [&b""[..], b"not an onnx model", &[0xffu8; 64][..], &baseline::ONNX[..200]] {
+            let meta = with_checksum(baseline::metadata().unwrap(), garbage);
+            let err = LoadedModel::load(meta, garbage, &names(), &[1]).unwrap_err();
+            assert!(matches!(err, Error::Load { .. }), "{garbage:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn wrong_input_or_output_name_is_a_load_error() {
+        let mut meta = baseline::metadata().unwrap();
+        meta.input_name = "features".into();
+        let err = LoadedModel::load(meta, baseline::ONNX, &names(), &[1]).unwrap_err();
+        match &err {
+            Error::Load { message, .. } => {
+                assert!(message.contains("\"input\"") && message.contains("\"features\""), "{message}")
+            }
+            other => panic!("expected a load error, got {other}"),
+        }
+        let mut meta = baseline::metadata().unwrap();
+        meta.output_name = "probs".into();
+        let err = LoadedModel::load(meta, baseline::ONNX, &names(), &[1]).unwrap_err();
+        assert!(matches!(&err, Error::Load { message, .. } if message.contains("\"probs\"")), "{err}");
+    }
+
+    #[test]
+    fn positive_class_index_selects_the_column() {
+        let mut meta = baseline::metadata().unwrap();
+        meta.positive_class_index = 0;
+        let m = LoadedModel::load(meta, baseline::ONNX, &names(), &[1, 16]).unwrap();
+        let r = rows(20);
+        for (neg, pos) in m.score(&r).unwrap().iter().zip(model().score(&r).unwrap()) {
+            assert!((neg + pos - 1.0).abs() <= 1e-5, "{neg} + {pos}");
+        }
+    }
 }
