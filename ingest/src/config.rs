@@ -196,3 +196,136 @@ impl KafkaConfig {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn one_problem(c: &KafkaConfig, needle: &str) {
+        let p = c.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains(needle), "{:?} does not contain {needle:?}", p[0]);
+    }
+
+    #[test]
+    fn defaults_have_no_problems() {
+        let c = KafkaConfig::new("127.0.0.1:9092");
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(
+            (c.topics.transactions.as_str(), c.topics.labels.as_str(), c.topics.scores.as_str(), c.topics.dead_letter.as_str()),
+            ("transactions", "labels", "scores", "transactions.dlq")
+        );
+        assert_eq!((c.batch.max_events, c.batch.max_wait_ms), (500, 20));
+    }
+
+    #[test]
+    fn basic_problems() {
+        one_problem(&KafkaConfig::new(" "), "kafka.brokers is empty");
+        one_problem(&KafkaConfig { group_id: "".into(), ..KafkaConfig::new("b:1") }, "kafka.group_id is empty");
+        one_problem(
+            &KafkaConfig { auto_offset_reset: "smallest".into(), ..KafkaConfig::new("b:1") },
+            "auto_offset_reset must be earliest or latest",
+        );
+        let latest = KafkaConfig { auto_offset_reset: "latest".into(), ..KafkaConfig::new("b:1") };
+        assert!(latest.problems().is_empty());
+    }
+
+    #[test]
+    fn reserved_consumer_properties_are_refused() {
+        for key in ["enable.auto.offset.store", "group.id", "bootstrap.servers", "enable.partition.eof"] {
+            let mut c = KafkaConfig::new("b:1");
+            c.consumer_properties.insert(key.into(), "x".into());
+            one_problem(&c, &format!("kafka.consumer_properties.{key:?} is set by weir"));
+        }
+        let mut c = KafkaConfig::new("b:1");
+        c.consumer_properties.insert("security.protocol".into(), "ssl".into());
+        c.producer_properties.insert("compression.type".into(), "lz4".into());
+        assert!(c.problems().is_empty());
+        c.producer_properties.insert("bootstrap.servers".into(), "x:1".into());
+        one_problem(&c, "kafka.producer_properties.\"bootstrap.servers\"");
+    }
+
+    #[test]
+    fn bad_topic_names() {
+        let long = "t".repeat(250);
+        for name in ["", "with space", "slash/topic", "tópico", long.as_str()] {
+            let mut c = KafkaConfig::new("b:1");
+            c.topics.labels = name.into();
+            one_problem(&c, "kafka.topics.labels");
+        }
+        let mut c = KafkaConfig::new("b:1");
+        c.topics.labels = "t".repeat(249);
+        c.topics.scores = "My_scores-v2.x".into();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn duplicate_topics() {
+        for (scores, dead_letter) in [("transactions", "dlq"), ("scores", "transactions"), ("same", "same")] {
+            let mut c = KafkaConfig::new("b:1");
+            c.topics.scores = scores.into();
+            c.topics.dead_letter = dead_letter.into();
+            one_problem(&c, "must be three different topics");
+        }
+        // Labels may share a topic name with nothing in particular; it is read by another stage.
+        let mut c = KafkaConfig::new("b:1");
+        c.topics.labels = "transactions".into();
+        assert!(c.problems().is_empty());
+    }
+
+    #[test]
+    fn bad_batch_sizes() {
+        for max_events in [0, 100_001] {
+            let mut c = KafkaConfig::new("b:1");
+            c.batch.max_events = max_events;
+            one_problem(&c, "kafka.batch.max_events must be in 1..=100000");
+        }
+        let mut c = KafkaConfig::new("b:1");
+        c.batch.max_wait_ms = 60_001;
+        one_problem(&c, "kafka.batch.max_wait_ms must be at most 60000");
+        c.batch = BatchConfig { max_events: 100_000, max_wait_ms: 60_000 };
+        assert!(c.problems().is_empty());
+        c.batch = BatchConfig { max_events: 1, max_wait_ms: 0 };
+        assert!(c.problems().is_empty());
+    }
+
+    #[test]
+    fn every_problem_at_once() {
+        let mut c = KafkaConfig::new("");
+        c.group_id.clear();
+        c.topics.scores = "transactions".into();
+        c.batch.max_events = 0;
+        c.consumer_properties.insert("group.id".into(), "g".into());
+        assert_eq!(c.problems().len(), 5, "{:?}", c.problems());
+    }
+
+    #[test]
+    fn consumer_config_stores_offsets_only_when_weir_says_so() {
+        let mut c = KafkaConfig::new("h1:9092,h2:9092");
+        c.group_id = "scoring".into();
+        c.auto_offset_reset = "latest".into();
+        c.consumer_properties.insert("security.protocol".into(), "ssl".into());
+        let cc = c.consumer_config();
+        assert_eq!(cc.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(cc.get("enable.auto.commit"), Some("true"));
+        assert_eq!(cc.get("enable.partition.eof"), Some("false"));
+        assert_eq!(cc.get("bootstrap.servers"), Some("h1:9092,h2:9092"));
+        assert_eq!(cc.get("group.id"), Some("scoring"));
+        assert_eq!(cc.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(cc.get("security.protocol"), Some("ssl"));
+    }
+
+    #[test]
+    fn producer_config_is_idempotent_with_acks_all() {
+        let mut c = KafkaConfig::new("h:1");
+        c.producer_properties.insert("linger.ms".into(), "50".into());
+        let pc = c.producer_config();
+        assert_eq!(pc.get("enable.idempotence"), Some("true"));
+        assert_eq!(pc.get("acks"), Some("all"));
+        assert_eq!(pc.get("bootstrap.servers"), Some("h:1"));
+        // Extra properties come last and win.
+        assert_eq!(pc.get("linger.ms"), Some("50"));
+        assert_eq!(pc.get("group.id"), None);
+    }
+}

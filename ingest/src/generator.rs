@@ -486,3 +486,230 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
+
+    use weir_schemas::validate::ValidationRules;
+    use weir_schemas::wire::{subjects, Decoder, LocalSchemaRegistry, SchemaRegistry};
+
+    use super::*;
+
+    const START_MS: i64 = 1_767_225_600_000;
+
+    fn registry() -> Arc<dyn SchemaRegistry> {
+        Arc::new(LocalSchemaRegistry::embedded().unwrap())
+    }
+
+    /// Built the way `weir produce` builds it.
+    fn generator(cfg: GeneratorConfig) -> Generator {
+        let reg = registry();
+        Generator::new(
+            cfg,
+            Encoder::new(reg.as_ref(), subjects::TRANSACTION).unwrap(),
+            Encoder::for_schema(reg.latest(subjects::LABEL).unwrap()),
+        )
+    }
+
+    fn poisoned(seed: u64) -> GeneratorConfig {
+        GeneratorConfig { poison_rate: 0.05, ..GeneratorConfig::new(seed, START_MS, 3_000) }
+    }
+
+    fn run(cfg: GeneratorConfig) -> Vec<GeneratedMessage> {
+        generator(cfg).collect::<Result<Vec<_>>>().unwrap()
+    }
+
+    #[test]
+    fn same_config_same_bytes() {
+        let a = run(poisoned(42));
+        let b = run(poisoned(42));
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(x.stream, y.stream, "message {i}");
+            assert_eq!(x.key, y.key, "message {i}");
+            assert_eq!(x.payload, y.payload, "message {i}");
+        }
+        let c = run(poisoned(43));
+        assert_ne!(
+            a.iter().map(|m| &m.payload).collect::<Vec<_>>(),
+            c.iter().map(|m| &m.payload).collect::<Vec<_>>()
+        );
+        // Another start time shifts event times: different bytes too.
+        let d = run(GeneratorConfig { start_ms: START_MS + 1, ..poisoned(42) });
+        assert_ne!(a[0].payload, d[0].payload);
+    }
+
+    struct Parts {
+        transactions: Vec<(Transaction, bool)>,
+        labels: Vec<Label>,
+        poison: Vec<(PoisonKind, Vec<u8>)>,
+    }
+
+    fn split(messages: &[GeneratedMessage]) -> Parts {
+        let mut parts = Parts { transactions: vec![], labels: vec![], poison: vec![] };
+        for m in messages {
+            match &m.content {
+                Content::Transaction { tx, is_fraud } => {
+                    assert_eq!(m.stream, Stream::Transactions);
+                    parts.transactions.push((tx.clone(), *is_fraud));
+                }
+                Content::Label(l) => {
+                    assert_eq!(m.stream, Stream::Labels);
+                    parts.labels.push(l.clone());
+                }
+                Content::Poison(kind) => {
+                    assert_eq!(m.stream, Stream::Transactions);
+                    parts.poison.push((*kind, m.payload.clone()));
+                }
+            }
+        }
+        parts
+    }
+
+    #[test]
+    fn transactions_and_labels_are_consistent() {
+        let messages = run(poisoned(7));
+        let parts = split(&messages);
+        assert_eq!(parts.transactions.len(), 3_000);
+
+        // Transactions in non-decreasing event time, unique event ids, keyed by card.
+        assert!(parts.transactions.windows(2).all(|w| w[0].0.event_time <= w[1].0.event_time));
+        assert!(parts.transactions[0].0.event_time >= START_MS);
+        let by_id: HashMap<&str, (&Transaction, bool)> =
+            parts.transactions.iter().map(|(t, f)| (t.event_id.as_str(), (t, *f))).collect();
+        assert_eq!(by_id.len(), 3_000);
+
+        // Every label refers to an emitted transaction, agrees with it, and comes after it.
+        let mut seen_tx = HashSet::new();
+        let mut labelled = HashSet::new();
+        for m in &messages {
+            match &m.content {
+                Content::Transaction { tx, .. } => {
+                    assert_eq!(m.key, tx.card_id.as_bytes());
+                    seen_tx.insert(tx.event_id.clone());
+                }
+                Content::Label(l) => {
+                    assert_eq!(m.key, l.card_id.as_bytes());
+                    assert!(seen_tx.contains(&l.event_id), "label {} before its transaction", l.event_id);
+                    let (tx, is_fraud) = by_id[l.event_id.as_str()];
+                    assert_eq!((&l.card_id, l.event_time, l.is_fraud), (&tx.card_id, tx.event_time, is_fraud));
+                    assert!(l.label_time >= l.event_time);
+                    assert!(labelled.insert(l.event_id.clone()), "two labels for {}", l.event_id);
+                }
+                Content::Poison(_) => {}
+            }
+        }
+        // Labels come out in label-time order, and merged with the transactions the stream
+        // is ordered by (event time of transactions, label time of labels): both are drawn
+        // from one event-time queue.
+        assert!(parts.labels.windows(2).all(|w| w[0].label_time <= w[1].label_time));
+        let times: Vec<i64> = messages
+            .iter()
+            .filter_map(|m| match &m.content {
+                Content::Transaction { tx, .. } => Some(tx.event_time),
+                Content::Label(l) => Some(l.label_time),
+                Content::Poison(_) => None,
+            })
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        // About 2 % of labels never arrive.
+        let missing = 3_000 - parts.labels.len();
+        assert!((10..=150).contains(&missing), "{missing} labels missing");
+
+        let fraud = parts.transactions.iter().filter(|(_, f)| *f).count() as f64 / 3_000.0;
+        assert!((0.005..=0.10).contains(&fraud), "fraud rate {fraud}");
+    }
+
+    #[test]
+    fn every_poison_kind_appears_in_turn() {
+        let parts = split(&run(poisoned(7)));
+        let kinds: Vec<PoisonKind> = parts.poison.iter().map(|(k, _)| *k).collect();
+        // 5 % of the messages while transactions are out: well over one of each kind.
+        assert!(kinds.len() >= 60, "{} poison messages", kinds.len());
+        for (i, k) in kinds.iter().enumerate() {
+            assert_eq!(*k, PoisonKind::ALL[i % PoisonKind::ALL.len()]);
+        }
+        // No poison without a poison rate.
+        assert!(split(&run(GeneratorConfig::new(7, START_MS, 500))).poison.is_empty());
+    }
+
+    #[test]
+    fn poison_gets_exactly_its_expected_class_and_the_rest_is_valid() {
+        let reg = registry();
+        let tx_decoder = Decoder::<Transaction>::new(reg.clone(), subjects::TRANSACTION, &reg.by_id(1).unwrap());
+        let label_decoder = Decoder::<Label>::new(reg.clone(), subjects::LABEL, &reg.latest(subjects::LABEL).unwrap());
+        let rules = ValidationRules::default();
+        let now = START_MS + 3_600_000;
+        let mut classes: HashMap<PoisonKind, usize> = HashMap::new();
+        for m in run(poisoned(11)) {
+            match &m.content {
+                Content::Poison(kind) => {
+                    let err = match tx_decoder.decode(&m.payload) {
+                        Ok(tx) => rules.check(&tx, now).expect_err("poison must not validate"),
+                        Err(e) => e,
+                    };
+                    assert_eq!(err.class, kind.expected_class(), "{kind:?}: {err}");
+                    *classes.entry(*kind).or_default() += 1;
+                }
+                Content::Transaction { tx, .. } => {
+                    let decoded = tx_decoder.decode(&m.payload).unwrap();
+                    assert_eq!(&decoded, tx);
+                    rules.check(&decoded, now).unwrap();
+                }
+                Content::Label(l) => assert_eq!(&label_decoder.decode(&m.payload).unwrap(), l),
+            }
+        }
+        for kind in PoisonKind::ALL {
+            assert!(classes.get(&kind).copied().unwrap_or(0) > 0, "{kind:?} never appeared");
+        }
+    }
+
+    #[test]
+    fn expected_classes() {
+        use ErrorClass::*;
+        assert_eq!(
+            PoisonKind::ALL.map(PoisonKind::expected_class),
+            [Malformed, Malformed, UnknownSchema, UnknownSchema, Malformed, Invalid]
+        );
+    }
+
+    #[test]
+    fn drift_changes_the_stream_from_its_index_on() {
+        let cfg = GeneratorConfig { drift_at: Some(1_000), ..GeneratorConfig::new(3, START_MS, 3_000) };
+        let parts = split(&run(cfg));
+        let (before, after) = parts.transactions.split_at(1_000);
+        assert!(before.iter().all(|(t, _)| t.country != "MX"));
+        assert!(after.iter().any(|(t, _)| t.country == "MX"));
+        let mean = |s: &[(Transaction, bool)]| s.iter().map(|(t, _)| t.amount).sum::<f64>() / s.len() as f64;
+        assert!(mean(after) > 1.3 * mean(before), "{} vs {}", mean(after), mean(before));
+    }
+
+    #[test]
+    fn generator_config_problems() {
+        assert!(GeneratorConfig::new(1, START_MS, 10).problems().is_empty());
+        let base = GeneratorConfig::new(1, START_MS, 10);
+        let cases: Vec<(GeneratorConfig, &str)> = vec![
+            (GeneratorConfig { cards: 0, ..base.clone() }, "at least 1 card"),
+            (GeneratorConfig { merchants: 9, ..base.clone() }, "10 merchants"),
+            (GeneratorConfig { event_rate: 0.0, ..base.clone() }, "event rate"),
+            (GeneratorConfig { event_rate: f64::NAN, ..base.clone() }, "event rate"),
+            (GeneratorConfig { burst_probability: 1.0, ..base.clone() }, "burst probability"),
+            (GeneratorConfig { label_missing_rate: -0.1, ..base.clone() }, "label missing rate"),
+            (GeneratorConfig { poison_rate: 1.0, ..base.clone() }, "poison rate"),
+            (GeneratorConfig { label_delay_secs_mean: -1.0, ..base.clone() }, "label delay"),
+            (GeneratorConfig { label_delay_secs_mean: f64::INFINITY, ..base.clone() }, "label delay"),
+        ];
+        for (cfg, needle) in cases {
+            let p = cfg.problems();
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(p[0].contains(needle), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn zero_transactions_is_empty() {
+        assert!(run(GeneratorConfig { poison_rate: 0.5, ..GeneratorConfig::new(1, START_MS, 0) }).is_empty());
+    }
+}
