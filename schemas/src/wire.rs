@@ -157,13 +157,14 @@ impl LocalSchemaRegistry {
 
     /// Adds one schema. `origin` names it in errors (a file name).
     pub fn register(&mut self, id: u32, subject: &str, origin: &str, text: String) -> Result<()> {
+        if self.by_id.contains_key(&id) {
+            return Err(SchemaError::DuplicateId { id });
+        }
         let parse_err = |message: String| SchemaError::Parse { id, file: origin.to_string(), message };
         let fast: serde_avro_fast::Schema = text.parse().map_err(|e| parse_err(format!("{e}")))?;
         let canonical = apache_avro::Schema::parse_str(&text).map_err(|e| parse_err(e.to_string()))?;
         let schema = RegisteredSchema { id, subject: subject.to_string(), text, fast, canonical };
-        if self.by_id.insert(id, Arc::new(schema)).is_some() {
-            return Err(SchemaError::DuplicateId { id });
-        }
+        self.by_id.insert(id, Arc::new(schema));
         Ok(())
     }
 }

@@ -73,8 +73,12 @@ impl ScorerConfig {
         problems
     }
 
+    /// The decision for a score. A score that is not a number fails closed, to `review`:
+    /// a broken model must not approve payments.
     pub fn decide(&self, score: f64) -> Decision {
-        if score >= self.decline_threshold {
+        if score.is_nan() {
+            Decision::Review
+        } else if score >= self.decline_threshold {
             Decision::Decline
         } else if score >= self.review_threshold {
             Decision::Review
@@ -189,5 +193,16 @@ mod tests {
         let c: ScorerConfig = serde_json::from_str(r#"{"review_threshold": 0.4}"#).unwrap();
         assert_eq!(c, ScorerConfig { review_threshold: 0.4, ..ScorerConfig::default() });
         assert!(serde_json::from_str::<ScorerConfig>(r#"{"threshold": 0.4}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod nan_tests {
+    use super::*;
+
+    /// Regression: a NaN score used to fall through every threshold and approve.
+    #[test]
+    fn nan_scores_fail_closed_to_review() {
+        assert_eq!(ScorerConfig::default().decide(f64::NAN), Decision::Review);
     }
 }
