@@ -1,20 +1,52 @@
 //! # weir-monitor
 //!
-//! Watches weir's stream. It will own (see the drift issue): rolling drift statistics per
-//! feature against a reference (PSI, KS, Jensen–Shannon, Wasserstein-1, chi-square),
-//! concept-drift detectors (ADWIN, Page–Hinkley) on error and label rates, fairness by
-//! group, alerting with hysteresis to the `DriftAlert` topic, and Prometheus metrics.
+//! Watches weir's stream. It owns today:
 //!
-//! Today it owns exact latency percentiles: [`LatencyHistogram`], an `hdrhistogram` behind
-//! a mutex, recorded by the pipeline per event and read by `weir demo`'s summary.
+//! - [`drift`]: data drift of each feature against a reference — PSI, two-sample KS,
+//!   Jensen–Shannon distance and Wasserstein-1 for numeric features, PSI and chi-square for
+//!   categorical ones — over rolling windows in event time with fixed memory per feature
+//!   (reference-quantile bins × panes). The exact-on-sample definitions live in
+//!   [`drift::exact`] and are checked against scipy; what the streaming sketch computes
+//!   exactly and what it bounds is documented in [`drift::numeric`].
+//! - [`detectors`]: concept-drift detectors for error and label rates — [`detectors::Adwin`]
+//!   and [`detectors::PageHinkley`], matching River's detection indices.
+//! - [`LatencyHistogram`]: exact latency percentiles, an `hdrhistogram` behind a mutex,
+//!   recorded by the pipeline per event and read by `weir demo`'s summary.
+//!
+//! Still to come (see the drift issue): wiring to the stream, fairness by group, alerting
+//! with hysteresis to the `DriftAlert` topic, and Prometheus metrics.
 //!
 //! ```
+//! use weir_monitor::drift::{NumericDrift, NumericReference, WindowSpec, DEFAULT_BINS};
+//! use weir_monitor::detectors::{Adwin, DriftDetector};
+//!
+//! // Reference: 0, 1, …, 999; window: 6 panes of 10 s of event time.
+//! let reference: Vec<f64> = (0..1000).map(f64::from).collect();
+//! let reference = NumericReference::from_sample(&reference, DEFAULT_BINS).unwrap();
+//! let mut amount = NumericDrift::new(reference, WindowSpec::new(10_000, 6).unwrap());
+//! for i in 0..1000u64 {
+//!     amount.observe(i * 10, (i + 500) as f64); // event time in ms, shifted values
+//! }
+//! let report = amount.report();
+//! assert!(report.psi > 0.25);
+//! assert!(report.ks.value >= 0.4 && report.ks.value <= 0.5 + 1e-9);
+//!
+//! let mut errors = Adwin::default();
+//! let drift_at = (0..4000).position(|i| errors.update(if i < 2000 { 0.0 } else { 1.0 }));
+//! assert!(drift_at.is_some_and(|i| i >= 2000));
+//!
 //! let h = weir_monitor::LatencyHistogram::new();
 //! for us in [100, 200, 300, 400, 10_000] { h.record_us(us); }
 //! let p = h.percentiles();
 //! assert_eq!(p.count, 5);
 //! assert!(p.p50_us >= 299 && p.p50_us <= 301);
 //! ```
+
+pub mod detectors;
+pub mod drift;
+pub mod error;
+
+pub use error::{MonitorError, Result};
 
 use std::sync::Mutex;
 
