@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | PSI | on bin counts | exact: PSI is defined on the bins |
 //! | Jensen–Shannon | on bin counts | exact: defined on the bins |
-//! | KS | `max |ΔCDF|` at the bin edges | a lower bound; the exact statistic is in `[value, value + max_error]` |
+//! | KS | `max |ΔCDF|` at the bin edges (and inside bins where the two sides do not overlap) | a lower bound; the exact statistic is in `[value, value + max_error]` |
 //! | Wasserstein-1 | each bin's mass at the bin's mean | within `value ± max_error` |
 //!
 //! The bounds are computed per report from the bins themselves, so they are tight when the
@@ -99,24 +99,40 @@ impl BinStats {
     }
 }
 
-/// KS between two binned distributions: `max |ΔCDF|` at the edges, with the bound of the
-/// module docs.
-pub fn binned_ks(p_counts: &[f64], q_counts: &[f64]) -> Estimate {
-    let (np, nq): (f64, f64) = (p_counts.iter().sum(), q_counts.iter().sum());
+/// KS between two binned distributions: `max |ΔCDF|` at the edges, raised where a bin's
+/// values on one side all lie below the other side's (then the excursion inside the bin is
+/// attained), with the bound of the module docs.
+pub fn binned_ks(p: &BinStats, q: &BinStats) -> Estimate {
+    let (np, nq) = (p.total(), q.total());
     if np <= 0.0 || nq <= 0.0 {
         return Estimate::default();
     }
     let (mut cp, mut cq) = (0.0, 0.0);
     let (mut lower, mut upper): (f64, f64) = (0.0, 0.0);
-    for (&p, &q) in p_counts.iter().zip(q_counts) {
-        let (p, q) = (p / np, q / nq);
+    for i in 0..p.counts.len() {
+        let (pi, qi) = (p.counts[i] / np, q.counts[i] / nq);
         let d = cp - cq;
-        upper = upper.max((d + p).abs()).max((d - q).abs());
-        cp += p;
-        cq += q;
+        let (up, down) = ((d + pi).abs(), (d - qi).abs());
+        let one_point = p.mins[i] == p.maxs[i] && q.mins[i] == q.maxs[i] && p.mins[i] == q.mins[i];
+        if pi > 0.0 && qi > 0.0 && one_point {
+            // both sides hold a single value here: both CDFs jump together, no excursion
+        } else {
+            upper = upper.max(up).max(down);
+        }
+        if pi > 0.0 && qi > 0.0 {
+            if p.maxs[i] < q.mins[i] {
+                // all of P's mass in the bin comes first: ΔCDF reaches d + pᵢ
+                lower = lower.max(up);
+            } else if q.maxs[i] < p.mins[i] {
+                lower = lower.max(down);
+            }
+        }
+        cp += pi;
+        cq += qi;
         lower = lower.max((cp - cq).abs());
+        upper = upper.max((cp - cq).abs());
     }
-    // The last "edge" is +∞ where both CDFs are 1; rounding may leave a residue there.
+    // Rounding of the cumulative sums may leave a residue past 1.
     let lower = lower.min(1.0);
     Estimate { value: lower, max_error: (upper.min(1.0) - lower).max(0.0) }
 }
@@ -316,7 +332,7 @@ impl NumericDrift {
             n_current: cur.total() as u64,
             psi: exact::psi(&r.counts, &cur.counts, self.epsilon),
             js: exact::js_distance(&r.counts, &cur.counts),
-            ks: binned_ks(&r.counts, &cur.counts),
+            ks: binned_ks(r, &cur),
             w1: binned_w1(r, &cur),
             late: self.late,
             invalid: self.invalid,
