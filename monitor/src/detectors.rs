@@ -68,13 +68,13 @@ pub struct PageHinkley {
 
 impl PageHinkley {
     pub fn new(cfg: PageHinkleyConfig) -> Result<Self> {
-        if !(cfg.threshold > 0.0) {
+        if cfg.threshold.is_nan() || cfg.threshold <= 0.0 {
             return Err(invalid("threshold", cfg.threshold, "must be positive"));
         }
         if !(cfg.alpha > 0.0 && cfg.alpha <= 1.0) {
             return Err(invalid("alpha", cfg.alpha, "must be in (0, 1]"));
         }
-        if !(cfg.delta >= 0.0) {
+        if cfg.delta.is_nan() || cfg.delta < 0.0 {
             return Err(invalid("delta", cfg.delta, "must be non-negative"));
         }
         let mut ph = PageHinkley {
@@ -298,7 +298,7 @@ impl Adwin {
     /// Scans the splits oldest first; on a cut, drops the oldest bucket and starts over.
     fn detect(&mut self) -> bool {
         self.tick += 1;
-        if self.tick % self.cfg.clock as u64 != 0 || self.width <= self.cfg.grace_period as f64 {
+        if !self.tick.is_multiple_of(self.cfg.clock as u64) || self.width <= self.cfg.grace_period as f64 {
             return false;
         }
         let mwl = self.cfg.min_window_length as f64;
