@@ -88,16 +88,26 @@ impl ConsumerContext for CommitOnRevoke {
             Rebalance::Revoke(tpl) => {
                 // The loop only polls between batches, so nothing is in flight here: all
                 // finished work has its offsets stored already.
+                let partitions = describe(tpl);
                 match consumer.commit_consumer_state(CommitMode::Sync) {
-                    Ok(()) => info!(partitions = tpl.count(), "committed stored offsets before revoke"),
+                    Ok(()) => info!(%partitions, "partitions revoked, stored offsets committed"),
                     // No stored offset yet is not a failure.
-                    Err(e) => debug!(error = %e, "commit before revoke"),
+                    Err(e) => info!(%partitions, error = %e, "partitions revoked, nothing to commit"),
                 }
             }
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
+            Rebalance::Assign(tpl) => info!(partitions = %describe(tpl), "partitions assigned"),
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
     }
+}
+
+/// `topic[0,1,3]` for a partition list, for logs.
+fn describe(tpl: &rdkafka::TopicPartitionList) -> String {
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for e in tpl.elements() {
+        by_topic.entry(e.topic().to_string()).or_default().push(e.partition());
+    }
+    by_topic.iter().map(|(t, p)| format!("{t}{p:?}")).collect::<Vec<_>>().join(" ")
 }
 
 pub type WeirConsumer = StreamConsumer<CommitOnRevoke>;

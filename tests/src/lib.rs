@@ -48,11 +48,18 @@ impl Services {
             _ => {
                 let port = free_port()?;
                 let addr = format!("tcp://127.0.0.1:{port}");
-                let log = std::fs::File::create(dir.path().join("tansu.log"))?;
+                // WEIR_TANSU_LOG=info (a RUST_LOG filter) keeps the broker's log in the
+                // system temp dir for debugging; otherwise it dies with the test.
+                let log_path = match std::env::var("WEIR_TANSU_LOG") {
+                    Ok(_) => std::env::temp_dir().join(format!("weir-tansu-{port}.log")),
+                    Err(_) => dir.path().join("tansu.log"),
+                };
+                let log = std::fs::File::create(&log_path)?;
                 let child = spawn_child(
                     Command::new(tansu_bin()?)
                         .args(["broker", "--listener-url", &addr, "--advertised-listener-url", &addr])
                         .args(["--storage-engine", "memory://tansu/"])
+                        .env("RUST_LOG", std::env::var("WEIR_TANSU_LOG").unwrap_or_else(|_| "warn".into()))
                         .stdout(log.try_clone()?)
                         .stderr(log),
                 )
