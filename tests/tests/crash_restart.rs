@@ -19,6 +19,8 @@ use weir_schemas::wire::{subjects, Decoder, LocalSchemaRegistry, SchemaRegistry}
 use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic};
 use weir_tests::{unique, Services, WeirProcess};
 
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// A test world: services, a config file for `weir run`, and the events on the topic.
 struct World {
     services: Services,
@@ -40,7 +42,10 @@ impl World {
         config.kafka.topics.dead_letter = unique("dlq");
         config.kafka.batch.max_events = 200;
         // A dead member is noticed sooner, so restarts and takeovers are quick.
-        config.kafka.consumer_properties.insert("session.timeout.ms".into(), "6000".into());
+        config
+            .kafka
+            .consumer_properties
+            .insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
         config.features.key_prefix = unique("weir-crash");
         config.redis = Some(RedisConfig { url: services.redis_url.clone() });
         tune(&mut config);
@@ -191,16 +196,10 @@ async fn sigkill_before_any_commit_then_restart_counts_once() -> anyhow::Result<
 
 /// Ten SIGKILLs at random moments over 50 000 events, each followed by a restart.
 ///
-/// Ignored on Tansu 0.6.0, which weir's CI runs: after the broker evicts a SIGKILLed
-/// member (its "missed heartbeat" log line), the survivor rejoins but is handed back only
-/// its old partitions, as if the dead member were still in the group, so the dead member's
-/// partitions are never consumed again. Seen in this test's logs: revoke `[0, 1]`, assign
-/// `[0, 1]` after the eviction, with 4 partitions and one live member. With the range
-/// assignor, librdkafka can only compute that split when the broker's JoinGroup answer
-/// lists two members. Run it against a real Kafka broker:
-/// `WEIR_TEST_BROKERS=host:9092 cargo test -p weir-tests --test crash_restart -- --ignored`.
+/// Each restart waits out the session timeout first, so the broker has evicted the dead
+/// member when the new one joins: Tansu 0.6.0 mishandles a dead member that is evicted
+/// while live members remain (see `two_processes_one_killed_...` below).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Tansu 0.6.0 does not reassign a dead member's partitions (see the doc comment)"]
 async fn ten_random_sigkills_over_fifty_thousand_events_count_once() -> anyhow::Result<()> {
     const EVENTS: usize = 50_000;
     const KILLS: usize = 10;
@@ -216,6 +215,7 @@ async fn ten_random_sigkills_over_fifty_thousand_events_count_once() -> anyhow::
         tokio::time::sleep(moment).await;
         anyhow::ensure!(process.exited()?.is_none(), "weir exited before kill {kill}:\n{}", world.log_text());
         process.kill()?;
+        tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(1)).await;
     }
     let last = world.spawn()?;
     let scored = world.read_scores(None, Duration::from_secs(300)).await?;
