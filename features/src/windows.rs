@@ -17,7 +17,6 @@
 //! The Redis store runs the same algorithm as a Lua script (`redis_store.rs`); the
 //! embedded store runs this code. Tests hold the two to the same answers.
 
-use std::collections::HashMap;
 
 use weir_schemas::store::{Applied, Observation, ObservationResult};
 
@@ -65,8 +64,10 @@ const EMPTY: Pane = Pane { index: i64::MIN, count: 0, sum: 0.0 };
 pub struct EntityState {
     rings: Vec<Vec<Pane>>,
     max_event_time: Option<i64>,
-    /// Highest applied offset per (topic, partition): the replay fence.
-    fences: HashMap<(String, i32), i64>,
+    /// Highest applied offset per (topic, partition): the replay fence. A short list, not
+    /// a map: an entity is almost always fed by one partition, and a linear scan avoids
+    /// allocating a key per event.
+    fences: Vec<(String, i32, i64)>,
 }
 
 impl EntityState {
@@ -74,7 +75,7 @@ impl EntityState {
         EntityState {
             rings: windows.iter().map(|w| vec![EMPTY; w.slots as usize]).collect(),
             max_event_time: None,
-            fences: HashMap::new(),
+            fences: Vec::new(),
         }
     }
 
@@ -85,12 +86,16 @@ impl EntityState {
     /// Applies one observation (unless fenced or late) and returns the aggregates as of its
     /// event time.
     pub fn apply(&mut self, windows: &[WindowSpec], lateness_ms: i64, obs: &Observation) -> ObservationResult {
-        let fence_key = (obs.position.topic.clone(), obs.position.partition);
         let t = obs.event_time_ms;
-        let applied = match self.fences.get(&fence_key) {
-            Some(&fence) if obs.position.offset <= fence => Applied::Replayed,
-            _ => {
-                self.fences.insert(fence_key, obs.position.offset);
+        let pos = &obs.position;
+        let fence = self.fences.iter_mut().find(|(topic, partition, _)| *partition == pos.partition && *topic == pos.topic);
+        let applied = match fence {
+            Some((_, _, applied_up_to)) if pos.offset <= *applied_up_to => Applied::Replayed,
+            fence => {
+                match fence {
+                    Some((_, _, applied_up_to)) => *applied_up_to = pos.offset,
+                    None => self.fences.push((pos.topic.clone(), pos.partition, pos.offset)),
+                }
                 match self.max_event_time {
                     Some(max_t) if t < max_t - lateness_ms => Applied::Late,
                     _ => {
