@@ -29,11 +29,13 @@ pub struct DemoOptions {
     pub poison_rate: f64,
     /// Print a progress line every second.
     pub progress: bool,
+    /// Most events per micro-batch.
+    pub max_batch: usize,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { transactions: 20_000, rate: Some(10_000.0), seed: 42, partitions: 4, poison_rate: 0.01, progress: true }
+        DemoOptions { transactions: 20_000, rate: Some(10_000.0), seed: 42, partitions: 4, poison_rate: 0.01, progress: true, max_batch: 500 }
     }
 }
 
@@ -98,6 +100,7 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     // The mock cluster has no transaction coordinator; idempotence needs none, but keep
     // producer batching small so latency figures reflect weir, not linger.
     config.kafka.producer_properties.insert("linger.ms".into(), "2".into());
+    config.kafka.batch.max_events = options.max_batch;
     for topic in [
         &config.kafka.topics.transactions,
         &config.kafka.topics.labels,
@@ -206,6 +209,7 @@ mod tests {
             partitions: 2,
             poison_rate: 0.02,
             progress: false,
+            max_batch: 500,
         })
         .await
         .unwrap();

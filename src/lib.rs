@@ -8,6 +8,7 @@
 //! - [`demo`]: `weir demo` on the embedded default;
 //! - [`produce`]: `weir produce`, the load generator's front end.
 
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod pipeline;

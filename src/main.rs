@@ -50,6 +50,20 @@ enum Command {
     },
     /// Generate seeded synthetic transactions and delayed labels.
     Produce(ProduceArgs),
+    /// End-to-end throughput and latency on the embedded default, one run per batch size;
+    /// a table on stdout and JSON in a file.
+    Bench {
+        #[arg(long, default_value_t = 50_000)]
+        transactions: u64,
+        /// Micro-batch sizes to compare, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "50,200,500,2000")]
+        batch_sizes: Vec<usize>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Where to write the JSON.
+        #[arg(long, default_value = "weir-bench.json")]
+        json: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -121,6 +135,14 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Run { config } => run(WeirConfig::load(&config)?).await,
             Command::Produce(args) => produce(args).await,
+            Command::Bench { transactions, batch_sizes, seed, json } => {
+                let rows = weir::bench::run_bench(transactions, &batch_sizes, seed).await?;
+                print!("{}", weir::bench::render(&rows));
+                std::fs::write(&json, serde_json::to_string_pretty(&rows)?)
+                    .with_context(|| format!("writing {}", json.display()))?;
+                eprintln!("wrote {}", json.display());
+                Ok(())
+            }
         }
     })
 }
