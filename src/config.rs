@@ -32,6 +32,18 @@ pub struct WeirConfig {
     /// Where schema ids come from.
     #[serde(default)]
     pub schemas: SchemasConfig,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` on which `weir run` serves Prometheus metrics at `/metrics`, e.g.
+    /// `127.0.0.1:9464`. Default: none (no endpoint).
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +103,11 @@ impl WeirConfig {
                 p.push(format!("redis.url {:?} must start with redis://, rediss:// or unix://", redis.url));
             }
         }
+        if let Some(listen) = &self.metrics.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("metrics.listen {listen:?} is not a host:port socket address"));
+            }
+        }
         if let Some(map) = &self.schemas.registry_map {
             if !map.is_file() {
                 p.push(format!("schemas.registry_map {} does not exist", map.display()));
@@ -116,6 +133,7 @@ impl WeirConfig {
             scorer: ScorerConfig::default(),
             validation: ValidationRules::default(),
             schemas: SchemasConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -161,6 +179,8 @@ mod tests {
             max_amount = -1.0
             [redis]
             url = "http://nope"
+            [metrics]
+            listen = "nowhere"
         "#;
         let err = format!("{:#}", WeirConfig::from_toml(text, |_| None).unwrap_err());
         for needle in [
@@ -174,6 +194,7 @@ mod tests {
             "review_threshold 0.9 is above",
             "validation.max_amount",
             "redis.url",
+            "metrics.listen",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }

@@ -161,6 +161,12 @@ async fn run(config: WeirConfig) -> anyhow::Result<()> {
     .with_context(|| format!("connecting to redis at {}", redis.url))?;
     let model = Arc::new(load_model(&config)?);
     info!(model = %model.metadata().version, "model loaded");
+    if let Some(listen) = &config.metrics.listen {
+        // Checked by WeirConfig::problems.
+        let addr: std::net::SocketAddr = listen.parse().context("metrics.listen")?;
+        weir_monitor::metrics::install_prometheus(addr)?;
+        info!(%addr, "serving prometheus metrics at /metrics");
+    }
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();

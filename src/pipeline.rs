@@ -14,6 +14,7 @@ use weir_features::vector::FeatureSet;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
+use weir_monitor::metrics as m;
 use weir_monitor::LatencyHistogram;
 use weir_schemas::events::{FeatureValue, Score, Transaction};
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
@@ -168,13 +169,18 @@ impl<S: FeatureStore> ScoringHandler<S> {
             retryable: e.is_retryable(),
             message: e.to_string(),
         })?;
+        let (mut late, mut replayed) = (0u64, 0u64);
         for w in &windows {
             match w.applied {
-                Applied::Late => self.stats.late.fetch_add(1, Ordering::Relaxed),
-                Applied::Replayed => self.stats.replayed.fetch_add(1, Ordering::Relaxed),
-                Applied::Applied => 0,
-            };
+                Applied::Late => late += 1,
+                Applied::Replayed => replayed += 1,
+                Applied::Applied => {}
+            }
         }
+        self.stats.late.fetch_add(late, Ordering::Relaxed);
+        self.stats.replayed.fetch_add(replayed, Ordering::Relaxed);
+        metrics::counter!(m::EVENTS_LATE).increment(late);
+        metrics::counter!(m::EVENTS_REPLAYED).increment(replayed);
 
         let k = self.feature_set.len();
         let mut rows = Vec::with_capacity(valid.len() * k);
@@ -194,6 +200,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let probabilities =
             probabilities.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
         self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
+        metrics::histogram!(m::MODEL_LATENCY).record(started.elapsed().as_secs_f64());
 
         let meta = self.model.metadata();
         let scored_at = weir_schemas::now_ms();
@@ -227,10 +234,14 @@ impl<S: FeatureStore> ScoringHandler<S> {
             message: e.to_string(),
         })?;
 
+        let event_latency = metrics::histogram!(m::EVENT_LATENCY);
         for (i, _) in &valid {
-            self.stats.latency.record_us(batch[*i].received_at.elapsed().as_micros() as u64);
+            let latency = batch[*i].received_at.elapsed();
+            self.stats.latency.record_us(latency.as_micros() as u64);
+            event_latency.record(latency.as_secs_f64());
         }
         self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);
+        metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);
         Ok(dispositions)
     }
 }
@@ -245,6 +256,14 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
             *last = Some(std::time::Instant::now());
         }
         if let Ok(d) = &result {
+            for disposition in d {
+                if let Disposition::DeadLetter(e) = disposition {
+                    metrics::counter!(m::EVENTS_DEAD_LETTERED, "class" => e.class.as_str()).increment(1);
+                }
+            }
+            metrics::counter!(m::EVENTS_RECEIVED).increment(batch.len() as u64);
+            metrics::counter!(m::BATCHES).increment(1);
+            metrics::histogram!(m::BATCH_SIZE).record(batch.len() as f64);
             let poison = d.iter().filter(|d| matches!(d, Disposition::DeadLetter(_))).count() as u64;
             self.stats.dead_lettered.fetch_add(poison, Ordering::Relaxed);
             self.stats.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -264,6 +283,8 @@ pub async fn run_pipeline<S: FeatureStore + 'static>(
 ) -> anyhow::Result<LoopStats> {
     config.check()?;
     let producer = EventProducer::new(&config.kafka)?;
+    let meta = model.metadata();
+    metrics::gauge!(m::MODEL_INFO, "model" => meta.name.clone(), "version" => meta.version.clone()).set(1.0);
     let handler = ScoringHandler::new(config, store, model, producer.clone(), stats)?;
     let consumer = weir_ingest::consumer::subscribe(&config.kafka, &[&config.kafka.topics.transactions])?;
     let (loop_stats, _) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;

@@ -10,6 +10,9 @@ pub enum MonitorError {
     /// A parameter is outside its documented range.
     #[error("invalid parameter {name} = {value}: {expected}")]
     InvalidParameter { name: &'static str, value: String, expected: &'static str },
+    /// The metrics exporter could not start (address in use, ...).
+    #[error("{0}")]
+    Exporter(String),
 }
 
 pub type Result<T> = std::result::Result<T, MonitorError>;

@@ -45,6 +45,7 @@
 pub mod detectors;
 pub mod drift;
 pub mod error;
+pub mod metrics;
 
 pub use error::{MonitorError, Result};
 

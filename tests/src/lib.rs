@@ -143,7 +143,8 @@ fn spawn_child(cmd: &mut Command) -> std::io::Result<Child> {
     cmd.stdin(Stdio::null()).spawn()
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
