@@ -17,7 +17,7 @@ use weir_monitor::Percentiles;
 use weir_schemas::wire::{subjects, Encoder};
 
 use crate::config::WeirConfig;
-use crate::pipeline::{load_model, run_pipeline, schema_registry, PipelineStats};
+use crate::pipeline::{load_model, schema_registry, spawn_pipeline, PipelineStats};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -117,11 +117,7 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let stats = Arc::new(PipelineStats::default());
     let shutdown = CancellationToken::new();
 
-    let pipeline = {
-        let (config, store, model, stats, shutdown) =
-            (config.clone(), store.clone(), model.clone(), stats.clone(), shutdown.clone());
-        tokio::spawn(async move { run_pipeline(&config, store, model, stats, shutdown).await })
-    };
+    let pipeline = spawn_pipeline(config.clone(), store, model.clone(), stats.clone(), shutdown.clone());
 
     let producer = EventProducer::new(&config.kafka)?;
     let mut generator_config = GeneratorConfig::new(options.seed, weir_schemas::now_ms() - 3_600_000, options.transactions);

@@ -9,8 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use weir::config::WeirConfig;
 use weir::demo::{run_demo, DemoOptions};
-use weir::pipeline::{load_model, run_pipeline, PipelineStats};
-use weir_features::redis_store::{KeySpace, RedisStore};
+use weir::pipeline::{connect_redis_store, load_model, run_pipeline, PipelineStats};
 use weir_ingest::config::KafkaConfig;
 use weir_ingest::generator::GeneratorConfig;
 
@@ -148,17 +147,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: WeirConfig) -> anyhow::Result<()> {
-    let redis = config.redis.as_ref().context("weir run needs a [redis] section (or WEIR_REDIS_URL)")?;
-    let keys = KeySpace { prefix: config.features.key_prefix.clone(), entity_kind: "card".into() };
-    let store = RedisStore::connect(
-        &redis.url,
-        keys,
-        config.features.window_specs(),
-        config.features.allowed_lateness_ms(),
-        config.features.ttl_ms(),
-    )
-    .await
-    .with_context(|| format!("connecting to redis at {}", redis.url))?;
+    let store = connect_redis_store(&config).await?;
     let model = Arc::new(load_model(&config)?);
     info!(model = %model.metadata().version, "model loaded");
     if let Some(listen) = &config.metrics.listen {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_features::vector::FeatureSet;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
@@ -271,6 +272,36 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
         }
         result
     }
+}
+
+/// The Redis online store the configuration names, with weir's card key space.
+pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
+    let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
+    RedisStore::connect(
+        &redis.url,
+        card_keys(config),
+        config.features.window_specs(),
+        config.features.allowed_lateness_ms(),
+        config.features.ttl_ms(),
+    )
+    .await
+    .with_context(|| format!("connecting to redis at {}", redis.url))
+}
+
+/// Where the card features live in Redis under this configuration.
+pub fn card_keys(config: &WeirConfig) -> KeySpace {
+    KeySpace { prefix: config.features.key_prefix.clone(), entity_kind: "card".into() }
+}
+
+/// [`run_pipeline`] on a task of its own.
+pub fn spawn_pipeline<S: FeatureStore + 'static>(
+    config: WeirConfig,
+    store: Arc<S>,
+    model: Arc<LoadedModel>,
+    stats: Arc<PipelineStats>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<LoopStats>> {
+    tokio::spawn(async move { run_pipeline(&config, store, model, stats, shutdown).await })
 }
 
 /// Runs the scoring pipeline on `store` until `shutdown`.

@@ -121,3 +121,26 @@ pub fn read_topic(
 pub fn payload(m: &OwnedMessage) -> &[u8] {
     m.payload().unwrap_or_default()
 }
+
+/// Compares the readable Redis hash of each card in `expected` with its expected fields
+/// (counts exactly, sums to 1e-9 relative) and lists every difference.
+pub async fn redis_feature_differences<'a>(
+    redis_url: &str,
+    keys: &weir_features::redis_store::KeySpace,
+    expected: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, f64>)>,
+) -> anyhow::Result<Vec<String>> {
+    let client = redis::Client::open(redis_url)?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let mut differences = Vec::new();
+    for (card, fields) in expected {
+        let actual: BTreeMap<String, String> =
+            redis::cmd("HGETALL").arg(keys.features_key(card)).query_async(&mut con).await?;
+        for (name, want) in fields {
+            let got: f64 = actual.get(name).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            if !((got - want).abs() <= 1e-9 * want.abs().max(1.0)) {
+                differences.push(format!("{card} {name}: redis {got}, expected {want}"));
+            }
+        }
+    }
+    Ok(differences)
+}

@@ -3,21 +3,20 @@
 //! card's features in Redis equal to one clean pass over the events (nothing double
 //! counted), although the restarts replay whatever was not yet committed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use weir::config::{RedisConfig, WeirConfig};
-use weir_features::redis_store::KeySpace;
-use weir_ingest::generator::{Content, GeneratorConfig};
+use weir::config::WeirConfig;
+use weir::pipeline::card_keys;
+use weir_ingest::generator::GeneratorConfig;
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
-use weir_schemas::events::{Score, Transaction};
-use weir_schemas::wire::{subjects, Decoder, LocalSchemaRegistry, SchemaRegistry};
-use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic};
-use weir_tests::{unique, Services, WeirProcess};
+use weir_schemas::events::Transaction;
+use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic, redis_feature_differences};
+use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config, score_decoder};
+use weir_tests::{Services, WeirProcess};
 
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -34,40 +33,22 @@ impl World {
     async fn new(events: u64, seed: u64, tune: impl FnOnce(&mut WeirConfig)) -> anyhow::Result<Self> {
         let services = Services::start()?;
         let dir = tempfile::tempdir()?;
-        let mut config = WeirConfig::with_brokers(&services.brokers);
-        config.kafka.group_id = unique("weir-crash");
-        config.kafka.topics.transactions = unique("transactions");
-        config.kafka.topics.labels = unique("labels");
-        config.kafka.topics.scores = unique("scores");
-        config.kafka.topics.dead_letter = unique("dlq");
+        let mut config = pipeline_config(&services, "crash");
         config.kafka.batch.max_events = 200;
         // A dead member is noticed sooner, so restarts and takeovers are quick.
         config
             .kafka
             .consumer_properties
             .insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
-        config.features.key_prefix = unique("weir-crash");
-        config.redis = Some(RedisConfig { url: services.redis_url.clone() });
         tune(&mut config);
         config.check()?;
         let config_path = dir.path().join("weir.toml");
         std::fs::write(&config_path, toml::to_string(&config)?)?;
-        let topics = &config.kafka.topics;
-        services
-            .create_topics(&[&topics.transactions, &topics.labels, &topics.scores, &topics.dead_letter], 4)
-            .await?;
+        create_pipeline_topics(&services, &config, 4).await?;
 
-        let generator_config = GeneratorConfig::new(seed, weir_schemas::now_ms() - 3_600_000, events);
-        let messages: Vec<_> = weir::produce::generator(generator_config)?.collect::<Result<_, _>>()?;
-        let valid: Vec<Transaction> = messages
-            .iter()
-            .filter_map(|m| match &m.content {
-                Content::Transaction { tx, .. } => Some(tx.clone()),
-                _ => None,
-            })
-            .collect();
+        let (messages, valid) = generate(GeneratorConfig::new(seed, weir_schemas::now_ms() - 3_600_000, events))?;
         let producer = EventProducer::new(&config.kafka)?;
-        produce_all(&producer, topics, messages.into_iter().map(Ok), None, |_| {}).await?;
+        produce_all(&producer, &config.kafka.topics, messages.into_iter().map(Ok), None, |_| {}).await?;
         Ok(World { services, config, config_path: config_path.to_string_lossy().into(), valid, dir })
     }
 
@@ -89,8 +70,7 @@ impl World {
         let brokers = self.services.brokers.clone();
         let topic = self.config.kafka.topics.scores.clone();
         let ids: HashSet<String> = self.valid.iter().map(|t| t.event_id.clone()).collect();
-        let registry: Arc<dyn SchemaRegistry> = Arc::new(LocalSchemaRegistry::embedded()?);
-        let decoder = Decoder::<Score>::new(registry.clone(), subjects::SCORE, &*registry.latest(subjects::SCORE)?);
+        let decoder = score_decoder()?;
         let log = self.log();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
             let mut scored = Vec::new();
@@ -128,20 +108,8 @@ impl World {
     async fn feature_differences(&self) -> anyhow::Result<(usize, Vec<String>)> {
         let expected =
             expected_card_features(&self.valid, &default_windows(), self.config.features.allowed_lateness_ms());
-        let keys = KeySpace { prefix: self.config.features.key_prefix.clone(), entity_kind: "card".into() };
-        let client = redis::Client::open(self.services.redis_url.as_str())?;
-        let mut con = client.get_multiplexed_async_connection().await?;
-        let mut differences = Vec::new();
-        for (card, fields) in &expected {
-            let actual: BTreeMap<String, String> =
-                redis::cmd("HGETALL").arg(keys.features_key(card)).query_async(&mut con).await?;
-            for (name, want) in fields {
-                let got: f64 = actual.get(name).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-                if !((got - want).abs() <= 1e-9 * want.abs().max(1.0)) {
-                    differences.push(format!("{card} {name}: redis {got}, expected {want}"));
-                }
-            }
-        }
+        let differences =
+            redis_feature_differences(&self.services.redis_url, &card_keys(&self.config), &expected).await?;
         Ok((expected.len(), differences))
     }
 

@@ -5,12 +5,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use weir::config::{MetricsConfig, RedisConfig, WeirConfig};
+use weir::config::MetricsConfig;
 use weir_ingest::generator::{Content, GeneratorConfig};
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_tests::golden::read_topic;
-use weir_tests::{free_port, unique, Services, WeirProcess};
+use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};
+use weir_tests::{free_port, Services, WeirProcess};
 
 fn scrape(port: u16) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
@@ -35,26 +36,17 @@ async fn prometheus_endpoint_counts_the_stream() -> anyhow::Result<()> {
     let services = Services::start()?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let mut config = WeirConfig::with_brokers(&services.brokers);
-    config.kafka.group_id = unique("weir-metrics");
-    config.kafka.topics.transactions = unique("transactions");
-    config.kafka.topics.labels = unique("labels");
-    config.kafka.topics.scores = unique("scores");
-    config.kafka.topics.dead_letter = unique("dlq");
-    config.features.key_prefix = unique("weir-metrics");
-    config.redis = Some(RedisConfig { url: services.redis_url.clone() });
+    let mut config = pipeline_config(&services, "metrics");
     config.metrics = MetricsConfig { listen: Some(format!("127.0.0.1:{port}")) };
     config.check()?;
     let path = dir.path().join("weir.toml");
     std::fs::write(&path, toml::to_string(&config)?)?;
     let topics = &config.kafka.topics;
-    services
-        .create_topics(&[&topics.transactions, &topics.labels, &topics.scores, &topics.dead_letter], 2)
-        .await?;
+    create_pipeline_topics(&services, &config, 2).await?;
 
     let mut generator_config = GeneratorConfig::new(11, weir_schemas::now_ms() - 3_600_000, 2_000);
     generator_config.poison_rate = 0.05;
-    let messages: Vec<_> = weir::produce::generator(generator_config)?.collect::<Result<_, _>>()?;
+    let (messages, _) = generate(generator_config)?;
     let poison = messages.iter().filter(|m| matches!(m.content, Content::Poison(_))).count();
     let producer = EventProducer::new(&config.kafka)?;
     produce_all(&producer, topics, messages.into_iter().map(Ok), None, |_| {}).await?;

@@ -1,0 +1,51 @@
+//! What every pipeline test sets up the same way: a configuration of its own on the
+//! harness's services, its topics, generated input, and a reader for scores.
+
+use std::sync::Arc;
+
+use weir::config::{RedisConfig, WeirConfig};
+use weir_ingest::generator::{Content, GeneratedMessage, GeneratorConfig};
+use weir_schemas::events::{Score, Transaction};
+use weir_schemas::wire::{subjects, Decoder, LocalSchemaRegistry, SchemaRegistry};
+
+use crate::{unique, Services};
+
+/// Defaults plus the harness's broker and Redis, and a random group, topics and Redis key
+/// prefix named after `name`, so tests never see each other's data.
+pub fn pipeline_config(services: &Services, name: &str) -> WeirConfig {
+    let mut config = WeirConfig::with_brokers(&services.brokers);
+    config.kafka.group_id = unique(&format!("weir-{name}"));
+    config.kafka.topics.transactions = unique("transactions");
+    config.kafka.topics.labels = unique("labels");
+    config.kafka.topics.scores = unique("scores");
+    config.kafka.topics.dead_letter = unique("dlq");
+    config.features.key_prefix = unique(&format!("weir-{name}"));
+    config.redis = Some(RedisConfig { url: services.redis_url.clone() });
+    config
+}
+
+/// Creates the configuration's four topics with `partitions` partitions each.
+pub async fn create_pipeline_topics(services: &Services, config: &WeirConfig, partitions: i32) -> anyhow::Result<()> {
+    let t = &config.kafka.topics;
+    services.create_topics(&[&t.transactions, &t.labels, &t.scores, &t.dead_letter], partitions).await
+}
+
+/// The generator's messages, and the valid transactions among them in stream order.
+pub fn generate(config: GeneratorConfig) -> anyhow::Result<(Vec<GeneratedMessage>, Vec<Transaction>)> {
+    let messages: Vec<GeneratedMessage> = weir::produce::generator(config)?.collect::<Result<_, _>>()?;
+    let valid = messages
+        .iter()
+        .filter_map(|m| match &m.content {
+            Content::Transaction { tx, .. } => Some(tx.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok((messages, valid))
+}
+
+/// Decodes `Score` values as weir writes them.
+pub fn score_decoder() -> anyhow::Result<Decoder<Score>> {
+    let registry: Arc<dyn SchemaRegistry> = Arc::new(LocalSchemaRegistry::embedded()?);
+    let reader = registry.latest(subjects::SCORE)?;
+    Ok(Decoder::new(registry, subjects::SCORE, &reader))
+}
