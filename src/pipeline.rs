@@ -235,10 +235,13 @@ impl<S: FeatureStore> ScoringHandler<S> {
             message: e.to_string(),
         })?;
 
+        // One clock read for the batch: every score in it was acknowledged together.
+        let done = std::time::Instant::now();
+        let latencies: Vec<std::time::Duration> =
+            valid.iter().map(|(i, _)| done.saturating_duration_since(batch[*i].received_at)).collect();
+        self.stats.latency.record_many_us(latencies.iter().map(|d| d.as_micros() as u64));
         let event_latency = metrics::histogram!(m::EVENT_LATENCY);
-        for (i, _) in &valid {
-            let latency = batch[*i].received_at.elapsed();
-            self.stats.latency.record_us(latency.as_micros() as u64);
+        for latency in &latencies {
             event_latency.record(latency.as_secs_f64());
         }
         self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);

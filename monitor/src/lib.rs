@@ -79,8 +79,15 @@ impl LatencyHistogram {
 
     /// Records one latency; values beyond an hour are clamped.
     pub fn record_us(&self, us: u64) {
+        self.record_many_us([us]);
+    }
+
+    /// Records many latencies under one lock (a micro-batch's worth).
+    pub fn record_many_us(&self, values: impl IntoIterator<Item = u64>) {
         if let Ok(mut h) = self.inner.lock() {
-            h.saturating_record(us.clamp(1, MAX_US));
+            for us in values {
+                h.saturating_record(us.clamp(1, MAX_US));
+            }
         }
     }
 
