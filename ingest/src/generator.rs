@@ -195,7 +195,6 @@ pub struct Generator {
     poison_index: usize,
     tx_encoder: Encoder,
     label_encoder: Encoder,
-    label_schema_id: u32,
 }
 
 impl Generator {
@@ -224,7 +223,6 @@ impl Generator {
             })
             .collect();
         let risky_merchants = (cfg.merchants / 50).max(1);
-        let label_schema_id = label_encoder.schema_id();
         let mut g = Generator {
             queue: BinaryHeap::new(),
             seq: 0,
@@ -236,7 +234,6 @@ impl Generator {
             rng,
             tx_encoder,
             label_encoder,
-            label_schema_id,
             cfg,
         };
         let start = g.cfg.start_ms;
@@ -438,9 +435,7 @@ impl Generator {
                     event_time: valid.event_time,
                     label_time: valid.event_time,
                 };
-                let out = self.label_encoder.encode(&label)?;
-                debug_assert_eq!(&out[1..5], &self.label_schema_id.to_be_bytes());
-                out
+                self.label_encoder.encode(&label)?
             }
             PoisonKind::GarbageBody => {
                 let mut out = Vec::new();

@@ -129,7 +129,7 @@ impl LoadedModel {
             let result = plan.run(tvec!(tensor.into_tvalue())).map_err(|e| self.run_err(e))?;
             let probs = result
                 .get(self.output_slot)
-                .ok_or_else(|| self.run_err(anyhow_msg("missing output")))?
+                .ok_or_else(|| self.run_err("missing output"))?
                 .to_plain_array_view::<f32>()
                 .map_err(|e| self.run_err(e))?;
             let col = self.metadata.positive_class_index;
@@ -174,10 +174,6 @@ impl LoadedModel {
         }
         Ok(())
     }
-}
-
-fn anyhow_msg(s: &str) -> String {
-    s.to_string()
 }
 
 fn find_output(model: &InferenceModel, name: &str) -> Option<usize> {

@@ -26,9 +26,7 @@ pub const PSI_EPSILON: f64 = 1e-4;
 /// edge and two bins: below it, and at or above it). The sample need not be sorted; it must
 /// be non-empty and finite.
 pub fn quantile_edges(sample: &[f64], bins: usize) -> Vec<f64> {
-    let mut sorted = sample.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    quantile_edges_sorted(&sorted, bins)
+    quantile_edges_sorted(&sorted(sample), bins)
 }
 
 pub(crate) fn quantile_edges_sorted(sorted: &[f64], bins: usize) -> Vec<f64> {
@@ -140,10 +138,7 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
+    let (a, b) = (sorted(a), sorted(b));
     let (n, m) = (a.len() as f64, b.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
     let mut d: f64 = 0.0;
@@ -167,10 +162,7 @@ pub fn wasserstein1(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
+    let (a, b) = (sorted(a), sorted(b));
     let (n, m) = (a.len() as f64, b.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
     let mut total = 0.0;
@@ -260,4 +252,11 @@ pub fn chi_square_homogeneity(reference: &[f64], current: &[f64]) -> (f64, usize
     }
     let dof = cols.len() - 1;
     (stat, dof, super::special::chi2_sf(stat, dof as f64))
+}
+
+/// A sorted copy (total order, so NaN cannot break the sort).
+fn sorted(x: &[f64]) -> Vec<f64> {
+    let mut x = x.to_vec();
+    x.sort_by(f64::total_cmp);
+    x
 }
