@@ -182,13 +182,14 @@ fn tansu_bin() -> anyhow::Result<PathBuf> {
     bail!("tansu not found: run scripts/test.sh (it installs it into {}), or set WEIR_TANSU_BIN or WEIR_TEST_BROKERS", cache.display())
 }
 
-/// The `weir` binary: `WEIR_BIN` if set, else built now with the same cargo and target
+/// The `weir` binary: `WEIR_BIN` if set (relative to the workspace root), else built now with the same cargo and target
 /// directory as the tests (incremental, so usually instant).
 pub fn weir_bin() -> anyhow::Result<PathBuf> {
-    if let Ok(p) = std::env::var("WEIR_BIN") {
-        return Ok(PathBuf::from(p));
-    }
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Ok(p) = std::env::var("WEIR_BIN") {
+        // Tests run in the `tests/` folder: a relative path means the workspace root.
+        return Ok(workspace.join(p));
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--bin", "weir"])
