@@ -224,7 +224,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 score,
                 decision: self.scorer.decide(score).as_str().to_string(),
                 features,
+                reasons: Vec::new(),
                 scored_at,
+                attributes: monitored_attributes(tx),
             };
             messages.push(OutgoingMessage::new(tx.card_id.as_bytes(), self.score_encoder.encode(&event)?));
         }
@@ -248,6 +250,20 @@ impl<S: FeatureStore> ScoringHandler<S> {
         metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);
         Ok(dispositions)
     }
+}
+
+/// The event's categorical attributes carried on its score, for drift and fairness by
+/// group downstream.
+fn monitored_attributes(tx: &Transaction) -> std::collections::BTreeMap<String, String> {
+    [
+        ("customer_segment", &tx.customer_segment),
+        ("channel", &tx.channel),
+        ("country", &tx.country),
+        ("currency", &tx.currency),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.clone()))
+    .collect()
 }
 
 impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {

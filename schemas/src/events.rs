@@ -36,7 +36,18 @@ pub struct FeatureValue {
     pub value: f64,
 }
 
-/// weir's verdict on one transaction (`score.avsc`).
+/// One reason code: a feature and how much it pushed the score (`score-v2.avsc`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub feature: String,
+    /// The feature's value in the scored event.
+    pub value: f64,
+    /// Signed contribution to the score's log-odds.
+    pub contribution: f64,
+}
+
+/// weir's verdict on one transaction (`score-v2.avsc`; version 1, `score.avsc`, still
+/// decodes into it with no reasons and no attributes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     pub event_id: String,
@@ -47,7 +58,12 @@ pub struct Score {
     pub score: f64,
     pub decision: String,
     pub features: Vec<FeatureValue>,
+    /// Top contributing features, largest absolute contribution first.
+    pub reasons: Vec<Reason>,
     pub scored_at: i64,
+    /// Categorical attributes of the event (customer segment, channel, ...) that the
+    /// monitor groups drift and fairness by.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// A message weir could not process (`dead-letter.avsc`). On the dead-letter topic the

@@ -112,6 +112,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("transaction-v2.avsc", include_str!("../avro/transaction-v2.avsc")),
     ("label.avsc", include_str!("../avro/label.avsc")),
     ("score.avsc", include_str!("../avro/score.avsc")),
+    ("score-v2.avsc", include_str!("../avro/score-v2.avsc")),
     ("dead-letter.avsc", include_str!("../avro/dead-letter.avsc")),
     ("drift-alert.avsc", include_str!("../avro/drift-alert.avsc")),
 ];
@@ -287,7 +288,7 @@ impl Encoder {
 mod tests {
     use super::*;
     use crate::error::ErrorClass;
-    use crate::events::{DeadLetter, DriftAlert, FeatureValue, Label, Score, Transaction};
+    use crate::events::{DeadLetter, DriftAlert, FeatureValue, Label, Reason, Score, Transaction};
     use apache_avro::types::Value;
     use proptest::prelude::*;
 
@@ -324,7 +325,9 @@ mod tests {
                 FeatureValue { name: "hour_of_day".into(), value: 23.0 },
                 FeatureValue { name: "card_count_1m".into(), value: -0.0 },
             ],
+            reasons: vec![Reason { feature: "amount_log".into(), value: 4.5, contribution: 1.25 }],
             scored_at: 1_767_225_600_456,
+            attributes: [("customer_segment".to_string(), "premium".to_string())].into_iter().collect(),
         }
     }
 
@@ -361,6 +364,7 @@ mod tests {
             (4, subjects::DEAD_LETTER),
             (5, subjects::DRIFT_ALERT),
             (6, subjects::TRANSACTION),
+            (7, subjects::SCORE),
         ] {
             assert_eq!(reg.by_id(id).unwrap().subject, subject, "id {id}");
         }
@@ -415,8 +419,45 @@ mod tests {
 
     #[test]
     fn score_round_trip_with_and_without_features() {
-        round_trip(subjects::SCORE, 3, &score());
-        round_trip(subjects::SCORE, 3, &Score { features: vec![], ..score() });
+        round_trip(subjects::SCORE, 7, &score());
+        round_trip(
+            subjects::SCORE,
+            7,
+            &Score { features: vec![], reasons: vec![], attributes: Default::default(), ..score() },
+        );
+    }
+
+    /// Scores written by weir before reason codes existed (schema id 3) still decode.
+    #[test]
+    fn score_v1_decodes_with_the_v2_reader() {
+        #[derive(Serialize)]
+        struct ScoreV1 {
+            event_id: String,
+            card_id: String,
+            event_time: i64,
+            model_name: String,
+            model_version: String,
+            score: f64,
+            decision: String,
+            features: Vec<FeatureValue>,
+            scored_at: i64,
+        }
+        let s = score();
+        let v1 = ScoreV1 {
+            event_id: s.event_id.clone(),
+            card_id: s.card_id.clone(),
+            event_time: s.event_time,
+            model_name: s.model_name.clone(),
+            model_version: s.model_version.clone(),
+            score: s.score,
+            decision: s.decision.clone(),
+            features: s.features.clone(),
+            scored_at: s.scored_at,
+        };
+        let reg = registry();
+        let bytes = Encoder::for_schema(reg.by_id(3).unwrap()).encode(&v1).unwrap();
+        let back = decoder::<Score>(&reg, subjects::SCORE, 7).decode(&bytes).unwrap();
+        assert_eq!(back, Score { reasons: vec![], attributes: Default::default(), ..s });
     }
 
     #[test]
