@@ -59,10 +59,12 @@ pub struct Score {
     pub decision: String,
     pub features: Vec<FeatureValue>,
     /// Top contributing features, largest absolute contribution first.
+    #[serde(default)]
     pub reasons: Vec<Reason>,
     pub scored_at: i64,
     /// Categorical attributes of the event (customer segment, channel, ...) that the
     /// monitor groups drift and fairness by.
+    #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 

@@ -7,7 +7,8 @@
 //! - the Confluent wire format and the schema-id registry seam ([`wire`]);
 //! - validation of incoming events with classified errors ([`validate`], [`error`]);
 //! - the contracts between stages: the online feature store trait ([`store`]) and the
-//!   model registry's on-disk format ([`model`]).
+//!   model registry: each version's metadata ([`model`]) and the directory layout with
+//!   promotion and rollback ([`registry`]).
 //!
 //! Stage crates depend on this crate and never on each other.
 //!
@@ -31,6 +32,7 @@
 pub mod error;
 pub mod events;
 pub mod model;
+pub mod registry;
 pub mod store;
 pub mod validate;
 pub mod wire;

@@ -1,16 +1,8 @@
 //! The model registry's on-disk format, shared by the learner (writes it), the scorer
 //! (reads it) and the monitor (takes its reference from it).
 //!
-//! A registry is a directory; each model version is a subdirectory holding `model.onnx`
-//! and `metadata.json` (this struct):
-//!
-//! ```text
-//! models/
-//!   fraud-baseline/
-//!     v1/
-//!       model.onnx
-//!       metadata.json
-//! ```
+//! Each version is a directory holding its ONNX file and `metadata.json` (this struct);
+//! [`crate::registry`] defines where versions live and which one serves.
 
 use std::collections::BTreeMap;
 
