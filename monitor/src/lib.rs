@@ -13,8 +13,15 @@
 //! - [`LatencyHistogram`]: exact latency percentiles, an `hdrhistogram` behind a mutex,
 //!   recorded by the pipeline per event and read by `weir demo`'s summary.
 //!
-//! Still to come (see the drift issue): wiring to the stream, fairness by group, alerting
-//! with hysteresis to the `DriftAlert` topic, and Prometheus metrics.
+//! - [`watch::Monitor`]: the per-event streaming monitor that puts these together — every
+//!   feature of the scored vector, the score and each categorical attribute against a
+//!   reference (a [`ReferenceProfile`] or a warm-up), data-quality rates, fairness by group,
+//!   ADWIN/Page–Hinkley on the error and label rates once labels join, and per statistic an
+//!   [`alert::AlertMachine`] (a breach must persist, one alert per episode, a clear event on
+//!   recovery) turning evaluations into `DriftAlert` events. Configured by [`MonitorConfig`]
+//!   (`[monitor]` in `weir.toml`). No I/O: the `weir` binary's monitor stage feeds it from
+//!   Kafka and ships its alerts.
+//! - [`metrics`]: the Prometheus metric names and the `/metrics` exporter.
 //!
 //! ```
 //! use weir_monitor::drift::{NumericDrift, NumericReference, WindowSpec, DEFAULT_BINS};
@@ -42,12 +49,17 @@
 //! assert!(p.p50_us >= 299 && p.p50_us <= 301);
 //! ```
 
+pub mod alert;
+pub mod config;
 pub mod detectors;
 pub mod drift;
 pub mod error;
 pub mod metrics;
+pub mod watch;
 
+pub use config::MonitorConfig;
 pub use error::{MonitorError, Result};
+pub use watch::{Evaluation, Monitor, ReferenceProfile};
 
 use std::sync::Mutex;
 

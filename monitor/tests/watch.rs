@@ -1,0 +1,285 @@
+//! The streaming monitor on seeded streams with controlled event time: drift injected at
+//! a known event fires exactly one alert within a bounded delay and none before it,
+//! clears once after recovery; the same for a new category, a fairness gap, a jump in the
+//! error rate, and invalid values.
+
+use std::collections::BTreeMap;
+
+use weir_monitor::config::MonitorConfig;
+use weir_monitor::watch::{Monitor, ReferenceProfile, ERROR_RATE_SUBJECT, QUALITY_SUBJECT, SCORE_SUBJECT};
+use weir_schemas::events::{DriftAlert, FeatureValue, Label, Score};
+
+/// xorshift64* and Box–Muller: seeded, dependency-free.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        (-2.0 * self.uniform().ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
+    }
+}
+
+/// 10 events per second of event time; panes of 10 s (100 events), windows of 6 panes.
+const STEP_MS: i64 = 100;
+
+fn config() -> MonitorConfig {
+    MonitorConfig {
+        pane_secs: 10,
+        window_panes: 6,
+        warmup_events: 1_000,
+        min_window_events: 300,
+        persist_windows: 3,
+        clear_windows: 3,
+        ..MonitorConfig::default()
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Shape {
+    x_shift: f64,
+    new_country: f64,
+    premium_flag_rate: Option<f64>,
+    nan_rate: f64,
+}
+
+fn score(i: i64, rng: &mut Rng, shape: Shape) -> Score {
+    let x = rng.normal() + shape.x_shift;
+    let y = if rng.uniform() < shape.nan_rate { f64::NAN } else { rng.uniform() * 10.0 };
+    let segment = if rng.uniform() < 0.5 { "retail" } else { "premium" };
+    let country = if rng.uniform() < shape.new_country {
+        "MX"
+    } else {
+        ["FR", "DE", "ES"][(rng.next() % 3) as usize]
+    };
+    let flag_rate = match (segment, shape.premium_flag_rate) {
+        ("premium", Some(r)) => r,
+        _ => 0.1,
+    };
+    let flagged = rng.uniform() < flag_rate;
+    let p = rng.uniform() * 0.5 + if flagged { 0.5 } else { 0.0 };
+    Score {
+        event_id: format!("e{i}"),
+        card_id: format!("c{}", i % 97),
+        event_time: 1_700_000_000_000 + i * STEP_MS,
+        model_name: "m".into(),
+        model_version: "v1".into(),
+        score: p,
+        decision: if flagged { "decline" } else { "approve" }.into(),
+        features: vec![FeatureValue { name: "x".into(), value: x }, FeatureValue { name: "y".into(), value: y }],
+        reasons: vec![],
+        scored_at: 0,
+        attributes: BTreeMap::from([("country".into(), country.into()), ("customer_segment".into(), segment.into())]),
+    }
+}
+
+/// Feeds `n` scores shaped by `shape(i)`; returns every alert with the index of the score
+/// whose arrival produced it.
+fn run(monitor: &mut Monitor, n: i64, seed: u64, shape: impl Fn(i64) -> Shape) -> Vec<(i64, DriftAlert)> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::new();
+    for i in 0..n {
+        for a in monitor.observe_score(&score(i, &mut rng, shape(i))) {
+            out.push((i, a));
+        }
+    }
+    out
+}
+
+fn of<'a>(alerts: &'a [(i64, DriftAlert)], subject: &str, statistic: &str) -> Vec<&'a (i64, DriftAlert)> {
+    alerts.iter().filter(|(_, a)| a.subject == subject && a.statistic == statistic).collect()
+}
+
+/// Event index of a window end.
+fn index_at(t_ms: i64) -> i64 {
+    (t_ms - 1_700_000_000_000) / STEP_MS
+}
+
+#[test]
+fn a_numeric_shift_fires_once_within_bounded_delay_and_clears_once() {
+    let mut m = Monitor::new(config()).unwrap();
+    let (drift_at, back_at, end) = (4_000, 8_000, 12_000);
+    let alerts = run(&mut m, end, 7, |i| Shape {
+        x_shift: if (drift_at..back_at).contains(&i) { 1.0 } else { 0.0 },
+        ..Shape::default()
+    });
+    assert!(alerts.iter().all(|(i, _)| *i >= drift_at), "alert before the drift: {alerts:#?}");
+    let x = of(&alerts, "x", "psi");
+    assert_eq!(x.len(), 2, "{x:#?}");
+    let (fired_at, fired) = x[0];
+    let (cleared_at, cleared) = x[1];
+    assert_eq!(fired.state, "firing");
+    assert_eq!(cleared.state, "cleared");
+    assert_eq!(fired.alert_id, cleared.alert_id);
+    assert!(fired.value > 0.25 && fired.threshold == 0.25, "{fired:?}");
+    assert_eq!(fired.model_version.as_deref(), Some("v1"));
+    // Bounded delay: the window must hold enough shifted events, then persist 3 panes:
+    // at most a full window (600 events) plus 3 panes (300) plus the closing pane.
+    let delay = fired_at - drift_at;
+    assert!(delay <= 600 + 300 + 100, "fired {delay} events after the shift");
+    assert!(index_at(fired.window_end) > drift_at);
+    let recovery = cleared_at - back_at;
+    assert!(recovery > 0 && recovery <= 600 + 300 + 100, "cleared {recovery} events after recovery");
+    // Nothing else drifted: y, the country, the score and the quality rates stayed put.
+    let others: Vec<_> = alerts.iter().filter(|(_, a)| a.subject != "x").collect();
+    assert!(others.is_empty(), "{others:#?}");
+    // The statistics behind the alert are all read and in range.
+    let e = m.last_evaluation().unwrap();
+    for stat in ["psi", "ks", "js", "wasserstein1"] {
+        assert!(e.get("x", stat).is_some_and(|v| v.is_finite() && v >= 0.0), "{stat}");
+    }
+    assert_eq!(e.events, 600);
+    assert!(m.firing().is_empty());
+}
+
+#[test]
+fn a_new_category_fires_on_the_attribute() {
+    let mut m = Monitor::new(config()).unwrap();
+    let drift_at = 3_000;
+    let alerts = run(&mut m, 6_000, 11, |i| Shape { new_country: if i >= drift_at { 0.2 } else { 0.0 }, ..Shape::default() });
+    let c = of(&alerts, "country", "psi");
+    assert_eq!(c.len(), 1, "{alerts:#?}");
+    assert!(c[0].0 >= drift_at && c[0].0 - drift_at <= 1_000, "{:?}", c[0]);
+    assert_eq!(c[0].1.severity, "critical", "20% in a bucket the reference never saw: PSI ≈ 1.5");
+    assert!(m.last_evaluation().unwrap().get("country", "other_share").is_some_and(|s| (0.15..0.25).contains(&s)));
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+}
+
+#[test]
+fn a_fairness_gap_fires_on_decision_rates() {
+    let mut m = Monitor::new(config()).unwrap();
+    let drift_at = 3_000;
+    let alerts = run(&mut m, 6_000, 5, |i| Shape {
+        premium_flag_rate: (i >= drift_at).then_some(0.4),
+        ..Shape::default()
+    });
+    let f = of(&alerts, "fairness:customer_segment", "decision_rate_gap");
+    assert_eq!(f.len(), 1, "{alerts:#?}");
+    assert!(f[0].0 >= drift_at);
+    let e = m.last_evaluation().unwrap();
+    let gap = e.get("fairness:customer_segment", "decision_rate_gap").unwrap();
+    assert!((0.2..0.4).contains(&gap), "{gap}");
+    let premium = e.get("fairness:customer_segment:premium", "decision_rate").unwrap();
+    assert!((0.3..0.5).contains(&premium), "{premium}");
+    // The score distribution moved too (more high scores), and that is reported.
+    assert!(of(&alerts, SCORE_SUBJECT, "psi").len() <= 1);
+}
+
+#[test]
+fn error_rate_detectors_fire_once_labels_show_a_change_and_tpr_is_per_group() {
+    let mut m = Monitor::new(config()).unwrap();
+    let mut rng = Rng(3);
+    let mut labels = Vec::new();
+    let mut alerts = Vec::new();
+    let change = 6_000;
+    for i in 0..12_000i64 {
+        let s = score(i, &mut rng, Shape::default());
+        // Labels 3 s later; before the change they agree with the decision 95% of the
+        // time, after it only 70%.
+        let agree = rng.uniform() < if i < change { 0.95 } else { 0.7 };
+        let flagged = s.decision != "approve";
+        labels.push((s.event_time + 3_000, Label {
+            event_id: s.event_id.clone(),
+            card_id: s.card_id.clone(),
+            is_fraud: if agree { flagged } else { !flagged },
+            event_time: s.event_time,
+            label_time: s.event_time + 3_000,
+        }));
+        alerts.extend(m.observe_score(&s).into_iter().map(|a| (i, a)));
+        while labels.first().is_some_and(|(t, _)| *t <= s.event_time) {
+            m.observe_label(&labels.remove(0).1);
+        }
+    }
+    assert_eq!(m.counts().labels_unmatched, 0);
+    let adwin = of(&alerts, ERROR_RATE_SUBJECT, "adwin");
+    assert!(!adwin.is_empty(), "{alerts:#?}");
+    assert!(adwin.iter().all(|(i, _)| *i >= change), "{adwin:#?}");
+    let (at, first) = adwin[0];
+    assert_eq!(first.state, "firing");
+    assert!(at - change <= 1_500, "detected {} events after the change", at - change);
+    assert!(first.threshold < 0.1 && first.value > first.threshold, "before {} after {}", first.threshold, first.value);
+    let ph = of(&alerts, ERROR_RATE_SUBJECT, "page_hinkley");
+    assert!(ph.iter().all(|(i, _)| *i >= change), "{ph:#?}");
+    let firing = |v: &[&(i64, DriftAlert)]| v.iter().filter(|(_, a)| a.state == "firing").count();
+    assert!(firing(&ph) >= 1);
+    let e = m.last_evaluation().unwrap();
+    assert!(e.get("fairness:customer_segment:retail", "tpr").is_some());
+    assert!(e.get(ERROR_RATE_SUBJECT, "rate").is_some_and(|r| (0.2..0.4).contains(&r)));
+}
+
+#[test]
+fn invalid_values_fire_data_quality() {
+    let mut m = Monitor::new(config()).unwrap();
+    let alerts = run(&mut m, 6_000, 9, |i| Shape { nan_rate: if i >= 3_000 { 0.2 } else { 0.0 }, ..Shape::default() });
+    let q = of(&alerts, QUALITY_SUBJECT, "invalid_rate");
+    assert_eq!(q.len(), 1, "{alerts:#?}");
+    assert!(q[0].0 >= 3_000);
+    // 20% of one of 2 features + 2 attributes + the score: 4% of values.
+    let rate = m.last_evaluation().unwrap().get(QUALITY_SUBJECT, "invalid_rate").unwrap();
+    assert!((0.03..0.05).contains(&rate), "{rate}");
+}
+
+#[test]
+fn late_scores_are_counted_not_binned() {
+    let mut m = Monitor::new(config()).unwrap();
+    let mut rng = Rng(1);
+    for i in 0..2_000 {
+        m.observe_score(&score(i, &mut rng, Shape::default()));
+    }
+    let late = score(0, &mut rng, Shape { x_shift: 100.0, ..Shape::default() });
+    m.observe_score(&late);
+    assert_eq!(m.counts().late, 1);
+    m.flush();
+    let e = m.last_evaluation().unwrap();
+    assert!(e.get(QUALITY_SUBJECT, "late_rate").is_some_and(|r| r > 0.0 && r < 0.01));
+    assert!(e.get("x", "psi").is_some_and(|p| p < 0.1), "the late outlier did not reach the bins");
+}
+
+#[test]
+fn warmup_reference_equals_a_given_reference() {
+    let cfg = config();
+    let mut warm = Monitor::new(cfg.clone()).unwrap();
+    let mut rng = Rng(21);
+    let scores: Vec<Score> = (0..5_000).map(|i| score(i, &mut rng, Shape::default())).collect();
+    let mut profile: Option<ReferenceProfile> = None;
+    for s in &scores[..1_000] {
+        warm.observe_score(s);
+        profile = profile.or(warm.take_completed_warmup());
+    }
+    let profile = profile.expect("the warm-up completes at 1000 scores");
+    assert_eq!(profile.numeric["x"].len(), 1_000);
+    assert_eq!(profile.categorical["country"].values().sum::<u64>(), 1_000);
+    let mut given = Monitor::with_reference(cfg, &profile).unwrap();
+    assert!(warm.reference_ready() && given.reference_ready());
+    for s in &scores[1_000..] {
+        warm.observe_score(s);
+        given.observe_score(s);
+    }
+    warm.flush();
+    given.flush();
+    let (a, b) = (warm.last_evaluation().unwrap(), given.last_evaluation().unwrap());
+    for subject in ["x", "y", SCORE_SUBJECT] {
+        assert_eq!(a.get(subject, "psi"), b.get(subject, "psi"), "{subject}");
+    }
+    assert_eq!(a.get("country", "chi2"), b.get("country", "chi2"));
+}
+
+#[test]
+fn the_label_join_is_bounded() {
+    let cfg = MonitorConfig {
+        concept: weir_monitor::config::ConceptConfig { label_join_capacity: 100, ..Default::default() },
+        ..config()
+    };
+    let mut m = Monitor::new(cfg).unwrap();
+    run(&mut m, 1_000, 2, |_| Shape::default());
+    assert_eq!(m.waiting_for_labels(), 100);
+    m.observe_label(&Label { event_id: "e0".into(), card_id: "c0".into(), is_fraud: true, event_time: 0, label_time: 0 });
+    m.observe_label(&Label { event_id: "e999".into(), card_id: "c0".into(), is_fraud: true, event_time: 0, label_time: 0 });
+    assert_eq!((m.counts().labels_unmatched, m.counts().labels_joined), (1, 1));
+}
