@@ -35,6 +35,9 @@ pub struct WeirConfig {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The monitor stage: drift, fairness, concept drift, alerts.
+    #[serde(default)]
+    pub monitor: crate::monitor_stage::MonitorStageConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -98,6 +101,7 @@ impl WeirConfig {
         p.extend(self.features.problems());
         p.extend(self.scorer.problems());
         p.extend(self.validation.problems());
+        p.extend(self.monitor.problems());
         if let Some(redis) = &self.redis {
             if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://") || redis.url.starts_with("unix://")) {
                 p.push(format!("redis.url {:?} must start with redis://, rediss:// or unix://", redis.url));
@@ -134,6 +138,7 @@ impl WeirConfig {
             validation: ValidationRules::default(),
             schemas: SchemasConfig::default(),
             metrics: MetricsConfig::default(),
+            monitor: Default::default(),
         }
     }
 }

@@ -6,10 +6,12 @@
 //! - [`config`]: `weir.toml`, layered and checked as a whole;
 //! - [`pipeline`]: the scoring pipeline behind the consumer loop;
 //! - [`demo`]: `weir demo` on the embedded default;
-//! - [`produce`]: `weir produce`, the load generator's front end.
+//! - [`produce`]: `weir produce`, the load generator's front end;
+//! - [`monitor_stage`]: `[scores] + [labels] → monitor → [drift-alerts]`.
 
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod monitor_stage;
 pub mod pipeline;
 pub mod produce;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use weir::config::WeirConfig;
 use weir::demo::{run_demo, DemoOptions};
+use weir::monitor_stage::{run_monitor, spawn_lag_watch, spawn_monitor, MonitorStats};
 use weir::pipeline::{connect_redis_store, load_model, run_pipeline, PipelineStats};
 use weir_ingest::config::KafkaConfig;
 use weir_ingest::generator::GeneratorConfig;
@@ -39,6 +40,11 @@ enum Command {
     },
     /// Run the production pipeline against Kafka and Redis.
     Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run only the monitor stage: scores and labels in, drift alerts out.
+    Monitor {
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -133,6 +139,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Run { config } => run(WeirConfig::load(&config)?).await,
+            Command::Monitor { config } => monitor(WeirConfig::load(&config)?).await,
             Command::Produce(args) => produce(args).await,
             Command::Bench { transactions, batch_sizes, seed, json } => {
                 let rows = weir::bench::run_bench(transactions, &batch_sizes, seed).await?;
@@ -146,27 +153,64 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn run(config: WeirConfig) -> anyhow::Result<()> {
-    let store = connect_redis_store(&config).await?;
-    let model = Arc::new(load_model(&config)?);
-    info!(model = %model.metadata().version, "model loaded");
+fn serve_metrics(config: &WeirConfig) -> anyhow::Result<()> {
     if let Some(listen) = &config.metrics.listen {
         // Checked by WeirConfig::problems.
         let addr: std::net::SocketAddr = listen.parse().context("metrics.listen")?;
         weir_monitor::metrics::install_prometheus(addr)?;
         info!(%addr, "serving prometheus metrics at /metrics");
     }
+    Ok(())
+}
+
+fn shutdown_on_ctrl_c() -> CancellationToken {
     let shutdown = CancellationToken::new();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("shutting down: finishing the batch in flight, then committing offsets");
-            shutdown.cancel();
-        });
-    }
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("shutting down: finishing the batch in flight, then committing offsets");
+        token.cancel();
+    });
+    shutdown
+}
+
+async fn monitor(config: WeirConfig) -> anyhow::Result<()> {
+    serve_metrics(&config)?;
+    let shutdown = shutdown_on_ctrl_c();
+    let lag = spawn_lag_watch(&config, shutdown.clone());
+    let stats = Arc::new(MonitorStats::default());
+    let result = run_monitor(&config, stats.clone(), shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = lag.await;
+    let loop_stats = result?;
+    info!(batches = loop_stats.batches, records = loop_stats.records, alerts = PipelineStats::get(&stats.alerts_sent), "monitor stopped");
+    Ok(())
+}
+
+async fn run(config: WeirConfig) -> anyhow::Result<()> {
+    let store = connect_redis_store(&config).await?;
+    let model = Arc::new(load_model(&config)?);
+    info!(model = %model.metadata().version, "model loaded");
+    serve_metrics(&config)?;
+    let shutdown = shutdown_on_ctrl_c();
+    // The monitor reads the scores with its own group; if it fails, scoring goes on.
+    let monitor = config
+        .monitor
+        .enabled
+        .then(|| spawn_monitor(config.clone(), Arc::new(MonitorStats::default()), shutdown.clone()));
+    let lag = spawn_lag_watch(&config, shutdown.clone());
     let stats = Arc::new(PipelineStats::default());
-    let loop_stats = run_pipeline(&config, Arc::new(store), model, stats.clone(), shutdown).await?;
+    let result = run_pipeline(&config, Arc::new(store), model, stats.clone(), shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = lag.await;
+    if let Some(task) = monitor {
+        match task.await {
+            Ok(Ok(s)) => info!(records = s.records, "monitor stopped"),
+            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "monitor failed (scoring was not affected)"),
+            Err(e) => warn!(error = %e, "monitor task"),
+        }
+    }
+    let loop_stats = result?;
     let p = stats.latency.percentiles();
     info!(
         batches = loop_stats.batches,

@@ -1,0 +1,483 @@
+//! The monitor stage: `[scores] + [labels] → monitor → [drift-alerts]` (+ webhook, gauges).
+//!
+//! It reads the scores and labels topics with a consumer group of its own
+//! (`monitor.group_id`, default `<kafka.group_id>-monitor`), so it never slows scoring:
+//! if it falls behind, only its own lag grows (`weir_consumer_lag{group=…}`). Each
+//! micro-batch is fed to [`weir_monitor::Monitor`]; the `DriftAlert`s it returns are
+//! produced to the alerts topic and acknowledged before the batch's offsets are stored
+//! (at-least-once, like the scoring loop). A batch whose alerts could not be delivered is
+//! retried without being counted twice: the alerts wait in the handler and only they are
+//! sent again. Alert ids are deterministic (subject, statistic, episode, window end), so a
+//! consumer of the alerts topic can drop the duplicates a crash-replay may cause.
+//!
+//! The webhook is best effort: one JSON POST per alert over plain HTTP with a short
+//! timeout; a failure is logged and counted (`weir_monitor_webhook_failures_total`), never
+//! retried and never holding the stream back — the Kafka topic is the record.
+//!
+//! The monitor's state lives in memory. After a restart it warms up again from where its
+//! group's offsets stand, unless `monitor.reference_file` names a reference: that file is
+//! loaded if present, and written when a warm-up completes.
+//!
+//! A failing monitor does not stop `weir run`'s scoring: it is logged and the pipeline
+//! goes on (scores matter more than their drift report).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
+use weir_ingest::producer::{EventProducer, OutgoingMessage};
+use weir_ingest::Error as IngestError;
+use weir_monitor::metrics as m;
+use weir_monitor::{Monitor, MonitorConfig, ReferenceProfile};
+use weir_schemas::events::{DriftAlert, Label, Score};
+use weir_schemas::wire::{subjects, Decoder, Encoder};
+
+use crate::config::WeirConfig;
+use crate::pipeline::schema_registry;
+
+/// `[monitor]` in `weir.toml`: the stage around the monitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorStageConfig {
+    /// Whether `weir run` runs the monitor next to the scoring pipeline. `weir monitor`
+    /// runs it regardless. Default true.
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Topic the `DriftAlert` events go to. Default `drift-alerts`.
+    #[serde(default = "d_alerts_topic")]
+    pub alerts_topic: String,
+    /// Consumer group of the monitor. Default: `<kafka.group_id>-monitor`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// `http://host[:port]/path` to POST every alert to as JSON. Default: none.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// A reference profile (JSON, see `weir_monitor::ReferenceProfile`): loaded if the file
+    /// exists, else written when the warm-up completes. Default: none (warm up each start).
+    #[serde(default)]
+    pub reference_file: Option<PathBuf>,
+    /// How often consumer lag is measured, in seconds. Default 5.
+    #[serde(default = "d_lag_secs")]
+    pub lag_interval_secs: u64,
+    /// Windows, reference, thresholds, hysteresis, fairness, concept drift.
+    #[serde(default)]
+    pub watch: MonitorConfig,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_alerts_topic() -> String {
+    "drift-alerts".into()
+}
+fn d_lag_secs() -> u64 {
+    5
+}
+
+impl Default for MonitorStageConfig {
+    fn default() -> Self {
+        MonitorStageConfig {
+            enabled: true,
+            alerts_topic: d_alerts_topic(),
+            group_id: None,
+            webhook_url: None,
+            reference_file: None,
+            lag_interval_secs: d_lag_secs(),
+            watch: MonitorConfig::default(),
+        }
+    }
+}
+
+impl MonitorStageConfig {
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = self.watch.problems();
+        if self.alerts_topic.is_empty() {
+            p.push("monitor.alerts_topic is empty".into());
+        }
+        if let Some(url) = &self.webhook_url {
+            if let Err(e) = parse_http_url(url) {
+                p.push(format!("monitor.webhook_url {url:?}: {e}"));
+            }
+        }
+        if self.lag_interval_secs == 0 {
+            p.push("monitor.lag_interval_secs must be at least 1".into());
+        }
+        p
+    }
+
+    pub fn group_id(&self, kafka_group: &str) -> String {
+        self.group_id.clone().unwrap_or_else(|| format!("{kafka_group}-monitor"))
+    }
+}
+
+/// Counters of the stage, shared with whoever watches it (tests, the demo).
+#[derive(Default)]
+pub struct MonitorStats {
+    pub scores: AtomicU64,
+    pub labels: AtomicU64,
+    pub undecodable: AtomicU64,
+    pub alerts_sent: AtomicU64,
+    pub alerts: std::sync::Mutex<Vec<DriftAlert>>,
+}
+
+pub struct MonitorHandler {
+    monitor: Monitor,
+    scores_topic: String,
+    labels_topic: String,
+    score_decoder: Decoder<Score>,
+    label_decoder: Decoder<Label>,
+    alert_encoder: Encoder,
+    producer: EventProducer,
+    alerts_topic: String,
+    webhook: Option<String>,
+    reference_file: Option<PathBuf>,
+    stats: Arc<MonitorStats>,
+    /// Alerts of a batch already fed to the monitor, not yet acknowledged by the broker.
+    unsent: Option<Vec<DriftAlert>>,
+    evaluations_seen: u64,
+}
+
+impl MonitorHandler {
+    pub fn new(config: &WeirConfig, producer: EventProducer, stats: Arc<MonitorStats>) -> anyhow::Result<Self> {
+        let stage = &config.monitor;
+        let registry = schema_registry(config)?;
+        let score_reader = registry.latest(subjects::SCORE)?;
+        let label_reader = registry.latest(subjects::LABEL)?;
+        let monitor = match &stage.reference_file {
+            Some(path) if path.is_file() => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let profile: ReferenceProfile =
+                    serde_json::from_str(&text).with_context(|| format!("parsing reference {}", path.display()))?;
+                info!(path = %path.display(), "monitor reference loaded");
+                Monitor::with_reference(stage.watch.clone(), &profile)?
+            }
+            _ => Monitor::new(stage.watch.clone())?,
+        };
+        Ok(MonitorHandler {
+            monitor,
+            scores_topic: config.kafka.topics.scores.clone(),
+            labels_topic: config.kafka.topics.labels.clone(),
+            score_decoder: Decoder::new(registry.clone(), subjects::SCORE, &score_reader),
+            label_decoder: Decoder::new(registry.clone(), subjects::LABEL, &label_reader),
+            alert_encoder: Encoder::new(registry.as_ref(), subjects::DRIFT_ALERT)?,
+            producer,
+            alerts_topic: stage.alerts_topic.clone(),
+            webhook: stage.webhook_url.clone(),
+            reference_file: stage.reference_file.clone(),
+            stats,
+            unsent: None,
+            evaluations_seen: 0,
+        })
+    }
+
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    fn feed(&mut self, batch: &[InputRecord<'_>]) -> Vec<DriftAlert> {
+        let mut alerts = Vec::new();
+        let (mut scores, mut labels, mut bad) = (0u64, 0u64, 0u64);
+        for r in batch {
+            let Some(payload) = r.payload else {
+                bad += 1;
+                continue;
+            };
+            if r.topic == self.scores_topic {
+                match self.score_decoder.decode(payload) {
+                    Ok(s) => {
+                        scores += 1;
+                        alerts.extend(self.monitor.observe_score(&s));
+                    }
+                    Err(_) => bad += 1,
+                }
+            } else if r.topic == self.labels_topic {
+                match self.label_decoder.decode(payload) {
+                    Ok(l) => {
+                        labels += 1;
+                        self.monitor.observe_label(&l);
+                    }
+                    Err(_) => bad += 1,
+                }
+            }
+        }
+        self.stats.scores.fetch_add(scores, Ordering::Relaxed);
+        self.stats.labels.fetch_add(labels, Ordering::Relaxed);
+        self.stats.undecodable.fetch_add(bad, Ordering::Relaxed);
+        metrics::counter!(m::MONITOR_SCORES).increment(scores);
+        metrics::counter!(m::MONITOR_LABELS).increment(labels);
+        metrics::counter!(m::MONITOR_UNDECODABLE).increment(bad);
+        let now = weir_schemas::now_ms();
+        for a in &mut alerts {
+            a.raised_at = now;
+        }
+        alerts
+    }
+
+    fn save_reference(&mut self) {
+        let (Some(profile), Some(path)) = (self.monitor.take_completed_warmup(), &self.reference_file) else { return };
+        let written = serde_json::to_vec(&profile)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| std::fs::write(path, bytes).map_err(anyhow::Error::from));
+        match written {
+            Ok(()) => info!(path = %path.display(), "monitor reference saved"),
+            Err(e) => warn!(path = %path.display(), error = %e, "could not save the monitor reference"),
+        }
+    }
+
+    fn publish_gauges(&mut self) {
+        let evaluations = self.monitor.counts().evaluations;
+        if evaluations == self.evaluations_seen {
+            return;
+        }
+        self.evaluations_seen = evaluations;
+        if let Some(e) = self.monitor.last_evaluation() {
+            for r in &e.readings {
+                metrics::gauge!(m::MONITOR_STATISTIC, "subject" => r.subject.clone(), "statistic" => r.statistic)
+                    .set(r.value);
+            }
+            metrics::gauge!(m::MONITOR_WINDOW_EVENTS).set(e.events as f64);
+        }
+        let c = self.monitor.counts();
+        metrics::gauge!(m::MONITOR_LABELS_WAITING).set(self.monitor.waiting_for_labels() as f64);
+        metrics::gauge!(m::MONITOR_LABELS_JOINED).set(c.labels_joined as f64);
+    }
+
+    async fn deliver(&mut self, alerts: &[DriftAlert]) -> weir_ingest::Result<()> {
+        let mut messages = Vec::with_capacity(alerts.len());
+        for a in alerts {
+            messages.push(OutgoingMessage::new(a.subject.as_bytes(), self.alert_encoder.encode(a)?));
+        }
+        self.producer.send_all(&self.alerts_topic, &messages).await.map_err(|e| IngestError::Handler {
+            retryable: true,
+            message: format!("delivering drift alerts: {e}"),
+        })?;
+        for a in alerts {
+            metrics::counter!(m::DRIFT_ALERTS, "state" => a.state.clone(), "severity" => a.severity.clone())
+                .increment(1);
+            metrics::gauge!(m::DRIFT_ALERT_FIRING, "subject" => a.subject.clone(), "statistic" => a.statistic.clone())
+                .set(if a.state == "firing" { 1.0 } else { 0.0 });
+            info!(id = %a.alert_id, state = %a.state, subject = %a.subject, statistic = %a.statistic,
+                value = a.value, threshold = a.threshold, severity = %a.severity, "drift alert");
+        }
+        self.stats.alerts_sent.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        if let Ok(mut all) = self.stats.alerts.lock() {
+            all.extend(alerts.iter().cloned());
+        }
+        if let Some(url) = &self.webhook {
+            for a in alerts {
+                if let Err(e) = post_json(url, a).await {
+                    metrics::counter!(m::MONITOR_WEBHOOK_FAILURES).increment(1);
+                    warn!(%url, error = %e, "webhook");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BatchHandler for MonitorHandler {
+    async fn handle(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+        // A retry of a batch already fed: only its alerts are still owed.
+        let alerts = match self.unsent.take() {
+            Some(a) => a,
+            None => {
+                let a = self.feed(batch);
+                self.save_reference();
+                self.publish_gauges();
+                a
+            }
+        };
+        if !alerts.is_empty() {
+            if let Err(e) = self.deliver(&alerts).await {
+                self.unsent = Some(alerts);
+                return Err(e);
+            }
+        }
+        // Undecodable input is counted, not dead-lettered: the scores topic is weir's own
+        // output, and the transactions dead-letter topic is for input.
+        Ok(vec![Disposition::Done; batch.len()])
+    }
+}
+
+/// Runs the monitor stage until `shutdown`.
+pub async fn run_monitor(
+    config: &WeirConfig,
+    stats: Arc<MonitorStats>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<LoopStats> {
+    let stage = &config.monitor;
+    let mut kafka = config.kafka.clone();
+    kafka.group_id = stage.group_id(&config.kafka.group_id);
+    let producer = EventProducer::new(&kafka)?;
+    let handler = MonitorHandler::new(config, producer.clone(), stats)?;
+    let topics = [config.kafka.topics.scores.as_str(), config.kafka.topics.labels.as_str()];
+    let consumer = weir_ingest::consumer::subscribe(&kafka, &topics)?;
+    info!(group = %kafka.group_id, alerts = %stage.alerts_topic, "monitor started");
+    let (loop_stats, _) = ConsumerLoop::new(&kafka, consumer, producer, handler).run(shutdown).await?;
+    Ok(loop_stats)
+}
+
+/// [`run_monitor`] on a task of its own.
+pub fn spawn_monitor(
+    config: WeirConfig,
+    stats: Arc<MonitorStats>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<LoopStats>> {
+    tokio::spawn(async move { run_monitor(&config, stats, shutdown).await })
+}
+
+/// Consumer lag of a group on some topics: the sum over partitions of the high watermark
+/// minus the group's committed offset (minus the low watermark when nothing is committed).
+pub fn consumer_lag(brokers: &str, group: &str, topics: &[&str], timeout: Duration) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics().iter().filter(|t| t.name() == *topic) {
+            for p in t.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, timeout)?;
+    let mut lag = 0i64;
+    for e in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        lag += (high - at).max(0);
+    }
+    Ok(lag)
+}
+
+/// Measures the scoring group's and the monitor group's lag every
+/// `monitor.lag_interval_secs` into `weir_consumer_lag{group}` until `shutdown`.
+pub fn spawn_lag_watch(config: &WeirConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let brokers = config.kafka.brokers.clone();
+    let t = &config.kafka.topics;
+    let groups = vec![
+        (config.kafka.group_id.clone(), vec![t.transactions.clone()]),
+        (config.monitor.group_id(&config.kafka.group_id), vec![t.scores.clone(), t.labels.clone()]),
+    ];
+    let every = Duration::from_secs(config.monitor.lag_interval_secs.max(1));
+    tokio::spawn(async move {
+        loop {
+            for (group, topics) in &groups {
+                let (b, g, ts) = (brokers.clone(), group.clone(), topics.clone());
+                let lag = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&str> = ts.iter().map(String::as_str).collect();
+                    consumer_lag(&b, &g, &refs, Duration::from_secs(5))
+                })
+                .await;
+                match lag {
+                    Ok(Ok(lag)) => metrics::gauge!(m::CONSUMER_LAG, "group" => group.clone()).set(lag as f64),
+                    Ok(Err(e)) => warn!(%group, error = %e, "measuring consumer lag"),
+                    Err(e) => warn!(%group, error = %e, "lag task"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
+/// `(host:port, path)` of a plain-HTTP URL.
+fn parse_http_url(url: &str) -> Result<(String, String), &'static str> {
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported (put a TLS relay in front)")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err("no host");
+    }
+    let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    Ok((authority, path.to_string()))
+}
+
+/// POSTs `alert` as JSON; Ok on a 2xx answer within 5 s.
+pub async fn post_json(url: &str, alert: &DriftAlert) -> anyhow::Result<()> {
+    let (authority, path) = parse_http_url(url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let body = serde_json::to_vec(alert)?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&authority).await?;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange).await.context("webhook timed out")??;
+    let status_line = String::from_utf8_lossy(&answer[..answer.iter().position(|&b| b == b'\r').unwrap_or(answer.len())]).to_string();
+    let code: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    anyhow::ensure!((200..300).contains(&code), "webhook answered {status_line:?}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls() {
+        assert_eq!(parse_http_url("http://h:9000/hook").unwrap(), ("h:9000".into(), "/hook".into()));
+        assert_eq!(parse_http_url("http://h").unwrap(), ("h:80".into(), "/".into()));
+        assert!(parse_http_url("https://h/x").is_err());
+        assert!(parse_http_url("http:///x").is_err());
+    }
+
+    #[tokio::test]
+    async fn webhook_posts_the_alert_as_json() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains("\"raised_at\"") {
+                let n = s.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let alert = DriftAlert {
+            alert_id: "amount_log/psi/1@60000".into(),
+            state: "firing".into(),
+            subject: "amount_log".into(),
+            statistic: "psi".into(),
+            value: 0.4,
+            threshold: 0.25,
+            window_start: 0,
+            window_end: 60_000,
+            severity: "warning".into(),
+            model_version: Some("v1".into()),
+            raised_at: 1,
+        };
+        post_json(&url, &alert).await.unwrap();
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /alerts HTTP/1.1\r\n"), "{request}");
+        assert!(request.contains("\"alert_id\":\"amount_log/psi/1@60000\""), "{request}");
+    }
+}
