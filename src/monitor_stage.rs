@@ -240,6 +240,7 @@ impl MonitorHandler {
         }
         self.evaluations_seen = evaluations;
         if let Some(e) = self.monitor.last_evaluation() {
+            tracing::debug!(window_end = e.window_end, events = e.events, readings = ?e.readings, "monitor evaluation");
             for r in &e.readings {
                 metrics::gauge!(m::MONITOR_STATISTIC, "subject" => r.subject.clone(), "statistic" => r.statistic)
                     .set(r.value);

@@ -21,10 +21,18 @@ pub struct MonitorConfig {
     /// Default 10.
     #[serde(default = "d_window_panes")]
     pub window_panes: usize,
-    /// Without a reference profile, the first `warmup_events` scores are the reference.
-    /// Default 5 000.
-    #[serde(default = "d_warmup_events")]
-    pub warmup_events: u64,
+    /// Without a reference profile, the scores of the first `warmup_secs` seconds of event
+    /// time (from the first score seen) are the reference. Scores of that span arriving
+    /// out of order are still taken until the newest event time is one window past it —
+    /// so a consumer reading partitions unevenly cannot mix later, drifted scores into
+    /// the reference. Default 600.
+    #[serde(default = "d_warmup_secs")]
+    pub warmup_secs: u64,
+    /// Most values kept per feature (and of the score) for the warm-up reference: a
+    /// seeded uniform reservoir sample, so memory does not grow with the event rate.
+    /// Category counts are exact. Default 10 000.
+    #[serde(default = "d_reference_sample")]
+    pub reference_sample: usize,
     /// A window holding fewer scores than this is not evaluated (its statistics would be
     /// noise). Default 500.
     #[serde(default = "d_min_window_events")]
@@ -213,8 +221,11 @@ fn d_pane_secs() -> u64 {
 fn d_window_panes() -> usize {
     10
 }
-fn d_warmup_events() -> u64 {
-    5_000
+fn d_warmup_secs() -> u64 {
+    600
+}
+fn d_reference_sample() -> usize {
+    10_000
 }
 fn d_min_window_events() -> u64 {
     500
@@ -276,7 +287,8 @@ impl Default for MonitorConfig {
         MonitorConfig {
             pane_secs: d_pane_secs(),
             window_panes: d_window_panes(),
-            warmup_events: d_warmup_events(),
+            warmup_secs: d_warmup_secs(),
+            reference_sample: d_reference_sample(),
             min_window_events: d_min_window_events(),
             bins: d_bins(),
             max_categories: d_max_categories(),
@@ -343,8 +355,11 @@ impl MonitorConfig {
         if self.window_panes == 0 || self.window_panes > 10_000 {
             p.push(format!("monitor.window_panes {} must be in 1..=10000", self.window_panes));
         }
-        if self.warmup_events == 0 {
-            p.push("monitor.warmup_events must be at least 1".into());
+        if self.warmup_secs == 0 {
+            p.push("monitor.warmup_secs must be at least 1".into());
+        }
+        if self.reference_sample < self.bins {
+            p.push(format!("monitor.reference_sample {} must be at least bins ({})", self.reference_sample, self.bins));
         }
         if self.bins < 2 || self.bins > 1_000 {
             p.push(format!("monitor.bins {} must be in 2..=1000", self.bins));

@@ -25,8 +25,12 @@
 //! # Reference
 //!
 //! A [`ReferenceProfile`] (samples of each numeric feature and the score, category counts
-//! of each attribute) given at start, or else the first `warmup_events` scores. Until
-//! the reference is ready only data quality, fairness and concept drift are evaluated.
+//! of each attribute) given at start, or else the scores of the first `warmup_secs` of
+//! event time (a seeded reservoir sample of at most `reference_sample` values per
+//! feature; exact category counts). The warm-up ends when the newest event time is one
+//! window past its span, so out-of-order scores of the span still count and later ones
+//! never do. Until the reference is ready only data quality, fairness and concept drift
+//! are evaluated.
 //!
 //! # Memory
 //!
@@ -205,9 +209,30 @@ struct Sketches {
 #[derive(Default)]
 struct Warmup {
     profile: ReferenceProfile,
-    events: u64,
+    /// Values offered to each reservoir (features by name, then the score).
+    offered: BTreeMap<String, u64>,
+    score_offered: u64,
+    rng: u64,
+    /// Event time the warm-up span ends (exclusive), set by the first score.
+    span_end: Option<u64>,
     features: Option<Vec<String>>,
     attributes: Option<Vec<String>>,
+}
+
+/// Algorithm R: `x` is the `offered`-th value (1-based) offered to `sample`.
+fn reservoir(sample: &mut Vec<f64>, cap: usize, offered: u64, x: f64, rng: &mut u64) {
+    if sample.len() < cap {
+        sample.push(x);
+    } else {
+        // xorshift64*: deterministic, so the same stream gives the same reference.
+        *rng ^= *rng >> 12;
+        *rng ^= *rng << 25;
+        *rng ^= *rng >> 27;
+        let j = rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % offered;
+        if (j as usize) < cap {
+            sample[j as usize] = x;
+        }
+    }
 }
 
 enum Reference {
@@ -302,7 +327,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// A monitor that takes its reference from the first `warmup_events` scores.
+    /// A monitor that takes its reference from the first `warmup_secs` of scores.
     pub fn new(cfg: MonitorConfig) -> Result<Self> {
         let problems = cfg.problems();
         if !problems.is_empty() {
@@ -328,7 +353,7 @@ impl Monitor {
             pane_ms: cfg.pane_secs * 1000,
             newest_pane: None,
             newest_t: 0,
-            reference: Reference::Warmup(Warmup::default()),
+            reference: Reference::Warmup(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() }),
             quality: Ring::new(window, 1),
             scores: Ring::new(window, groups),
             labels: Ring::new(window, groups),
@@ -460,6 +485,11 @@ impl Monitor {
         self.newest_t = self.newest_t.max(t);
         let newest = self.newest_pane.unwrap_or(pane);
         if newest - pane >= self.window.panes() as u64 {
+            if matches!(self.reference, Reference::Warmup(_)) {
+                // Late for the windows, not for the reference: the warm-up span takes its
+                // scores whenever they come, until it completes.
+                self.observe_reference(t, score);
+            }
             self.counts.late += 1;
             let mut v = [0; 5];
             v[Q_EVENTS] = 1;
@@ -528,6 +558,7 @@ impl Monitor {
             }
             Reference::Warmup(w) => {
                 let cfg = &self.cfg;
+                let span_end = *w.span_end.get_or_insert(t.saturating_add(cfg.warmup_secs * 1000));
                 let features = w.features.get_or_insert_with(|| {
                     if cfg.features.is_empty() {
                         score.features.iter().map(|f| f.name.clone()).collect()
@@ -542,11 +573,17 @@ impl Monitor {
                         cfg.attributes.clone()
                     }
                 });
+                let in_span = t < span_end;
                 let (mut invalid, mut missing) = (score_invalid, 0u64);
                 for name in features.iter() {
                     match score.features.iter().find(|f| f.name == *name) {
                         Some(f) if f.value.is_finite() => {
-                            w.profile.numeric.entry(name.clone()).or_default().push(f.value)
+                            if in_span {
+                                let offered = w.offered.entry(name.clone()).or_default();
+                                *offered += 1;
+                                let sample = w.profile.numeric.entry(name.clone()).or_default();
+                                reservoir(sample, cfg.reference_sample, *offered, f.value, &mut w.rng);
+                            }
                         }
                         Some(_) => invalid += 1,
                         None => missing += 1,
@@ -555,17 +592,24 @@ impl Monitor {
                 for name in attributes.iter() {
                     match score.attributes.get(name) {
                         Some(v) => {
-                            *w.profile.categorical.entry(name.clone()).or_default().entry(v.clone()).or_default() += 1
+                            if in_span {
+                                let counts = w.profile.categorical.entry(name.clone()).or_default();
+                                // Bounded: past 16× max_categories distinct values, new
+                                // ones are not counted (they would land in "other" anyway).
+                                if counts.len() < 16 * cfg.max_categories || counts.contains_key(v) {
+                                    *counts.entry(v.clone()).or_default() += 1;
+                                }
+                            }
                         }
                         None => missing += 1,
                     }
                 }
-                if score_invalid == 0 {
-                    w.profile.score.push(score.score);
+                if score_invalid == 0 && in_span {
+                    w.score_offered += 1;
+                    reservoir(&mut w.profile.score, cfg.reference_sample, w.score_offered, score.score, &mut w.rng);
                 }
                 let expected = 1 + (features.len() + attributes.len()) as u64;
-                w.events += 1;
-                if w.events >= cfg.warmup_events {
+                if self.newest_t >= span_end.saturating_add(self.window.len()) {
                     let profile = std::mem::take(&mut w.profile);
                     // Every entry of a collected profile holds at least one finite value
                     // (only those are pushed), so building cannot fail on emptiness.
@@ -576,7 +620,7 @@ impl Monitor {
                         }
                         Err(_) => {
                             // Unreachable by the above; start the warm-up over rather than panic.
-                            self.reference = Reference::Warmup(Warmup::default());
+                            self.reference = Reference::Warmup(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() });
                         }
                     }
                 }

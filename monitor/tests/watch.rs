@@ -33,7 +33,7 @@ fn config() -> MonitorConfig {
     MonitorConfig {
         pane_secs: 10,
         window_panes: 6,
-        warmup_events: 1_000,
+        warmup_secs: 100, // the first 1 000 scores; ready at score 1 600 (one window later)
         min_window_events: 300,
         persist_windows: 3,
         clear_windows: 3,
@@ -247,17 +247,24 @@ fn warmup_reference_equals_a_given_reference() {
     let mut warm = Monitor::new(cfg.clone()).unwrap();
     let mut rng = Rng(21);
     let scores: Vec<Score> = (0..5_000).map(|i| score(i, &mut rng, Shape::default())).collect();
+    let mut ready_at = None;
     let mut profile: Option<ReferenceProfile> = None;
-    for s in &scores[..1_000] {
+    for (i, s) in scores.iter().enumerate() {
         warm.observe_score(s);
-        profile = profile.or(warm.take_completed_warmup());
+        if let Some(p) = warm.take_completed_warmup() {
+            profile = Some(p);
+            ready_at = Some(i);
+            break;
+        }
     }
-    let profile = profile.expect("the warm-up completes at 1000 scores");
-    assert_eq!(profile.numeric["x"].len(), 1_000);
+    // 100 s of warm-up span + one 60 s window of grace, at 10 scores per second.
+    assert_eq!(ready_at, Some(1_600));
+    let profile = profile.unwrap();
+    assert_eq!(profile.numeric["x"].len(), 1_000, "the span's scores only");
     assert_eq!(profile.categorical["country"].values().sum::<u64>(), 1_000);
     let mut given = Monitor::with_reference(cfg, &profile).unwrap();
     assert!(warm.reference_ready() && given.reference_ready());
-    for s in &scores[1_000..] {
+    for s in &scores[1_601..] {
         warm.observe_score(s);
         given.observe_score(s);
     }
@@ -268,6 +275,32 @@ fn warmup_reference_equals_a_given_reference() {
         assert_eq!(a.get(subject, "psi"), b.get(subject, "psi"), "{subject}");
     }
     assert_eq!(a.get("country", "chi2"), b.get("country", "chi2"));
+}
+
+#[test]
+fn a_reference_is_a_bounded_sample_of_its_span_whatever_the_arrival_order() {
+    // Scores of the warm-up span arrive late and interleaved with scores from far past
+    // it (a consumer reading one partition ahead of another): the later ones never enter
+    // the reference, the late ones of the span do, and the sample stays bounded.
+    let cfg = MonitorConfig { reference_sample: 500, ..config() };
+    let mut m = Monitor::new(cfg).unwrap();
+    let mut rng = Rng(8);
+    let early: Vec<Score> = (0..1_000).map(|i| score(i, &mut rng, Shape::default())).collect();
+    let later: Vec<Score> = (1_000..1_500).map(|i| score(i, &mut rng, Shape { x_shift: 50.0, ..Shape::default() })).collect();
+    for (a, b) in early.iter().zip(later.iter().chain(later.iter())) {
+        m.observe_score(a);
+        m.observe_score(b);
+    }
+    let done = (1_500..2_000).map(|i| score(i, &mut rng, Shape::default()));
+    let mut profile = None;
+    for s in done {
+        m.observe_score(&s);
+        profile = profile.or(m.take_completed_warmup());
+    }
+    let profile = profile.expect("the warm-up completes one window after its span");
+    assert_eq!(profile.numeric["x"].len(), 500);
+    assert!(profile.numeric["x"].iter().all(|x| x.abs() < 10.0), "a drifted value entered the reference");
+    assert_eq!(profile.categorical["country"].values().sum::<u64>(), 1_000);
 }
 
 #[test]
