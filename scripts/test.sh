@@ -8,6 +8,7 @@
 # What it installs, and where:
 #   - redis-server, from Debian's packages, if missing (the tests start their own on a free
 #     port; a Redis already running on 6379 is never used);
+#   - prometheus, from Debian's packages, if missing (one test scrapes weir with it);
 #   - the Tansu Kafka broker, with `cargo install`, into $WEIR_CACHE/tansu-$TANSU_VERSION
 #     (default ~/.cache/weir), skipped when already there: the cold build takes ~17 min.
 # Set WEIR_TEST_BROKERS / WEIR_TEST_REDIS to run against a broker / Redis of your own.
@@ -38,6 +39,8 @@ command -v make >/dev/null || missing+=(make)
 command -v perl >/dev/null || missing+=(perl)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# tests/tests/prometheus_scrape.rs runs a real Prometheus against weir's /metrics.
+command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if [ -x "$TANSU_ROOT/bin/tansu" ]; then
