@@ -29,6 +29,7 @@ pub async fn run_bench(transactions: u64, batch_sizes: &[usize], seed: u64) -> a
             poison_rate: 0.0,
             progress: false,
             max_batch,
+            drift_at: None,
         })
         .await?;
         rows.push(BenchRow {

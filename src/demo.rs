@@ -17,6 +17,7 @@ use weir_monitor::Percentiles;
 use weir_schemas::wire::{subjects, Encoder};
 
 use crate::config::WeirConfig;
+use crate::monitor_stage::{spawn_monitor, MonitorStats};
 use crate::pipeline::{load_model, schema_registry, spawn_pipeline, PipelineStats};
 
 #[derive(Debug, Clone)]
@@ -31,11 +32,14 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Most events per micro-batch.
     pub max_batch: usize,
+    /// Inject data drift (amounts ×1.8, a new country) from this transaction on; the
+    /// monitor stage must raise its alerts after it and none before.
+    pub drift_at: Option<u64>,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { transactions: 20_000, rate: Some(10_000.0), seed: 42, partitions: 4, poison_rate: 0.01, progress: true, max_batch: 500 }
+        DemoOptions { transactions: 20_000, rate: Some(10_000.0), seed: 42, partitions: 4, poison_rate: 0.01, progress: true, max_batch: 500, drift_at: Some(10_000) }
     }
 }
 
@@ -50,6 +54,10 @@ pub struct DemoReport {
     pub latency: Percentiles,
     pub model_batch_latency: Percentiles,
     pub model_version: String,
+    /// Drift alerts the monitor stage delivered, and the event time of the first drifted
+    /// transaction.
+    pub alerts: Vec<weir_schemas::events::DriftAlert>,
+    pub drift_time: Option<i64>,
 }
 
 impl DemoReport {
@@ -71,7 +79,7 @@ impl DemoReport {
              \x20 processing time      {:.2} s (first event received to last batch done)\n\
              \x20 throughput           {:.0} events/s\n\
              \x20 latency receive→score acknowledged: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms\n\
-             \x20 model time per batch: p50 {} µs, p99 {} µs ({} batches)\n",
+             \x20 model time per batch: p50 {} µs, p99 {} µs ({} batches)\n{}",
             self.model_version,
             self.produced.transactions,
             self.produced.poison,
@@ -89,7 +97,53 @@ impl DemoReport {
             m.p50_us,
             m.p99_us,
             m.count,
+            self.render_alerts(),
         )
+    }
+}
+
+impl DemoReport {
+    fn render_alerts(&self) -> String {
+        let firing: Vec<_> = self.alerts.iter().filter(|a| a.state == "firing").collect();
+        let mut out = match self.drift_time {
+            Some(t) => {
+                let before = firing.iter().filter(|a| a.window_end <= t).count();
+                format!(
+                    "  drift alerts         {} firing after the injected drift, {before} before it, {} cleared\n",
+                    firing.len() - before,
+                    self.alerts.len() - firing.len()
+                )
+            }
+            None => format!("  drift alerts         {} firing (no drift injected)\n", firing.len()),
+        };
+        for a in &self.alerts {
+            let at = self.drift_time.map(|t| format!(" (window end {:+} s from the drift)", (a.window_end - t) / 1000)).unwrap_or_default();
+            out.push_str(&format!(
+                "    {:<8} {:<9} {} {} = {:.3} vs {:.3}{at}\n",
+                a.state, a.severity, a.subject, a.statistic, a.value, a.threshold
+            ));
+        }
+        out
+    }
+}
+
+/// The monitor settings of the demo: its stream covers minutes of event time, not days,
+/// so windows of 6 × 10 s after a one-minute warm-up; the injected drift is in the amount
+/// and the attributes (the card-window features grow while their windows fill, which is
+/// real but not what the demo shows).
+fn demo_watch() -> weir_monitor::MonitorConfig {
+    weir_monitor::MonitorConfig {
+        pane_secs: 10,
+        window_panes: 6,
+        warmup_secs: 60,
+        min_window_events: 300,
+        features: vec!["amount_log".into()],
+        attributes: vec!["country".into(), "channel".into(), "customer_segment".into()],
+        // The demo plays minutes of event time in seconds: a few ms of skew between
+        // partitions is tens of seconds of event time, so more scores come late than on
+        // a live stream.
+        quality: weir_monitor::config::QualityConfig { max_late_rate: 0.25, ..Default::default() },
+        ..Default::default()
     }
 }
 
@@ -106,6 +160,7 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
         &config.kafka.topics.labels,
         &config.kafka.topics.scores,
         &config.kafka.topics.dead_letter,
+        &config.monitor.alerts_topic,
     ] {
         cluster.create_topic(topic, options.partitions, 1).with_context(|| format!("creating topic {topic}"))?;
     }
@@ -118,10 +173,18 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let shutdown = CancellationToken::new();
 
     let pipeline = spawn_pipeline(config.clone(), store, model.clone(), stats.clone(), shutdown.clone());
+    config.monitor.watch = demo_watch();
+    let monitor_stats = Arc::new(MonitorStats::default());
+    let monitor = spawn_monitor(config.clone(), monitor_stats.clone(), shutdown.clone());
 
     let producer = EventProducer::new(&config.kafka)?;
     let mut generator_config = GeneratorConfig::new(options.seed, weir_schemas::now_ms() - 3_600_000, options.transactions);
     generator_config.poison_rate = options.poison_rate;
+    generator_config.drift_at = options.drift_at;
+    let drift_time = match options.drift_at {
+        Some(i) => drift_event_time(&generator_config, registry.as_ref(), i)?,
+        None => None,
+    };
     let generator = Generator::new(
         generator_config,
         Encoder::new(registry.as_ref(), subjects::TRANSACTION)?,
@@ -174,8 +237,16 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
         }
     }
     let elapsed = stats.active_span().unwrap_or_else(|| started.elapsed());
+    // The monitor reads the scores behind the pipeline: let it finish them.
+    let scored = PipelineStats::get(&stats.scored);
+    let monitor_deadline = Instant::now() + Duration::from_secs(60);
+    while monitor_stats.scores.load(Ordering::Relaxed) < scored && Instant::now() < monitor_deadline && !monitor.is_finished() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     shutdown.cancel();
     pipeline.await.context("pipeline task")??;
+    monitor.await.context("monitor task")??;
+    let alerts = monitor_stats.alerts.lock().map(|a| a.clone()).unwrap_or_default();
     drop(cluster);
     Ok(DemoReport {
         produced: produced.unwrap_or_default(),
@@ -187,7 +258,33 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
         latency: stats.latency.percentiles(),
         model_batch_latency: stats.model_latency.percentiles(),
         model_version,
+        alerts,
+        drift_time,
     })
+}
+
+/// Event time of the `index`-th valid transaction of this generator configuration (the
+/// generator is deterministic, so a second pass finds it).
+fn drift_event_time(
+    config: &GeneratorConfig,
+    registry: &dyn weir_schemas::wire::SchemaRegistry,
+    index: u64,
+) -> anyhow::Result<Option<i64>> {
+    let generator = Generator::new(
+        config.clone(),
+        Encoder::new(registry, subjects::TRANSACTION)?,
+        Encoder::for_schema(registry.latest(subjects::LABEL)?),
+    );
+    let mut seen = 0u64;
+    for m in generator {
+        if let weir_ingest::generator::Content::Transaction { tx, .. } = m?.content {
+            if seen == index {
+                return Ok(Some(tx.event_time));
+            }
+            seen += 1;
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -206,6 +303,7 @@ mod tests {
             poison_rate: 0.02,
             progress: false,
             max_batch: 500,
+            drift_at: Some(2_000),
         })
         .await
         .unwrap();
@@ -215,5 +313,9 @@ mod tests {
         assert_eq!(report.received, report.produced.transactions + report.produced.poison);
         assert_eq!(report.latency.count, 3_000);
         assert!(report.render().contains("scored               3000"));
+        // Nothing fires before the injected drift.
+        let t = report.drift_time.unwrap();
+        assert!(report.alerts.iter().all(|a| a.window_end > t), "{:#?}", report.alerts);
+        assert!(report.render().contains("drift alerts"));
     }
 }

@@ -37,6 +37,9 @@ enum Command {
         /// Fraction of poison messages mixed in.
         #[arg(long, default_value_t = 0.01)]
         poison_rate: f64,
+        /// Inject drift from this transaction on (default: half way; 0: none).
+        #[arg(long)]
+        drift_at: Option<u64>,
     },
     /// Run the production pipeline against Kafka and Redis.
     Run {
@@ -121,12 +124,17 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Demo { transactions, rate, seed, poison_rate } => {
+            Command::Demo { transactions, rate, seed, poison_rate, drift_at } => {
                 let options = DemoOptions {
                     transactions,
                     rate: (rate > 0.0).then_some(rate),
                     seed,
                     poison_rate,
+                    drift_at: match drift_at {
+                        Some(0) => None,
+                        Some(i) => Some(i),
+                        None => Some(transactions / 2),
+                    },
                     ..DemoOptions::default()
                 };
                 let report = run_demo(options).await?;
