@@ -14,9 +14,11 @@
 //! timeout; a failure is logged and counted (`weir_monitor_webhook_failures_total`), never
 //! retried and never holding the stream back — the Kafka topic is the record.
 //!
-//! The monitor's state lives in memory. After a restart it warms up again from where its
-//! group's offsets stand, unless `monitor.reference_file` names a reference: that file is
-//! loaded if present, and written when a warm-up completes.
+//! The reference: `monitor.reference_file` if it exists; else `reference.json` next to the
+//! model's `metadata.json` in `scorer.model_dir` (written by whoever trained the model: the
+//! distributions it was trained on); else a warm-up on the first scores, saved to
+//! `monitor.reference_file` when that is set. The monitor's other state lives in memory:
+//! after a restart, windows refill from where its group's offsets stand.
 //!
 //! A failing monitor does not stop `weir run`'s scoring: it is logged and the pipeline
 //! goes on (scores matter more than their drift report).
@@ -119,6 +121,10 @@ impl MonitorStageConfig {
     }
 }
 
+/// A model's reference profile (a `weir_monitor::ReferenceProfile` as JSON), next to its
+/// `metadata.json` in the registry.
+pub const MODEL_REFERENCE_FILE: &str = "reference.json";
+
 /// Counters of the stage, shared with whoever watches it (tests, the demo).
 #[derive(Default)]
 pub struct MonitorStats {
@@ -152,8 +158,11 @@ impl MonitorHandler {
         let registry = schema_registry(config)?;
         let score_reader = registry.latest(subjects::SCORE)?;
         let label_reader = registry.latest(subjects::LABEL)?;
-        let monitor = match &stage.reference_file {
-            Some(path) if path.is_file() => {
+        let model_reference =
+            config.scorer.model_dir.as_ref().map(|d| d.join(MODEL_REFERENCE_FILE)).filter(|p| p.is_file());
+        let reference = stage.reference_file.clone().filter(|p| p.is_file()).or(model_reference);
+        let monitor = match &reference {
+            Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 let profile: ReferenceProfile =
                     serde_json::from_str(&text).with_context(|| format!("parsing reference {}", path.display()))?;
@@ -439,6 +448,25 @@ pub async fn post_json(url: &str, alert: &DriftAlert) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_comes_from_the_model_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = ReferenceProfile {
+            numeric: [("amount_log".to_string(), vec![1.0, 2.0, 3.0, 4.0])].into(),
+            categorical: [("country".to_string(), [("FR".to_string(), 3u64)].into())].into(),
+            score: vec![0.1, 0.2],
+        };
+        std::fs::write(dir.path().join(MODEL_REFERENCE_FILE), serde_json::to_vec(&profile).unwrap()).unwrap();
+        let mut config = WeirConfig::with_brokers("127.0.0.1:1");
+        let producer = EventProducer::new(&config.kafka).unwrap();
+        let stats = Arc::new(MonitorStats::default());
+        let warm = MonitorHandler::new(&config, producer.clone(), stats.clone()).unwrap();
+        assert!(!warm.monitor().reference_ready());
+        config.scorer.model_dir = Some(dir.path().to_path_buf());
+        let given = MonitorHandler::new(&config, producer, stats).unwrap();
+        assert!(given.monitor().reference_ready());
+    }
 
     #[test]
     fn webhook_urls() {
