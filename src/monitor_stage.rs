@@ -105,10 +105,10 @@ impl MonitorStageConfig {
         if self.alerts_topic.is_empty() {
             p.push("monitor.alerts_topic is empty".into());
         }
-        if let Some(url) = &self.webhook_url {
-            if let Err(e) = parse_http_url(url) {
-                p.push(format!("monitor.webhook_url {url:?}: {e}"));
-            }
+        if let Some(url) = &self.webhook_url
+            && let Err(e) = parse_http_url(url)
+        {
+            p.push(format!("monitor.webhook_url {url:?}: {e}"));
         }
         if self.lag_interval_secs == 0 {
             p.push("monitor.lag_interval_secs must be at least 1".into());
@@ -306,11 +306,11 @@ impl BatchHandler for MonitorHandler {
                 a
             }
         };
-        if !alerts.is_empty() {
-            if let Err(e) = self.deliver(&alerts).await {
-                self.unsent = Some(alerts);
-                return Err(e);
-            }
+        if !alerts.is_empty()
+            && let Err(e) = self.deliver(&alerts).await
+        {
+            self.unsent = Some(alerts);
+            return Err(e);
         }
         // Undecodable input is counted, not dead-lettered: the scores topic is weir's own
         // output, and the transactions dead-letter topic is for input.

@@ -139,15 +139,15 @@ impl Threshold {
         if !(self.warning.is_finite() && self.warning > 0.0) {
             p.push(format!("{at}.warning {} must be a positive number", self.warning));
         }
-        if let Some(c) = self.critical {
-            if !(c.is_finite() && c >= self.warning) {
-                p.push(format!("{at}.critical {c} must be at least warning {}", self.warning));
-            }
+        if let Some(c) = self.critical
+            && !(c.is_finite() && c >= self.warning)
+        {
+            p.push(format!("{at}.critical {c} must be at least warning {}", self.warning));
         }
-        if let Some(c) = self.clear {
-            if !(c.is_finite() && c >= 0.0 && c <= self.warning) {
-                p.push(format!("{at}.clear {c} must be in [0, warning {}]", self.warning));
-            }
+        if let Some(c) = self.clear
+            && !(c.is_finite() && c >= 0.0 && c <= self.warning)
+        {
+            p.push(format!("{at}.clear {c} must be in [0, warning {}]", self.warning));
         }
     }
 }

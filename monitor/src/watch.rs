@@ -236,8 +236,8 @@ fn reservoir(sample: &mut Vec<f64>, cap: usize, offered: u64, x: f64, rng: &mut 
 }
 
 enum Reference {
-    Warmup(Warmup),
-    Ready(Sketches),
+    Warmup(Box<Warmup>),
+    Ready(Box<Sketches>),
 }
 
 #[derive(Clone, Copy)]
@@ -255,10 +255,10 @@ struct LabelJoin {
 
 impl LabelJoin {
     fn insert(&mut self, event_id: &str, w: WaitingScore) {
-        if self.order.len() >= self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.waiting.remove(&old);
-            }
+        if self.order.len() >= self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.waiting.remove(&old);
         }
         self.order.push_back(event_id.to_string());
         self.waiting.insert(event_id.to_string(), w);
@@ -353,7 +353,7 @@ impl Monitor {
             pane_ms: cfg.pane_secs * 1000,
             newest_pane: None,
             newest_t: 0,
-            reference: Reference::Warmup(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() }),
+            reference: Reference::Warmup(Box::new(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() })),
             quality: Ring::new(window, 1),
             scores: Ring::new(window, groups),
             labels: Ring::new(window, groups),
@@ -380,7 +380,7 @@ impl Monitor {
     /// refused.
     pub fn with_reference(cfg: MonitorConfig, profile: &ReferenceProfile) -> Result<Self> {
         let mut m = Monitor::new(cfg)?;
-        m.reference = Reference::Ready(m.build(profile)?);
+        m.reference = Reference::Ready(Box::new(m.build(profile)?));
         Ok(m)
     }
 
@@ -615,12 +615,12 @@ impl Monitor {
                     // (only those are pushed), so building cannot fail on emptiness.
                     match self.build(&profile) {
                         Ok(sketches) => {
-                            self.reference = Reference::Ready(sketches);
+                            self.reference = Reference::Ready(Box::new(sketches));
                             self.completed_warmup = Some(profile);
                         }
                         Err(_) => {
                             // Unreachable by the above; start the warm-up over rather than panic.
-                            self.reference = Reference::Warmup(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() });
+                            self.reference = Reference::Warmup(Box::new(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() }));
                         }
                     }
                 }
