@@ -131,6 +131,10 @@ pub struct MonitorStats {
     pub scores: AtomicU64,
     pub labels: AtomicU64,
     pub undecodable: AtomicU64,
+    /// Labels joined to their score so far.
+    pub labels_joined: AtomicU64,
+    /// Scores older than the window when they came (counted, not binned).
+    pub late: AtomicU64,
     pub alerts_sent: AtomicU64,
     pub alerts: std::sync::Mutex<Vec<DriftAlert>>,
 }
@@ -221,6 +225,8 @@ impl MonitorHandler {
         self.stats.scores.fetch_add(scores, Ordering::Relaxed);
         self.stats.labels.fetch_add(labels, Ordering::Relaxed);
         self.stats.undecodable.fetch_add(bad, Ordering::Relaxed);
+        self.stats.labels_joined.store(self.monitor.counts().labels_joined, Ordering::Relaxed);
+        self.stats.late.store(self.monitor.counts().late, Ordering::Relaxed);
         metrics::counter!(m::MONITOR_SCORES).increment(scores);
         metrics::counter!(m::MONITOR_LABELS).increment(labels);
         metrics::counter!(m::MONITOR_UNDECODABLE).increment(bad);
@@ -332,7 +338,9 @@ pub async fn run_monitor(
     let topics = [config.kafka.topics.scores.as_str(), config.kafka.topics.labels.as_str()];
     let consumer = weir_ingest::consumer::subscribe(&kafka, &topics)?;
     info!(group = %kafka.group_id, alerts = %stage.alerts_topic, "monitor started");
-    let (loop_stats, _) = ConsumerLoop::new(&kafka, consumer, producer, handler).run(shutdown).await?;
+    let (loop_stats, handler) = ConsumerLoop::new(&kafka, consumer, producer, handler).run(shutdown).await?;
+    let m = handler.monitor();
+    info!(counts = ?m.counts(), scores_waiting_for_labels = m.waiting_for_labels(), "monitor stopped");
     Ok(loop_stats)
 }
 

@@ -118,7 +118,7 @@ pub struct MonitorCounts {
     pub invalid_event_time: u64,
     pub labels: u64,
     pub labels_joined: u64,
-    /// Labels whose score was not (or no longer) waiting.
+    /// Labels dropped from the bounded wait for their score before it came.
     pub labels_unmatched: u64,
     pub evaluations: u64,
     pub alerts_fired: u64,
@@ -246,27 +246,41 @@ struct WaitingScore {
     flagged: bool,
 }
 
-/// Scores waiting for their labels, oldest evicted first.
-struct LabelJoin {
-    waiting: HashMap<String, WaitingScore>,
+/// One side of the label join waiting for the other, by event id, oldest evicted first.
+struct LabelJoin<V> {
+    waiting: HashMap<String, V>,
     order: VecDeque<String>,
     capacity: usize,
 }
 
-impl LabelJoin {
-    fn insert(&mut self, event_id: &str, w: WaitingScore) {
+impl<V> LabelJoin<V> {
+    fn new(capacity: usize) -> Self {
+        LabelJoin { waiting: HashMap::new(), order: VecDeque::new(), capacity }
+    }
+
+    /// Inserts; returns whether an entry still waiting was evicted to make room.
+    fn insert(&mut self, event_id: &str, v: V) -> bool {
+        let mut evicted = false;
         if self.order.len() >= self.capacity
             && let Some(old) = self.order.pop_front()
         {
-            self.waiting.remove(&old);
+            evicted = self.waiting.remove(&old).is_some();
         }
         self.order.push_back(event_id.to_string());
-        self.waiting.insert(event_id.to_string(), w);
+        self.waiting.insert(event_id.to_string(), v);
+        evicted
     }
 
-    fn take(&mut self, event_id: &str) -> Option<WaitingScore> {
+    fn take(&mut self, event_id: &str) -> Option<V> {
         self.waiting.remove(event_id)
     }
+}
+
+/// A label that came before its score (a replay, or labels read ahead of scores).
+#[derive(Clone, Copy)]
+struct EarlyLabel {
+    is_fraud: bool,
+    label_time: i64,
 }
 
 /// A concept-drift detector and what it learned since its last detection.
@@ -317,7 +331,8 @@ pub struct Monitor {
     labels: Ring<4>,
     groups: Vec<String>,
     group_index: HashMap<String, usize>,
-    join: LabelJoin,
+    join: LabelJoin<WaitingScore>,
+    early_labels: LabelJoin<EarlyLabel>,
     concept: Concept,
     machines: BTreeMap<(String, &'static str), (AlertMachine, String)>,
     model_version: Option<String>,
@@ -359,11 +374,8 @@ impl Monitor {
             labels: Ring::new(window, groups),
             groups: Vec::new(),
             group_index: HashMap::new(),
-            join: LabelJoin {
-                waiting: HashMap::new(),
-                order: VecDeque::new(),
-                capacity: cfg.concept.label_join_capacity,
-            },
+            join: LabelJoin::new(cfg.concept.label_join_capacity),
+            early_labels: LabelJoin::new(cfg.concept.label_join_capacity),
             concept,
             machines: BTreeMap::new(),
             model_version: None,
@@ -495,6 +507,10 @@ impl Monitor {
             v[Q_EVENTS] = 1;
             v[Q_LATE] = 1;
             self.quality.add(self.newest_t, 0, v);
+            // Its label still joins: the error and label detectors run in label order,
+            // not in the windows.
+            let group = self.group_of(score);
+            self.wait_for_label(score, group);
             return alerts;
         }
         if self.model_version.as_deref() != Some(score.model_version.as_str()) {
@@ -517,8 +533,18 @@ impl Monitor {
         s[S_FLAGGED] = flagged as u64;
         s[S_SCORE_MICROS] = micros;
         self.scores.add(t, group, s);
-        self.join.insert(&score.event_id, WaitingScore { group, flagged });
+        self.wait_for_label(score, group);
         alerts
+    }
+
+    fn wait_for_label(&mut self, score: &Score, group: usize) {
+        let waiting = WaitingScore { group, flagged: score.decision != "approve" };
+        match self.early_labels.take(&score.event_id) {
+            Some(label) => self.apply_label(waiting, label),
+            None => {
+                self.join.insert(&score.event_id, waiting);
+            }
+        }
     }
 
     /// Feeds the reference collection or the sketches; returns (expected, invalid, missing)
@@ -629,13 +655,22 @@ impl Monitor {
         }
     }
 
-    /// Counts one label: joins it to its waiting score and feeds the detectors.
+    /// Counts one label: joins it to its waiting score and feeds the detectors. A label
+    /// whose score has not come yet waits for it (bounded like the scores).
     pub fn observe_label(&mut self, label: &Label) {
         self.counts.labels += 1;
-        let Some(w) = self.join.take(&label.event_id) else {
-            self.counts.labels_unmatched += 1;
-            return;
-        };
+        let early = EarlyLabel { is_fraud: label.is_fraud, label_time: label.label_time };
+        match self.join.take(&label.event_id) {
+            Some(w) => self.apply_label(w, early),
+            None => {
+                if self.early_labels.insert(&label.event_id, early) {
+                    self.counts.labels_unmatched += 1;
+                }
+            }
+        }
+    }
+
+    fn apply_label(&mut self, w: WaitingScore, label: EarlyLabel) {
         self.counts.labels_joined += 1;
         let fraud = label.is_fraud;
         let error = w.flagged != fraud;

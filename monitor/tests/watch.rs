@@ -82,9 +82,17 @@ fn score(i: i64, rng: &mut Rng, shape: Shape) -> Score {
 /// Feeds `n` scores shaped by `shape(i)`; returns every alert with the index of the score
 /// whose arrival produced it.
 fn run(monitor: &mut Monitor, n: i64, seed: u64, shape: impl Fn(i64) -> Shape) -> Vec<(i64, DriftAlert)> {
+    run_shaped(monitor, 0, n, seed, shape)
+}
+
+fn run_from(monitor: &mut Monitor, from: i64, to: i64, seed: u64) -> Vec<(i64, DriftAlert)> {
+    run_shaped(monitor, from, to, seed, |_| Shape::default())
+}
+
+fn run_shaped(monitor: &mut Monitor, from: i64, to: i64, seed: u64, shape: impl Fn(i64) -> Shape) -> Vec<(i64, DriftAlert)> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
-    for i in 0..n {
+    for i in from..to {
         for a in monitor.observe_score(&score(i, &mut rng, shape(i))) {
             out.push((i, a));
         }
@@ -312,7 +320,16 @@ fn the_label_join_is_bounded() {
     let mut m = Monitor::new(cfg).unwrap();
     run(&mut m, 1_000, 2, |_| Shape::default());
     assert_eq!(m.waiting_for_labels(), 100);
-    m.observe_label(&Label { event_id: "e0".into(), card_id: "c0".into(), is_fraud: true, event_time: 0, label_time: 0 });
-    m.observe_label(&Label { event_id: "e999".into(), card_id: "c0".into(), is_fraud: true, event_time: 0, label_time: 0 });
-    assert_eq!((m.counts().labels_unmatched, m.counts().labels_joined), (1, 1));
+    let label = |id: &str| Label { event_id: id.into(), card_id: "c0".into(), is_fraud: true, event_time: 0, label_time: 0 };
+    m.observe_label(&label("e0")); // its score was evicted: the label waits
+    m.observe_label(&label("e999"));
+    assert_eq!(m.counts().labels_joined, 1);
+    // Labels ahead of their scores wait too, bounded the same way: 150 early labels, the
+    // oldest 50 (and e0) are dropped, the rest join when their scores come.
+    for i in 1_000..1_150 {
+        m.observe_label(&label(&format!("e{i}")));
+    }
+    assert_eq!(m.counts().labels_unmatched, 51);
+    run_from(&mut m, 1_000, 1_200, 2);
+    assert_eq!(m.counts().labels_joined, 1 + 100);
 }
