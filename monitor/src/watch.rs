@@ -19,8 +19,15 @@
 //! previous pane is evaluated first: every statistic is read, fed to its
 //! [`AlertMachine`], and the transitions come back as [`DriftAlert`]s (firing or
 //! cleared, same `alert_id` for both ends of an episode). A score older than the window
-//! is late: counted in `late_rate`, not in the statistics. Labels are windowed by their
-//! own `label_time`.
+//! is late: counted in `late_rate`, not in the statistics (its label still joins). Labels
+//! are windowed by their own `label_time`.
+//!
+//! The window's end is the newest event time over all partitions read. On live traffic
+//! partitions stay within seconds of each other; a consumer catching up on a backlog can
+//! read one partition minutes of event time ahead of another, and then the lagging one's
+//! scores are late. Per-partition watermarks (the window ends at the slowest partition's
+//! newest time, the sketches holding a pane of slack) would remove that; they are not
+//! implemented — size the window above the expected skew, or watch `late_rate`.
 //!
 //! # Reference
 //!
