@@ -3,8 +3,8 @@
 //! a full report of all 25 features. A regression here means the per-event path picked
 //! up allocation, hashing or a linear scan.
 //!
-//! Not a Criterion bench (criterion is not a workspace dependency yet). Run it optimized
-//! without rebuilding the workspace's dependencies:
+//! A quick look without Criterion (`benches/monitor.rs` is the Criterion bench of the whole
+//! per-event path). Run it optimized without rebuilding the workspace's dependencies:
 //!
 //! ```sh
 //! cargo run -p weir-monitor --example drift_cost --config 'profile.dev.package.weir-monitor.opt-level=3'
