@@ -14,4 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod monitor_stage;
 pub mod pipeline;
+pub mod models_cmd;
 pub mod produce;
+pub mod serve;
+pub mod shadow;

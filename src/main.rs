@@ -13,6 +13,7 @@ use weir::monitor_stage::{run_monitor, spawn_lag_watch, spawn_monitor, MonitorSt
 use weir::pipeline::{connect_redis_store, load_model, run_pipeline, PipelineStats};
 use weir_ingest::config::KafkaConfig;
 use weir_ingest::generator::GeneratorConfig;
+use weir_scorer::live::{LiveModel, Target};
 
 #[derive(Parser)]
 #[command(name = "weir", version, about = "Real-time machine learning on event streams")]
@@ -58,6 +59,18 @@ enum Command {
     },
     /// Generate seeded synthetic transactions and delayed labels.
     Produce(ProduceArgs),
+    /// Request-time scoring over HTTP: POST /score (a transaction as JSON), GET /health,
+    /// GET /model. Features from Redis; the registry's champion when configured.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// host:port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// The model registry: list versions, promote one to champion, roll back.
+    #[command(subcommand)]
+    Models(weir::models_cmd::ModelsCommand),
     /// End-to-end throughput and latency on the embedded default, one run per batch size;
     /// a table on stdout and JSON in a file.
     Bench {
@@ -149,6 +162,8 @@ fn main() -> anyhow::Result<()> {
             Command::Run { config } => run(WeirConfig::load(&config)?).await,
             Command::Monitor { config } => monitor(WeirConfig::load(&config)?).await,
             Command::Produce(args) => produce(args).await,
+            Command::Serve { config, listen } => serve(WeirConfig::load(&config)?, listen).await,
+            Command::Models(command) => weir::models_cmd::run_command(command),
             Command::Bench { transactions, batch_sizes, seed, json } => {
                 let rows = weir::bench::run_bench(transactions, &batch_sizes, seed).await?;
                 print!("{}", weir::bench::render(&rows));
@@ -197,10 +212,15 @@ async fn monitor(config: WeirConfig) -> anyhow::Result<()> {
 
 async fn run(config: WeirConfig) -> anyhow::Result<()> {
     let store = connect_redis_store(&config).await?;
-    let model = Arc::new(load_model(&config)?);
-    info!(model = %model.metadata().version, "model loaded");
+    let model = Arc::new(LiveModel::new(Arc::new(load_model(&config)?)));
+    info!(model = %model.current().version(), "model loaded");
     serve_metrics(&config)?;
     let shutdown = shutdown_on_ctrl_c();
+    if config.scorer.registry.is_some() {
+        let watcher_stats = Arc::new(weir::models_cmd::WatcherStats::default());
+        weir::models_cmd::spawn_registry_watcher(&config, Target::Champion(model.clone()), watcher_stats, shutdown.clone())?;
+        info!(every_ms = config.scorer.registry_poll_ms, "watching the registry's champion");
+    }
     // The monitor reads the scores with its own group; if it fails, scoring goes on.
     let monitor = config
         .monitor
@@ -229,6 +249,18 @@ async fn run(config: WeirConfig) -> anyhow::Result<()> {
         "stopped"
     );
     Ok(())
+}
+
+async fn serve(config: WeirConfig, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let store = connect_redis_store(&config).await?;
+    let model = Arc::new(LiveModel::new(Arc::new(load_model(&config)?)));
+    serve_metrics(&config)?;
+    let shutdown = shutdown_on_ctrl_c();
+    if config.scorer.registry.is_some() {
+        let watcher_stats = Arc::new(weir::models_cmd::WatcherStats::default());
+        weir::models_cmd::spawn_registry_watcher(&config, Target::Champion(model.clone()), watcher_stats, shutdown.clone())?;
+    }
+    weir::serve::bind_and_serve(&config, listen, Arc::new(store), model, shutdown).await
 }
 
 async fn produce(args: ProduceArgs) -> anyhow::Result<()> {

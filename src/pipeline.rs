@@ -23,6 +23,7 @@ use weir_schemas::validate::ValidationRules;
 use weir_schemas::wire::{subjects, Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry};
 use weir_schemas::EventError;
 use weir_scorer::config::ScorerConfig;
+use weir_scorer::live::{LiveModel, LiveSlot, Pointer, Target, Watcher};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
@@ -44,6 +45,8 @@ pub struct PipelineStats {
     /// throughput is measured over (not the consumer group join before it).
     pub first_received: std::sync::OnceLock<std::time::Instant>,
     pub last_finished: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The challenger's shadow scoring.
+    pub shadow: Arc<crate::shadow::ShadowStats>,
 }
 
 impl PipelineStats {
@@ -61,7 +64,10 @@ impl PipelineStats {
 
 pub struct ScoringHandler<S> {
     store: Arc<S>,
-    model: Arc<LoadedModel>,
+    /// The champion; each batch takes it once, so all its scores carry one version.
+    model: Arc<LiveModel>,
+    /// Where each batch's rows are offered to the challenger, if one is configured.
+    shadow: Option<crate::shadow::ShadowSender>,
     feature_set: FeatureSet,
     decoder: Decoder<Transaction>,
     score_encoder: Encoder,
@@ -70,7 +76,6 @@ pub struct ScoringHandler<S> {
     producer: EventProducer,
     scores_topic: String,
     stats: Arc<PipelineStats>,
-    model_version: String,
 }
 
 /// The schema registry the configuration names (or weir's own).
@@ -82,22 +87,46 @@ pub fn schema_registry(config: &WeirConfig) -> anyhow::Result<Arc<dyn SchemaRegi
     Ok(Arc::new(registry))
 }
 
-/// Loads the configured model (or the compiled-in baseline), validated against the
-/// configured feature set.
+/// Loads the configured model — the registry's champion, a model directory, or the
+/// compiled-in baseline — validated against the configured feature set.
 pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
-    let names = FeatureSet::new(&config.features.window_specs()).names().to_vec();
+    let names = feature_names(config);
     let sizes = &config.scorer.plan_batch_sizes;
-    Ok(match &config.scorer.model_dir {
-        Some(dir) => LoadedModel::load_dir(dir, &names, sizes)?,
-        None => weir_scorer::baseline::load(&names, sizes)?,
+    Ok(match (&config.scorer.registry, &config.scorer.model_dir) {
+        (Some(root), _) => Watcher::load_pointed(root, &config.scorer.model_name, Pointer::Champion, &names, sizes)?,
+        (None, Some(dir)) => LoadedModel::load_dir(dir, &names, sizes)?,
+        (None, None) => weir_scorer::baseline::load(&names, sizes)?,
     })
+}
+
+/// The feature names weir computes under this configuration, in model input order.
+pub fn feature_names(config: &WeirConfig) -> Vec<String> {
+    FeatureSet::new(&config.features.window_specs()).names().to_vec()
+}
+
+/// What the pipeline scores with: a fixed model, or a [`LiveModel`] that a registry
+/// watcher (or anyone) swaps under load.
+pub trait IntoLiveModel {
+    fn into_live(self) -> Arc<LiveModel>;
+}
+
+impl IntoLiveModel for Arc<LoadedModel> {
+    fn into_live(self) -> Arc<LiveModel> {
+        Arc::new(LiveModel::new(self))
+    }
+}
+
+impl IntoLiveModel for Arc<LiveModel> {
+    fn into_live(self) -> Arc<LiveModel> {
+        self
+    }
 }
 
 impl<S: FeatureStore> ScoringHandler<S> {
     pub fn new(
         config: &WeirConfig,
         store: Arc<S>,
-        model: Arc<LoadedModel>,
+        model: impl IntoLiveModel,
         producer: EventProducer,
         stats: Arc<PipelineStats>,
     ) -> anyhow::Result<Self> {
@@ -112,8 +141,6 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let decoder = Decoder::new(registry.clone(), subjects::TRANSACTION, &reader);
         let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
         let feature_set = FeatureSet::new(&config.features.window_specs());
-        let meta = model.metadata();
-        let model_version = meta.version.clone();
         Ok(ScoringHandler {
             store,
             feature_set,
@@ -124,8 +151,8 @@ impl<S: FeatureStore> ScoringHandler<S> {
             producer,
             scores_topic: config.kafka.topics.scores.clone(),
             stats,
-            model_version,
-            model,
+            model: model.into_live(),
+            shadow: None,
         })
     }
 
@@ -189,21 +216,26 @@ impl<S: FeatureStore> ScoringHandler<S> {
             self.feature_set.assemble(tx, &w.values, &mut rows);
         }
         // tract is CPU-bound: run it on the blocking pool, not on the async workers that
-        // keep the consumer polling and the producer flushing.
-        let model = self.model.clone();
+        // keep the consumer polling and the producer flushing. The model is taken once:
+        // a swap during this batch takes effect from the next one.
+        let model = self.model.current();
+        let top_k = self.scorer.reason_top_k;
         let started = std::time::Instant::now();
-        let (rows, probabilities) = tokio::task::spawn_blocking(move || {
-            let scores = model.score(&rows);
-            (rows, scores)
+        let (rows, model, scored) = tokio::task::spawn_blocking(move || {
+            let scored = model.score(&rows).and_then(|scores| {
+                let reasons = weir_scorer::reasons::explain(&model, &rows, &scores, top_k)?;
+                Ok((scores, reasons))
+            });
+            (rows, model, scored)
         })
         .await
         .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?;
-        let probabilities =
-            probabilities.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+        let (probabilities, mut reasons) =
+            scored.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
         self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
         metrics::histogram!(m::MODEL_LATENCY).record(started.elapsed().as_secs_f64());
 
-        let meta = self.model.metadata();
+        let meta = model.metadata();
         let scored_at = weir_schemas::now_ms();
         let mut messages = Vec::with_capacity(valid.len());
         for (n, ((_, tx), p)) in valid.iter().zip(&probabilities).enumerate() {
@@ -220,11 +252,11 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 card_id: tx.card_id.clone(),
                 event_time: tx.event_time,
                 model_name: meta.name.clone(),
-                model_version: self.model_version.clone(),
+                model_version: meta.version.clone(),
                 score,
                 decision: self.scorer.decide(score).as_str().to_string(),
                 features,
-                reasons: Vec::new(),
+                reasons: std::mem::take(&mut reasons[n]),
                 scored_at,
                 attributes: monitored_attributes(tx),
             };
@@ -245,6 +277,18 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let event_latency = metrics::histogram!(m::EVENT_LATENCY);
         for latency in &latencies {
             event_latency.record(latency.as_secs_f64());
+        }
+        if let Some(shadow) = &self.shadow {
+            let events = valid
+                .iter()
+                .map(|(_, tx)| crate::shadow::ShadowEvent {
+                    event_id: tx.event_id.clone(),
+                    card_id: tx.card_id.clone(),
+                    event_time: tx.event_time,
+                    attributes: monitored_attributes(tx),
+                })
+                .collect();
+            shadow.offer(crate::shadow::ShadowBatch { rows, events });
         }
         self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);
         metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);
@@ -316,7 +360,7 @@ pub fn card_keys(config: &WeirConfig) -> KeySpace {
 pub fn spawn_pipeline<S: FeatureStore + 'static>(
     config: WeirConfig,
     store: Arc<S>,
-    model: Arc<LoadedModel>,
+    model: impl IntoLiveModel + Send + 'static,
     stats: Arc<PipelineStats>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<anyhow::Result<LoopStats>> {
@@ -327,15 +371,34 @@ pub fn spawn_pipeline<S: FeatureStore + 'static>(
 pub async fn run_pipeline<S: FeatureStore + 'static>(
     config: &WeirConfig,
     store: Arc<S>,
-    model: Arc<LoadedModel>,
+    model: impl IntoLiveModel,
     stats: Arc<PipelineStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<LoopStats> {
     config.check()?;
     let producer = EventProducer::new(&config.kafka)?;
-    let meta = model.metadata();
-    metrics::gauge!(m::MODEL_INFO, "model" => meta.name.clone(), "version" => meta.version.clone()).set(1.0);
-    let handler = ScoringHandler::new(config, store, model, producer.clone(), stats)?;
+    let model = model.into_live();
+    let meta = model.current().metadata().clone();
+    metrics::gauge!(m::MODEL_INFO, "model" => meta.name, "version" => meta.version).set(1.0);
+    let shadow_stats = stats.shadow.clone();
+    let mut handler = ScoringHandler::new(config, store, model, producer.clone(), stats)?;
+    if config.scorer.registry.is_some() {
+        // The challenger, if the registry names one: its own watcher, queue and task.
+        let slot = Arc::new(LiveSlot::default());
+        let watcher_stats = Arc::new(crate::models_cmd::WatcherStats::default());
+        crate::models_cmd::spawn_registry_watcher(config, Target::Challenger(slot.clone()), watcher_stats, shutdown.clone())?;
+        let encoder = Encoder::new(schema_registry(config)?.as_ref(), subjects::SCORE)?;
+        let (sender, _task) = crate::shadow::spawn_shadow(
+            config.scorer.clone(),
+            slot,
+            feature_names(config),
+            producer.clone(),
+            encoder,
+            shadow_stats,
+            shutdown.clone(),
+        );
+        handler.shadow = Some(sender);
+    }
     let consumer = weir_ingest::consumer::subscribe(&config.kafka, &[&config.kafka.topics.transactions])?;
     let (loop_stats, _) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
     Ok(loop_stats)

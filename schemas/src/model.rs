@@ -36,6 +36,28 @@ pub struct ModelMetadata {
     /// Offline evaluation metrics (`auc`, `log_loss`, ...).
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// The training data's per-feature summary, in `feature_names` order: reason codes
+    /// measure contributions against its means, drift monitoring compares live
+    /// distributions to its histograms. Optional (older versions have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FeatureReference>,
+}
+
+/// Per-feature summary of a model's training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureReference {
+    /// Mean of each feature, in `feature_names` order.
+    pub means: Vec<f64>,
+    /// A histogram of each feature, in `feature_names` order (may be empty).
+    #[serde(default)]
+    pub histograms: Vec<Histogram>,
+}
+
+/// A histogram: `counts[i]` rows fell in `[edges[i], edges[i + 1])` (the last bin closed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
 }
 
 /// How a model version was made.

@@ -12,6 +12,34 @@ pub struct ScorerConfig {
     /// (`models/fraud-baseline/v1`).
     #[serde(default)]
     pub model_dir: Option<PathBuf>,
+    /// Root of a model registry (layout in `weir_schemas::model`). When set, weir serves
+    /// the version that `<registry>/<model_name>/champion` names, watches that pointer,
+    /// and swaps in each newly promoted version once it passes validation. Exclusive with
+    /// `model_dir`. Default: none.
+    #[serde(default)]
+    pub registry: Option<PathBuf>,
+    /// Name of the model in the registry. Default `fraud`.
+    #[serde(default = "default_model_name")]
+    pub model_name: String,
+    /// How often the registry's pointers are read, in milliseconds: the longest a
+    /// promotion or rollback takes to reach the stream (plus the new version's load time).
+    /// Default 1000.
+    #[serde(default = "default_registry_poll_ms")]
+    pub registry_poll_ms: u64,
+    /// Reason codes per score: the features with the largest contributions. 0 turns
+    /// them off. Exact for linear models; for others an occlusion approximation that
+    /// scores `features + 1` rows per event (see `weir_scorer::reasons`). Default 3.
+    #[serde(default = "default_reason_top_k")]
+    pub reason_top_k: usize,
+    /// Topic the challenger's shadow scores go to (the registry's `challenger` pointer
+    /// names the challenger; without a registry there is none). Default `scores.shadow`.
+    #[serde(default = "default_shadow_topic")]
+    pub shadow_topic: String,
+    /// Champion batches waiting for the challenger, at most; when full, further batches
+    /// are not shadow-scored (counted in `weir_shadow_dropped_total`) so a slow
+    /// challenger never slows the champion. Default 8.
+    #[serde(default = "default_shadow_queue_batches")]
+    pub shadow_queue_batches: usize,
     /// Batch sizes for which an optimized plan with a fixed input shape is built. A
     /// micro-batch is cut into runs of these sizes, the last one padded. Default [1, 16, 64, 256].
     #[serde(default = "default_plan_batch_sizes")]
@@ -27,6 +55,21 @@ pub struct ScorerConfig {
 fn default_plan_batch_sizes() -> Vec<usize> {
     vec![1, 16, 64, 256]
 }
+fn default_model_name() -> String {
+    "fraud".into()
+}
+fn default_registry_poll_ms() -> u64 {
+    1000
+}
+fn default_reason_top_k() -> usize {
+    3
+}
+fn default_shadow_topic() -> String {
+    "scores.shadow".into()
+}
+fn default_shadow_queue_batches() -> usize {
+    8
+}
 fn default_review_threshold() -> f64 {
     0.5
 }
@@ -38,6 +81,12 @@ impl Default for ScorerConfig {
     fn default() -> Self {
         ScorerConfig {
             model_dir: None,
+            registry: None,
+            model_name: default_model_name(),
+            registry_poll_ms: default_registry_poll_ms(),
+            reason_top_k: default_reason_top_k(),
+            shadow_topic: default_shadow_topic(),
+            shadow_queue_batches: default_shadow_queue_batches(),
             plan_batch_sizes: default_plan_batch_sizes(),
             review_threshold: default_review_threshold(),
             decline_threshold: default_decline_threshold(),
@@ -69,6 +118,29 @@ impl ScorerConfig {
             if !dir.join("metadata.json").is_file() {
                 problems.push(format!("scorer.model_dir {} has no metadata.json", dir.display()));
             }
+        }
+        if let Some(root) = &self.registry {
+            if self.model_dir.is_some() {
+                problems.push("scorer.registry and scorer.model_dir are both set: serve from one".to_string());
+            }
+            if !root.is_dir() {
+                problems.push(format!("scorer.registry {} is not a directory", root.display()));
+            }
+        }
+        if self.model_name.is_empty() || self.model_name.contains(['/', '\\']) || self.model_name.starts_with('.') {
+            problems.push(format!("scorer.model_name {:?} must be a plain directory name", self.model_name));
+        }
+        if !(10..=3_600_000).contains(&self.registry_poll_ms) {
+            problems.push(format!("scorer.registry_poll_ms must be in 10..=3600000, got {}", self.registry_poll_ms));
+        }
+        if self.shadow_topic.is_empty() {
+            problems.push("scorer.shadow_topic is empty".to_string());
+        }
+        if !(1..=10_000).contains(&self.shadow_queue_batches) {
+            problems.push(format!("scorer.shadow_queue_batches must be in 1..=10000, got {}", self.shadow_queue_batches));
+        }
+        if self.reason_top_k > 64 {
+            problems.push(format!("scorer.reason_top_k must be at most 64, got {}", self.reason_top_k));
         }
         problems
     }
@@ -123,6 +195,30 @@ mod tests {
         assert_eq!(c.plan_batch_sizes, vec![1, 16, 64, 256]);
         assert_eq!((c.review_threshold, c.decline_threshold), (0.5, 0.8));
         assert_eq!(c.model_dir, None);
+        assert_eq!((c.registry.clone(), c.model_name.as_str(), c.registry_poll_ms, c.reason_top_k), (None, "fraud", 1000, 3));
+    }
+
+    #[test]
+    fn registry_problems() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ok = ScorerConfig { registry: Some(root.join("src")), ..ScorerConfig::default() };
+        assert!(ok.problems().is_empty(), "{:?}", ok.problems());
+        one_problem(&ScorerConfig { registry: Some(root.join("nope")), ..ScorerConfig::default() }, "is not a directory");
+        one_problem(
+            &ScorerConfig {
+                registry: Some(root.join("src")),
+                model_dir: Some(root.join("../models/fraud-baseline/v1")),
+                ..ScorerConfig::default()
+            },
+            "both set",
+        );
+        for name in ["", "a/b", ".."] {
+            one_problem(&ScorerConfig { model_name: name.into(), ..ScorerConfig::default() }, "scorer.model_name");
+        }
+        for ms in [0, 9, 3_600_001] {
+            one_problem(&ScorerConfig { registry_poll_ms: ms, ..ScorerConfig::default() }, "scorer.registry_poll_ms");
+        }
+        one_problem(&ScorerConfig { reason_top_k: 65, ..ScorerConfig::default() }, "scorer.reason_top_k");
     }
 
     #[test]

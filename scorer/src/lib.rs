@@ -7,10 +7,10 @@
 //!   list, canary rows ([`model`]);
 //! - batched scoring with fixed-shape optimized plans ([`model::LoadedModel::score`]);
 //! - decisions from thresholds ([`config`]);
+//! - the serving model behind an `ArcSwap` and the watcher that follows the registry's
+//!   champion pointer, swapping in only validated versions ([`live`]);
+//! - reason codes: exact for linear models, occlusion for others ([`reasons`]);
 //! - the baseline model compiled into weir for `weir demo` ([`baseline`]).
-//!
-//! Next (see the issues): the versioned registry with hot swap and rollback, shadow
-//! scoring, reason codes, and the request-time HTTP endpoint.
 //!
 //! ```no_run
 //! # fn names() -> Vec<String> { vec![] }
@@ -23,6 +23,8 @@
 pub mod baseline;
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod model;
+pub mod reasons;
 
 pub use error::{Error, Result};

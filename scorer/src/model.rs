@@ -24,6 +24,16 @@ pub struct LoadedModel {
     plans: Vec<(usize, Plan)>,
     /// Index of the probabilities output in the plan's outputs.
     output_slot: usize,
+    /// For a graph that is one `LinearClassifier` with a logistic link: the positive
+    /// class's log-odds as `weights · x + intercept`, for exact reason codes.
+    linear: Option<LinearForm>,
+}
+
+/// The positive class's log-odds of a linear model: `weights · x + intercept`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearForm {
+    pub weights: Vec<f64>,
+    pub intercept: f64,
 }
 
 impl std::fmt::Debug for LoadedModel {
@@ -73,10 +83,23 @@ impl LoadedModel {
         let mut sizes: Vec<usize> = batch_sizes.to_vec();
         sizes.sort_unstable();
         sizes.dedup();
+        let onnx_framework = tract_onnx::onnx();
+        let proto = onnx_framework.proto_model_for_read(&mut Cursor::new(onnx)).map_err(load_err)?;
+        let graph = proto.graph.as_ref().ok_or_else(|| Error::Load { version: version.clone(), message: "no graph in the file".into() })?;
+        // tract turns an op it does not know into a placeholder that fails later with a
+        // message that does not say which op; name it here, before anything else.
+        let mut unsupported: Vec<String> =
+            graph.node.iter().filter(|n| !onnx_framework.op_register.0.contains_key(&n.op_type)).map(|n| n.op_type.clone()).collect();
+        unsupported.sort_unstable();
+        unsupported.dedup();
+        if !unsupported.is_empty() {
+            return Err(Error::UnsupportedOp { version, ops: unsupported });
+        }
+        let linear = linear_form(graph, metadata.positive_class_index, k);
         let mut plans = Vec::with_capacity(sizes.len());
         let mut output_slot = None;
         for &batch in &sizes {
-            let mut model = tract_onnx::onnx().model_for_read(&mut Cursor::new(onnx)).map_err(load_err)?;
+            let mut model = onnx_framework.model_for_proto_model(&proto).map_err(load_err)?;
             let input = model.input_outlets().map_err(load_err)?.first().copied().ok_or_else(|| Error::Load {
                 version: version.clone(),
                 message: "graph has no input".into(),
@@ -98,13 +121,23 @@ impl LoadedModel {
             plans.push((batch, plan));
         }
         let output_slot = output_slot.ok_or_else(|| Error::Config(vec!["no plan batch sizes".into()]))?;
-        let loaded = LoadedModel { metadata, plans, output_slot };
+        let loaded = LoadedModel { metadata, plans, output_slot, linear };
         loaded.canary(&version)?;
         Ok(loaded)
     }
 
     pub fn metadata(&self) -> &ModelMetadata {
         &self.metadata
+    }
+
+    /// The version label that goes on every score this model produces.
+    pub fn version(&self) -> &str {
+        &self.metadata.version
+    }
+
+    /// The linear form, when the model is a single logistic `LinearClassifier`.
+    pub fn linear_form(&self) -> Option<&LinearForm> {
+        self.linear.as_ref()
     }
 
     pub fn feature_count(&self) -> usize {
@@ -174,6 +207,32 @@ impl LoadedModel {
         }
         Ok(())
     }
+}
+
+/// The linear form of a graph whose only computing node is an ONNX-ML `LinearClassifier`
+/// with `post_transform = LOGISTIC` (what skl2onnx writes for a logistic regression):
+/// there, the positive class's probability is `sigmoid(w_pos · x + b_pos)`. Any other
+/// graph (a Scaler in front, a softmax link, more nodes) gets `None`, and reason codes
+/// fall back to occlusion.
+fn linear_form(graph: &tract_onnx::pb::GraphProto, positive: usize, k: usize) -> Option<LinearForm> {
+    let computing: Vec<_> = graph.node.iter().filter(|n| n.op_type != "Identity").collect();
+    let [node] = computing.as_slice() else { return None };
+    if node.op_type != "LinearClassifier" {
+        return None;
+    }
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    if attr("post_transform").map(|a| a.s.as_slice()) != Some(b"LOGISTIC".as_slice()) {
+        return None;
+    }
+    let coefficients = &attr("coefficients")?.floats;
+    let intercepts = attr("intercepts").map(|a| a.floats.clone()).unwrap_or_default();
+    let rows = coefficients.len() / k;
+    if k == 0 || coefficients.len() % k != 0 || positive >= rows {
+        return None;
+    }
+    let weights = coefficients[positive * k..(positive + 1) * k].iter().map(|&w| f64::from(w)).collect();
+    let intercept = intercepts.get(positive).copied().map(f64::from).unwrap_or(0.0);
+    Some(LinearForm { weights, intercept })
 }
 
 fn find_output(model: &InferenceModel, name: &str) -> Option<usize> {
@@ -307,6 +366,7 @@ mod tests {
     #[derive(serde::Deserialize)]
     struct Golden {
         model_sha256: String,
+        #[serde(default)]
         feature_names: Vec<String>,
         rows: Vec<Vec<f32>>,
         expected: Vec<f32>,
@@ -332,6 +392,71 @@ mod tests {
             let one = m.score(row).unwrap()[0];
             assert!((batch[i] - expected).abs() <= 1e-5, "row {i}: tract {} vs onnxruntime {expected}", batch[i]);
             assert!((one - expected).abs() <= 1e-5, "row {i}: tract {one} vs onnxruntime {expected}");
+        }
+    }
+
+    /// Every shipped model family (tools/train_families.py) scores like onnxruntime, to
+    /// 1e-5, at every plan size: one batch, and one row at a time.
+    #[test]
+    fn families_match_onnxruntime() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for family in ["logistic", "mlp", "gbt", "forest"] {
+            let dir = root.join("../models/families").join(family);
+            let m = LoadedModel::load_dir(&dir, &names(), &[1, 16, 64]).unwrap_or_else(|e| panic!("{family}: {e}"));
+            let text = std::fs::read_to_string(root.join(format!("tests/golden_{family}.json"))).unwrap();
+            let golden: Golden = serde_json::from_str(&text).unwrap();
+            assert_eq!(golden.model_sha256, m.metadata().sha256, "{family} changed: rerun tools/train_families.py");
+            assert_eq!(golden.rows.len(), 64);
+            let flat: Vec<f32> = golden.rows.iter().flatten().copied().collect();
+            let mut worst = 0f32;
+            for n in [1usize, 16, 64, 17] {
+                let scores = m.score(&flat[..n * 9]).unwrap();
+                for (i, (s, e)) in scores.iter().zip(&golden.expected).enumerate() {
+                    assert!((s - e).abs() <= 1e-5, "{family} batch {n} row {i}: tract {s} vs onnxruntime {e}");
+                    worst = worst.max((s - e).abs());
+                }
+            }
+            for (i, row) in golden.rows.iter().enumerate() {
+                let s = m.score(row).unwrap()[0];
+                assert!((s - golden.expected[i]).abs() <= 1e-5, "{family} row {i}: tract {s} vs onnxruntime {}", golden.expected[i]);
+            }
+            // The models differ: the scores are not all one value.
+            assert!(golden.expected.iter().any(|&e| (e - golden.expected[0]).abs() > 1e-3), "{family}");
+            eprintln!("{family}: {} max |tract - onnxruntime| {worst:e}", m.metadata().kind);
+        }
+    }
+
+    #[test]
+    fn unsupported_ops_are_named_at_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fixtures");
+        for (fixture, op) in [("zipmap", "ZipMap"), ("scaler", "Scaler")] {
+            let err = LoadedModel::load_dir(&root.join(fixture), &names(), &[1]).unwrap_err();
+            match &err {
+                Error::UnsupportedOp { ops, .. } => assert_eq!(ops, &vec![op.to_string()], "{fixture}"),
+                other => panic!("{fixture}: expected an unsupported op error, got {other}"),
+            }
+            assert!(err.to_string().contains(op), "{err}");
+        }
+        // The NaN model loads in tract but fails its canary rows.
+        let err = LoadedModel::load_dir(&root.join("nan"), &names(), &[1]).unwrap_err();
+        assert!(matches!(&err, Error::Canary { score, .. } if score.is_nan()), "{err}");
+    }
+
+    #[test]
+    fn only_the_logistic_graphs_have_a_linear_form() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/families");
+        assert!(model().linear_form().is_some());
+        for (family, linear) in [("logistic", true), ("mlp", false), ("gbt", false), ("forest", false)] {
+            let m = LoadedModel::load_dir(&root.join(family), &names(), &[1]).unwrap();
+            assert_eq!(m.linear_form().is_some(), linear, "{family}");
+        }
+        // The form is the model: sigmoid(w·x + b) is the score.
+        let lf = model().linear_form().unwrap();
+        let r = rows(5);
+        for (row, s) in r.chunks(9).zip(model().score(&r).unwrap()) {
+            let z: f64 = lf.weights.iter().zip(row).map(|(w, x)| w * f64::from(*x)).sum::<f64>() + lf.intercept;
+            let p = 1.0 / (1.0 + (-z).exp());
+            assert!((p - f64::from(s)).abs() < 1e-5, "{p} vs {s}");
         }
     }
 

@@ -29,6 +29,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 
 pub mod golden;
+pub mod models;
 pub mod setup;
 
 /// A running broker and Redis for one test.

@@ -1,0 +1,195 @@
+//! `weir serve`: request-time scoring over HTTP/1.1.
+//!
+//! - `POST /score` with a transaction as JSON (the `Transaction` fields) → the card's
+//!   window aggregates read from Redis (one round trip, `FeatureStore::read`), this
+//!   event added to them (count + 1, amount summed in) so the vector means what it means
+//!   on the stream ("this event included"), scored by the current champion on the blocking
+//!   pool, and answered with `{event_id, score, decision, model_name, model_version,
+//!   reasons, features}`. The event is not written to the store: the stream does that.
+//!   Approximation, stated: the aggregates are as of the card's newest event, not slid to
+//!   the request's event time.
+//! - `GET /health` → `200 ok` (the champion is loaded and Redis answered a read at start).
+//! - `GET /model` → the champion's metadata as JSON.
+//!
+//! With `scorer.registry` set, the champion is watched and swapped like in `weir run`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use weir_features::vector::FeatureSet;
+use weir_schemas::events::{FeatureValue, Reason, Transaction};
+use weir_schemas::store::FeatureStore;
+use weir_scorer::config::ScorerConfig;
+use weir_scorer::live::LiveModel;
+
+use crate::config::WeirConfig;
+
+/// What `POST /score` answers.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct ScoreResponse {
+    pub event_id: String,
+    pub score: f64,
+    pub decision: String,
+    pub model_name: String,
+    pub model_version: String,
+    pub reasons: Vec<Reason>,
+    pub features: Vec<FeatureValue>,
+}
+
+struct App<S> {
+    store: Arc<S>,
+    model: Arc<LiveModel>,
+    feature_set: FeatureSet,
+    scorer: ScorerConfig,
+    max_body: usize,
+}
+
+/// Largest request body accepted, bytes.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Serves on `listener` until `shutdown`; one task per connection.
+pub async fn serve<S: FeatureStore + 'static>(
+    config: &WeirConfig,
+    listener: tokio::net::TcpListener,
+    store: Arc<S>,
+    model: Arc<LiveModel>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = Arc::new(App {
+        store,
+        model,
+        feature_set: FeatureSet::new(&config.features.window_specs()),
+        scorer: config.scorer.clone(),
+        max_body: MAX_BODY,
+    });
+    info!(addr = %listener.local_addr()?, "serving POST /score, GET /health, GET /model");
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => { warn!("accept failed: {e}"); continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.handle(req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Binds `addr` and serves (the `weir serve` command).
+pub async fn bind_and_serve<S: FeatureStore + 'static>(
+    config: &WeirConfig,
+    addr: SocketAddr,
+    store: Arc<S>,
+    model: Arc<LiveModel>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    serve(config, listener, store, model, shutdown).await
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message.into() }))
+}
+
+impl<S: FeatureStore + 'static> App<S> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        match (req.method(), req.uri().path()) {
+            (&Method::GET, "/health") => Response::new(Full::new(Bytes::from_static(b"ok"))),
+            (&Method::GET, "/model") => json(StatusCode::OK, self.model.current().metadata()),
+            (&Method::POST, "/score") => match self.score(req).await {
+                Ok(r) => json(StatusCode::OK, &r),
+                Err((status, message)) => error(status, message),
+            },
+            (_, "/health" | "/model" | "/score") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            (_, path) => error(StatusCode::NOT_FOUND, format!("no route {path}")),
+        }
+    }
+
+    async fn score(&self, req: Request<Incoming>) -> Result<ScoreResponse, (StatusCode, String)> {
+        let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+        let body = http_body_util::Limited::new(req.into_body(), self.max_body)
+            .collect()
+            .await
+            .map_err(|e| bad(format!("reading body: {e}")))?
+            .to_bytes();
+        let tx: Transaction = serde_json::from_slice(&body).map_err(|e| bad(format!("not a transaction: {e}")))?;
+        if tx.card_id.is_empty() || !tx.amount.is_finite() {
+            return Err(bad(format!("card_id must be non-empty and amount finite, got {:?} {}", tx.card_id, tx.amount)));
+        }
+        let mut values = self
+            .store
+            .read(&tx.card_id)
+            .await
+            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("feature store: {e}")))?
+            .unwrap_or_else(|| vec![0.0; self.feature_set_windows() * 2]);
+        // This event included, as on the stream: per window (count, sum).
+        for pair in values.chunks_exact_mut(2) {
+            pair[0] += 1.0;
+            pair[1] += tx.amount;
+        }
+        let mut row = Vec::with_capacity(self.feature_set.len());
+        self.feature_set.assemble(&tx, &values, &mut row);
+        let model = self.model.current();
+        let top_k = self.scorer.reason_top_k;
+        let (model, row, scored) = tokio::task::spawn_blocking(move || {
+            let out = model.score(&row).and_then(|s| {
+                let reasons = weir_scorer::reasons::explain(&model, &row, &s, top_k)?;
+                Ok((s, reasons))
+            });
+            (model, row, out)
+        })
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("scoring task: {e}")))?;
+        let (scores, mut reasons) = scored.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let score = f64::from(scores[0]);
+        let meta = model.metadata();
+        Ok(ScoreResponse {
+            event_id: tx.event_id,
+            score,
+            decision: self.scorer.decide(score).as_str().to_string(),
+            model_name: meta.name.clone(),
+            model_version: meta.version.clone(),
+            reasons: reasons.pop().unwrap_or_default(),
+            features: self
+                .feature_set
+                .names()
+                .iter()
+                .zip(&row)
+                .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
+                .collect(),
+        })
+    }
+
+    fn feature_set_windows(&self) -> usize {
+        // names = 4 transforms + 2 per window + 1 ratio.
+        (self.feature_set.len().saturating_sub(5)) / 2
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""tract vs onnxruntime per model family at batch 1, 16 and 64, in one run, as ratios.
+
+    ~/.cache/weir/venv/bin/python tools/bench_families.py [--min-ms 500]
+
+Runs weir-scorer's `bench_families` example (tract, through weir's LoadedModel: fixed
+plan per batch size, one thread) and then onnxruntime (from PyPI, one intra-op thread,
+called from Python, so its figures include the Python call overhead) on the same rows
+(scorer/tests/golden_<family>.json) and the same model files (models/families/), and
+prints µs per row for both and tract/onnxruntime. Timing on a shared machine: compare the
+ratios, not the absolute figures.
+"""
+import argparse
+import json
+import os
+import subprocess
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--min-ms", type=int, default=500)
+    args = ap.parse_args()
+    out = subprocess.run(["cargo", "run", "--quiet", "-p", "weir-scorer", "--example", "bench_families", "--",
+                          "--min-ms", str(args.min_ms)], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    tract = {(r["family"], r["batch"]): r for r in map(json.loads, out.strip().splitlines())}
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    print(f"{'family':<10} {'batch':>5} {'tract us/row':>13} {'ort us/row':>11} {'tract/ort':>10}")
+    for family in ["logistic", "mlp", "gbt", "forest"]:
+        with open(os.path.join(ROOT, "scorer", "tests", f"golden_{family}.json")) as f:
+            rows = np.array(json.load(f)["rows"], dtype=np.float32)
+        sess = ort.InferenceSession(os.path.join(ROOT, "models", "families", family, "model.onnx"), opts,
+                                    providers=["CPUExecutionProvider"])
+        for batch in (1, 16, 64):
+            x = rows[:batch]
+            for _ in range(3):
+                sess.run(["probabilities"], {"input": x})
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < args.min_ms / 1000 or calls < 5:
+                sess.run(["probabilities"], {"input": x})
+                calls += 1
+            ort_row = (time.perf_counter() - start) * 1e6 / calls / batch
+            t_row = tract[(family, batch)]["us_per_row"]
+            print(f"{family:<10} {batch:>5} {t_row:>13.3f} {ort_row:>11.3f} {t_row / ort_row:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

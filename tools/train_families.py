@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Train one model of each family weir serves, export each to ONNX in a form tract loads,
+and write onnxruntime's scores for fixed inputs as golden files.
+
+    ~/.cache/weir/venv/bin/python tools/train_families.py --weir target/debug/weir
+
+Families (all on weir's 9 baseline features, same data and split as
+tools/train_baseline.py, whose feature computation — independent of weir's Rust code —
+is reused):
+
+- `logistic`: logistic regression on standardized features, the scaling folded into the
+  coefficients (one `LinearClassifier` node; tract does not register `Scaler`).
+- `mlp`: scikit-learn MLPClassifier (32, 16), relu, the scaling folded into the first
+  layer's weights (MatMul/Add/Relu/Sigmoid in ONNX).
+- `gbt`: scikit-learn GradientBoostingClassifier. skl2onnx writes it as a binary
+  `TreeEnsembleClassifier` with one base value and `LOGISTIC`; tract 0.23.9 refuses that
+  (`base_values: length 1 (or undefined), got 2`), and onnxruntime scores every
+  two-class rewrite by its own binary rules. The graph is rewritten into an equivalent
+  three-class softmax form with an empty third class (see gbt_three_class); both
+  runtimes then agree with scikit-learn.
+- `forest`: scikit-learn RandomForestClassifier (`TreeEnsembleClassifier`, averaged).
+
+Each model is checked three ways before it is written: onnxruntime's probabilities
+against scikit-learn's on the held-out rows (to 1e-4), and only ops tract registers are
+used (no ZipMap: `zipmap=False`). Written:
+
+- models/families/<family>/{model.onnx, metadata.json}   a registry version (v1)
+- scorer/tests/golden_<family>.json   rows (the 20 synthetic rows of golden_baseline.py
+  plus 44 held-out rows) and onnxruntime's positive-class probabilities for them; weir's
+  `scorer` unit test `families_match_onnxruntime` compares tract's scores to 1e-5.
+
+metadata.json carries `reference` (per-feature mean and a 10-bin histogram of the
+training rows): reason codes measure contributions against the means, the monitor takes
+its drift reference from the histograms.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import onnxruntime as ort
+from onnx import helper
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.neural_network import MLPClassifier
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_baseline  # noqa: E402  (the 20 synthetic rows)
+import train_baseline as tb  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The op names tract-onnx 0.23.9 registers (its `op_register`, read from its source).
+TRACT_OPS = {
+    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "ArrayFeatureExtractor", "Asin", "Asinh",
+    "Atan", "Atanh", "Attention", "AveragePool", "BatchNormalization", "BiasGelu", "BitShift", "BitwiseAnd",
+    "BitwiseNot", "BitwiseOr", "BitwiseXor", "BlackmanWindow", "Cast", "CastLike", "CategoryMapper", "Ceil",
+    "Celu", "Clip", "Compress", "Concat", "Constant", "ConstantLike", "ConstantOfShape", "Conv",
+    "ConvInteger", "ConvTranspose", "Cos", "Cosh", "CumSum", "DFT", "DepthToSpace", "DequantizeLinear",
+    "Div", "Dropout", "DynamicQuantizeLinear", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "EyeLike",
+    "FastGelu", "Flatten", "Floor", "GRU", "Gather", "GatherBlockQuantized", "GatherElements", "GatherND",
+    "Gelu", "Gemm", "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
+    "GridSample", "GroupNormalization", "GroupQueryAttention", "HammingWindow", "HannWindow", "HardSigmoid",
+    "HardSwish", "Hardmax", "Identity", "If", "InstanceNormalization", "IsInf", "IsNaN", "LRN", "LSTM",
+    "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "LinearClassifier", "LinearRegressor", "Log",
+    "LogSoftmax", "LpNormalization", "MatMul", "MatMulInteger", "MatMulNBits", "Max", "MaxPool", "Mean",
+    "MeanVarianceNormalization", "MelWeightMatrix", "Min", "Mish", "Mod", "Mul", "MultiHeadAttention",
+    "Multinomial", "Neg", "NonMaxSuppression", "NonZero", "Normalizer", "Not", "OneHot", "Or", "PRelu",
+    "Pad", "ParametricSoftplus", "Pow", "QLinearConv", "QLinearMatMul", "QuantizeLinear", "QuickGelu",
+    "RMSNormalization", "RNN", "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+    "Range", "Reciprocal", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
+    "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "RotaryEmbedding", "Round",
+    "Rsqrt", "STFT", "ScaledTanh", "Scan", "Scatter", "ScatterElements", "ScatterND", "Selu", "Shape",
+    "Shrink", "Sigmoid", "Sign", "SimplifiedLayerNormalization", "Sin", "Sinh", "Size",
+    "SkipLayerNormalization", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt",
+    "Squeeze", "Sub", "Sum", "Swish", "Tan", "Tanh", "ThresholdedRelu", "Tile", "TopK", "Transpose",
+    "TreeEnsembleClassifier", "Trilu", "Unsqueeze", "Where", "Xor",
+}
+
+
+def export(model, n_features):
+    onx = convert_sklearn(model, initial_types=[("input", FloatTensorType([None, n_features]))],
+                          options={id(model): {"zipmap": False}}, target_opset={"": 15, "ai.onnx.ml": 3})
+    return onx
+
+
+def gbt_three_class(onx):
+    """Rewrites skl2onnx's binary TreeEnsembleClassifier (one base value, LOGISTIC) into a
+    form tract and onnxruntime score alike; same probabilities.
+
+    tract 0.23.9 refuses the binary form (`base_values: length 1 (or undefined), got 2`).
+    The natural two-class form (each leaf weight w split as -w/2 for class 0 and +w/2 for
+    class 1, base values (-b/2, b/2), SOFTMAX: softmax(-z/2, z/2) = (1 - sigmoid(z),
+    sigmoid(z))) loads in tract and tract gets it right, but onnxruntime 1.32 treats any
+    two-class ensemble with its own binary rules and gives other numbers (checked: every
+    two-class variant differs from scikit-learn in onnxruntime or in tract). With a third,
+    empty class whose base value is -1e4 both take the general path: softmax over three
+    scores, the third exp(-1e4 - ...) = 0 exactly in float32, the first two as above.
+    Output `probabilities` is then [N, 3]; the positive class stays column 1."""
+    for node in onx.graph.node:
+        if node.op_type != "TreeEnsembleClassifier":
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        assert attrs["post_transform"].s == b"LOGISTIC", attrs["post_transform"].s
+        assert set(attrs["class_ids"].ints) == {0}
+        base = list(attrs["base_values"].floats)
+        assert len(base) == 1, base
+        leaves = sorted(
+            [(t, n, 0, -w / 2) for t, n, w in zip(attrs["class_treeids"].ints, attrs["class_nodeids"].ints,
+                                                  attrs["class_weights"].floats)]
+            + [(t, n, 1, w / 2) for t, n, w in zip(attrs["class_treeids"].ints, attrs["class_nodeids"].ints,
+                                                   attrs["class_weights"].floats)])
+        keep = [a for a in node.attribute if a.name not in
+                ("class_nodeids", "class_treeids", "class_weights", "class_ids", "base_values", "post_transform",
+                 "classlabels_int64s")]
+        del node.attribute[:]
+        node.attribute.extend(keep)
+        node.attribute.extend([
+            helper.make_attribute("classlabels_int64s", [0, 1, 2]),
+            helper.make_attribute("class_treeids", [x[0] for x in leaves]),
+            helper.make_attribute("class_nodeids", [x[1] for x in leaves]),
+            helper.make_attribute("class_ids", [x[2] for x in leaves]),
+            helper.make_attribute("class_weights", [x[3] for x in leaves]),
+            helper.make_attribute("base_values", [-base[0] / 2, base[0] / 2, -1e4]),
+            helper.make_attribute("post_transform", "SOFTMAX"),
+        ])
+    for out in onx.graph.output:
+        if out.name == "probabilities":
+            out.type.tensor_type.shape.dim[1].dim_value = 3
+    return onx
+
+
+def check_ops(onx, family):
+    ops = {n.op_type for n in onx.graph.node}
+    bad = ops - TRACT_OPS
+    assert not bad, f"{family}: ops tract does not load: {bad}"
+    return sorted(ops)
+
+
+def ort_probs(data, X):
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return sess.run(["probabilities"], {"input": X.astype(np.float32)})[0][:, 1]
+
+
+def reference(X):
+    ref = {"means": [float(v) for v in X.mean(axis=0)], "histograms": []}
+    for j in range(X.shape[1]):
+        lo, hi = np.quantile(X[:, j], [0.0, 1.0])
+        counts, edges = np.histogram(X[:, j], bins=10, range=(float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+        ref["histograms"].append({"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]})
+    return ref
+
+
+def fixtures(baseline_dir, X, y):
+    """Broken versions for the refusal tests, each a copy of the baseline's metadata with
+    its own sha256: `nan` (a small graph whose every score is NaN: 0/0; a NaN
+    coefficient in a LinearClassifier is not enough, tract's sigmoid clamps it),
+    `zipmap` (a logistic regression exported with ZipMap) and `scaler` (a scikit-learn
+    StandardScaler + LogisticRegression pipeline: an ONNX-ML Scaler node)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    with open(os.path.join(baseline_dir, "metadata.json")) as f:
+        base_meta = json.load(f)
+    base = onnx.load(os.path.join(baseline_dir, "model.onnx"))
+    # NaN for every row: p = (s - s) / (s - s) with s = x · 1, probabilities = [1 - p, p].
+    k = X.shape[1]
+    nan = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("MatMul", ["input", "ones"], ["s"]),
+             helper.make_node("Sub", ["s", "s"], ["z"]),
+             helper.make_node("Div", ["z", "z"], ["p"]),
+             helper.make_node("Sub", ["one", "p"], ["q"]),
+             helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1)],
+            "nan",
+            [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [None, k])],
+            [helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [None, 2])],
+            [onnx.numpy_helper.from_array(np.ones((k, 1), dtype=np.float32), "ones"),
+             onnx.numpy_helper.from_array(np.ones((1, 1), dtype=np.float32), "one")]),
+        opset_imports=[helper.make_opsetid("", 15)])
+    nan.ir_version = 8
+    lr = LogisticRegression(max_iter=500).fit(X[:5000], y[:5000])
+    zipmap = convert_sklearn(lr, initial_types=[("input", FloatTensorType([None, X.shape[1]]))])
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X[:5000], y[:5000])
+    scaler = export(pipe, X.shape[1])
+    for name, model in [("nan", nan), ("zipmap", zipmap), ("scaler", scaler)]:
+        data = model.SerializeToString()
+        out = os.path.join(ROOT, "models", "fixtures", name)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "model.onnx"), "wb") as f:
+            f.write(data)
+        meta = dict(base_meta, version=name, sha256=hashlib.sha256(data).hexdigest(),
+                    lineage=dict(base_meta["lineage"], trained_by="tools/train_families.py (test fixture)"))
+        if name == "zipmap":
+            meta["output_name"] = "output_probability"
+        with open(os.path.join(out, "metadata.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+            f.write("\n")
+        print(f"wrote fixture {out}: ops {sorted({n.op_type for n in model.graph.node})}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weir", default="target/debug/weir", help="path to the weir binary")
+    ap.add_argument("--families", default="logistic,mlp,gbt,forest")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "events.jsonl")
+        data_cmd = tb.produce(args.weir, path)
+        txs, labels = [], {}
+        with open(path) as f:
+            for line in f:
+                e = json.loads(line)
+                if e["type"] == "transaction":
+                    txs.append(e)
+                elif e["type"] == "label":
+                    labels[e["event_id"]] = e["is_fraud"]
+    X, ids = tb.features(txs)
+    keep = [i for i, eid in enumerate(ids) if eid in labels]
+    X = X[keep]
+    y = np.array([1 if labels[ids[i]] else 0 for i in keep])
+    cut = int(len(y) * 0.8)
+    mu, sigma = X[:cut].mean(axis=0), X[:cut].std(axis=0)
+    sigma[sigma == 0] = 1.0
+    k = X.shape[1]
+    # The baseline (tools/train_baseline.py, same data and split) gets the same reference.
+    baseline_dir = os.path.join(ROOT, "models", "fraud-baseline", "v1")
+    with open(os.path.join(baseline_dir, "metadata.json")) as f:
+        base_meta = json.load(f)
+    base_meta["reference"] = reference(X[:cut])
+    with open(os.path.join(baseline_dir, "metadata.json"), "w") as f:
+        json.dump(base_meta, f, indent=2)
+        f.write("\n")
+    fixtures(baseline_dir, X, y)
+    golden_rows = np.vstack([np.array([golden_baseline.row(i) for i in range(golden_baseline.ROWS)]),
+                             X[cut:cut + 44]]).astype(np.float32)
+
+    for family in args.families.split(","):
+        if family == "logistic":
+            # Stronger regularization than the baseline (C = 1): a different linear model.
+            C = 0.01
+            clf = LogisticRegression(C=C, max_iter=2000, random_state=tb.SEED).fit((X[:cut] - mu) / sigma, y[:cut])
+            model = LogisticRegression()
+            model.classes_ = clf.classes_
+            model.coef_ = clf.coef_ / sigma
+            model.intercept_ = clf.intercept_ - (clf.coef_ / sigma) @ mu
+            model.n_features_in_ = k
+            hyper = {"C": C, "solver": "lbfgs", "standardized_then_folded": True}
+            kind = "logistic_regression"
+        elif family == "mlp":
+            model = MLPClassifier(hidden_layer_sizes=(32, 16), activation="relu", alpha=1e-3, max_iter=300,
+                                  early_stopping=True, random_state=tb.SEED).fit((X[:cut] - mu) / sigma, y[:cut])
+            # Fold the standardization into the first layer: ((x-mu)/sigma) W + b = x (W/sigma) + (b - (mu/sigma) W).
+            W = model.coefs_[0]
+            model.intercepts_[0] = model.intercepts_[0] - (mu / sigma) @ W
+            model.coefs_[0] = W / sigma[:, None]
+            hyper = {"hidden_layer_sizes": [32, 16], "activation": "relu", "alpha": 1e-3, "early_stopping": True,
+                     "standardized_then_folded": True}
+            kind = "mlp"
+        elif family == "gbt":
+            model = GradientBoostingClassifier(n_estimators=60, max_depth=3, learning_rate=0.1,
+                                               random_state=tb.SEED).fit(X[:cut], y[:cut])
+            hyper = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.1, "export": "two-class softmax form"}
+            kind = "gradient_boosting"
+        elif family == "forest":
+            model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=tb.SEED,
+                                           n_jobs=1).fit(X[:cut], y[:cut])
+            hyper = {"n_estimators": 30, "max_depth": 6}
+            kind = "random_forest"
+        else:
+            raise SystemExit(f"unknown family {family}")
+
+        onx = export(model, k)
+        if family == "gbt":
+            onx = gbt_three_class(onx)
+        onnx.checker.check_model(onx)
+        ops = check_ops(onx, family)
+        data = onx.SerializeToString()
+        p_test = model.predict_proba(X[cut:])[:, 1]
+        p_ort = ort_probs(data, X[cut:])
+        err = float(np.max(np.abs(p_ort - p_test)))
+        auc = roc_auc_score(y[cut:], p_ort)
+        ll = log_loss(y[cut:], np.clip(p_ort, 1e-7, 1 - 1e-7))
+        print(f"{family}: ops {ops}, held-out AUC {auc:.4f}, log loss {ll:.4f}, "
+              f"onnxruntime vs scikit-learn {err:.2e}", file=sys.stderr)
+        assert err < 1e-4, err
+
+        out = os.path.join(ROOT, "models", "families", family)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "model.onnx"), "wb") as f:
+            f.write(data)
+        meta = {
+            "name": "fraud",
+            "version": f"{family}-v1",
+            "kind": kind,
+            "created_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "onnx_file": "model.onnx",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "input_name": "input",
+            "feature_names": tb.FEATURES,
+            "output_name": "probabilities",
+            "positive_class_index": 1,
+            "lineage": {
+                "trained_by": "tools/train_families.py",
+                "training_data": data_cmd,
+                "training_rows": int(cut),
+                "seed": tb.SEED,
+                "parent_version": None,
+                "hyperparameters": hyper,
+            },
+            "metrics": {"holdout_auc": round(float(auc), 6), "holdout_log_loss": round(float(ll), 6),
+                        "holdout_rows": int(len(y) - cut)},
+            "reference": reference(X[:cut]),
+        }
+        with open(os.path.join(out, "metadata.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+            f.write("\n")
+        golden = {
+            "doc": f"Made by tools/train_families.py with onnxruntime {ort.__version__}; do not edit.",
+            "model_sha256": meta["sha256"],
+            "rows": [[float(v) for v in r] for r in golden_rows],
+            "expected": [float(p) for p in ort_probs(data, golden_rows)],
+        }
+        with open(os.path.join(ROOT, "scorer", "tests", f"golden_{family}.json"), "w") as f:
+            json.dump(golden, f, indent=1)
+            f.write("\n")
+        print(f"wrote {out} and scorer/tests/golden_{family}.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
