@@ -15,7 +15,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use weir_monitor::metrics as m;
-use weir_schemas::registry::Registry;
+use weir_schemas::registry::ModelRegistry;
 use weir_scorer::live::{load_version, PollOutcome, Target, Watcher};
 
 use crate::config::WeirConfig;
@@ -130,9 +130,14 @@ pub enum ModelsCommand {
     },
 }
 
-fn registry_of(config: &WeirConfig) -> anyhow::Result<(Registry, String)> {
+fn registry_of(config: &WeirConfig) -> anyhow::Result<(ModelRegistry, String)> {
     let root = config.scorer.registry.as_ref().context("scorer.registry is not set in the configuration")?;
-    Ok((Registry::open(root)?, config.scorer.model_name.clone()))
+    Ok((ModelRegistry::open(root)?, config.scorer.model_name.clone()))
+}
+
+/// Who is changing the champion, for the history log: `cli:$USER`.
+fn actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
 
 /// Runs one `weir models` command, printing to stdout.
@@ -144,7 +149,7 @@ pub fn run_command(command: ModelsCommand) -> anyhow::Result<()> {
             let champion = registry.champion(&model)?;
             let challenger = registry.challenger(&model)?;
             println!("{:<2} {:<20} {:<20} {:<26} {:>10}", "", "version", "kind", "created", "auc");
-            for meta in registry.list(&model)? {
+            for meta in registry.versions(&model)?.into_iter().map(|v| v.metadata) {
                 let mark = if champion.as_deref() == Some(meta.version.as_str()) {
                     "*"
                 } else if challenger.as_deref() == Some(meta.version.as_str()) {
@@ -167,7 +172,7 @@ pub fn run_command(command: ModelsCommand) -> anyhow::Result<()> {
             load_version(root, &model, &version, &feature_names(&config), &config.scorer.plan_batch_sizes)
                 .with_context(|| format!("{model}/{version} is not fit to serve; not promoted"))?;
             let before = registry.champion(&model)?;
-            registry.promote(&model, &version)?;
+            registry.promote(&model, &version, "weir models promote", &actor())?;
             println!("{model}: champion {} -> {version}", before.as_deref().unwrap_or("(none)"));
             Ok(())
         }
@@ -175,8 +180,8 @@ pub fn run_command(command: ModelsCommand) -> anyhow::Result<()> {
             let config = WeirConfig::load(&config)?;
             let (registry, model) = registry_of(&config)?;
             let before = registry.champion(&model)?;
-            let now = registry.rollback(&model)?;
-            println!("{model}: champion {} -> {now} (rollback)", before.as_deref().unwrap_or("(none)"));
+            let entry = registry.rollback(&model, "weir models rollback", &actor())?;
+            println!("{model}: champion {} -> {} (rollback)", before.as_deref().unwrap_or("(none)"), entry.to);
             Ok(())
         }
         ModelsCommand::History { config } => {

@@ -460,6 +460,7 @@ pub mod tests_support {
                 hyperparameters: Default::default(),
             },
             metrics: Default::default(),
+            reference: None,
         }
     }
 }

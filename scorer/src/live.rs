@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
+use weir_schemas::registry::{ModelRegistry, RegistryError};
+
 use crate::error::{Error, Result};
 use crate::model::LoadedModel;
 
@@ -111,26 +113,23 @@ impl Pointer {
     }
 }
 
-/// The version a registry pointer names, or `None` if the pointer file does not exist.
-pub fn read_pointer(root: &Path, model: &str, pointer: Pointer) -> Result<Option<String>> {
-    let path = root.join(model).join(pointer.file_name());
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let version = text.trim();
-            if version.is_empty() {
-                Ok(None)
-            } else {
-                Ok(Some(version.to_string()))
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Io { path: path.display().to_string(), source }),
-    }
+fn registry_err(root: &Path, e: RegistryError) -> Error {
+    Error::Registry { path: root.display().to_string(), message: e.to_string() }
 }
 
-/// The directory of one version in the registry.
-pub fn version_dir(root: &Path, model: &str, version: &str) -> PathBuf {
-    root.join(model).join("versions").join(version)
+/// The version a registry pointer names, or `None` if the pointer file does not exist.
+pub fn read_pointer(root: &Path, model: &str, pointer: Pointer) -> Result<Option<String>> {
+    let registry = ModelRegistry::open(root).map_err(|e| registry_err(root, e))?;
+    match pointer {
+        Pointer::Champion => registry.champion(model),
+        Pointer::Challenger => registry.challenger(model),
+    }
+    .map_err(|e| registry_err(root, e))
+}
+
+/// The directory of one version in the registry (names checked by the registry).
+pub fn version_dir(root: &Path, model: &str, version: &str) -> Result<PathBuf> {
+    ModelRegistry::open(root).and_then(|r| r.version_dir(model, version)).map_err(|e| registry_err(root, e))
 }
 
 /// What one poll of the registry did.
@@ -235,7 +234,7 @@ pub fn load_version(
     expected_features: &[String],
     batch_sizes: &[usize],
 ) -> Result<LoadedModel> {
-    let dir = version_dir(root, model, version);
+    let dir = version_dir(root, model, version)?;
     let loaded = LoadedModel::load_dir(&dir, expected_features, batch_sizes)?;
     let meta = loaded.metadata();
     if meta.version != version || meta.name != model {
@@ -258,7 +257,7 @@ mod tests {
 
     /// Writes the baseline into `root` as `fraud/<version>`, optionally damaged.
     fn publish(root: &Path, version: &str, damage: impl FnOnce(&mut weir_schemas::model::ModelMetadata, &mut Vec<u8>)) {
-        let dir = version_dir(root, "fraud", version);
+        let dir = version_dir(root, "fraud", version).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         let mut meta = baseline::metadata().unwrap();
         meta.name = "fraud".into();
@@ -301,6 +300,8 @@ mod tests {
         assert!(matches!(w.poll(), PollOutcome::Refused { error: Error::FeatureMismatch { .. }, .. }));
         point(root, "missing");
         assert!(matches!(w.poll(), PollOutcome::Refused { error: Error::Io { .. }, .. }));
+        point(root, "../escape");
+        assert!(matches!(w.poll(), PollOutcome::Refused { error: Error::Registry { .. }, .. }));
         assert_eq!(live.current().version(), "v2");
 
         point(root, "v1");

@@ -22,8 +22,9 @@ pub fn shipped(name: &str) -> PathBuf {
 }
 
 /// Publishes the model in `src` into the registry at `root` as `model/version`: its ONNX
-/// bytes unchanged, its metadata relabelled. `damage` may alter either before writing
-/// (to make broken versions).
+/// bytes unchanged, its metadata relabelled. `damage` may alter either to make a broken
+/// version: the metadata before publishing, the ONNX bytes after (the registry records
+/// the checksum of what it was given, so a changed file is a corrupt one).
 pub fn publish_as(
     root: &Path,
     model: &str,
@@ -35,7 +36,12 @@ pub fn publish_as(
     let mut onnx = std::fs::read(src.join(&meta.onnx_file))?;
     meta.name = model.into();
     meta.version = version.into();
+    let original = onnx.clone();
     damage(&mut meta, &mut onnx);
-    weir_schemas::registry::Registry::open(root)?.publish(&meta, &onnx)?;
+    let registry = weir_schemas::registry::ModelRegistry::create(root)?;
+    let written = registry.publish(&meta, &original)?;
+    if onnx != original {
+        std::fs::write(registry.version_dir(model, version)?.join(&written.onnx_file), &onnx)?;
+    }
     Ok(())
 }

@@ -21,7 +21,7 @@ use weir::pipeline::{connect_redis_store, feature_names, load_model, spawn_pipel
 use weir_ingest::generator::GeneratorConfig;
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
-use weir_schemas::registry::Registry;
+use weir_schemas::registry::ModelRegistry;
 use weir_scorer::live::{load_version, LiveModel, Target};
 use weir_scorer::model::LoadedModel;
 use weir_tests::golden::{payload, read_topic};
@@ -74,8 +74,8 @@ async fn fifty_thousand_events_through_two_promotions_and_a_rollback() -> anyhow
     publish_as(root, MODEL, "v1", &shipped("baseline"), |_, _| {})?;
     publish_as(root, MODEL, "v2", &shipped("mlp"), |_, _| {})?;
     publish_as(root, MODEL, "v3", &shipped("logistic"), |_, _| {})?;
-    let registry = Registry::open(root)?;
-    registry.promote(MODEL, "v1")?;
+    let registry = ModelRegistry::open(root)?;
+    registry.promote(MODEL, "v1", "test", "test")?;
 
     const N: usize = 50_000;
     let (messages, valid) = generate(GeneratorConfig::new(4_2026, weir_schemas::now_ms() - 3_600_000, N as u64))?;
@@ -99,10 +99,10 @@ async fn fifty_thousand_events_through_two_promotions_and_a_rollback() -> anyhow
     for (step, at) in [(1usize, 8_000usize), (2, 18_000), (3, 30_000)] {
         wait_for(&format!("{at} events scored"), Duration::from_secs(240), || scored() >= at).await?;
         if step == 3 {
-            let back_to = registry.rollback(MODEL)?;
-            assert_eq!(back_to, "v2");
+            let back_to = registry.rollback(MODEL, "test", "test")?;
+            assert_eq!(back_to.to, "v2");
         } else {
-            registry.promote(MODEL, timeline[step])?;
+            registry.promote(MODEL, timeline[step], "test", "test")?;
         }
         wait_for("the watcher to swap", Duration::from_secs(60), || {
             watcher_stats.swaps.load(Ordering::Relaxed) as usize == step
@@ -184,8 +184,8 @@ async fn broken_versions_are_refused_and_the_old_one_keeps_serving() -> anyhow::
     publish_as(root, MODEL, "wrong-features", &shipped("baseline"), |meta, _| meta.feature_names.swap(4, 5))?;
     publish_as(root, MODEL, "nan", &shipped("nan"), |_, _| {})?;
     publish_as(root, MODEL, "scaler", &shipped("scaler"), |_, _| {})?;
-    let registry = Registry::open(root)?;
-    registry.promote(MODEL, "v1")?;
+    let registry = ModelRegistry::open(root)?;
+    registry.promote(MODEL, "v1", "test", "test")?;
 
     const N: usize = 6_000;
     let (messages, valid) = generate(GeneratorConfig::new(77, weir_schemas::now_ms() - 3_600_000, N as u64))?;
@@ -209,7 +209,7 @@ async fn broken_versions_are_refused_and_the_old_one_keeps_serving() -> anyhow::
             .into_iter()
             .enumerate()
     {
-        registry.promote(MODEL, version)?;
+        registry.promote(MODEL, version, "test", "test")?;
         wait_for(&format!("{version} to be refused"), Duration::from_secs(60), || {
             watcher_stats.refused.load(Ordering::Relaxed) as usize == i + 1
         })

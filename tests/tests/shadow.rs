@@ -17,7 +17,7 @@ use weir::pipeline::{connect_redis_store, load_model, spawn_pipeline, PipelineSt
 use weir_ingest::generator::GeneratorConfig;
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
-use weir_schemas::registry::Registry;
+use weir_schemas::registry::ModelRegistry;
 use weir_tests::golden::{payload, read_topic};
 use weir_tests::models::{publish_as, shipped};
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config, score_decoder};
@@ -94,8 +94,8 @@ async fn a_slow_challenger_never_delays_or_breaks_the_champion() -> anyhow::Resu
     let root = registry_dir.path();
     publish_as(root, "fraud", "v1", &shipped("baseline"), |_, _| {})?;
     publish_as(root, "fraud", "forest-v1", &shipped("forest"), |_, _| {})?;
-    let registry = Registry::open(root)?;
-    registry.promote("fraud", "v1")?;
+    let registry = ModelRegistry::open(root)?;
+    registry.promote("fraud", "v1", "test", "test")?;
 
     let configure = |name: &str| {
         let mut c = pipeline_config(&services, name);
