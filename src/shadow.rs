@@ -3,8 +3,9 @@
 //!
 //! The champion's path never waits for the challenger: after a batch's champion scores
 //! are built, its feature rows are *offered* to a bounded queue
-//! (`scorer.shadow_queue_batches`) with `try_send`. A separate task drains the queue,
-//! scores with the challenger on the blocking pool and produces the shadow scores. When
+//! (`scorer.shadow_queue_batches`) with `try_send`. A thread of its own, at the lowest
+//! CPU priority (nice 19), drains the queue, scores with the challenger and produces the
+//! shadow scores. When
 //! the challenger is slow the queue fills and further batches are dropped — counted in
 //! [`ShadowStats::dropped`] and `weir_shadow_dropped_total` — never delayed; when it
 //! fails (a run error, a delivery error) that batch is counted in `failed` and skipped.
@@ -91,81 +92,110 @@ pub fn spawn_shadow(
 ) -> (ShadowSender, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<ShadowBatch>(scorer.shadow_queue_batches.max(1));
     let sender = ShadowSender { tx, stats: stats.clone() };
-    let task = tokio::spawn(async move {
+    let runtime = tokio::runtime::Handle::current();
+    // The challenger gets a thread of its own at the lowest CPU priority: on a busy
+    // machine the kernel runs the champion's scoring first, and the challenger has what
+    // is left (its queue fills and batches are dropped, counted).
+    let thread = std::thread::Builder::new().name("weir-shadow".into()).spawn(move || {
+        lower_priority();
         loop {
-            let batch = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                b = rx.recv() => match b { Some(b) => b, None => return },
-            };
-            let n = batch.events.len() as u64;
-            let Some(model) = challenger.current() else {
-                stats.skipped.fetch_add(n, Ordering::Relaxed);
-                continue;
-            };
-            let top_k = scorer.reason_top_k;
-            let rows = batch.rows;
-            let scored = tokio::task::spawn_blocking(move || {
-                let out = model.score(&rows).and_then(|scores| {
-                    let reasons = weir_scorer::reasons::explain(&model, &rows, &scores, top_k)?;
-                    Ok((scores, reasons))
-                });
-                (model, rows, out)
-            })
-            .await;
-            let (model, rows, (scores, mut reasons)) = match scored {
-                Ok((m, r, Ok(out))) => (m, r, out),
-                Ok((m, _, Err(e))) => {
-                    warn!(version = %m.version(), "shadow scoring failed: {e}");
-                    fail(&stats, n);
-                    continue;
+            let batch = runtime.block_on(async {
+                tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    b = rx.recv() => b,
                 }
-                Err(e) => {
-                    warn!("shadow scoring task failed: {e}");
-                    fail(&stats, n);
-                    continue;
-                }
-            };
-            let k = feature_names.len();
-            let meta = model.metadata();
-            let scored_at = weir_schemas::now_ms();
-            let mut messages = Vec::with_capacity(batch.events.len());
-            for (i, (event, p)) in batch.events.into_iter().zip(&scores).enumerate() {
-                let score = f64::from(*p);
-                let s = Score {
-                    event_id: event.event_id,
-                    card_id: event.card_id,
-                    event_time: event.event_time,
-                    model_name: meta.name.clone(),
-                    model_version: meta.version.clone(),
-                    score,
-                    decision: scorer.decide(score).as_str().to_string(),
-                    features: feature_names
-                        .iter()
-                        .zip(&rows[i * k..(i + 1) * k])
-                        .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
-                        .collect(),
-                    reasons: std::mem::take(&mut reasons[i]),
-                    scored_at,
-                    attributes: event.attributes,
-                };
-                match encoder.encode(&s) {
-                    Ok(bytes) => messages.push(OutgoingMessage::new(s.card_id.as_bytes(), bytes)),
-                    Err(e) => warn!("shadow score encoding failed: {e}"),
-                }
+            });
+            let Some(batch) = batch else { return };
+            shadow_one(&runtime, &scorer, &challenger, &feature_names, &producer, &encoder, &stats, batch);
+        }
+    });
+    let task = tokio::spawn(async move {
+        match thread {
+            Ok(handle) => {
+                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
             }
-            match producer.send_all(&scorer.shadow_topic, &messages).await {
-                Ok(_) => {
-                    stats.scored.fetch_add(messages.len() as u64, Ordering::Relaxed);
-                    metrics::counter!(SHADOW_SCORED).increment(messages.len() as u64);
-                }
-                Err(e) => {
-                    warn!(topic = %scorer.shadow_topic, "shadow delivery failed: {e}");
-                    fail(&stats, n);
-                }
-            }
+            Err(e) => warn!("cannot start the shadow thread: {e}; no shadow scoring"),
         }
     });
     (sender, task)
+}
+
+/// Nice 19 for the calling thread (Linux gives each thread its own nice value).
+fn lower_priority() {
+    // SAFETY: setpriority(2) on the calling thread (who = 0); no memory is involved.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    if rc != 0 {
+        warn!("cannot lower the shadow thread's priority: {}", std::io::Error::last_os_error());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn shadow_one(
+    runtime: &tokio::runtime::Handle,
+    scorer: &ScorerConfig,
+    challenger: &LiveSlot,
+    feature_names: &[String],
+    producer: &EventProducer,
+    encoder: &Encoder,
+    stats: &ShadowStats,
+    batch: ShadowBatch,
+) {
+    let n = batch.events.len() as u64;
+    let Some(model) = challenger.current() else {
+        stats.skipped.fetch_add(n, Ordering::Relaxed);
+        return;
+    };
+    let rows = batch.rows;
+    let scored = model.score(&rows).and_then(|scores| {
+        let reasons = weir_scorer::reasons::explain(&model, &rows, &scores, scorer.reason_top_k)?;
+        Ok((scores, reasons))
+    });
+    let (scores, mut reasons) = match scored {
+        Ok(out) => out,
+        Err(e) => {
+            warn!(version = %model.version(), "shadow scoring failed: {e}");
+            fail(stats, n);
+            return;
+        }
+    };
+    let k = feature_names.len();
+    let meta = model.metadata();
+    let scored_at = weir_schemas::now_ms();
+    let mut messages = Vec::with_capacity(batch.events.len());
+    for (i, (event, p)) in batch.events.into_iter().zip(&scores).enumerate() {
+        let score = f64::from(*p);
+        let s = Score {
+            event_id: event.event_id,
+            card_id: event.card_id,
+            event_time: event.event_time,
+            model_name: meta.name.clone(),
+            model_version: meta.version.clone(),
+            score,
+            decision: scorer.decide(score).as_str().to_string(),
+            features: feature_names
+                .iter()
+                .zip(&rows[i * k..(i + 1) * k])
+                .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
+                .collect(),
+            reasons: std::mem::take(&mut reasons[i]),
+            scored_at,
+            attributes: event.attributes,
+        };
+        match encoder.encode(&s) {
+            Ok(bytes) => messages.push(OutgoingMessage::new(s.card_id.as_bytes(), bytes)),
+            Err(e) => warn!("shadow score encoding failed: {e}"),
+        }
+    }
+    match runtime.block_on(producer.send_all(&scorer.shadow_topic, &messages)) {
+        Ok(_) => {
+            stats.scored.fetch_add(messages.len() as u64, Ordering::Relaxed);
+            metrics::counter!(SHADOW_SCORED).increment(messages.len() as u64);
+        }
+        Err(e) => {
+            warn!(topic = %scorer.shadow_topic, "shadow delivery failed: {e}");
+            fail(stats, n);
+        }
+    }
 }
 
 fn fail(stats: &ShadowStats, n: u64) {
