@@ -1,19 +1,72 @@
 //! # weir-online-learner
 //!
-//! Keeps weir's models learning from labels that arrive late. It will own (see the online
-//! learning issue):
+//! Keeps weir's models learning from labels that arrive late. It owns:
 //!
-//! - the delayed-label join: each `Label` (from the labels topic) joined to the feature
-//!   vector that was actually scored for that event — the `features` field of the `Score`
-//!   on the scores topic, which makes the join point-in-time correct by construction —
-//!   with a bounded wait and bounded memory;
-//! - incremental learners from linfa (`linfa-ftrl` first) with running feature scaling;
-//! - prequential (test-then-train) evaluation of champion and challenger;
-//! - promotion: export of a better challenger to ONNX and registration in the model
-//!   registry (`weir_schemas::model`), with lineage, for the scorer to hot-swap.
+//! - the delayed-label join ([`join`]): each `Label` joined to the `Score` the scorer wrote
+//!   for that event — the served score and the exact feature values the model saw, so
+//!   the join is point-in-time correct by construction (never the features as they are
+//!   now) — with a bounded wait and bounded memory, evictions counted;
+//! - the incremental learner ([`model`]): running standardization (Welford) in front of
+//!   `linfa-ftrl`'s FTRL-Proximal, one `FitWith` step per joined label, seeded;
+//! - prequential evaluation ([`eval`]) of champion (served score) and challenger (the
+//!   learner's prediction before training) over rolling windows;
+//! - promotion decisions with guard rails ([`promote`]) and export of the learned model
+//!   to ONNX ([`onnx`]) for the model registry;
+//! - the checkpoint ([`checkpoint`]) and the engine tying it together ([`learner`]).
 //!
-//! Nothing here yet: the walking skeleton produces what the learner will consume (labels
-//! on their own topic, scores carrying their feature vectors).
+//! It does no Kafka I/O: `weir learn` (root package) consumes the scores and labels
+//! topics with `weir-ingest`'s consumer loop, in its own consumer group, so learning can
+//! never slow scoring.
+//!
+//! ## Why a restart neither relearns nor skips a label
+//!
+//! The learner's whole state — model, scaler, counters, watermark, the join buffers, the
+//! evaluation ring **and the last offset applied per partition** — is written to Redis in
+//! one MULTI/EXEC per batch ([`checkpoint::RedisCheckpoint::commit`]). Only after that
+//! transaction returns does the consumer loop store the batch's Kafka offsets. So:
+//!
+//! - a crash before the transaction: nothing of the batch is in Redis, Kafka's committed
+//!   offsets are at or before the batch, the batch is consumed again and applied once;
+//! - a crash after it: the batch is in Redis and may still be consumed again (Kafka's
+//!   offsets lag the checkpoint); every record at or below its partition's checkpointed
+//!   offset is skipped ([`learner::Learner::apply`]), so it is not applied twice.
+//!
+//! Kafka's committed offset is therefore never ahead of the checkpoint (no label
+//! skipped), and the checkpoint's offsets fence off everything already applied (no label
+//! learned twice). A label's learning is tied to the consumption of *that label record*:
+//! it joins at most once, when it or its score is first applied. The counters
+//! `learned` and `learned_fingerprint` (a sum of hashes of the learned event ids) are in
+//! the same transaction, which is what `tests/tests/learner_restart.rs` checks after
+//! SIGKILLs of the real `weir learn` process.
+//!
+//! One learner process per learner name: two would write the same keys.
+//!
+//! ```
+//! use weir_online_learner::{config::LearnerConfig, learner::{Input, Learner, Position}};
+//! use weir_schemas::events::{FeatureValue, Label, Score};
+//!
+//! let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![]).unwrap();
+//! let score = Score {
+//!     event_id: "e1".into(), card_id: "c1".into(), event_time: 1_000, model_name: "fraud".into(),
+//!     model_version: "v1".into(), score: 0.2, decision: "approve".into(),
+//!     features: vec![FeatureValue { name: "amount_log".into(), value: 3.2 }],
+//!     reasons: vec![], scored_at: 1_001, attributes: Default::default(),
+//! };
+//! let label = Label { event_id: "e1".into(), card_id: "c1".into(), is_fraud: false, event_time: 1_000, label_time: 60_000 };
+//! let at = |topic: &str| Position { topic: topic.into(), partition: 0, offset: 0 };
+//! let commit = learner.apply(vec![(at("scores"), Input::Score(score)), (at("labels"), Input::Label(label))]).unwrap();
+//! assert_eq!(commit.learned, 1);
+//! ```
 
-/// The subjects the learner will read, named here so the dependency on `schemas` is real.
-pub const INPUT_SUBJECTS: [&str; 2] = [weir_schemas::wire::subjects::LABEL, weir_schemas::wire::subjects::SCORE];
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod join;
+pub mod learner;
+pub mod metrics;
+pub mod model;
+pub mod onnx;
+pub mod promote;
+
+pub use error::{Error, Result};
