@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use weir_features::config::FeaturesConfig;
 use weir_ingest::config::KafkaConfig;
+use weir_online_learner::config::LearnerConfig;
 use weir_schemas::validate::ValidationRules;
 use weir_scorer::config::ScorerConfig;
 
@@ -38,6 +39,9 @@ pub struct WeirConfig {
     /// The monitor stage: drift, fairness, concept drift, alerts.
     #[serde(default)]
     pub monitor: crate::monitor_stage::MonitorStageConfig,
+    /// The online learner (`weir learn`; with this section `weir run` runs it too).
+    #[serde(default)]
+    pub learner: Option<LearnerConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -112,6 +116,9 @@ impl WeirConfig {
                 p.push(format!("metrics.listen {listen:?} is not a host:port socket address"));
             }
         }
+        if let Some(learner) = &self.learner {
+            p.extend(learner.problems());
+        }
         if let Some(map) = &self.schemas.registry_map {
             if !map.is_file() {
                 p.push(format!("schemas.registry_map {} does not exist", map.display()));
@@ -139,6 +146,7 @@ impl WeirConfig {
             schemas: SchemasConfig::default(),
             metrics: MetricsConfig::default(),
             monitor: Default::default(),
+            learner: None,
         }
     }
 }

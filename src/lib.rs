@@ -7,14 +7,17 @@
 //! - [`pipeline`]: the scoring pipeline behind the consumer loop;
 //! - [`demo`]: `weir demo` on the embedded default;
 //! - [`produce`]: `weir produce`, the load generator's front end;
-//! - [`monitor_stage`]: `[scores] + [labels] → monitor → [drift-alerts]`.
+//! - [`monitor_stage`]: `[scores] + [labels] → monitor → [drift-alerts]`;
+//! - [`learn`]: `weir learn`, the online learner's stage (and [`promote`], its registry side).
 
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod learn;
 pub mod monitor_stage;
 pub mod pipeline;
 pub mod models_cmd;
 pub mod produce;
+pub mod promote;
 pub mod serve;
 pub mod shadow;

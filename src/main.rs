@@ -52,6 +52,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run the online learner: join labels to the scores they judge, learn, evaluate
+    /// champion and challenger, promote (see `[learner]`).
+    Learn {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the learner's status from its checkpoint and exit.
+        #[arg(long)]
+        status: bool,
+    },
     /// Check a configuration file and report every problem.
     CheckConfig {
         #[arg(long, short)]
@@ -161,6 +170,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Run { config } => run(WeirConfig::load(&config)?).await,
             Command::Monitor { config } => monitor(WeirConfig::load(&config)?).await,
+            Command::Learn { config, status } => learn(WeirConfig::load(&config)?, status).await,
             Command::Produce(args) => produce(args).await,
             Command::Serve { config, listen } => serve(WeirConfig::load(&config)?, listen).await,
             Command::Models(command) => weir::models_cmd::run_command(command),
@@ -226,6 +236,9 @@ async fn run(config: WeirConfig) -> anyhow::Result<()> {
         .monitor
         .enabled
         .then(|| spawn_monitor(config.clone(), Arc::new(MonitorStats::default()), shutdown.clone()));
+    // With a [learner] section the learner runs next to the pipeline, in its own consumer
+    // group; if it fails, scoring goes on.
+    let learner = config.learner.is_some().then(|| weir::learn::spawn_learner(config.clone(), shutdown.clone()));
     let lag = spawn_lag_watch(&config, shutdown.clone());
     let stats = Arc::new(PipelineStats::default());
     let result = run_pipeline(&config, Arc::new(store), model, stats.clone(), shutdown.clone()).await;
@@ -236,6 +249,13 @@ async fn run(config: WeirConfig) -> anyhow::Result<()> {
             Ok(Ok(s)) => info!(records = s.records, "monitor stopped"),
             Ok(Err(e)) => warn!(error = %format!("{e:#}"), "monitor failed (scoring was not affected)"),
             Err(e) => warn!(error = %e, "monitor task"),
+        }
+    }
+    if let Some(task) = learner {
+        match task.await {
+            Ok(Ok((s, _))) => info!(records = s.records, "learner stopped"),
+            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "learner failed (scoring was not affected)"),
+            Err(e) => warn!(error = %e, "learner task"),
         }
     }
     let loop_stats = result?;
@@ -261,6 +281,18 @@ async fn serve(config: WeirConfig, listen: std::net::SocketAddr) -> anyhow::Resu
         weir::models_cmd::spawn_registry_watcher(&config, Target::Champion(model.clone()), watcher_stats, shutdown.clone())?;
     }
     weir::serve::bind_and_serve(&config, listen, Arc::new(store), model, shutdown).await
+}
+
+async fn learn(config: WeirConfig, status: bool) -> anyhow::Result<()> {
+    if status {
+        print!("{}", weir::learn::status(&config).await?);
+        return Ok(());
+    }
+    serve_metrics(&config)?;
+    let shutdown = shutdown_on_ctrl_c();
+    let (stats, _) = weir::learn::run_learner(&config, shutdown).await?;
+    info!(batches = stats.batches, records = stats.records, dead_lettered = stats.dead_lettered, "learner stopped");
+    Ok(())
 }
 
 async fn produce(args: ProduceArgs) -> anyhow::Result<()> {

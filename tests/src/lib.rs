@@ -29,6 +29,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 
 pub mod golden;
+pub mod learning;
 pub mod models;
 pub mod setup;
 

@@ -1,0 +1,239 @@
+//! The learner stage: `weir learn`, and a task of `weir run` when `[learner]` is set.
+//!
+//! Its own consumer (group `learner.group_id`) of the scores and labels topics, through
+//! `weir-ingest`'s at-least-once loop. Per micro-batch: decode (poison → dead-letter topic),
+//! [`Learner::apply`] (fenced join, test-then-train), one Redis transaction with the
+//! whole checkpoint and the batch's offsets, promotion decisions — and only then does
+//! the loop store the Kafka offsets. Why that neither relearns nor skips a label across a
+//! crash: `weir_online_learner`'s crate docs.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
+use weir_ingest::producer::EventProducer;
+use weir_ingest::Error as IngestError;
+use weir_online_learner::checkpoint::RedisCheckpoint;
+use weir_online_learner::config::LearnerConfig;
+use weir_online_learner::learner::{Input, Learner, Position};
+use weir_schemas::events::{Label, Score};
+use weir_schemas::wire::{subjects, Decoder};
+use weir_schemas::EventError;
+
+use crate::config::WeirConfig;
+use crate::pipeline::schema_registry;
+
+/// The learner configuration in effect: `[learner]`, or its defaults.
+pub fn learner_config(config: &WeirConfig) -> LearnerConfig {
+    config.learner.clone().unwrap_or_default()
+}
+
+pub struct LearnHandler {
+    learner: Learner,
+    checkpoint: RedisCheckpoint,
+    scores_topic: String,
+    labels_topic: String,
+    scores: Decoder<Score>,
+    labels: Decoder<Label>,
+    /// Batches between status lines in the log.
+    status_every: u64,
+    batches: u64,
+    promoter: Option<crate::promote::Promoter>,
+}
+
+/// Connects to the checkpoint and restores the learner from it.
+pub async fn restore(config: &WeirConfig) -> anyhow::Result<(Learner, RedisCheckpoint)> {
+    let lc = learner_config(config);
+    let redis = config.redis.as_ref().context("the learner keeps its checkpoint in Redis: a [redis] section is needed")?;
+    let checkpoint = RedisCheckpoint::connect(&redis.url, &lc.key_prefix, &lc.name).await?;
+    let r = checkpoint.load().await?;
+    let resumed = r.state.is_some();
+    let learner = Learner::restore(lc, r.state, r.scores, r.labels, r.eval)?;
+    if resumed {
+        let c = learner.counters();
+        info!(learned = c.learned, offsets = ?learner.state().offsets, "learner resumed from its checkpoint");
+    }
+    Ok((learner, checkpoint))
+}
+
+impl LearnHandler {
+    pub async fn new(config: &WeirConfig) -> anyhow::Result<Self> {
+        let (learner, checkpoint) = restore(config).await?;
+        let registry = schema_registry(config)?;
+        let scores = Decoder::new(registry.clone(), subjects::SCORE, &*registry.latest(subjects::SCORE)?);
+        let labels = Decoder::new(registry.clone(), subjects::LABEL, &*registry.latest(subjects::LABEL)?);
+        let promoter = crate::promote::Promoter::new(learner.config())?;
+        Ok(LearnHandler {
+            learner,
+            checkpoint,
+            scores_topic: config.kafka.topics.scores.clone(),
+            labels_topic: config.kafka.topics.labels.clone(),
+            scores,
+            labels,
+            status_every: 50,
+            batches: 0,
+            promoter,
+        })
+    }
+
+    pub fn learner(&self) -> &Learner {
+        &self.learner
+    }
+
+    fn decode(&self, r: &InputRecord<'_>) -> Result<Input, EventError> {
+        let payload = r.payload.ok_or_else(|| EventError::malformed("message has no value"))?;
+        if r.topic == self.scores_topic {
+            Ok(Input::Score(self.scores.decode(payload)?))
+        } else if r.topic == self.labels_topic {
+            Ok(Input::Label(self.labels.decode(payload)?))
+        } else {
+            Err(EventError::malformed(format!("learner got a record from topic {:?}", r.topic)))
+        }
+    }
+
+    async fn commit(&mut self, commit: &weir_online_learner::learner::Commit) -> weir_ingest::Result<()> {
+        // The learner's memory is already ahead of Redis: retry the write here rather than
+        // let the loop re-run the batch (the fence would skip it). If Redis stays down,
+        // stop: a restart resumes from the last transaction that did land.
+        let mut attempt = 0u32;
+        loop {
+            match self.checkpoint.commit(commit).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < 8 => {
+                    attempt += 1;
+                    warn!(attempt, error = %e, "learner checkpoint write failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt.min(6)))).await;
+                }
+                Err(e) => return Err(IngestError::Handler { retryable: false, message: e.to_string() }),
+            }
+        }
+    }
+}
+
+impl BatchHandler for LearnHandler {
+    async fn handle(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+        let mut inputs = Vec::with_capacity(batch.len());
+        let mut dispositions = Vec::with_capacity(batch.len());
+        for r in batch {
+            match self.decode(r) {
+                Ok(input) => {
+                    inputs.push((Position { topic: r.topic.to_string(), partition: r.partition, offset: r.offset }, input));
+                    dispositions.push(Disposition::Done);
+                }
+                Err(e) => dispositions.push(Disposition::DeadLetter(e)),
+            }
+        }
+        let mut commit =
+            self.learner.apply(inputs).map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+        if let Some(p) = &mut self.promoter {
+            if p.step(&mut self.learner).map_err(|e| IngestError::Handler { retryable: false, message: format!("{e:#}") })? {
+                // The promotion state changed: it goes into this batch's transaction.
+                let learned = commit.learned;
+                let again = self.learner.commit(learned);
+                commit.state_json = again.state_json;
+            }
+        }
+        self.commit(&commit).await?;
+        let l = &self.learner;
+        weir_online_learner::metrics::publish(&l.counters(), l.pending(), &l.report());
+        self.batches += 1;
+        if self.batches % self.status_every == 0 {
+            info!("{}", status_line(l));
+        }
+        Ok(dispositions)
+    }
+}
+
+/// One line: learned, pending, evictions, and the smallest window's AUCs.
+pub fn status_line(l: &Learner) -> String {
+    let c = l.counters();
+    let (ps, pl) = l.pending();
+    let r = l.report();
+    let auc = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+    let first = r.first();
+    format!(
+        "learned {} | pending scores {ps} labels {pl} | expired {} evicted {} unmatched {} | window {}: champion AUC {} challenger AUC {}",
+        c.learned,
+        c.join.scores_expired,
+        c.join.scores_evicted,
+        c.join.labels_unmatched + c.join.labels_evicted + c.join.labels_too_late,
+        first.map(|w| w.labels).unwrap_or(0),
+        auc(first.and_then(|w| w.champion.auc)),
+        auc(first.and_then(|w| w.challenger.auc)),
+    )
+}
+
+/// A full status report, as `weir learn --status` prints it.
+pub fn status_report(l: &Learner) -> String {
+    let c = l.counters();
+    let (ps, pl) = l.pending();
+    let mut s = String::new();
+    let model = l.model().map(|m| format!("FTRL over {} features, {} updates", m.nfeatures(), m.updates));
+    s.push_str(&format!("learner {}\n", l.config().name));
+    s.push_str(&format!("  model              {}\n", model.unwrap_or_else(|| "none yet".into())));
+    s.push_str(&format!("  scores seen        {}\n  labels seen        {}\n  labels learned     {}\n", c.scores_seen, c.labels_seen, c.learned));
+    s.push_str(&format!("  pending            {ps} scores, {pl} labels\n"));
+    let j = &c.join;
+    s.push_str(&format!(
+        "  dropped            scores expired {} evicted {} duplicate {}; labels unmatched {} evicted {} too late {} duplicate {}; feature mismatch {}\n",
+        j.scores_expired, j.scores_evicted, j.scores_duplicate, j.labels_unmatched, j.labels_evicted, j.labels_too_late, j.labels_duplicate, c.feature_mismatch
+    ));
+    s.push_str(&format!("  replays skipped    {}\n", c.replayed_skipped));
+    let f = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+    s.push_str("  prequential        window  labels  pos |    model     AUC  logloss  prec  recall    ECE\n");
+    for w in l.report() {
+        for (name, m) in [("champion", &w.champion), ("challenger", &w.challenger)] {
+            s.push_str(&format!(
+                "                     {:>6} {:>7} {:>4} | {:>10} {:>7} {:>8} {:>5} {:>7} {:>6}\n",
+                w.window,
+                w.labels,
+                w.positives,
+                name,
+                f(m.auc),
+                f(m.log_loss),
+                f(m.precision),
+                f(m.recall),
+                f(m.calibration_error)
+            ));
+        }
+    }
+    let p = &l.state().promotion;
+    s.push_str(&format!(
+        "  champion           {} | published {} | rollbacks {}\n",
+        p.champion_version.as_deref().unwrap_or("-"),
+        p.published,
+        p.rollbacks
+    ));
+    s
+}
+
+/// Runs the learner until `shutdown`.
+pub async fn run_learner(config: &WeirConfig, shutdown: CancellationToken) -> anyhow::Result<(LoopStats, LearnHandler)> {
+    config.check()?;
+    let lc = learner_config(config);
+    let mut kafka = config.kafka.clone();
+    kafka.group_id = lc.group_id.clone();
+    let handler = LearnHandler::new(config).await?;
+    let producer = EventProducer::new(&kafka)?;
+    let consumer = weir_ingest::consumer::subscribe(&kafka, &[&kafka.topics.scores, &kafka.topics.labels])?;
+    info!(group = %kafka.group_id, name = %lc.name, "learner consuming scores and labels");
+    let (stats, handler) = ConsumerLoop::new(&kafka, consumer, producer, handler).run(shutdown).await?;
+    info!("{}", status_line(handler.learner()));
+    Ok((stats, handler))
+}
+
+/// [`run_learner`] on a task of its own.
+pub fn spawn_learner(
+    config: WeirConfig,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<(LoopStats, LearnHandler)>> {
+    tokio::spawn(async move { run_learner(&config, shutdown).await })
+}
+
+/// Reads the checkpoint and renders the status report.
+pub async fn status(config: &WeirConfig) -> anyhow::Result<String> {
+    let (learner, checkpoint) = restore(config).await?;
+    Ok(format!("{}  checkpoint key     {}\n", status_report(&learner), checkpoint.state_key()))
+}
