@@ -133,6 +133,10 @@ struct ProduceArgs {
     /// Shift the amount distribution from this transaction index on.
     #[arg(long)]
     drift_at: Option<u64>,
+    /// Move the fraud pattern (other risky merchants, slow ATM draining instead of quick
+    /// card-not-present bursts) from this transaction index on.
+    #[arg(long)]
+    concept_change_at: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -304,6 +308,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     g.label_delay_secs_mean = args.label_delay_secs;
     g.poison_rate = args.poison_rate;
     g.drift_at = args.drift_at;
+    g.concept_change_at = args.concept_change_at;
     eprintln!("generator: seed {} start_ms {start_ms}", args.seed);
     let report = if let Some(path) = args.jsonl {
         weir::produce::to_jsonl(&path, g)?

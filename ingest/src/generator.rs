@@ -50,6 +50,12 @@ pub struct GeneratorConfig {
     /// From this transaction index on, the amount distribution shifts up and a new
     /// country appears (for drift tests). `None`: no drift.
     pub drift_at: Option<u64>,
+    /// From this transaction index on, the fraud pattern moves (concept change, for the
+    /// learner's tests): the risky merchants are other merchants, and compromised cards
+    /// are drained slowly at ATMs — small amounts from the card's own device at home,
+    /// spread over 10–30 minutes — instead of quick card-not-present bursts abroad.
+    /// `None`: the pattern never changes.
+    pub concept_change_at: Option<u64>,
 }
 
 impl GeneratorConfig {
@@ -66,6 +72,7 @@ impl GeneratorConfig {
             label_missing_rate: 0.02,
             poison_rate: 0.0,
             drift_at: None,
+            concept_change_at: None,
         }
     }
 
@@ -177,8 +184,8 @@ struct Pending {
 enum PendingKind {
     /// The next legitimate arrival.
     Legit,
-    /// One payment of a compromised-card burst.
-    Burst { card: u32, device: u32 },
+    /// One payment of a compromised-card burst (`atm`: the changed pattern).
+    Burst { card: u32, device: u32, atm: bool },
     /// A label to release; index into `labels`.
     Label(usize),
 }
@@ -275,7 +282,9 @@ impl Generator {
                     }
                     return self.legit(p.time).map(Some);
                 }
-                PendingKind::Burst { card, device } => return self.burst_payment(p.time, card, device).map(Some),
+                PendingKind::Burst { card, device, atm } => {
+                    return self.burst_payment(p.time, card, device, atm).map(Some);
+                }
                 PendingKind::Label(i) => {
                     if let Some(label) = self.labels[i].take() {
                         let payload = self.label_encoder.encode(&label)?;
@@ -295,11 +304,16 @@ impl Generator {
         let card = self.rng.random_range(0..self.cfg.cards);
         let device = self.rng.random_range(0..1_000_000);
         let n = self.rng.random_range(4..=12);
-        let span_ms = self.rng.random_range(60_000..180_000);
+        let atm = self.concept_changed();
+        let span_ms = if atm { self.rng.random_range(600_000..1_800_000) } else { self.rng.random_range(60_000..180_000) };
         for _ in 0..n {
             let at = now + self.rng.random_range(1_000..span_ms);
-            self.schedule(at, PendingKind::Burst { card, device });
+            self.schedule(at, PendingKind::Burst { card, device, atm });
         }
+    }
+
+    fn concept_changed(&self) -> bool {
+        self.cfg.concept_change_at.is_some_and(|c| self.emitted_transactions >= c)
     }
 
     fn drifted(&self) -> bool {
@@ -321,7 +335,12 @@ impl Generator {
             "pos"
         };
         let mut country = if self.rng.random::<f64>() < 0.05 { COUNTRIES[self.rng.random_range(0..8)] } else { home };
-        if merchant < self.risky_merchants && self.rng.random::<f64>() < 0.3 {
+        let risky = if self.concept_changed() {
+            merchant >= self.cfg.merchants - self.risky_merchants
+        } else {
+            merchant < self.risky_merchants
+        };
+        if risky && self.rng.random::<f64>() < 0.3 {
             is_fraud = true;
         }
         if self.rng.random::<f64>() < 0.002 {
@@ -338,8 +357,14 @@ impl Generator {
         self.transaction(time, card_ix, merchant, device, amount, channel, country, is_fraud)
     }
 
-    fn burst_payment(&mut self, time: i64, card_ix: u32, device: u32) -> Result<GeneratedMessage> {
+    fn burst_payment(&mut self, time: i64, card_ix: u32, device: u32, atm: bool) -> Result<GeneratedMessage> {
         let typical = self.cards[card_ix as usize].typical_amount;
+        if atm {
+            let amount = typical * self.rng.random_range(0.3..0.8);
+            let merchant = self.rng.random_range(0..self.cfg.merchants);
+            let home = self.cards[card_ix as usize].home_country;
+            return self.transaction(time, card_ix, merchant, format!("dev-{card_ix:05}-0"), amount, "atm", home, true);
+        }
         let amount = typical * self.rng.random_range(1.5..6.0);
         let merchant = self.rng.random_range(0..self.cfg.merchants);
         let country = FRAUD_COUNTRIES[self.rng.random_range(0..FRAUD_COUNTRIES.len())];
@@ -679,6 +704,30 @@ mod tests {
         assert!(after.iter().any(|(t, _)| t.country == "MX"));
         let mean = |s: &[(Transaction, bool)]| s.iter().map(|(t, _)| t.amount).sum::<f64>() / s.len() as f64;
         assert!(mean(after) > 1.3 * mean(before), "{} vs {}", mean(after), mean(before));
+    }
+
+    #[test]
+    fn concept_change_moves_the_fraud_pattern_from_its_index_on() {
+        // A slow stream (50 minutes of event time), so the 10–30 minute drains finish.
+        let cfg = GeneratorConfig { concept_change_at: Some(3_000), event_rate: 2.0, ..GeneratorConfig::new(5, START_MS, 6_000) };
+        let parts = split(&run(cfg));
+        let (before, after) = parts.transactions.split_at(3_000);
+        let atm_fraud = |s: &[(Transaction, bool)]| s.iter().filter(|(t, f)| *f && t.channel == "atm").count();
+        let abroad_fraud = |s: &[(Transaction, bool)]| {
+            s.iter().filter(|(t, f)| *f && FRAUD_COUNTRIES.contains(&t.country.as_str())).count()
+        };
+        // Before: only the rare unusual-amount fraud happens to be at an ATM.
+        assert!(atm_fraud(after) > 10 * atm_fraud(before).max(2), "{} vs {}", atm_fraud(after), atm_fraud(before));
+        // Bursts started before the change may still finish abroad just after it.
+        assert!(abroad_fraud(after) < abroad_fraud(before) / 4, "{} vs {}", abroad_fraud(after), abroad_fraud(before));
+        // Without the option the stream is the same as it always was.
+        assert_eq!(
+            run(GeneratorConfig::new(5, START_MS, 500)).iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+            run(GeneratorConfig { concept_change_at: None, ..GeneratorConfig::new(5, START_MS, 500) })
+                .iter()
+                .map(|m| m.payload.clone())
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
