@@ -6,7 +6,7 @@
 
 1. eval.json: seeded samples (scores, labels, with ties and edge values) and the
    metrics scikit-learn / numpy give for them: roc_auc_score, log_loss, precision and
-   recall at 0.5 (zero_division -> null), and the expected calibration error over 10
+   recall at 0.5 (zero_division -> null), accuracy at 0.5, and the expected calibration error over 10
    equal-width bins (numpy, from its definition).
 2. linear_expected.json: onnxruntime's probabilities for the rows of linear_rows.json run
    through linear.onnx (the learner's export, written by the example above).
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
-from sklearn.metrics import log_loss, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 
 
 def ece(p, y, bins):
@@ -38,6 +38,7 @@ def metrics(p, y):
         "precision": float(precision_score(y, flagged, zero_division=np.nan)) if flagged.sum() else None,
         "recall": float(recall_score(y, flagged, zero_division=np.nan)) if y.sum() else None,
         "calibration_error": ece(p, y, 10),
+        "accuracy": float(accuracy_score(y, flagged)),
     }
     return out
 

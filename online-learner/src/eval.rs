@@ -119,6 +119,17 @@ pub struct Metrics {
     pub precision: Option<f64>,
     pub recall: Option<f64>,
     pub calibration_error: Option<f64>,
+    /// Share of labels on the right side of the threshold.
+    pub accuracy: Option<f64>,
+}
+
+/// Share of `(score ≥ threshold) == label`.
+pub fn accuracy(scores: &[f64], labels: &[bool], threshold: f64) -> Option<f64> {
+    if scores.is_empty() {
+        return None;
+    }
+    let right = scores.iter().zip(labels).filter(|(p, y)| (**p >= threshold) == **y).count();
+    Some(right as f64 / scores.len() as f64)
 }
 
 impl Metrics {
@@ -130,6 +141,7 @@ impl Metrics {
             precision,
             recall,
             calibration_error: calibration_error(scores, labels, bins),
+            accuracy: accuracy(scores, labels, threshold),
         }
     }
 }

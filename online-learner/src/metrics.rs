@@ -13,7 +13,7 @@ pub const JOIN_DROPPED: &str = "weir_learner_join_dropped_total";
 /// Scores and labels currently waiting in the join, by `side`.
 pub const PENDING: &str = "weir_learner_pending";
 /// Prequential metric by `model` (champion/challenger), `metric` (auc, log_loss,
-/// precision, recall, calibration_error) and `window` (labels).
+/// precision, recall, calibration_error, accuracy) and `window` (labels).
 pub const PREQUENTIAL: &str = "weir_learner_prequential";
 /// Promotions and rollbacks done.
 pub const PROMOTIONS: &str = "weir_learner_promotions_total";
@@ -48,6 +48,7 @@ pub fn publish(c: &Counters, pending: (usize, usize), reports: &[WindowReport]) 
                 ("precision", m.precision),
                 ("recall", m.recall),
                 ("calibration_error", m.calibration_error),
+                ("accuracy", m.accuracy),
             ] {
                 if let Some(v) = v {
                     metrics::gauge!(PREQUENTIAL, "model" => model, "metric" => metric, "window" => window.clone()).set(v);

@@ -38,6 +38,7 @@ fn metrics_match_scikit_learn() {
         close(&format!("case {i} precision"), m.precision, &e["precision"], 1e-12);
         close(&format!("case {i} recall"), m.recall, &e["recall"], 1e-12);
         close(&format!("case {i} calibration_error"), m.calibration_error, &e["calibration_error"], 1e-12);
+        close(&format!("case {i} accuracy"), m.accuracy, &e["accuracy"], 1e-12);
     }
 }
 
