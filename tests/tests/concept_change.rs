@@ -5,8 +5,9 @@
 //! `Score` events and the labels in stream order, test-then-train.
 //!
 //! Expected: the baseline's (champion's) rolling AUC drops after the change; the
-//! learner's (challenger's) recovers above it; the promotion rule fires after the change
-//! and not before.
+//! learner's (challenger's) recovers above it; the learner is promoted in a real model
+//! registry after the change and not before, and the version it published loads in the
+//! scorer (checksum, feature set, canary) and scores like the learner did.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use std::time::Duration;
 use weir_ingest::generator::{Content, GeneratorConfig};
 use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Input, Learner, Position};
-use weir_online_learner::promote::Decision;
+use weir::promote::Promoter;
+use weir_schemas::registry::ModelRegistry;
+use weir_scorer::model::LoadedModel;
 use weir_schemas::events::Score;
 use weir_tests::golden::{payload, read_topic};
 use weir_tests::learning::produce_and_score;
@@ -51,20 +54,30 @@ async fn baseline_decays_after_the_concept_change_learner_recovers_and_is_promot
     }
     assert_eq!(scores.len() as u64, EVENTS);
 
+    // A registry where the baseline serves, as the scorer would find it.
+    let registry_dir = tempfile::tempdir()?;
+    let registry = ModelRegistry::create(registry_dir.path())?;
+    let baseline = format!("{}/../models/fraud-baseline/v1", env!("CARGO_MANIFEST_DIR"));
+    let mut v1: weir_schemas::model::ModelMetadata = serde_json::from_str(&std::fs::read_to_string(format!("{baseline}/metadata.json"))?)?;
+    v1.name = "fraud".into();
+    registry.publish(&v1, &std::fs::read(format!("{baseline}/model.onnx"))?)?;
+    registry.promote("fraud", "v1", "baseline", "test")?;
+
     let mut lc = LearnerConfig::default();
     lc.evaluation.windows = vec![WINDOW];
+    lc.promotion.enabled = true;
+    lc.promotion.registry_dir = Some(registry_dir.path().to_path_buf());
     lc.promotion.min_labels = 2_000;
     lc.promotion.compare_labels = WINDOW;
     lc.promotion.margin = 0.05;
-    let promotion = lc.promotion.clone();
+    let mut promoter = Promoter::new(&lc)?.expect("promotion enabled");
     let mut learner = Learner::restore(lc, None, vec![], vec![], vec![])?;
-    learner.state_mut().promotion.set_champion("v1");
 
     // The real scores and the labels, in the order the generator emitted them.
     let (mut tx_seen, mut offset) = (0u64, 0i64);
     let mut batch = Vec::new();
     let mut timeline = Vec::new(); // (transactions so far, champion AUC, challenger AUC)
-    let mut first_promotion = None;
+    let mut first_promotion: Option<(u64, String, weir_online_learner::model::OnlineModel)> = None;
     for m in &messages {
         let input = match &m.content {
             Content::Transaction { tx, .. } => {
@@ -82,15 +95,18 @@ async fn baseline_decays_after_the_concept_change_learner_recovers_and_is_promot
             if r.labels == WINDOW {
                 timeline.push((tx_seen, r.champion.auc.unwrap_or(f64::NAN), r.challenger.auc.unwrap_or(f64::NAN)));
             }
-            let learned = learner.counters().learned;
             if first_promotion.is_none() {
-                if let Decision::Promote { champion, challenger } = learner.state().promotion.decide(0, learned, &promotion) {
-                    first_promotion = Some((tx_seen, champion, challenger));
+                promoter.step(&mut learner)?;
+                let champion = registry.champion("fraud")?.unwrap_or_default();
+                if champion != "v1" {
+                    let model = learner.model().expect("a model").clone();
+                    first_promotion = Some((tx_seen, champion, model));
                 }
             }
         }
     }
     learner.apply(batch)?;
+    let (promoted_at, version, promoted_model) = first_promotion.expect("the learner should be promoted after the change");
 
     // The window just before the change, and the last one.
     let before = timeline.iter().rev().find(|(t, _, _)| *t <= CHANGE_AT).copied().expect("a full window before the change");
@@ -101,13 +117,31 @@ async fn baseline_decays_after_the_concept_change_learner_recovers_and_is_promot
         eprintln!("  after {t:>6} transactions: baseline {c:.4}  learner {h:.4}");
     }
     eprintln!(
-        "before the change: baseline {:.4} learner {:.4}; end: baseline {:.4} learner {:.4}; baseline lowest after {lowest_after:.4}; first promotion {first_promotion:?}; counters {:?}",
+        "before the change: baseline {:.4} learner {:.4}; end: baseline {:.4} learner {:.4}; baseline lowest after {lowest_after:.4}; promoted {version} at transaction {promoted_at}; counters {:?}",
         before.1, before.2, end.1, end.2, learner.counters().join
     );
     assert!(before.1 > 0.8, "the baseline should work before the change: {before:?}");
     assert!(end.1 < before.1 - 0.1, "the baseline's AUC should drop after the change: {before:?} -> {end:?}");
     assert!(end.2 > end.1 + 0.1, "the learner should recover above the baseline: {end:?}");
-    let (at, _, _) = first_promotion.expect("the learner should be promoted after the change");
-    assert!(at > CHANGE_AT, "promoted at transaction {at}, before the change");
+    assert!(promoted_at > CHANGE_AT, "promoted at transaction {promoted_at}, before the change");
+
+    // The published version: lineage, and the scorer's loader takes it and agrees.
+    let meta = registry.metadata("fraud", &version)?;
+    assert_eq!(meta.lineage.parent_version.as_deref(), Some("v1"));
+    let names = v1.feature_names.clone();
+    let loaded = LoadedModel::load_dir(&registry.version_dir("fraud", &version)?, &names, &[1, 64])?;
+    let sample: Vec<&Score> = scores.values().take(500).collect();
+    let rows: Vec<f32> = sample.iter().flat_map(|s| s.features.iter().map(|f| f.value as f32)).collect();
+    let served = loaded.score(&rows)?;
+    let worst = sample
+        .iter()
+        .zip(&served)
+        .map(|(s, p)| {
+            let x: Vec<f64> = s.features.iter().map(|f| f.value).collect();
+            (promoted_model.predict(&x) - f64::from(*p)).abs()
+        })
+        .fold(0.0, f64::max);
+    eprintln!("{version} in the scorer (tract) vs the learner in memory, 500 real feature vectors: max difference {worst:.2e}");
+    assert!(worst < 1e-6, "{worst}");
     Ok(())
 }
