@@ -127,19 +127,19 @@ impl BatchHandler for LearnHandler {
         }
         let mut commit =
             self.learner.apply(inputs).map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
-        if let Some(p) = &mut self.promoter {
-            if p.step(&mut self.learner).map_err(|e| IngestError::Handler { retryable: false, message: format!("{e:#}") })? {
-                // The promotion state changed: it goes into this batch's transaction.
-                let learned = commit.learned;
-                let again = self.learner.commit(learned);
-                commit.state_json = again.state_json;
-            }
+        let promoted = match &mut self.promoter {
+            Some(p) => p.step(&mut self.learner).map_err(|e| IngestError::Handler { retryable: false, message: format!("{e:#}") })?,
+            None => false,
+        };
+        if promoted {
+            // The promotion state changed: it goes into this batch's transaction.
+            commit.state_json = self.learner.commit(commit.learned).state_json;
         }
         self.commit(&commit).await?;
         let l = &self.learner;
         weir_online_learner::metrics::publish(&l.counters(), l.pending(), &l.report());
         self.batches += 1;
-        if self.batches % self.status_every == 0 {
+        if self.batches.is_multiple_of(self.status_every) {
             info!("{}", status_line(l));
         }
         Ok(dispositions)

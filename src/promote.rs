@@ -237,8 +237,7 @@ mod tests {
         registry.publish(&v1, b"not a real model: the scorer is not in this test").unwrap();
         registry.promote("fraud", "v1", "first", "test").unwrap();
 
-        let mut lc = LearnerConfig::default();
-        lc.promotion = PromotionConfig {
+        let lc = LearnerConfig { promotion: PromotionConfig {
             enabled: true,
             registry_dir: Some(dir.path().to_path_buf()),
             min_labels: 300,
@@ -246,7 +245,7 @@ mod tests {
             rollback_labels: 100,
             max_per_hour: 1,
             ..PromotionConfig::default()
-        };
+        }, ..LearnerConfig::default() };
         let mut learner = Learner::restore(lc.clone(), None, vec![], vec![], vec![]).unwrap();
         let mut p = Promoter::new(&lc).unwrap().unwrap().with_clock(|| 1_767_225_600_000);
 

@@ -61,8 +61,8 @@ impl RedisCheckpoint {
     /// Reads the whole checkpoint in one transaction.
     pub async fn load(&self) -> Result<Restored> {
         let mut conn = self.conn.clone();
-        let (state, scores, labels, eval): (Option<String>, Vec<(String, String)>, Vec<(String, String)>, Vec<String>) =
-            redis::pipe()
+        type Raw = (Option<String>, Vec<(String, String)>, Vec<(String, String)>, Vec<String>);
+        let (state, scores, labels, eval): Raw = redis::pipe()
                 .atomic()
                 .get(&self.state_key)
                 .hgetall(&self.scores_key)

@@ -356,8 +356,7 @@ mod tests {
 
     #[test]
     fn every_problem_at_once() {
-        let mut c = LearnerConfig::default();
-        c.name = "a b".into();
+        let mut c = LearnerConfig { name: "a b".into(), ..LearnerConfig::default() };
         c.ftrl.alpha = 0.0;
         c.ftrl.l2 = -1.0;
         c.evaluation.windows = vec![];

@@ -76,10 +76,11 @@ impl PromotionState {
                 self.compare.pop_front();
             }
         }
-        if let Some(w) = &mut self.watch {
-            if w.version == served_version && w.live.len() < cfg.rollback_labels {
-                w.live.push_back(e);
-            }
+        if let Some(w) = &mut self.watch
+            && w.version == served_version
+            && w.live.len() < cfg.rollback_labels
+        {
+            w.live.push_back(e);
         }
     }
 
