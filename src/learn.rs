@@ -50,7 +50,7 @@ pub async fn restore(config: &WeirConfig) -> anyhow::Result<(Learner, RedisCheck
     let checkpoint = RedisCheckpoint::connect(&redis.url, &lc.key_prefix, &lc.name).await?;
     let r = checkpoint.load().await?;
     let resumed = r.state.is_some();
-    let learner = Learner::restore(lc, r.state, r.scores, r.labels, r.eval)?;
+    let learner = Learner::restore(lc, r.state, r.scores, r.labels, r.joined, r.eval)?;
     if resumed {
         let c = learner.counters();
         info!(learned = c.learned, offsets = ?learner.state().offsets, "learner resumed from its checkpoint");

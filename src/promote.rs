@@ -246,7 +246,7 @@ mod tests {
             max_per_hour: 1,
             ..PromotionConfig::default()
         }, ..LearnerConfig::default() };
-        let mut learner = Learner::restore(lc.clone(), None, vec![], vec![], vec![]).unwrap();
+        let mut learner = Learner::restore(lc.clone(), None, vec![], vec![], vec![], vec![]).unwrap();
         let mut p = Promoter::new(&lc).unwrap().unwrap().with_clock(|| 1_767_225_600_000);
 
         // v1 serves coin flips; the learner learns the rule.

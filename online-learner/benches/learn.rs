@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
         BatchSize::SmallInput,
     ));
 
-    let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![]).unwrap();
+    let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![], vec![]).unwrap();
     let mut round = 0i64;
     g.bench_function("engine_batch_500_labels", |b| b.iter_batched(
         || { round += 1; batch(&data, round) },

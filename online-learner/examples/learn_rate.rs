@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. The whole engine per label: fence, join, test-then-train, evaluation, snapshot
     //    of the checkpoint every 500 labels (no Redis round trip).
-    let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![])?;
+    let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![], vec![])?;
     let mut inputs = Vec::with_capacity(n * 2);
     for r in 0..REPS {
         for (i, (x, y)) in rows.iter().enumerate() {

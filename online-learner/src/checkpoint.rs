@@ -9,6 +9,7 @@
 //! | `<prefix>:learner:{<name>}:state` | string | [`LearnerState`] as JSON: model (FTRL z/n, scaler), counters, offsets, watermark, promotion state |
 //! | `<prefix>:learner:{<name>}:scores` | hash | event id → pending score (served score, model version, feature values) |
 //! | `<prefix>:learner:{<name>}:labels` | hash | event id → label waiting for its score |
+//! | `<prefix>:learner:{<name>}:joined` | hash | event id → event time of pairs already learned (duplicate guard) |
 //! | `<prefix>:learner:{<name>}:eval` | list | the last `max(windows)` evaluation entries |
 //!
 //! No TTL: the bounded wait is enforced by event-time eviction inside the transaction,
@@ -28,6 +29,7 @@ pub struct Restored {
     pub state: Option<LearnerState>,
     pub scores: Vec<(String, PendingScore)>,
     pub labels: Vec<(String, Label)>,
+    pub joined: Vec<(String, i64)>,
     pub eval: Vec<Entry>,
 }
 
@@ -37,6 +39,7 @@ pub struct RedisCheckpoint {
     state_key: String,
     scores_key: String,
     labels_key: String,
+    joined_key: String,
     eval_key: String,
 }
 
@@ -50,6 +53,7 @@ impl RedisCheckpoint {
             state_key: format!("{base}:state"),
             scores_key: format!("{base}:scores"),
             labels_key: format!("{base}:labels"),
+            joined_key: format!("{base}:joined"),
             eval_key: format!("{base}:eval"),
         })
     }
@@ -61,12 +65,13 @@ impl RedisCheckpoint {
     /// Reads the whole checkpoint in one transaction.
     pub async fn load(&self) -> Result<Restored> {
         let mut conn = self.conn.clone();
-        type Raw = (Option<String>, Vec<(String, String)>, Vec<(String, String)>, Vec<String>);
-        let (state, scores, labels, eval): Raw = redis::pipe()
+        type Raw = (Option<String>, Vec<(String, String)>, Vec<(String, String)>, Vec<(String, i64)>, Vec<String>);
+        let (state, scores, labels, joined, eval): Raw = redis::pipe()
                 .atomic()
                 .get(&self.state_key)
                 .hgetall(&self.scores_key)
                 .hgetall(&self.labels_key)
+                .hgetall(&self.joined_key)
                 .lrange(&self.eval_key, 0, -1)
                 .query_async(&mut conn)
                 .await
@@ -97,7 +102,7 @@ impl RedisCheckpoint {
             .iter()
             .map(|v| serde_json::from_str(v).map_err(|e| bad(&self.eval_key, e)))
             .collect::<Result<_>>()?;
-        Ok(Restored { state, scores, labels, eval })
+        Ok(Restored { state, scores, labels, joined, eval })
     }
 
     /// Writes one batch's commit atomically: either all of it (state with its offsets,
@@ -105,7 +110,7 @@ impl RedisCheckpoint {
     pub async fn commit(&self, c: &Commit) -> Result<()> {
         let mut pipe = redis::pipe();
         pipe.atomic().set(&self.state_key, &c.state_json).ignore();
-        for (key, changes) in [(&self.scores_key, &c.scores), (&self.labels_key, &c.labels)] {
+        for (key, changes) in [(&self.scores_key, &c.scores), (&self.labels_key, &c.labels), (&self.joined_key, &c.joined)] {
             let puts: Vec<(&str, &str)> =
                 changes.iter().filter_map(|(id, v)| v.as_deref().map(|v| (id.as_str(), v))).collect();
             let dels: Vec<&str> = changes.iter().filter(|(_, v)| v.is_none()).map(|(id, _)| id.as_str()).collect();
@@ -127,7 +132,7 @@ impl RedisCheckpoint {
     /// Removes the checkpoint (a fresh start).
     pub async fn clear(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        conn.del::<_, ()>(&[&self.state_key, &self.scores_key, &self.labels_key, &self.eval_key])
+        conn.del::<_, ()>(&[&self.state_key, &self.scores_key, &self.labels_key, &self.joined_key, &self.eval_key])
             .await
             .map_err(|e| Error::redis("clearing the learner checkpoint", e))
     }

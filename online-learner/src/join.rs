@@ -15,8 +15,10 @@
 //!   `watermark − max_label_wait` is dropped on arrival as too late.
 //!
 //! Every eviction is counted ([`JoinCounters`]). The first score of an event wins: a
-//! duplicate (a scorer replay after a crash) is counted and dropped while the first is
-//! pending.
+//! duplicate (a scorer replay after a crash) is counted and dropped. Joined event ids are
+//! remembered for as long as a score would wait (same time and count bounds), so a label
+//! or score delivered twice by an at-least-once producer is dropped as a duplicate
+//! instead of being learned a second time.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -57,10 +59,14 @@ pub struct Join {
     score_index: BTreeSet<(i64, String)>,
     labels: HashMap<String, Label>,
     label_index: BTreeSet<(i64, String)>,
+    /// Event ids already joined, with their event time.
+    joined: HashMap<String, i64>,
+    joined_index: BTreeSet<(i64, String)>,
     pub watermark: i64,
     pub counters: JoinCounters,
     pub score_changes: Changes,
     pub label_changes: Changes,
+    pub joined_changes: Changes,
 }
 
 impl Join {
@@ -71,11 +77,26 @@ impl Join {
             score_index: BTreeSet::new(),
             labels: HashMap::new(),
             label_index: BTreeSet::new(),
+            joined: HashMap::new(),
+            joined_index: BTreeSet::new(),
             watermark,
             counters,
             score_changes: HashMap::new(),
             label_changes: HashMap::new(),
+            joined_changes: HashMap::new(),
         }
+    }
+
+    /// Restores a remembered joined id from the checkpoint.
+    pub fn restore_joined(&mut self, id: String, event_time: i64) {
+        self.joined_index.insert((event_time, id.clone()));
+        self.joined.insert(id, event_time);
+    }
+
+    fn remember_joined(&mut self, id: &str, event_time: i64) {
+        self.joined_changes.insert(id.to_string(), Some(event_time.to_string()));
+        self.joined_index.insert((event_time, id.to_string()));
+        self.joined.insert(id.to_string(), event_time);
     }
 
     /// Restores a pending score from the checkpoint (no change recorded).
@@ -106,10 +127,11 @@ impl Join {
         self.watermark = self.watermark.max(score.event_time);
         if let Some(label) = self.take_label(event_id) {
             self.counters.joined += 1;
+            self.remember_joined(event_id, score.event_time);
             self.evict();
             return Some((score, label));
         }
-        if self.scores.contains_key(event_id) {
+        if self.scores.contains_key(event_id) || self.joined.contains_key(event_id) {
             self.counters.scores_duplicate += 1;
         } else {
             self.score_changes.insert(event_id.to_string(), Some(json(&score)));
@@ -125,9 +147,10 @@ impl Join {
     pub fn on_label(&mut self, label: Label) -> Option<(PendingScore, Label)> {
         if let Some(score) = self.take_score(&label.event_id) {
             self.counters.joined += 1;
+            self.remember_joined(&label.event_id, score.event_time);
             return Some((score, label));
         }
-        if self.labels.contains_key(&label.event_id) {
+        if self.labels.contains_key(&label.event_id) || self.joined.contains_key(&label.event_id) {
             self.counters.labels_duplicate += 1;
         } else if label.event_time < self.watermark.saturating_sub(self.label_wait_ms()) {
             self.counters.labels_too_late += 1;
@@ -166,6 +189,14 @@ impl Join {
             self.take_score(&id);
             if t < score_horizon { self.counters.scores_expired += 1 } else { self.counters.scores_evicted += 1 }
         }
+        while let Some((t, id)) = self.joined_index.first().cloned() {
+            if t >= score_horizon && self.joined.len() <= self.config.max_pending_scores {
+                break;
+            }
+            self.joined_index.remove(&(t, id.clone()));
+            self.joined.remove(&id);
+            self.joined_changes.insert(id, None);
+        }
         let label_horizon = self.watermark.saturating_sub((self.config.max_score_wait_secs as i64).saturating_mul(1000));
         while let Some((t, id)) = self.label_index.first().cloned() {
             let over = self.labels.len() > self.config.max_pending_labels;
@@ -177,9 +208,14 @@ impl Join {
         }
     }
 
-    /// Hands over what changed since the last call.
-    pub fn take_changes(&mut self) -> (Changes, Changes) {
-        (std::mem::take(&mut self.score_changes), std::mem::take(&mut self.label_changes))
+    /// Hands over what changed since the last call: pending scores, pending labels,
+    /// remembered joined ids.
+    pub fn take_changes(&mut self) -> (Changes, Changes, Changes) {
+        (
+            std::mem::take(&mut self.score_changes),
+            std::mem::take(&mut self.label_changes),
+            std::mem::take(&mut self.joined_changes),
+        )
     }
 }
 
@@ -215,7 +251,12 @@ mod tests {
         assert!(j.on_score("b", score(2_000)).is_some());
         assert_eq!(j.counters.joined, 2);
         assert_eq!((j.pending_scores(), j.pending_labels()), (0, 0));
-        let (sc, lc) = j.take_changes();
+        // A label or score delivered again after the join is a duplicate, not a new pair.
+        assert!(j.on_label(label("a", 1_000)).is_none());
+        assert!(j.on_score("b", score(2_000)).is_none());
+        assert_eq!((j.counters.labels_duplicate, j.counters.scores_duplicate, j.pending_scores()), (1, 1, 0));
+        let (sc, lc, jc) = j.take_changes();
+        assert_eq!(jc.get("a"), Some(&Some("1000".to_string())));
         // Written then deleted within the batch: the last word is a delete.
         assert_eq!(sc.get("a"), Some(&None));
         assert_eq!(lc.get("b"), Some(&None));

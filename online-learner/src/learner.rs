@@ -105,6 +105,8 @@ pub struct Commit {
     /// Pending scores: `Some(json)` to write, `None` to delete.
     pub scores: Vec<(String, Option<String>)>,
     pub labels: Vec<(String, Option<String>)>,
+    /// Remembered joined ids (value: event time).
+    pub joined: Vec<(String, Option<String>)>,
     /// New evaluation entries (JSON), appended to the ring.
     pub eval: Vec<String>,
     pub eval_capacity: usize,
@@ -127,6 +129,7 @@ impl Learner {
         state: Option<LearnerState>,
         pending_scores: Vec<(String, PendingScore)>,
         pending_labels: Vec<(String, Label)>,
+        joined: Vec<(String, i64)>,
         eval: Vec<Entry>,
     ) -> Result<Self> {
         config.check()?;
@@ -137,6 +140,9 @@ impl Learner {
         }
         for (id, l) in pending_labels {
             join.restore_label(id, l);
+        }
+        for (id, t) in joined {
+            join.restore_joined(id, t);
         }
         let e = &config.evaluation;
         let mut q = Prequential::new(&e.windows, e.decision_threshold, e.calibration_bins);
@@ -260,11 +266,12 @@ impl Learner {
     pub fn commit(&mut self, learned: u64) -> Commit {
         self.state.watermark = self.join.watermark;
         self.state.counters.join = self.join.counters.clone();
-        let (scores, labels) = self.join.take_changes();
+        let (scores, labels, joined) = self.join.take_changes();
         Commit {
             state_json: serde_json::to_string(&self.state).unwrap_or_default(),
             scores: scores.into_iter().collect(),
             labels: labels.into_iter().collect(),
+            joined: joined.into_iter().collect(),
             eval: std::mem::take(&mut self.new_eval),
             eval_capacity: self.eval.capacity(),
             learned,
@@ -304,7 +311,7 @@ mod tests {
 
     #[test]
     fn replayed_offsets_are_skipped_and_the_fingerprint_is_order_free() {
-        let mut l = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![]).unwrap();
+        let mut l = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![], vec![]).unwrap();
         let batch = vec![
             (pos("s", 0), score("e1", 1_000, 1.0)),
             (pos("s", 1), score("e2", 2_000, 5.0)),
@@ -324,7 +331,7 @@ mod tests {
 
     #[test]
     fn state_round_trips_through_json() {
-        let mut l = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![]).unwrap();
+        let mut l = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![], vec![]).unwrap();
         l.apply(vec![(pos("s", 0), score("e1", 1_000, 1.0)), (pos("l", 0), label("e1", 1_000, true))]).unwrap();
         let c = l.commit(0);
         let back: LearnerState = serde_json::from_str(&c.state_json).unwrap();

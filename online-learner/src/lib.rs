@@ -34,7 +34,9 @@
 //! Kafka's committed offset is therefore never ahead of the checkpoint (no label
 //! skipped), and the checkpoint's offsets fence off everything already applied (no label
 //! learned twice). A label's learning is tied to the consumption of *that label record*:
-//! it joins at most once, when it or its score is first applied. The counters
+//! it joins at most once, when it or its score is first applied; and a label or score
+//! that a producer delivered twice is recognised by the remembered joined ids (bounded
+//! like the pending scores) and counted as a duplicate. The counters
 //! `learned` and `learned_fingerprint` (a sum of hashes of the learned event ids) are in
 //! the same transaction, which is what `tests/tests/learner_restart.rs` checks after
 //! SIGKILLs of the real `weir learn` process.
@@ -45,7 +47,7 @@
 //! use weir_online_learner::{config::LearnerConfig, learner::{Input, Learner, Position}};
 //! use weir_schemas::events::{FeatureValue, Label, Score};
 //!
-//! let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![]).unwrap();
+//! let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![], vec![]).unwrap();
 //! let score = Score {
 //!     event_id: "e1".into(), card_id: "c1".into(), event_time: 1_000, model_name: "fraud".into(),
 //!     model_version: "v1".into(), score: 0.2, decision: "approve".into(),

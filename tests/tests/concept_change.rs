@@ -71,7 +71,7 @@ async fn baseline_decays_after_the_concept_change_learner_recovers_and_is_promot
     lc.promotion.compare_labels = WINDOW;
     lc.promotion.margin = 0.05;
     let mut promoter = Promoter::new(&lc)?.expect("promotion enabled");
-    let mut learner = Learner::restore(lc, None, vec![], vec![], vec![])?;
+    let mut learner = Learner::restore(lc, None, vec![], vec![], vec![], vec![])?;
 
     // The real scores and the labels, in the order the generator emitted them.
     let (mut tx_seen, mut offset) = (0u64, 0i64);
