@@ -116,8 +116,8 @@ impl WeirConfig {
                 p.push(format!("metrics.listen {listen:?} is not a host:port socket address"));
             }
         }
-        if let Some(learner) = &self.learner {
-            p.extend(learner.problems());
+        if self.learner.is_some() {
+            p.extend(crate::learn::learner_config(self).problems());
         }
         if let Some(map) = &self.schemas.registry_map {
             if !map.is_file() {

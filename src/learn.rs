@@ -25,9 +25,15 @@ use weir_schemas::EventError;
 use crate::config::WeirConfig;
 use crate::pipeline::schema_registry;
 
-/// The learner configuration in effect: `[learner]`, or its defaults.
+/// The learner configuration in effect: `[learner]`, or its defaults; promotion goes to
+/// the registry the scorer serves from unless `learner.promotion.registry_dir` says
+/// otherwise.
 pub fn learner_config(config: &WeirConfig) -> LearnerConfig {
-    config.learner.clone().unwrap_or_default()
+    let mut lc = config.learner.clone().unwrap_or_default();
+    if lc.promotion.registry_dir.is_none() {
+        lc.promotion.registry_dir = config.scorer.registry.clone();
+    }
+    lc
 }
 
 pub struct LearnHandler {

@@ -96,7 +96,8 @@ pub struct PromotionConfig {
     /// Whether the learner publishes and promotes models at all. Default false.
     #[serde(default)]
     pub enabled: bool,
-    /// Model registry root (`<root>/<model>/versions/<v>/`). Required when enabled.
+    /// Model registry root (`<root>/<model>/versions/<v>/`). Default: the scorer's
+    /// `scorer.registry`; one of the two is required when enabled.
     #[serde(default)]
     pub registry_dir: Option<std::path::PathBuf>,
     /// Registry model name the scorer serves (its champion is the one compared against).
