@@ -82,10 +82,10 @@ async fn weir_run_learns_promotes_and_the_scorer_swaps_to_the_learned_model() ->
         let mut seen = 0;
         read_topic(&brokers, &topic, Duration::from_secs(120), |m| {
             for msg in &m[seen..] {
-                if let Ok(s) = decoder.decode(payload(msg)) {
-                    if ids.contains(&s.event_id) {
-                        versions.push(s.model_version);
-                    }
+                if let Ok(s) = decoder.decode(payload(msg))
+                    && ids.contains(&s.event_id)
+                {
+                    versions.push(s.model_version);
                 }
             }
             seen = m.len();
