@@ -5,26 +5,30 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `weir:{card:c42}` | hash | `count_<w>`, `amount_sum_<w>` per window as of the newest event, `event_time_max` |
-//! | `weir:{card:c42}:state` | hash | the pane ring (`w:<w>:<slot>` = `pane|count|sum`), `max_t`, and the replay fences `f:<topic>:<partition>` = highest applied offset |
+//! | `weir:{card:c42}` | hash | `count_<w>`, `amount_sum_<w>` per window as of the newest event, `event_time_max`: readable with `redis-cli HGETALL` |
+//! | `weir:{card:c42}:state` | string | the window state and replay fences as little-endian doubles ([`crate::windows`] documents the layout) |
 //!
 //! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so the
 //! script that updates them is atomic there too. Both keys get a TTL of the longest window
-//! plus lateness plus slack, refreshed on every write.
+//! plus lateness plus slack, refreshed at least once per micro-batch that touches them.
 //!
 //! Each observation is one `EVALSHA` of `apply_observation.lua`; a micro-batch is one
-//! pipeline, so one round trip. The script checks the fence, updates the panes and the
-//! readable hash, and answers the aggregates as of the event time, all atomically: an
-//! event is either wholly applied with its fence or not at all, which is what makes a
-//! replay after a crash count every event exactly once.
+//! pipeline, so one round trip. The script checks the fence, patches the state string in
+//! place (`GET` then `SETRANGE` of the changed cells: no parsing, no per-pane fields), and
+//! answers the aggregates as of the event time, all atomically: an event is either wholly
+//! applied with its fence or not at all, which is what makes a replay after a crash count
+//! every event exactly once. The readable hash is rewritten by the entity's last
+//! observation in each batch (whatever its status), so after a batch it matches the state.
+
+use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;
 use redis::{Client, RedisError};
 
-use weir_schemas::store::{Applied, FeatureStore, Observation, ObservationResult};
 use weir_schemas::StoreError;
+use weir_schemas::store::{Applied, FeatureStore, Observation, ObservationResult};
 
-use crate::windows::{value_names, WindowSpec};
+use crate::windows::{EntityState, WindowSpec, layout_fingerprint, value_names, window_bases};
 
 const APPLY_SCRIPT: &str = include_str!("apply_observation.lua");
 
@@ -51,8 +55,7 @@ pub struct RedisStore {
     connection: ConnectionManager,
     keys: KeySpace,
     windows: Vec<WindowSpec>,
-    lateness_ms: i64,
-    ttl_ms: i64,
+    script: String,
     script_sha: String,
     /// Field names of the readable hash, in value order.
     value_fields: Vec<String>,
@@ -60,6 +63,27 @@ pub struct RedisStore {
 
 fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// The script with this configuration's constants in front of it.
+fn script_for(windows: &[WindowSpec], lateness_ms: i64, ttl_ms: i64) -> String {
+    let (bases, cells) = window_bases(windows);
+    let list =
+        |f: &dyn Fn(&WindowSpec) -> String| windows.iter().map(f).collect::<Vec<_>>().join(", ");
+    format!(
+        "local CONFIG = {{ lateness = {lateness_ms}, ttl = {ttl_ms}, fingerprint = {fingerprint}, cells = {cells},\n  \
+         bases = {{ {bases} }},\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
+        fingerprint = layout_fingerprint(windows),
+        bases = bases
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        windows = list(&|w| format!(
+            "{{ name = '{}', pane_ms = {}, panes = {}, slots = {} }}",
+            w.name, w.pane_ms, w.panes, w.slots
+        )),
+    )
 }
 
 impl RedisStore {
@@ -71,11 +95,20 @@ impl RedisStore {
         lateness_ms: i64,
         ttl_ms: i64,
     ) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(|e| StoreError::Protocol(format!("bad redis url {url:?}: {e}")))?;
+        let client = Client::open(url)
+            .map_err(|e| StoreError::Protocol(format!("bad redis url {url:?}: {e}")))?;
         let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
-        let script_sha = redis::Script::new(APPLY_SCRIPT).get_hash().to_string();
+        let script = script_for(&windows, lateness_ms, ttl_ms);
+        let script_sha = redis::Script::new(&script).get_hash().to_string();
         let value_fields = value_names(&windows);
-        let store = RedisStore { connection, keys, windows, lateness_ms, ttl_ms, script_sha, value_fields };
+        let store = RedisStore {
+            connection,
+            keys,
+            windows,
+            script,
+            script_sha,
+            value_fields,
+        };
         store.load_script().await?;
         Ok(store)
     }
@@ -86,55 +119,86 @@ impl RedisStore {
 
     async fn load_script(&self) -> Result<(), StoreError> {
         let mut con = self.connection.clone();
-        let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(APPLY_SCRIPT).query_async(&mut con).await.map_err(unavailable)?;
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(&self.script)
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)?;
         if sha != self.script_sha {
-            return Err(StoreError::Protocol(format!("redis returned script sha {sha}, expected {}", self.script_sha)));
+            return Err(StoreError::Protocol(format!(
+                "redis returned script sha {sha}, expected {}",
+                self.script_sha
+            )));
         }
         Ok(())
     }
 
     fn pipeline(&self, batch: &[Observation]) -> redis::Pipeline {
+        // The last observation of each entity in the batch rewrites its readable hash.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+        for (i, obs) in batch.iter().enumerate() {
+            last.insert(&obs.entity, i);
+        }
         let mut pipe = redis::pipe();
-        for obs in batch {
-            let cmd = pipe
-                .cmd("EVALSHA")
+        for (i, obs) in batch.iter().enumerate() {
+            pipe.cmd("EVALSHA")
                 .arg(&self.script_sha)
                 .arg(2)
                 .arg(self.keys.state_key(&obs.entity))
                 .arg(self.keys.features_key(&obs.entity))
                 .arg(obs.event_time_ms)
                 .arg(format!("{:?}", obs.value))
-                .arg(format!("f:{}:{}", obs.position.topic, obs.position.partition))
+                .arg(&obs.position.topic)
+                .arg(obs.position.partition)
                 .arg(obs.position.offset)
-                .arg(self.lateness_ms)
-                .arg(self.ttl_ms)
-                .arg(self.windows.len());
-            for w in &self.windows {
-                cmd.arg(&w.name).arg(w.pane_ms).arg(w.panes).arg(w.slots);
-            }
+                .arg(if last.get(obs.entity.as_str()) == Some(&i) {
+                    "1"
+                } else {
+                    "0"
+                });
         }
         pipe
     }
 
-    fn parse_reply(&self, reply: Vec<String>) -> Result<ObservationResult, StoreError> {
-        let mut it = reply.into_iter();
-        let applied = match it.next().as_deref() {
-            Some("applied") => Applied::Applied,
-            Some("replayed") => Applied::Replayed,
-            Some("late") => Applied::Late,
-            other => return Err(StoreError::Protocol(format!("unexpected script status {other:?}"))),
+    fn parse_reply(&self, reply: &[u8]) -> Result<ObservationResult, StoreError> {
+        let applied = match reply.first() {
+            Some(b'a') => Applied::Applied,
+            Some(b'r') => Applied::Replayed,
+            Some(b'l') => Applied::Late,
+            other => {
+                return Err(StoreError::Protocol(format!(
+                    "unexpected script status {other:?}"
+                )));
+            }
         };
-        let values = it
-            .map(|s| s.parse::<f64>().map_err(|_| StoreError::Protocol(format!("non-numeric value {s:?}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        if values.len() != self.value_fields.len() {
+        let body = &reply[1..];
+        if body.len() != self.value_fields.len() * 8 {
             return Err(StoreError::Protocol(format!(
-                "script returned {} values, expected {}",
-                values.len(),
-                self.value_fields.len()
+                "script returned {} bytes of values, expected {}",
+                body.len(),
+                self.value_fields.len() * 8
             )));
         }
+        let values = body
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
         Ok(ObservationResult { applied, values })
+    }
+
+    /// The entity's whole window state (for request-time reads as of any time, and for
+    /// tests), or `None` if unknown or expired. One round trip.
+    pub async fn read_state(&self, entity: &str) -> Result<Option<EntityState>, StoreError> {
+        let mut con = self.connection.clone();
+        let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.keys.state_key(entity))
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        bytes
+            .map(|b| EntityState::from_bytes(&self.windows, &b).map_err(StoreError::Protocol))
+            .transpose()
     }
 }
 
@@ -145,7 +209,7 @@ impl FeatureStore for RedisStore {
         }
         let mut con = self.connection.clone();
         let pipe = self.pipeline(batch);
-        let replies: Vec<Vec<String>> = match pipe.query_async(&mut con).await {
+        let replies: Vec<Vec<u8>> = match pipe.query_async(&mut con).await {
             Ok(r) => r,
             // A restarted Redis forgets scripts. Nothing was applied (EVALSHA failed before
             // running), so load it and send the batch again.
@@ -153,9 +217,13 @@ impl FeatureStore for RedisStore {
                 self.load_script().await?;
                 pipe.query_async(&mut con).await.map_err(unavailable)?
             }
+            // The script refused state written under other window settings: stop.
+            Err(e) if e.to_string().contains("other window settings") => {
+                return Err(StoreError::Protocol(e.to_string()));
+            }
             Err(e) => return Err(unavailable(e)),
         };
-        replies.into_iter().map(|r| self.parse_reply(r)).collect()
+        replies.iter().map(|r| self.parse_reply(r)).collect()
     }
 
     async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {
@@ -173,7 +241,9 @@ impl FeatureStore for RedisStore {
             .into_iter()
             .zip(&self.value_fields)
             .map(|(v, name)| match v {
-                Some(s) => s.parse::<f64>().map_err(|_| StoreError::Protocol(format!("field {name} holds {s:?}"))),
+                Some(s) => s
+                    .parse::<f64>()
+                    .map_err(|_| StoreError::Protocol(format!("field {name} holds {s:?}"))),
                 None => Err(StoreError::Protocol(format!("field {name} is missing"))),
             })
             .collect::<Result<Vec<_>, _>>()

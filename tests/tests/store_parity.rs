@@ -1,6 +1,7 @@
 //! The Redis store (Lua) and the embedded store (Rust) must give the same answers, bit
 //! for bit, on the same stream: in-order, out-of-order within lateness, late, replayed,
-//! several partitions, and gaps longer than the pane rings.
+//! several partitions, and gaps longer than the pane rings; and the whole state string in
+//! Redis equals the embedded store's state, byte for byte.
 
 use rand::{Rng, SeedableRng};
 use weir_features::config::{FeaturesConfig, WindowConfig};
@@ -74,6 +75,10 @@ async fn redis_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
     for card in 0..50 {
         let id = format!("card-{card}");
         assert_eq!(redis.read(&id).await?, embedded.read(&id).await?, "{id}");
+        // The whole state too: every pane, running total and fence, byte for byte.
+        let (a, b) = (redis.read_state(&id).await?, embedded.state(&id));
+        assert!(a.is_some(), "{id} has a state in redis");
+        assert_eq!(a.map(|s| s.to_bytes()), b.map(|s| s.to_bytes()), "{id}");
     }
     eprintln!("parity: applied {}, replayed {}, late {}", counts[0], counts[1], counts[2]);
     assert!(counts.iter().all(|&c| c > 100), "every path exercised: {counts:?}");
