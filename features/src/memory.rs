@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use weir_schemas::StoreError;
 use weir_schemas::store::{FeatureStore, Observation, ObservationResult};
+use weir_schemas::StoreError;
 
 use crate::windows::{EntityState, WindowSpec};
 
@@ -17,11 +17,7 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub fn new(windows: Vec<WindowSpec>, lateness_ms: i64) -> Self {
-        EmbeddedStore {
-            windows,
-            lateness_ms,
-            entities: Mutex::new(HashMap::new()),
-        }
+        EmbeddedStore { windows, lateness_ms, entities: Mutex::new(HashMap::new()) }
     }
 
     pub fn entity_count(&self) -> usize {
@@ -34,9 +30,7 @@ impl EmbeddedStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, EntityState>>, StoreError> {
-        self.entities
-            .lock()
-            .map_err(|_| StoreError::Protocol("embedded store lock poisoned".into()))
+        self.entities.lock().map_err(|_| StoreError::Protocol("embedded store lock poisoned".into()))
     }
 }
 
@@ -55,10 +49,7 @@ impl FeatureStore for EmbeddedStore {
     }
 
     async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {
-        Ok(self
-            .lock()?
-            .get(entity)
-            .and_then(|s| s.current_values(&self.windows)))
+        Ok(self.lock()?.get(entity).and_then(|s| s.current_values(&self.windows)))
     }
 }
 
@@ -72,10 +63,7 @@ mod tests {
     const T0: i64 = 1_767_225_600_000;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
 
     fn store() -> EmbeddedStore {
@@ -88,11 +76,7 @@ mod tests {
             entity: entity.into(),
             event_time_ms: t,
             value,
-            position: SourcePosition {
-                topic: "transactions".into(),
-                partition,
-                offset,
-            },
+            position: SourcePosition { topic: "transactions".into(), partition, offset },
         }
     }
 
@@ -122,23 +106,11 @@ mod tests {
         );
         assert_eq!(
             r.iter().map(|r| r.applied).collect::<Vec<_>>(),
-            vec![
-                Applied::Applied,
-                Applied::Applied,
-                Applied::Applied,
-                Applied::Applied,
-                Applied::Replayed
-            ]
+            vec![Applied::Applied, Applied::Applied, Applied::Applied, Applied::Applied, Applied::Replayed]
         );
         assert_eq!(s.entity_count(), 2);
-        assert_eq!(
-            block_on(s.read("a")).unwrap(),
-            Some(vec![2.0, 30.0, 2.0, 30.0])
-        );
-        assert_eq!(
-            block_on(s.read("b")).unwrap(),
-            Some(vec![1.0, 2.0, 2.0, 3.0])
-        );
+        assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![2.0, 30.0, 2.0, 30.0]));
+        assert_eq!(block_on(s.read("b")).unwrap(), Some(vec![1.0, 2.0, 2.0, 3.0]));
         assert_eq!(block_on(s.read("c")).unwrap(), None);
     }
 
@@ -148,35 +120,20 @@ mod tests {
         let first = [obs("a", T0, 1.0, 0, 10), obs("a", T0 + 1, 2.0, 0, 11)];
         block_on(s.observe(&first)).unwrap();
         // A replay of the whole batch after a crash, then new events.
-        let again = [
-            first[0].clone(),
-            first[1].clone(),
-            obs("a", T0 + 2, 4.0, 0, 12),
-        ];
+        let again = [first[0].clone(), first[1].clone(), obs("a", T0 + 2, 4.0, 0, 12)];
         let r = block_on(s.observe(&again)).unwrap();
-        assert_eq!(
-            r.iter().map(|r| r.applied).collect::<Vec<_>>(),
-            vec![Applied::Replayed, Applied::Replayed, Applied::Applied]
-        );
+        assert_eq!(r.iter().map(|r| r.applied).collect::<Vec<_>>(), vec![Applied::Replayed, Applied::Replayed, Applied::Applied]);
         assert_eq!(r[2].values, vec![3.0, 7.0, 3.0, 7.0]);
-        assert_eq!(
-            block_on(s.read("a")).unwrap(),
-            Some(vec![3.0, 7.0, 3.0, 7.0])
-        );
+        assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![3.0, 7.0, 3.0, 7.0]));
     }
 
     #[test]
     fn late_events_are_reported_and_read_is_as_of_the_newest_event() {
         let s = store();
-        let r =
-            block_on(s.observe(&[obs("a", T0 + 3_600_000, 1.0, 0, 0), obs("a", T0, 9.0, 0, 1)]))
-                .unwrap();
+        let r = block_on(s.observe(&[obs("a", T0 + 3_600_000, 1.0, 0, 0), obs("a", T0, 9.0, 0, 1)])).unwrap();
         assert_eq!(r[1].applied, Applied::Late);
         assert_eq!(r[1].values, vec![0.0; 4]);
-        assert_eq!(
-            block_on(s.read("a")).unwrap(),
-            Some(vec![1.0, 1.0, 1.0, 1.0])
-        );
+        assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![1.0, 1.0, 1.0, 1.0]));
         // An empty batch is fine.
         assert!(block_on(s.observe(&[])).unwrap().is_empty());
     }
