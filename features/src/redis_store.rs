@@ -13,8 +13,10 @@
 //! plus lateness plus slack, refreshed at least once per micro-batch that touches them.
 //!
 //! Each observation is one `EVALSHA` of `apply_observation.lua`; a micro-batch is one
-//! pipeline, so one round trip. The script checks the fence, patches the state string in
-//! place (`GET` then `SETRANGE` of the changed cells: no parsing, no per-pane fields), and
+//! pipeline, so one round trip. The script checks the fence, patches the state string
+//! (`GETRANGE` of the header and of the few ring slots it needs, `SETRANGE` of the cells
+//! that changed: no parsing, no per-pane fields, bytes moved independent of window
+//! length), and
 //! answers the aggregates as of the event time, all atomically: an event is either wholly
 //! applied with its fence or not at all, which is what makes a replay after a crash count
 //! every event exactly once. The readable hash is rewritten by the entity's last
@@ -28,7 +30,7 @@ use redis::{Client, RedisError};
 use weir_schemas::StoreError;
 use weir_schemas::store::{Applied, FeatureStore, Observation, ObservationResult};
 
-use crate::windows::{EntityState, WindowSpec, layout_fingerprint, value_names, window_bases};
+use crate::windows::{EntityState, WindowSpec, layout_fingerprint, value_names, ring_bases, header_cells};
 
 const APPLY_SCRIPT: &str = include_str!("apply_observation.lua");
 
@@ -67,21 +69,18 @@ fn unavailable(e: RedisError) -> StoreError {
 
 /// The script with this configuration's constants in front of it.
 fn script_for(windows: &[WindowSpec], lateness_ms: i64, ttl_ms: i64) -> String {
-    let (bases, cells) = window_bases(windows);
+    let (rings, cells) = ring_bases(windows);
     let list =
         |f: &dyn Fn(&WindowSpec) -> String| windows.iter().map(f).collect::<Vec<_>>().join(", ");
     format!(
         "local CONFIG = {{ lateness = {lateness_ms}, ttl = {ttl_ms}, fingerprint = {fingerprint}, cells = {cells},\n  \
-         bases = {{ {bases} }},\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
+         header = {header}, rings = {{ {rings} }},\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
         fingerprint = layout_fingerprint(windows),
-        bases = bases
-            .iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        header = header_cells(windows),
+        rings = rings.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
         windows = list(&|w| format!(
-            "{{ name = '{}', pane_ms = {}, panes = {}, slots = {} }}",
-            w.name, w.pane_ms, w.panes, w.slots
+            "{{ count_field = 'count_{}', sum_field = 'amount_sum_{}', pane_ms = {}, panes = {}, slots = {} }}",
+            w.name, w.name, w.pane_ms, w.panes, w.slots
         )),
     )
 }

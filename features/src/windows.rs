@@ -47,7 +47,11 @@
 //! |---|---|
 //! | 0 | layout fingerprint ([`layout_fingerprint`]) |
 //! | 1 | `max_t`, the newest applied event time (−∞ before the first) |
-//! | per window `w`, at `base(w)` | `cur`, count total, sum total, then per slot: pane index, count, sum |
+//! | `2 + 3k`, `+1`, `+2` | window `k`: `cur`, count total, sum total |
+//! | from `ring_base(k)` | window `k`'s ring: per slot, pane index, count, sum |
+//!
+//! The header (everything but the rings) comes first and is contiguous, so the script
+//! reads it with one `GETRANGE`, then only the ring slots it needs.
 //!
 //! Fences follow the cells: per (topic, partition), a little-endian `u16` topic length,
 //! the topic bytes, then the partition and the highest applied offset as doubles.
@@ -62,7 +66,7 @@ const LAYOUT_VERSION: u32 = 2;
 
 /// Cells before the first window.
 const HEADER_CELLS: usize = 2;
-/// Cells per window before its ring: `cur`, count total, sum total.
+/// Cells per window in the header: `cur`, count total, sum total.
 const WINDOW_HEAD_CELLS: usize = 3;
 /// Cells per pane: index, count, sum.
 const PANE_CELLS: usize = 3;
@@ -97,9 +101,9 @@ impl WindowSpec {
         t.div_euclid(self.pane_ms)
     }
 
-    /// Cells this window takes in the state.
-    pub fn cells(&self) -> usize {
-        WINDOW_HEAD_CELLS + PANE_CELLS * self.slots as usize
+    /// Cells of this window's ring.
+    pub fn ring_cells(&self) -> usize {
+        PANE_CELLS * self.slots as usize
     }
 }
 
@@ -116,13 +120,18 @@ pub fn value_names(windows: &[WindowSpec]) -> Vec<String> {
         .collect()
 }
 
-/// First cell of each window, and the total number of cells.
-pub fn window_bases(windows: &[WindowSpec]) -> (Vec<usize>, usize) {
+/// Cells of the header (fingerprint, `max_t`, and per window `cur` and the totals).
+pub fn header_cells(windows: &[WindowSpec]) -> usize {
+    HEADER_CELLS + WINDOW_HEAD_CELLS * windows.len()
+}
+
+/// First cell of each window's ring, and the total number of cells.
+pub fn ring_bases(windows: &[WindowSpec]) -> (Vec<usize>, usize) {
     let mut bases = Vec::with_capacity(windows.len());
-    let mut next = HEADER_CELLS;
+    let mut next = header_cells(windows);
     for w in windows {
         bases.push(next);
-        next += w.cells();
+        next += w.ring_cells();
     }
     (bases, next)
 }
@@ -160,14 +169,14 @@ pub struct EntityState {
 
 impl EntityState {
     pub fn new(windows: &[WindowSpec]) -> Self {
-        let (bases, len) = window_bases(windows);
+        let (bases, len) = ring_bases(windows);
         let mut cells = vec![0.0; len];
         cells[0] = layout_fingerprint(windows);
         cells[1] = f64::NEG_INFINITY;
-        for (w, &b) in windows.iter().zip(&bases) {
-            cells[b] = EMPTY_PANE;
+        for (k, (w, &r)) in windows.iter().zip(&bases).enumerate() {
+            cells[HEADER_CELLS + WINDOW_HEAD_CELLS * k] = EMPTY_PANE;
             for s in 0..w.slots as usize {
-                cells[b + WINDOW_HEAD_CELLS + PANE_CELLS * s] = EMPTY_PANE;
+                cells[r + PANE_CELLS * s] = EMPTY_PANE;
             }
         }
         EntityState {
@@ -221,8 +230,9 @@ impl EntityState {
     /// Adds a non-late event to every window.
     fn add(&mut self, windows: &[WindowSpec], t: i64, v: f64) {
         let c = &mut self.cells;
-        let mut b = HEADER_CELLS;
-        for w in windows {
+        let mut r = header_cells(windows);
+        for (k, w) in windows.iter().enumerate() {
+            let b = HEADER_CELLS + WINDOW_HEAD_CELLS * k;
             let p = w.pane_of(t);
             let cur = c[b] as i64;
             if p > cur {
@@ -234,7 +244,7 @@ impl EntityState {
                     let first = cur - w.panes + 1;
                     let mut s = first.rem_euclid(w.slots) as usize;
                     for q in first..=p - w.panes {
-                        let at = b + WINDOW_HEAD_CELLS + PANE_CELLS * s;
+                        let at = r + PANE_CELLS * s;
                         if c[at] == q as f64 {
                             c[b + 1] -= c[at + 1];
                             c[b + 2] -= c[at + 2];
@@ -247,7 +257,7 @@ impl EntityState {
                 }
                 c[b] = p as f64;
             }
-            let at = b + WINDOW_HEAD_CELLS + PANE_CELLS * p.rem_euclid(w.slots) as usize;
+            let at = r + PANE_CELLS * p.rem_euclid(w.slots) as usize;
             if c[at] < p as f64 {
                 c[at] = p as f64;
                 c[at + 1] = 0.0;
@@ -262,7 +272,7 @@ impl EntityState {
                     c[b + 2] += v;
                 }
             }
-            b += w.cells();
+            r += w.ring_cells();
         }
         if t as f64 > c[1] {
             c[1] = t as f64;
@@ -273,12 +283,13 @@ impl EntityState {
     pub fn values_at(&self, windows: &[WindowSpec], t: i64) -> Vec<f64> {
         let c = &self.cells;
         let mut out = Vec::with_capacity(windows.len() * 2);
-        let mut b = HEADER_CELLS;
-        for w in windows {
+        let mut r = header_cells(windows);
+        for (k, w) in windows.iter().enumerate() {
+            let b = HEADER_CELLS + WINDOW_HEAD_CELLS * k;
             let pt = w.pane_of(t);
             let cur = c[b] as i64;
             let pane = |q: i64| {
-                let at = b + WINDOW_HEAD_CELLS + PANE_CELLS * q.rem_euclid(w.slots) as usize;
+                let at = r + PANE_CELLS * q.rem_euclid(w.slots) as usize;
                 (c[at] == q as f64).then(|| (c[at + 1], c[at + 2]))
             };
             let (mut count, mut sum);
@@ -316,7 +327,7 @@ impl EntityState {
             }
             out.push(count);
             out.push(sum);
-            b += w.cells();
+            r += w.ring_cells();
         }
         out
     }
@@ -326,11 +337,10 @@ impl EntityState {
     pub fn current_values(&self, windows: &[WindowSpec]) -> Option<Vec<f64>> {
         self.max_event_time()?;
         let mut out = Vec::with_capacity(windows.len() * 2);
-        let mut b = HEADER_CELLS;
-        for w in windows {
+        for k in 0..windows.len() {
+            let b = HEADER_CELLS + WINDOW_HEAD_CELLS * k;
             out.push(self.cells[b + 1]);
             out.push(self.cells[b + 2]);
-            b += w.cells();
         }
         Some(out)
     }
@@ -359,7 +369,7 @@ impl EntityState {
     /// Reads a state written by [`EntityState::to_bytes`] or the Redis script, refusing one
     /// written for another window layout.
     pub fn from_bytes(windows: &[WindowSpec], bytes: &[u8]) -> Result<Self, String> {
-        let (_, len) = window_bases(windows);
+        let (_, len) = ring_bases(windows);
         if bytes.len() < len * 8 {
             return Err(format!(
                 "state is {} bytes, the window layout needs at least {}",
