@@ -28,26 +28,34 @@ local last_in_batch = ARGV[6] == '1'
 local W = CONFIG.windows
 local EMPTY = -9007199254740992
 local HEAD, PANE = 3, 3
+local ZERO8 = string.rep('\0', 8)
 
 local H = CONFIG.header
 local hdr = redis.call('GETRANGE', KEYS[1], 0, H * 8 - 1)
 local fresh = #hdr == 0
+-- Header cells by 0-based index + 1. struct.unpack costs about a microsecond a call, so
+-- the header is unpacked once, all cells in one call.
+local header
 if fresh then
-  local parts = { struct.pack('<dd', CONFIG.fingerprint, -math.huge) }
-  for _ = 1, #W do parts[#parts + 1] = struct.pack('<ddd', EMPTY, 0, 0) end
-  hdr = table.concat(parts)
-elseif #hdr < H * 8 or struct.unpack('<d', hdr, 1) ~= CONFIG.fingerprint then
-  return redis.error_reply('weir state ' .. KEYS[1] .. ' was written under other window settings (layout fingerprint)')
+  header = { CONFIG.fingerprint, -math.huge }
+  for _ = 1, #W do header[#header + 1] = EMPTY; header[#header + 1] = 0; header[#header + 1] = 0 end
+elseif #hdr < H * 8 then
+  return redis.error_reply('weir state ' .. KEYS[1] .. ' is shorter than the window layout: written under other window settings')
+else
+  header = { struct.unpack(CONFIG.header_format, hdr) }
+  if header[1] ~= CONFIG.fingerprint then
+    return redis.error_reply('weir state ' .. KEYS[1] .. ' was written under other window settings (layout fingerprint)')
+  end
 end
 
--- Cells by 0-based index. Header cells come from `hdr`; ring cells are fetched by
--- `load_panes` (one GETRANGE per contiguous run of slots) into `ring`; writes go to
--- `dirty` and are flushed at the end.
+-- Cells by 0-based index: header cells from `header`, ring cells fetched by `load_panes`
+-- (one GETRANGE per contiguous run of slots) into `ring`; writes go to `dirty` and are
+-- flushed at the end.
 local dirty, ring = {}, {}
 local function get(i)
   local x = dirty[i]
   if x ~= nil then return x end
-  if i < H then return (struct.unpack('<d', hdr, i * 8 + 1)) end
+  if i < H then return header[i + 1] end
   return ring[i]
 end
 local function put(i, x) dirty[i] = x end
@@ -62,7 +70,7 @@ local function load_panes(k, q1, q2)
     if fresh then
       for j = first, first + count - 1 do
         local at = rb + PANE * j
-        if ring[at] == nil then ring[at], ring[at + 1], ring[at + 2] = EMPTY, 0, 0 end
+        if ring[at] == nil then ring[at], ring[at + 1], ring[at + 2] = 0, 0, 0 end
       end
       return
     end
@@ -133,7 +141,7 @@ if status == 'a' then
     end
     load_panes(k, p, p)
     local at = rb + PANE * (p % w.slots)
-    if get(at) < p then
+    if get(at) < p or get(at + 1) == 0 then
       put(at, p); put(at + 1, 0); put(at + 2, 0)
     end
     if get(at) == p then
@@ -185,15 +193,16 @@ for k, w in ipairs(W) do
   values[#values + 1] = sum
 end
 
--- Write back: a fresh entity first gets the empty layout (the same string for every
--- entity, so Lua interns it once); then the header in one SETRANGE if it changed, one
+-- Write back: a fresh entity first gets the empty layout; then the header in one
+-- SETRANGE if it changed, one
 -- SETRANGE per run of changed ring cells, and the fence patched in place or appended.
 -- Only the bytes that changed travel: a few hundred whatever the window lengths.
 if fresh then
   if status ~= 'a' then return redis.error_reply('weir: first observation of ' .. KEYS[1] .. ' was not applied') end
-  local template = { hdr }
-  for _, w in ipairs(W) do template[#template + 1] = string.rep(struct.pack('<ddd', EMPTY, 0, 0), w.slots) end
-  redis.call('SET', KEYS[1], table.concat(template), 'PX', CONFIG.ttl)
+  -- The whole layout, zero-filled by Redis itself (an empty ring slot is all zeros);
+  -- the header and the written slots are set just below.
+  redis.call('SETRANGE', KEYS[1], CONFIG.cells * 8 - 8, ZERO8)
+  redis.call('PEXPIRE', KEYS[1], CONFIG.ttl)
 end
 local header_dirty, changed = false, {}
 for i in pairs(dirty) do
@@ -202,7 +211,7 @@ end
 if header_dirty then
   local cells = {}
   for i = 0, H - 1 do cells[i + 1] = get(i) end
-  redis.call('SETRANGE', KEYS[1], 0, struct.pack('<' .. string.rep('d', H), unpack(cells)))
+  redis.call('SETRANGE', KEYS[1], 0, struct.pack(CONFIG.header_format, unpack(cells)))
 end
 table.sort(changed)
 local k = 1

@@ -74,9 +74,10 @@ fn script_for(windows: &[WindowSpec], lateness_ms: i64, ttl_ms: i64) -> String {
         |f: &dyn Fn(&WindowSpec) -> String| windows.iter().map(f).collect::<Vec<_>>().join(", ");
     format!(
         "local CONFIG = {{ lateness = {lateness_ms}, ttl = {ttl_ms}, fingerprint = {fingerprint}, cells = {cells},\n  \
-         header = {header}, rings = {{ {rings} }},\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
+         header = {header}, header_format = '<{header_format}', rings = {{ {rings} }},\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
         fingerprint = layout_fingerprint(windows),
         header = header_cells(windows),
+        header_format = "d".repeat(header_cells(windows)),
         rings = rings.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
         windows = list(&|w| format!(
             "{{ count_field = 'count_{}', sum_field = 'amount_sum_{}', pane_ms = {}, panes = {}, slots = {} }}",

@@ -28,8 +28,8 @@
 //! ## The ring, and expiry
 //!
 //! Panes live in a ring of `L/P + ceil(lateness/P) + 1` slots indexed by `p mod slots`.
-//! A slot holds the pane index it was last written for; a write for a newer pane resets
-//! it. The ring is just big enough that every pane a non-late event can need is still in
+//! A slot holds the pane index it was last written for; a write for a newer pane (or to
+//! an empty slot, count 0) resets it. The ring is just big enough that every pane a non-late event can need is still in
 //! it, so expiry needs no separate sweep and memory per entity is fixed.
 //!
 //! An event is *late* when `t < max_t - lateness`, `max_t` being the newest event time seen
@@ -48,7 +48,7 @@
 //! | 0 | layout fingerprint ([`layout_fingerprint`]) |
 //! | 1 | `max_t`, the newest applied event time (−∞ before the first) |
 //! | `2 + 3k`, `+1`, `+2` | window `k`: `cur`, count total, sum total |
-//! | from `ring_base(k)` | window `k`'s ring: per slot, pane index, count, sum |
+//! | from `ring_base(k)` | window `k`'s ring: per slot, pane index, count, sum (all zero when empty) |
 //!
 //! The header (everything but the rings) comes first and is contiguous, so the script
 //! reads it with one `GETRANGE`, then only the ring slots it needs.
@@ -58,7 +58,7 @@
 
 use weir_schemas::store::{Applied, Observation, ObservationResult};
 
-/// Pane index of an empty slot (and `cur` before the first event): below any real pane.
+/// `cur` before the first event: below any real pane.
 pub const EMPTY_PANE: f64 = -9_007_199_254_740_992.0;
 
 /// Version of the cell layout; part of the fingerprint, bump it when the layout changes.
@@ -169,15 +169,14 @@ pub struct EntityState {
 
 impl EntityState {
     pub fn new(windows: &[WindowSpec]) -> Self {
-        let (bases, len) = ring_bases(windows);
+        let (_, len) = ring_bases(windows);
         let mut cells = vec![0.0; len];
         cells[0] = layout_fingerprint(windows);
         cells[1] = f64::NEG_INFINITY;
-        for (k, (w, &r)) in windows.iter().zip(&bases).enumerate() {
+        // Ring slots stay all zeros: a slot with count 0 is empty (a written slot holds at
+        // least one event). Redis zero-fills a new string the same way.
+        for k in 0..windows.len() {
             cells[HEADER_CELLS + WINDOW_HEAD_CELLS * k] = EMPTY_PANE;
-            for s in 0..w.slots as usize {
-                cells[r + PANE_CELLS * s] = EMPTY_PANE;
-            }
         }
         EntityState {
             cells,
@@ -258,7 +257,7 @@ impl EntityState {
                 c[b] = p as f64;
             }
             let at = r + PANE_CELLS * p.rem_euclid(w.slots) as usize;
-            if c[at] < p as f64 {
+            if c[at] < p as f64 || c[at + 1] == 0.0 {
                 c[at] = p as f64;
                 c[at + 1] = 0.0;
                 c[at + 2] = 0.0;

@@ -84,3 +84,64 @@ async fn redis_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
     assert!(counts.iter().all(|&c| c > 100), "every path exercised: {counts:?}");
     Ok(())
 }
+
+/// The Redis store against the golden stream of `tools/window_golden.py` (brute force,
+/// exact sums), which `features/tests/golden.rs` holds the embedded store to as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_matches_the_brute_force_golden_stream() -> anyhow::Result<()> {
+    let services = Services::start()?;
+    let golden: serde_json::Value = serde_json::from_str(include_str!("../../features/tests/golden/windows.json"))?;
+    let lateness = golden["lateness_ms"].as_i64().unwrap_or_default();
+    let windows: Vec<weir_features::windows::WindowSpec> = golden["windows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            weir_features::windows::WindowSpec::new(
+                w["name"].as_str().unwrap_or_default(),
+                w["length_ms"].as_u64().unwrap_or_default(),
+                w["pane_ms"].as_u64().unwrap_or_default(),
+                lateness,
+            )
+        })
+        .collect();
+    let redis = RedisStore::connect(
+        &services.redis_url,
+        KeySpace { prefix: unique("golden"), entity_kind: "card".into() },
+        windows,
+        lateness,
+        3_600_000,
+    )
+    .await?;
+    let observations: Vec<Observation> = golden["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| Observation {
+            entity: "card-1".into(),
+            event_time_ms: e["t"].as_i64().unwrap_or_default(),
+            value: e["value"].as_f64().unwrap_or_default(),
+            position: SourcePosition {
+                topic: e["topic"].as_str().unwrap_or_default().into(),
+                partition: e["partition"].as_i64().unwrap_or_default() as i32,
+                offset: e["offset"].as_i64().unwrap_or_default(),
+            },
+        })
+        .collect();
+    // In two batches, so that the readable hash is written mid-stream and at the end.
+    let mut results = redis.observe(&observations[..7]).await?;
+    results.extend(redis.observe(&observations[7..]).await?);
+    let expected = golden["expected"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(expected.len() == observations.len() && results.len() == expected.len());
+    let numbers = |v: &serde_json::Value| -> Vec<f64> { v.as_array().into_iter().flatten().filter_map(|x| x.as_f64()).collect() };
+    for (i, (r, e)) in results.iter().zip(&expected).enumerate() {
+        let status = match r.applied {
+            Applied::Applied => "applied",
+            Applied::Replayed => "replayed",
+            Applied::Late => "late",
+        };
+        assert_eq!((status, r.values.clone()), (e["status"].as_str().unwrap_or_default(), numbers(&e["values"])), "#{i}: {}", e["note"]);
+    }
+    assert_eq!(redis.read("card-1").await?, Some(numbers(&golden["current"])));
+    Ok(())
+}
