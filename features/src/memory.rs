@@ -51,6 +51,10 @@ impl FeatureStore for EmbeddedStore {
     async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {
         Ok(self.lock()?.get(entity).and_then(|s| s.current_values(&self.windows)))
     }
+
+    async fn read_at(&self, entity: &str, as_of_ms: i64) -> Result<Option<Vec<f64>>, StoreError> {
+        Ok(self.lock()?.get(entity).map(|s| s.values_at(&self.windows, as_of_ms)))
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +138,11 @@ mod tests {
         assert_eq!(r[1].applied, Applied::Late);
         assert_eq!(r[1].values, vec![0.0; 4]);
         assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![1.0, 1.0, 1.0, 1.0]));
+        // Request time: as of the newest event it is `read`; windows slide on without events.
+        assert_eq!(block_on(s.read_at("a", T0 + 3_600_000)).unwrap(), Some(vec![1.0, 1.0, 1.0, 1.0]));
+        assert_eq!(block_on(s.read_at("a", T0 + 3_600_000 + 60_000)).unwrap(), Some(vec![0.0, 0.0, 1.0, 1.0]));
+        assert_eq!(block_on(s.read_at("a", T0 + 2 * 3_600_000)).unwrap(), Some(vec![0.0; 4]));
+        assert_eq!(block_on(s.read_at("b", T0)).unwrap(), None);
         // An empty batch is fine.
         assert!(block_on(s.observe(&[])).unwrap().is_empty());
     }

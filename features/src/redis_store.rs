@@ -6,21 +6,20 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `weir:{card:c42}` | hash | `count_<w>`, `amount_sum_<w>` per window as of the newest event, `event_time_max`: readable with `redis-cli HGETALL` |
-//! | `weir:{card:c42}:state` | string | the window state and replay fences as little-endian doubles ([`crate::windows`] documents the layout) |
+//! | `weir:{card:c42}:state` | hash | the window state, binary: `h` the header (fingerprint, newest event time, per window the newest pane and running count and sum) as little-endian doubles; `<k>:<slot>` each ring slot written so far (pane, count, sum); `f:<topic>:<partition>` the replay fence, highest applied offset as text ([`crate::windows`] documents the cells) |
 //!
 //! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so the
 //! script that updates them is atomic there too. Both keys get a TTL of the longest window
 //! plus lateness plus slack, refreshed at least once per micro-batch that touches them.
 //!
 //! Each observation is one `EVALSHA` of `apply_observation.lua`; a micro-batch is one
-//! pipeline, so one round trip. The script checks the fence, patches the state string
-//! (`GETRANGE` of the header and of the few ring slots it needs, `SETRANGE` of the cells
-//! that changed: no parsing, no per-pane fields, bytes moved independent of window
-//! length), and
-//! answers the aggregates as of the event time, all atomically: an event is either wholly
-//! applied with its fence or not at all, which is what makes a replay after a crash count
-//! every event exactly once. The readable hash is rewritten by the entity's last
-//! observation in each batch (whatever its status), so after a batch it matches the state.
+//! pipeline, so one round trip. The script checks the fence, reads the header and the
+//! ring slots it needs (one `HMGET`; a second only for panes sliding out or an
+//! out-of-order answer), writes what changed (one `HSET`), and answers the aggregates as
+//! of the event time, all atomically: an event is either wholly applied with its fence or
+//! not at all, which is what makes a replay after a crash count every event exactly
+//! once. The readable hash is rewritten by the entity's last observation in each batch
+//! (whatever its status), so after a batch it matches the state.
 
 use std::collections::HashMap;
 
@@ -30,7 +29,7 @@ use redis::{Client, RedisError};
 use weir_schemas::StoreError;
 use weir_schemas::store::{Applied, FeatureStore, Observation, ObservationResult};
 
-use crate::windows::{EntityState, WindowSpec, layout_fingerprint, value_names, ring_bases, header_cells};
+use crate::windows::{EntityState, WindowSpec, layout_fingerprint, value_names, header_cells};
 
 const APPLY_SCRIPT: &str = include_str!("apply_observation.lua");
 
@@ -69,16 +68,14 @@ fn unavailable(e: RedisError) -> StoreError {
 
 /// The script with this configuration's constants in front of it.
 fn script_for(windows: &[WindowSpec], lateness_ms: i64, ttl_ms: i64) -> String {
-    let (rings, cells) = ring_bases(windows);
     let list =
         |f: &dyn Fn(&WindowSpec) -> String| windows.iter().map(f).collect::<Vec<_>>().join(", ");
     format!(
-        "local CONFIG = {{ lateness = {lateness_ms}, ttl = {ttl_ms}, fingerprint = {fingerprint}, cells = {cells},\n  \
-         header = {header}, header_format = '<{header_format}', rings = {{ {rings} }},\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
+        "local CONFIG = {{ lateness = {lateness_ms}, ttl = {ttl_ms}, fingerprint = {fingerprint},\n  \
+         header = {header}, header_format = '<{header_format}',\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
         fingerprint = layout_fingerprint(windows),
         header = header_cells(windows),
         header_format = "d".repeat(header_cells(windows)),
-        rings = rings.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
         windows = list(&|w| format!(
             "{{ count_field = 'count_{}', sum_field = 'amount_sum_{}', pane_ms = {}, panes = {}, slots = {} }}",
             w.name, w.name, w.pane_ms, w.panes, w.slots
@@ -149,14 +146,9 @@ impl RedisStore {
                 .arg(self.keys.features_key(&obs.entity))
                 .arg(obs.event_time_ms)
                 .arg(format!("{:?}", obs.value))
-                .arg(&obs.position.topic)
-                .arg(obs.position.partition)
+                .arg(format!("f:{}:{}", obs.position.topic, obs.position.partition))
                 .arg(obs.position.offset)
-                .arg(if last.get(obs.entity.as_str()) == Some(&i) {
-                    "1"
-                } else {
-                    "0"
-                });
+                .arg(if last.get(obs.entity.as_str()) == Some(&i) { "1" } else { "0" });
         }
         pipe
     }
@@ -191,14 +183,12 @@ impl RedisStore {
     /// tests), or `None` if unknown or expired. One round trip.
     pub async fn read_state(&self, entity: &str) -> Result<Option<EntityState>, StoreError> {
         let mut con = self.connection.clone();
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.keys.state_key(entity))
-            .query_async(&mut con)
-            .await
-            .map_err(unavailable)?;
-        bytes
-            .map(|b| EntityState::from_bytes(&self.windows, &b).map_err(StoreError::Protocol))
-            .transpose()
+        let fields: Vec<(Vec<u8>, Vec<u8>)> =
+            redis::cmd("HGETALL").arg(self.keys.state_key(entity)).query_async(&mut con).await.map_err(unavailable)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        EntityState::from_hash_fields(&self.windows, &fields).map(Some).map_err(StoreError::Protocol)
     }
 }
 
@@ -224,6 +214,12 @@ impl FeatureStore for RedisStore {
             Err(e) => return Err(unavailable(e)),
         };
         replies.iter().map(|r| self.parse_reply(r)).collect()
+    }
+
+    /// One `GET` of the state string; the windows are computed here, by the same code as
+    /// the embedded store.
+    async fn read_at(&self, entity: &str, as_of_ms: i64) -> Result<Option<Vec<f64>>, StoreError> {
+        Ok(self.read_state(entity).await?.map(|s| s.values_at(&self.windows, as_of_ms)))
     }
 
     async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {

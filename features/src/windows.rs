@@ -37,11 +37,13 @@
 //!
 //! ## One flat array of doubles, shared with Redis
 //!
-//! The state is a flat array of `f64` *cells* (layout below), followed by the replay
-//! fences. [`EntityState::to_bytes`] writes it little-endian; that is exactly the string the
-//! Redis store keeps per entity, which the Lua script reads and patches in place
-//! (`GET`, then `SETRANGE` of the changed cells), so neither side parses anything.
-//! Integers (pane indices, counts, times, offsets) are exact in a double up to 2^53.
+//! The state is a flat array of `f64` *cells* (layout below) plus the replay fences. The
+//! Redis store keeps the same cells in the entity's state hash: the header as one binary
+//! field, each ring slot ever written as one binary field, each fence as one field
+//! ([`EntityState::from_hash_fields`] reads them back), so the script reads and writes only
+//! the few fields an event touches and parses nothing. [`EntityState::to_bytes`] is the
+//! same state as one compact string. Integers (pane indices, counts, times, offsets) are
+//! exact in a double up to 2^53.
 //!
 //! | cells | meaning |
 //! |---|---|
@@ -50,8 +52,8 @@
 //! | `2 + 3k`, `+1`, `+2` | window `k`: `cur`, count total, sum total |
 //! | from `ring_base(k)` | window `k`'s ring: per slot, pane index, count, sum (all zero when empty) |
 //!
-//! The header (everything but the rings) comes first and is contiguous, so the script
-//! reads it with one `GETRANGE`, then only the ring slots it needs.
+//! The header (everything but the rings) is contiguous: one field in Redis, read and
+//! written whole by every event.
 //!
 //! Fences follow the cells: per (topic, partition), a little-endian `u16` topic length,
 //! the topic bytes, then the partition and the highest applied offset as doubles.
@@ -344,7 +346,73 @@ impl EntityState {
         Some(out)
     }
 
-    /// The state as the Redis store keeps it: cells then fences, little-endian.
+    /// The cells (see the module docs).
+    pub fn cells(&self) -> &[f64] {
+        &self.cells
+    }
+
+    /// The replay fences, sorted by topic and partition: (topic, partition, highest applied
+    /// offset).
+    pub fn fences(&self) -> Vec<(String, i32, i64)> {
+        let mut fences = self.fences.clone();
+        fences.sort();
+        fences
+    }
+
+    /// Rebuilds a state from the fields of the Redis state hash (`h` the header as doubles,
+    /// `<k>:<slot>` one ring slot of window `k` counted from 1, `f:<topic>:<partition>` a
+    /// fence), refusing one written for another window layout.
+    pub fn from_hash_fields(windows: &[WindowSpec], fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Self, String> {
+        let mut state = EntityState::new(windows);
+        let (bases, _) = ring_bases(windows);
+        let doubles = |bytes: &[u8]| -> Vec<f64> {
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()
+        };
+        let mut header = false;
+        for (name, value) in fields {
+            let name = String::from_utf8_lossy(name);
+            if name == "h" {
+                let cells = doubles(value);
+                if cells.len() != header_cells(windows) || value.len() % 8 != 0 {
+                    return Err(format!("state header is {} bytes, the window layout needs {}", value.len(), header_cells(windows) * 8));
+                }
+                let expected = layout_fingerprint(windows);
+                if cells[0] != expected {
+                    return Err(format!(
+                        "state has layout fingerprint {}, the configured windows have {expected}: it was written under other window settings",
+                        cells[0]
+                    ));
+                }
+                state.cells[..cells.len()].copy_from_slice(&cells);
+                header = true;
+            } else if let Some(fence) = name.strip_prefix("f:") {
+                let (topic, partition) = fence.rsplit_once(':').ok_or_else(|| format!("bad fence field {name:?}"))?;
+                let partition = partition.parse().map_err(|_| format!("bad fence field {name:?}"))?;
+                let offset = String::from_utf8_lossy(value);
+                let offset = offset.parse().map_err(|_| format!("fence {name:?} holds {offset:?}"))?;
+                state.fences.push((topic.to_string(), partition, offset));
+            } else {
+                let slot = name.split_once(':').and_then(|(k, s)| Some((k.parse::<usize>().ok()?, s.parse::<usize>().ok()?)));
+                let Some((k, s)) = slot.filter(|&(k, s)| k >= 1 && k <= windows.len() && s < windows[k - 1].slots as usize) else {
+                    return Err(format!("unexpected state field {name:?}"));
+                };
+                let cells = doubles(value);
+                if cells.len() != PANE_CELLS || value.len() != PANE_CELLS * 8 {
+                    return Err(format!("state field {name:?} is {} bytes, not {}", value.len(), PANE_CELLS * 8));
+                }
+                let at = bases[k - 1] + PANE_CELLS * s;
+                state.cells[at..at + PANE_CELLS].copy_from_slice(&cells);
+            }
+        }
+        if !header && !fields.is_empty() {
+            return Err("state has no header field".to_string());
+        }
+        state.fences.sort();
+        Ok(state)
+    }
+
+    /// The state as one compact string: cells then fences, little-endian (for snapshots
+    /// and tests; the Redis store keeps the same cells split into hash fields).
     pub fn to_bytes(&self) -> Vec<u8> {
         let fence_bytes: usize = self
             .fences

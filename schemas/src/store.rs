@@ -62,4 +62,18 @@ pub trait FeatureStore: Send + Sync {
     /// The entity's current aggregates (as of its newest event), or `None` if unknown or
     /// expired. One round trip.
     fn read(&self, entity: &str) -> impl Future<Output = Result<Option<Vec<f64>>, StoreError>> + Send;
+
+    /// The entity's aggregates as of event time `as_of_ms`, over the events applied so far,
+    /// for request-time scoring: windows slide forward to `as_of_ms` even when the entity
+    /// has had no event since (a card quiet for two hours has an empty 1 h window now).
+    /// `None` if unknown or expired. One round trip. Stores that cannot compute it answer
+    /// as [`FeatureStore::read`] does.
+    fn read_at(
+        &self,
+        entity: &str,
+        as_of_ms: i64,
+    ) -> impl Future<Output = Result<Option<Vec<f64>>, StoreError>> + Send {
+        let _ = as_of_ms;
+        self.read(entity)
+    }
 }
