@@ -8,8 +8,10 @@
 -- KEYS[1]  state hash, binary values:
 --            h              the header cells (fingerprint, max_t, per window cur, count
 --                           total, sum total) as little-endian doubles
---            <k>:<slot>     ring slot <slot> of window <k> (1-based): pane index, count,
---                           sum as 3 doubles; a missing field is an empty slot (zeros)
+--            3 bytes k, slot / 256, slot % 256
+--                           ring slot <slot> of window <k> (1-based): pane index, count,
+--                           sum as 3 doubles; a missing field is an empty slot (zeros).
+--                           Binary names: `..` of a number calls sprintf, string.char not
 --            f:<topic>:<partition>  the replay fence: highest applied offset, as text
 -- KEYS[2]  readable feature hash: count_<w>, amount_sum_<w> as of max_t, event_time_max
 -- ARGV     1 event time ms, 2 value, 3 fence field, 4 offset,
@@ -32,6 +34,7 @@ local last_in_batch = ARGV[5] == '1'
 local W = CONFIG.windows
 local EMPTY = -9007199254740992
 local HEAD = 3
+local function slot_field(k, s) return string.char(k, math.floor(s / 256), s % 256) end
 
 -- Cells: header cells by 0-based index in `header` (index + 1); ring slots by
 -- window and slot in `ring[k][slot] = { index, count, sum }`.
@@ -39,7 +42,7 @@ local first = { 'h', fence_field }
 local panes = {}
 for k, w in ipairs(W) do
   panes[k] = math.floor(t / w.pane_ms)
-  first[#first + 1] = k .. ':' .. (panes[k] % w.slots)
+  first[#first + 1] = slot_field(k, panes[k] % w.slots)
 end
 local got = redis.call('HMGET', KEYS[1], unpack(first))
 
@@ -78,7 +81,7 @@ local function load_panes(k, q1, q2)
   for q = q1, q2 do
     local s = q % w.slots
     if ring[k][s] == nil then
-      want[#want + 1] = k .. ':' .. s
+      want[#want + 1] = slot_field(k, s)
       slots[#slots + 1] = s
       ring[k][s] = false -- requested
     end
@@ -182,7 +185,7 @@ if status ~= 'r' then
   for k, dirty in ipairs(ring_dirty) do
     for s in pairs(dirty) do
       local cell = ring[k][s]
-      args[#args + 1] = k .. ':' .. s; args[#args + 1] = struct.pack('<ddd', cell[1], cell[2], cell[3])
+      args[#args + 1] = slot_field(k, s); args[#args + 1] = struct.pack('<ddd', cell[1], cell[2], cell[3])
     end
   end
   redis.call('HSET', KEYS[1], unpack(args))
@@ -201,4 +204,4 @@ if last_in_batch and header[2] > -math.huge then
   redis.call('PEXPIRE', KEYS[2], CONFIG.ttl)
 end
 
-return status .. struct.pack('<' .. string.rep('d', #values), unpack(values))
+return status .. struct.pack(CONFIG.values_format, unpack(values))

@@ -67,6 +67,8 @@ impl Default for FeaturesConfig {
 /// A bigger ring would make every event read more panes; 10 000 is far past any sane
 /// window/pane ratio (a day in 10-second panes is 8 640).
 const MAX_SLOTS: u64 = 10_000;
+/// The Redis state names a ring slot by window number in one byte.
+const MAX_WINDOWS: usize = 100;
 
 impl FeaturesConfig {
     /// Every problem with this configuration, each naming the entry.
@@ -74,6 +76,9 @@ impl FeaturesConfig {
         let mut problems = Vec::new();
         if self.windows.is_empty() {
             problems.push("features.windows is empty: at least one window is needed".to_string());
+        }
+        if self.windows.len() > MAX_WINDOWS {
+            problems.push(format!("features.windows has {} windows, at most {MAX_WINDOWS} are supported", self.windows.len()));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, w) in self.windows.iter().enumerate() {

@@ -6,7 +6,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `weir:{card:c42}` | hash | `count_<w>`, `amount_sum_<w>` per window as of the newest event, `event_time_max`: readable with `redis-cli HGETALL` |
-//! | `weir:{card:c42}:state` | hash | the window state, binary: `h` the header (fingerprint, newest event time, per window the newest pane and running count and sum) as little-endian doubles; `<k>:<slot>` each ring slot written so far (pane, count, sum); `f:<topic>:<partition>` the replay fence, highest applied offset as text ([`crate::windows`] documents the cells) |
+//! | `weir:{card:c42}:state` | hash | the window state, binary: `h` the header (fingerprint, newest event time, per window the newest pane and running count and sum) as little-endian doubles; one field per ring slot written so far (pane, count, sum), named by 3 bytes: window number from 1, slot / 256, slot % 256; `f:<topic>:<partition>` the replay fence, highest applied offset as text ([`crate::windows`] documents the cells) |
 //!
 //! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so the
 //! script that updates them is atomic there too. Both keys get a TTL of the longest window
@@ -71,11 +71,12 @@ fn script_for(windows: &[WindowSpec], lateness_ms: i64, ttl_ms: i64) -> String {
     let list =
         |f: &dyn Fn(&WindowSpec) -> String| windows.iter().map(f).collect::<Vec<_>>().join(", ");
     format!(
-        "local CONFIG = {{ lateness = {lateness_ms}, ttl = {ttl_ms}, fingerprint = {fingerprint},\n  \
-         header = {header}, header_format = '<{header_format}',\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
+        "local CONFIG = {{ lateness = {lateness_ms}, ttl = '{ttl_ms}', fingerprint = {fingerprint},\n  \
+         header = {header}, header_format = '<{header_format}', values_format = '<{values_format}',\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
         fingerprint = layout_fingerprint(windows),
         header = header_cells(windows),
         header_format = "d".repeat(header_cells(windows)),
+        values_format = "d".repeat(2 * windows.len()),
         windows = list(&|w| format!(
             "{{ count_field = 'count_{}', sum_field = 'amount_sum_{}', pane_ms = {}, panes = {}, slots = {} }}",
             w.name, w.name, w.pane_ms, w.panes, w.slots

@@ -359,9 +359,9 @@ impl EntityState {
         fences
     }
 
-    /// Rebuilds a state from the fields of the Redis state hash (`h` the header as doubles,
-    /// `<k>:<slot>` one ring slot of window `k` counted from 1, `f:<topic>:<partition>` a
-    /// fence), refusing one written for another window layout.
+    /// Rebuilds a state from the fields of the Redis state hash (`h` the header as doubles;
+    /// a ring slot named by 3 bytes: window number from 1, slot / 256, slot % 256;
+    /// `f:<topic>:<partition>` a fence), refusing one written for another window layout.
     pub fn from_hash_fields(windows: &[WindowSpec], fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Self, String> {
         let mut state = EntityState::new(windows);
         let (bases, _) = ring_bases(windows);
@@ -370,6 +370,19 @@ impl EntityState {
         };
         let mut header = false;
         for (name, value) in fields {
+            if let [k, hi, lo] = name[..] {
+                let (k, s) = (k as usize, usize::from(hi) * 256 + usize::from(lo));
+                if k < 1 || k > windows.len() || s >= windows[k - 1].slots as usize {
+                    return Err(format!("unexpected state field {name:?}"));
+                }
+                let cells = doubles(value);
+                if cells.len() != PANE_CELLS || value.len() != PANE_CELLS * 8 {
+                    return Err(format!("state field {name:?} is {} bytes, not {}", value.len(), PANE_CELLS * 8));
+                }
+                let at = bases[k - 1] + PANE_CELLS * s;
+                state.cells[at..at + PANE_CELLS].copy_from_slice(&cells);
+                continue;
+            }
             let name = String::from_utf8_lossy(name);
             if name == "h" {
                 let cells = doubles(value);
@@ -392,16 +405,7 @@ impl EntityState {
                 let offset = offset.parse().map_err(|_| format!("fence {name:?} holds {offset:?}"))?;
                 state.fences.push((topic.to_string(), partition, offset));
             } else {
-                let slot = name.split_once(':').and_then(|(k, s)| Some((k.parse::<usize>().ok()?, s.parse::<usize>().ok()?)));
-                let Some((k, s)) = slot.filter(|&(k, s)| k >= 1 && k <= windows.len() && s < windows[k - 1].slots as usize) else {
-                    return Err(format!("unexpected state field {name:?}"));
-                };
-                let cells = doubles(value);
-                if cells.len() != PANE_CELLS || value.len() != PANE_CELLS * 8 {
-                    return Err(format!("state field {name:?} is {} bytes, not {}", value.len(), PANE_CELLS * 8));
-                }
-                let at = bases[k - 1] + PANE_CELLS * s;
-                state.cells[at..at + PANE_CELLS].copy_from_slice(&cells);
+                return Err(format!("unexpected state field {name:?}"));
             }
         }
         if !header && !fields.is_empty() {
