@@ -4,11 +4,13 @@
 //!
 //! - the feature configuration and the feature vector's names and order ([`config`],
 //!   [`vector`]);
-//! - sliding-window aggregation per entity in event time, with panes so that the cost of
-//!   an event does not grow with the window ([`windows`]);
+//! - sliding-window aggregation per entity in event time: panes in a fixed ring plus
+//!   running totals per window, so the cost of an event does not grow with the window
+//!   ([`windows`]);
 //! - the online stores behind [`weir_schemas::store::FeatureStore`]: Redis for production
 //!   ([`redis_store`]) and an in-process one for `weir demo` and tests ([`memory`]), which
-//!   give the same answers;
+//!   give the same answers, bit for bit; both also answer request-time reads as of any
+//!   time (`read_at`, one round trip);
 //! - replay safety: each entity keeps, per source partition, the highest offset applied,
 //!   written atomically with its windows, so a replay after a crash applies nothing twice.
 //!   Offsets are stored to Kafka only after the store acknowledged the batch (in

@@ -21,7 +21,9 @@
 //! more than a whole window behind `cur` (late, or a replay) is summed pane by pane.
 //!
 //! Sums are updated by adding and subtracting doubles, so they carry rounding of the order
-//! of 1e-16 times the largest running total; a window that empties is reset to exactly 0.
+//! of 1e-16 times the largest running total. They never reach an empty window by
+//! subtraction (the newest pane is always inside): a jump of a whole window resets the
+//! totals to exactly 0, and an earlier-time answer that counts nothing is exactly 0.
 //! The Redis script performs the same operations in the same order on the same doubles,
 //! so both stores give bit-identical answers (`tests/tests/store_parity.rs`).
 //!
