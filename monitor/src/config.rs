@@ -37,6 +37,32 @@ pub struct MonitorConfig {
     /// noise). Default 500.
     #[serde(default = "d_min_window_events")]
     pub min_window_events: u64,
+    /// Event-time watermarks: each partition of the scores topic has its own, its newest
+    /// event time minus this many seconds (the disorder tolerated inside one partition).
+    /// The monitor's watermark is the minimum over active partitions; a pane closes (its
+    /// window is evaluated) once that passes the pane's end plus `allowed_lateness_secs`.
+    /// Default 5.
+    #[serde(default = "d_out_of_orderness_secs")]
+    pub out_of_orderness_secs: u64,
+    /// Seconds of event time a pane stays open after the monitor's watermark passes its
+    /// end. A score behind the watermark by more than this (its pane closed) is late:
+    /// counted in `late_rate` of the next window to close, not in the statistics.
+    /// Default 0.
+    #[serde(default)]
+    pub allowed_lateness_secs: u64,
+    /// A partition with no score for this many seconds of processing (wall-clock) time is
+    /// idle and stops holding the watermark back until it delivers again; a partition
+    /// assigned but not yet read holds it back this long at most. Revoked partitions
+    /// stop at once. Default 30.
+    #[serde(default = "d_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Most seconds of event time kept open ahead of the oldest open pane: when one
+    /// partition runs this far ahead of the slowest, the oldest panes are closed anyway
+    /// (counted in `forced_closes`) and the slow partition's scores for them count as
+    /// late. Bounds memory at `window_panes + max_open_secs / pane_secs` panes per
+    /// sketch. Default 1800.
+    #[serde(default = "d_max_open_secs")]
+    pub max_open_secs: u64,
     /// Reference-quantile bins per numeric feature (PSI and JS are computed on them).
     /// Default 10.
     #[serde(default = "d_bins")]
@@ -230,6 +256,15 @@ fn d_reference_sample() -> usize {
 fn d_min_window_events() -> u64 {
     500
 }
+fn d_out_of_orderness_secs() -> u64 {
+    5
+}
+fn d_idle_timeout_secs() -> u64 {
+    30
+}
+fn d_max_open_secs() -> u64 {
+    1800
+}
 fn d_bins() -> usize {
     crate::drift::DEFAULT_BINS
 }
@@ -290,6 +325,10 @@ impl Default for MonitorConfig {
             warmup_secs: d_warmup_secs(),
             reference_sample: d_reference_sample(),
             min_window_events: d_min_window_events(),
+            out_of_orderness_secs: d_out_of_orderness_secs(),
+            allowed_lateness_secs: 0,
+            idle_timeout_secs: d_idle_timeout_secs(),
+            max_open_secs: d_max_open_secs(),
             bins: d_bins(),
             max_categories: d_max_categories(),
             features: Vec::new(),
@@ -354,6 +393,15 @@ impl MonitorConfig {
         }
         if self.window_panes == 0 || self.window_panes > 10_000 {
             p.push(format!("monitor.window_panes {} must be in 1..=10000", self.window_panes));
+        }
+        if self.idle_timeout_secs == 0 {
+            p.push("monitor.idle_timeout_secs must be at least 1".into());
+        }
+        if self.pane_secs > 0 && (self.max_open_secs < self.pane_secs || self.max_open_secs / self.pane_secs > 100_000) {
+            p.push(format!(
+                "monitor.max_open_secs {} must be between pane_secs ({}) and 100000 panes",
+                self.max_open_secs, self.pane_secs
+            ));
         }
         if self.warmup_secs == 0 {
             p.push("monitor.warmup_secs must be at least 1".into());

@@ -121,7 +121,12 @@ impl Evaluation {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MonitorCounts {
     pub scores: u64,
+    /// Scores whose pane had closed when they came (behind the watermark beyond the
+    /// allowed lateness, or behind a forced close).
     pub late: u64,
+    /// Panes closed before the watermark passed them because a partition ran more than
+    /// `max_open_secs` ahead of the oldest open pane.
+    pub forced_closes: u64,
     pub invalid_event_time: u64,
     pub labels: u64,
     pub labels_joined: u64,
@@ -142,7 +147,7 @@ struct Ring<const K: usize> {
 
 impl<const K: usize> Ring<K> {
     fn new(spec: WindowSpec, groups: usize) -> Self {
-        Ring { clock: PaneClock::new(spec), groups, cells: vec![[0; K]; groups * spec.panes()] }
+        Ring { clock: PaneClock::new(spec), groups, cells: vec![[0; K]; groups * spec.slots()] }
     }
 
     /// Adds `v` to `group` at time `t`; false if `t` is older than the window.
@@ -160,26 +165,25 @@ impl<const K: usize> Ring<K> {
         }
     }
 
-    fn advance_to(&mut self, t: u64) {
-        let (groups, cells) = (self.groups, &mut self.cells);
-        self.clock.advance(t, |slot| cells[slot * groups..(slot + 1) * groups].fill([0; K]));
-    }
-
-    fn group_totals(&self, group: usize) -> [u64; K] {
+    /// `group`'s totals over the window ending with pane `end` (default the newest).
+    fn group_totals(&self, group: usize, end: Option<u64>) -> [u64; K] {
         let mut out = [0; K];
-        for cell in self.cells.iter().skip(group).step_by(self.groups) {
-            for (o, c) in out.iter_mut().zip(cell) {
+        for slot in self.clock.window_slots(end) {
+            for (o, c) in out.iter_mut().zip(&self.cells[slot * self.groups + group]) {
                 *o += c;
             }
         }
         out
     }
 
-    fn totals(&self) -> [u64; K] {
+    /// All groups' totals over the window ending with pane `end` (default the newest).
+    fn totals(&self, end: Option<u64>) -> [u64; K] {
         let mut out = [0; K];
-        for cell in &self.cells {
-            for (o, c) in out.iter_mut().zip(cell) {
-                *o += c;
+        for slot in self.clock.window_slots(end) {
+            for cell in &self.cells[slot * self.groups..(slot + 1) * self.groups] {
+                for (o, c) in out.iter_mut().zip(cell) {
+                    *o += c;
+                }
             }
         }
         out
@@ -325,13 +329,50 @@ struct Concept {
     labels_since_evaluation: u64,
 }
 
+/// Where a score was read from: a partition of the scores topic. Its watermark is kept
+/// apart from the others'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+}
+
+impl Source<'static> {
+    /// The one source of [`Monitor::observe_score`]: a single, in-order stream.
+    pub const SINGLE: Source<'static> = Source { topic: "", partition: 0 };
+}
+
+/// One partition's watermark.
+#[derive(Debug, Clone)]
+struct PartitionClock {
+    topic: String,
+    partition: i32,
+    /// Newest event time read from it; `None` while assigned but not read yet (then it
+    /// holds the watermark back until it delivers or goes idle).
+    newest: Option<u64>,
+    /// Processing time (ms) of its last score, or of its assignment.
+    last_seen_ms: u64,
+}
+
 /// The streaming monitor. See the module docs.
 pub struct Monitor {
     cfg: MonitorConfig,
     window: WindowSpec,
     pane_ms: u64,
+    /// Most panes open at once (ahead of the last closed one), from `max_open_secs`.
+    open_panes: u64,
+    /// Newest pane any score fell in.
     newest_pane: Option<u64>,
+    /// Oldest pane a score fell in before the first pane closed.
+    oldest_pane: Option<u64>,
+    /// Panes before this one are closed (evaluated); a score in one of them is late.
+    closed_until: Option<u64>,
     newest_t: u64,
+    /// Event-time watermark (ms): the minimum over active partitions; never goes back.
+    watermark: Option<u64>,
+    partitions: Vec<PartitionClock>,
+    /// Processing time (ms) as last given by the caller.
+    now_ms: u64,
     reference: Reference,
     quality: Ring<5>,
     scores: Ring<3>,
@@ -359,7 +400,10 @@ impl Monitor {
                 expected: "a valid [monitor] configuration",
             });
         }
-        let window = WindowSpec::new(cfg.pane_secs * 1000, cfg.window_panes)?;
+        let open_panes = (cfg.max_open_secs / cfg.pane_secs).max(1);
+        let spec = WindowSpec::new(cfg.pane_secs * 1000, cfg.window_panes)?;
+        // The ring holds the evaluated window and the panes still open after it.
+        let window = spec.with_open_panes(open_panes as usize);
         let groups = cfg.fairness.max_groups + 1; // the last one gathers the overflow
         let concept = Concept {
             error_adwin: Watched::new(Adwin::new(AdwinConfig { delta: cfg.concept.adwin_delta, ..Default::default() })?),
@@ -373,12 +417,19 @@ impl Monitor {
         Ok(Monitor {
             window,
             pane_ms: cfg.pane_secs * 1000,
+            open_panes,
             newest_pane: None,
+            oldest_pane: None,
+            closed_until: None,
             newest_t: 0,
+            watermark: None,
+            partitions: Vec::new(),
+            now_ms: 0,
             reference: Reference::Warmup(Box::new(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() })),
             quality: Ring::new(window, 1),
             scores: Ring::new(window, groups),
-            labels: Ring::new(window, groups),
+            // Labels are windowed by their own time, ending with the newest label.
+            labels: Ring::new(spec, groups),
             groups: Vec::new(),
             group_index: HashMap::new(),
             join: LabelJoin::new(cfg.concept.label_join_capacity),
@@ -483,43 +534,174 @@ impl Monitor {
         }
     }
 
-    /// Counts one scored event; returns the alerts of the window it closed, if any.
+    /// Counts one scored event of a single in-order stream (see [`Source::SINGLE`]);
+    /// returns the alerts of the windows it closed, if any.
     pub fn observe_score(&mut self, score: &Score) -> Vec<DriftAlert> {
+        self.observe_score_from(score, Source::SINGLE, self.now_ms)
+    }
+
+    /// Partitions now read (a rebalance assigned them): each holds the watermark back
+    /// until its first score, or until it has been idle `idle_timeout_secs` from `now_ms`.
+    pub fn assign_partitions(&mut self, partitions: &[Source<'_>], now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        for src in partitions {
+            if self.partition_index(*src).is_none() {
+                self.partitions.push(PartitionClock {
+                    topic: src.topic.to_string(),
+                    partition: src.partition,
+                    newest: None,
+                    last_seen_ms: self.now_ms,
+                });
+            }
+        }
+    }
+
+    /// Partitions no longer read (revoked on a rebalance): they stop holding the
+    /// watermark back at once; returns the alerts of the windows that closes.
+    pub fn revoke_partitions(&mut self, partitions: &[Source<'_>], now_ms: u64) -> Vec<DriftAlert> {
+        self.partitions.retain(|p| !partitions.iter().any(|s| s.topic == p.topic && s.partition == p.partition));
+        self.tick(now_ms)
+    }
+
+    /// Processing time moves to `now_ms`: partitions silent for `idle_timeout_secs` stop
+    /// holding the watermark back; returns the alerts of the windows that closes.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<DriftAlert> {
+        self.now_ms = self.now_ms.max(now_ms);
+        let mut alerts = Vec::new();
+        self.advance_watermark(&mut alerts);
+        alerts
+    }
+
+    /// The monitor's event-time watermark (ms), once every active partition has one.
+    pub fn watermark(&self) -> Option<u64> {
+        self.watermark
+    }
+
+    /// Partitions holding the watermark back now (assigned, not idle).
+    pub fn active_partitions(&self) -> usize {
+        let idle_ms = self.cfg.idle_timeout_secs * 1000;
+        self.partitions.iter().filter(|p| self.now_ms.saturating_sub(p.last_seen_ms) < idle_ms).count()
+    }
+
+    fn partition_index(&self, src: Source<'_>) -> Option<usize> {
+        self.partitions.iter().position(|p| p.partition == src.partition && p.topic == src.topic)
+    }
+
+    /// Recomputes the watermark and closes the panes it passed.
+    fn advance_watermark(&mut self, alerts: &mut Vec<DriftAlert>) {
+        let idle_ms = self.cfg.idle_timeout_secs * 1000;
+        let disorder = self.cfg.out_of_orderness_secs * 1000;
+        let mut min: Option<u64> = None;
+        for p in &self.partitions {
+            if self.now_ms.saturating_sub(p.last_seen_ms) >= idle_ms {
+                continue; // idle: does not hold anyone back
+            }
+            match p.newest {
+                // assigned, nothing read yet: hold until it delivers or goes idle
+                None => return,
+                Some(t) => {
+                    let w = t.saturating_sub(disorder);
+                    min = Some(min.map_or(w, |m| m.min(w)));
+                }
+            }
+        }
+        // No active partition: the watermark stays where it is (as Flink's idleness).
+        let Some(w) = min else { return };
+        if self.watermark.is_some_and(|old| old >= w) {
+            return;
+        }
+        self.watermark = Some(w);
+        let lateness = self.cfg.allowed_lateness_secs * 1000;
+        // Pane p closes once the watermark reaches its end plus the allowed lateness.
+        let through = w.saturating_sub(lateness) / self.pane_ms;
+        self.close_until(through, alerts);
+        self.complete_warmup();
+    }
+
+    /// Closes (evaluates) every open pane before `target`, oldest first. Panes whose
+    /// window can hold no score (a jump in event time) are closed without evaluation.
+    fn close_until(&mut self, target: u64, alerts: &mut Vec<DriftAlert>) {
+        let Some(first) = self.closed_until.or(self.oldest_pane) else { return };
+        if target <= first {
+            return;
+        }
+        let last_with_data = self.newest_pane.map_or(first, |n| n + self.window.panes() as u64 - 1);
+        for pane in first..target.min(last_with_data + 1) {
+            alerts.extend(self.evaluate_pane(pane));
+        }
+        self.closed_until = Some(target);
+    }
+
+    /// The first pane still open, where a late score is counted.
+    fn first_open_ms(&self) -> u64 {
+        self.closed_until.or(self.oldest_pane).map_or(self.newest_t, |p| p * self.pane_ms)
+    }
+
+    fn count_late(&mut self, t: u64, score: &Score) {
+        if matches!(self.reference, Reference::Warmup(_)) {
+            // Late for the windows, not for the reference: the warm-up span takes its
+            // scores whenever they come, until it completes.
+            self.observe_reference(t, score);
+        }
+        self.counts.late += 1;
+        let mut v = [0; 5];
+        v[Q_EVENTS] = 1;
+        v[Q_LATE] = 1;
+        self.quality.add(self.first_open_ms(), 0, v);
+        // Its label still joins: the error and label detectors run in label order, not
+        // in the windows.
+        let group = self.group_of(score);
+        self.wait_for_label(score, group);
+    }
+
+    /// Counts one scored event read from `source` at processing time `now_ms`; returns
+    /// the alerts of the windows whose panes the watermark passed, if any.
+    pub fn observe_score_from(&mut self, score: &Score, source: Source<'_>, now_ms: u64) -> Vec<DriftAlert> {
         self.counts.scores += 1;
+        self.now_ms = self.now_ms.max(now_ms);
         let Ok(t) = u64::try_from(score.event_time) else {
             self.counts.invalid_event_time += 1;
-            self.quality.add(self.newest_t, 0, [1, 1, 1, 0, 0]);
+            self.quality.add(self.first_open_ms(), 0, [1, 1, 1, 0, 0]);
             return Vec::new();
         };
         let pane = t / self.pane_ms;
         let mut alerts = Vec::new();
-        match self.newest_pane {
-            None => self.newest_pane = Some(pane),
-            Some(p) if pane > p => {
-                alerts = self.evaluate_pane(p);
-                self.newest_pane = Some(pane);
+
+        // This partition's watermark.
+        let i = match self.partition_index(source) {
+            Some(i) => i,
+            None => {
+                self.assign_partitions(&[source], self.now_ms);
+                self.partitions.len() - 1
             }
-            Some(_) => {}
+        };
+        let p = &mut self.partitions[i];
+        p.last_seen_ms = self.now_ms;
+        p.newest = Some(p.newest.map_or(t, |n| n.max(t)));
+
+        // Memory bound: a partition this far ahead of the oldest open pane closes it.
+        if let Some(first) = self.closed_until.or(self.oldest_pane)
+            && pane >= first + self.open_panes
+        {
+            let target = pane + 1 - self.open_panes;
+            self.counts.forced_closes += target - first;
+            self.close_until(target, &mut alerts);
         }
-        self.newest_t = self.newest_t.max(t);
-        let newest = self.newest_pane.unwrap_or(pane);
-        if newest - pane >= self.window.panes() as u64 {
-            if matches!(self.reference, Reference::Warmup(_)) {
-                // Late for the windows, not for the reference: the warm-up span takes its
-                // scores whenever they come, until it completes.
-                self.observe_reference(t, score);
-            }
-            self.counts.late += 1;
-            let mut v = [0; 5];
-            v[Q_EVENTS] = 1;
-            v[Q_LATE] = 1;
-            self.quality.add(self.newest_t, 0, v);
-            // Its label still joins: the error and label detectors run in label order,
-            // not in the windows.
-            let group = self.group_of(score);
-            self.wait_for_label(score, group);
+        let late = match self.closed_until {
+            Some(c) => pane < c,
+            // Before the first close, only beyond the open span.
+            None => self.newest_pane.is_some_and(|n| pane + self.open_panes <= n),
+        };
+        if late {
+            self.count_late(t, score);
+            self.advance_watermark(&mut alerts);
             return alerts;
         }
+        if self.closed_until.is_none() {
+            self.oldest_pane = Some(self.oldest_pane.map_or(pane, |o| o.min(pane)));
+        }
+        self.newest_pane = Some(self.newest_pane.map_or(pane, |n| n.max(pane)));
+        self.newest_t = self.newest_t.max(t);
         if self.model_version.as_deref() != Some(score.model_version.as_str()) {
             self.model_version = Some(score.model_version.clone());
         }
@@ -541,7 +723,31 @@ impl Monitor {
         s[S_SCORE_MICROS] = micros;
         self.scores.add(t, group, s);
         self.wait_for_label(score, group);
+        self.advance_watermark(&mut alerts);
         alerts
+    }
+
+    /// The warm-up ends once the watermark is a window past its span: its out-of-order
+    /// scores have come by then, and later ones never enter it.
+    fn complete_warmup(&mut self) {
+        let Reference::Warmup(w) = &mut self.reference else { return };
+        let (Some(span_end), Some(wm)) = (w.span_end, self.watermark) else { return };
+        if wm < span_end.saturating_add(self.window.len()) {
+            return;
+        }
+        let profile = std::mem::take(&mut w.profile);
+        // Every entry of a collected profile holds at least one finite value (only those
+        // are pushed), so building cannot fail on emptiness.
+        match self.build(&profile) {
+            Ok(sketches) => {
+                self.reference = Reference::Ready(Box::new(sketches));
+                self.completed_warmup = Some(profile);
+            }
+            Err(_) => {
+                // Unreachable by the above; start the warm-up over rather than panic.
+                self.reference = Reference::Warmup(Box::new(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() }));
+            }
+        }
     }
 
     fn wait_for_label(&mut self, score: &Score, group: usize) {
@@ -642,21 +848,6 @@ impl Monitor {
                     reservoir(&mut w.profile.score, cfg.reference_sample, w.score_offered, score.score, &mut w.rng);
                 }
                 let expected = 1 + (features.len() + attributes.len()) as u64;
-                if self.newest_t >= span_end.saturating_add(self.window.len()) {
-                    let profile = std::mem::take(&mut w.profile);
-                    // Every entry of a collected profile holds at least one finite value
-                    // (only those are pushed), so building cannot fail on emptiness.
-                    match self.build(&profile) {
-                        Ok(sketches) => {
-                            self.reference = Reference::Ready(Box::new(sketches));
-                            self.completed_warmup = Some(profile);
-                        }
-                        Err(_) => {
-                            // Unreachable by the above; start the warm-up over rather than panic.
-                            self.reference = Reference::Warmup(Box::new(Warmup { rng: 0x9e37_79b9_7f4a_7c15, ..Warmup::default() }));
-                        }
-                    }
-                }
                 (expected, invalid, missing)
             }
         }
@@ -725,23 +916,11 @@ impl Monitor {
 
     fn evaluate_pane(&mut self, pane: u64) -> Vec<DriftAlert> {
         self.counts.evaluations += 1;
-        let pane_start = pane * self.pane_ms;
         let window_end = (pane + 1) * self.pane_ms;
         let window_start = (pane + 1).saturating_sub(self.window.panes() as u64) * self.pane_ms;
-        // Bring every ring and sketch to the same window, also those no recent event touched.
-        self.quality.advance_to(pane_start);
-        self.scores.advance_to(pane_start);
-        if let Reference::Ready(s) = &mut self.reference {
-            for d in &mut s.numeric {
-                d.advance_to(pane_start);
-            }
-            for (_, d) in &mut s.attributes {
-                d.advance_to(pane_start);
-            }
-            if let Some(d) = &mut s.score {
-                d.advance_to(pane_start);
-            }
-        }
+        // Every ring and sketch reports the window ending with this pane; panes after it
+        // may still be open (filling from partitions behind the others).
+        let end = Some(pane);
 
         let mut readings: Vec<Reading> = Vec::new();
         // (subject, statistic, value for the machine, rule, threshold reported)
@@ -750,7 +929,7 @@ impl Monitor {
             readings.push(Reading { subject: subject.to_string(), statistic, value })
         };
 
-        let q = self.quality.totals();
+        let q = self.quality.totals(end);
         let events = q[Q_EVENTS] - q[Q_LATE];
         let enough = events >= self.cfg.min_window_events;
         if q[Q_EVENTS] > 0 {
@@ -770,7 +949,7 @@ impl Monitor {
         if let Reference::Ready(s) = &self.reference {
             let numeric = s.names.iter().map(String::as_str).zip(&s.numeric);
             for (name, drift) in numeric.chain(s.score.as_ref().map(|d| (SCORE_SUBJECT, d))) {
-                let r = drift.report();
+                let r = drift.report_at(end);
                 let threshold = self.cfg.numeric_threshold(name);
                 read(&mut readings, name, "psi", r.psi);
                 read(&mut readings, name, "ks", r.ks.value);
@@ -786,7 +965,7 @@ impl Monitor {
                 checks.push((name.to_string(), threshold.statistic.as_str(), ok.then_some(value), self.rule(threshold)));
             }
             for (name, drift) in &s.attributes {
-                let r = drift.report();
+                let r = drift.report_at(end);
                 read(&mut readings, name, "psi", r.psi);
                 read(&mut readings, name, "chi2", r.chi_square);
                 read(&mut readings, name, "chi2_p", r.p_value);
@@ -797,7 +976,7 @@ impl Monitor {
             }
         }
 
-        self.fairness_readings(&mut readings, &mut checks);
+        self.fairness_readings(pane, &mut readings, &mut checks);
         self.concept_readings(&mut readings, &mut checks);
 
         let mut alerts = Vec::new();
@@ -850,7 +1029,7 @@ impl Monitor {
         alerts
     }
 
-    fn fairness_readings(&self, readings: &mut Vec<Reading>, checks: &mut Vec<(String, &'static str, Option<f64>, AlertRule)>) {
+    fn fairness_readings(&self, pane: u64, readings: &mut Vec<Reading>, checks: &mut Vec<(String, &'static str, Option<f64>, AlertRule)>) {
         let fc = &self.cfg.fairness;
         if fc.attribute.is_empty() {
             return;
@@ -858,7 +1037,7 @@ impl Monitor {
         let subject = format!("fairness:{}", fc.attribute);
         let (mut rates, mut tprs) = (Vec::new(), Vec::new());
         for (g, name) in self.groups.iter().enumerate() {
-            let s = self.scores.group_totals(g);
+            let s = self.scores.group_totals(g, Some(pane));
             let group_subject = format!("{subject}:{name}");
             if s[S_EVENTS] > 0 {
                 let rate = s[S_FLAGGED] as f64 / s[S_EVENTS] as f64;
@@ -872,7 +1051,7 @@ impl Monitor {
                     rates.push(rate);
                 }
             }
-            let l = self.labels.group_totals(g);
+            let l = self.labels.group_totals(g, None);
             if l[L_POSITIVES] > 0 {
                 let tpr = l[L_TRUE_POSITIVES] as f64 / l[L_POSITIVES] as f64;
                 readings.push(Reading { subject: group_subject, statistic: "tpr", value: tpr });
@@ -896,7 +1075,7 @@ impl Monitor {
     }
 
     fn concept_readings(&self, readings: &mut Vec<Reading>, checks: &mut Vec<(String, &'static str, Option<f64>, AlertRule)>) {
-        let l = self.labels.totals();
+        let l = self.labels.totals(None);
         if l[L_LABELS] > 0 {
             let n = l[L_LABELS] as f64;
             readings.push(Reading { subject: ERROR_RATE_SUBJECT.into(), statistic: "rate", value: l[L_ERRORS] as f64 / n });

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use weir_monitor::config::MonitorConfig;
-use weir_monitor::watch::{Monitor, ReferenceProfile, ERROR_RATE_SUBJECT, QUALITY_SUBJECT, SCORE_SUBJECT};
+use weir_monitor::watch::{Evaluation, Monitor, ReferenceProfile, Source, ERROR_RATE_SUBJECT, QUALITY_SUBJECT, SCORE_SUBJECT};
 use weir_schemas::events::{DriftAlert, FeatureValue, Label, Score};
 
 /// xorshift64* and Box–Muller: seeded, dependency-free.
@@ -37,6 +37,8 @@ fn config() -> MonitorConfig {
         min_window_events: 300,
         persist_windows: 3,
         clear_windows: 3,
+        // One in-order stream: the watermark is the newest event time.
+        out_of_orderness_secs: 0,
         ..MonitorConfig::default()
     }
 }
@@ -332,4 +334,206 @@ fn the_label_join_is_bounded() {
     assert_eq!(m.counts().labels_unmatched, 51);
     run_from(&mut m, 1_000, 1_200, 2);
     assert_eq!(m.counts().labels_joined, 1 + 100);
+}
+
+// ---- Event-time watermarks per partition ----
+
+const P0: Source<'static> = Source { topic: "scores", partition: 0 };
+const P1: Source<'static> = Source { topic: "scores", partition: 1 };
+
+/// A reference profile of the undrifted shape (so runs compared do not depend on when a
+/// warm-up completes).
+fn reference(seed: u64) -> ReferenceProfile {
+    let mut rng = Rng(seed);
+    let mut profile = ReferenceProfile::default();
+    for i in 0..2_000 {
+        let s = score(i, &mut rng, Shape::default());
+        for f in &s.features {
+            profile.numeric.entry(f.name.clone()).or_default().push(f.value);
+        }
+        for (k, v) in &s.attributes {
+            *profile.categorical.entry(k.clone()).or_default().entry(v.clone()).or_default() += 1;
+        }
+        profile.score.push(s.score);
+    }
+    profile
+}
+
+/// Scores 0..n, x shifted by 1 from `drift_at`; score i is read from partition i % 2.
+fn two_partition_stream(n: i64, drift_at: i64) -> Vec<(Source<'static>, Score)> {
+    let mut rng = Rng(33);
+    (0..n)
+        .map(|i| {
+            let shape = Shape { x_shift: if i >= drift_at { 1.0 } else { 0.0 }, ..Shape::default() };
+            (if i % 2 == 0 { P0 } else { P1 }, score(i, &mut rng, shape))
+        })
+        .collect()
+}
+
+/// Reads partition 0 `lead` scores ahead of partition 1, as a consumer catching up on a
+/// backlog does.
+fn read_ahead(stream: &[(Source<'static>, Score)], lead: usize) -> Vec<(Source<'static>, Score)> {
+    let p0: Vec<_> = stream.iter().filter(|(s, _)| *s == P0).cloned().collect();
+    let p1: Vec<_> = stream.iter().filter(|(s, _)| *s == P1).cloned().collect();
+    let (mut a, mut b, mut out) = (0, 0, Vec::new());
+    while a < p0.len() || b < p1.len() {
+        if a < p0.len() && (a < b + lead || b >= p1.len()) {
+            out.push(p0[a].clone());
+            a += 1;
+        } else {
+            out.push(p1[b].clone());
+            b += 1;
+        }
+    }
+    out
+}
+
+/// Feeds `order` (processing time 1 ms per score); returns every evaluation in order
+/// and every alert.
+fn evaluations(m: &mut Monitor, order: &[(Source<'static>, Score)]) -> (Vec<Evaluation>, Vec<DriftAlert>) {
+    m.assign_partitions(&[P0, P1], 0);
+    let (mut evals, mut alerts) = (Vec::new(), Vec::new());
+    for (now, (src, s)) in order.iter().enumerate() {
+        let before = m.counts().evaluations;
+        alerts.extend(m.observe_score_from(s, *src, now as u64));
+        let closed = m.counts().evaluations - before;
+        assert!(closed <= 1, "one pane at a time here, {closed} closed at once");
+        if closed == 1 {
+            evals.push(m.last_evaluation().unwrap().clone());
+        }
+    }
+    (evals, alerts)
+}
+
+fn assert_same_windows(a: &[Evaluation], b: &[Evaluation]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((x.window_start, x.window_end, x.events), (y.window_start, y.window_end, y.events));
+        assert_eq!(x.readings.len(), y.readings.len(), "window ending {}", x.window_end);
+        for (r, q) in x.readings.iter().zip(&y.readings) {
+            assert_eq!((&r.subject, r.statistic), (&q.subject, q.statistic));
+            // Bin counts are exact; bin sums (Wasserstein-1) are added in another order.
+            let tol = 1e-9 * r.value.abs().max(1.0);
+            assert!((r.value - q.value).abs() <= tol, "{} {} {} vs {}", r.subject, r.statistic, r.value, q.value);
+        }
+    }
+}
+
+#[test]
+fn a_partition_read_far_behind_loses_no_scores_and_gives_the_in_order_windows() {
+    let cfg = MonitorConfig { out_of_orderness_secs: 0, ..config() };
+    let profile = reference(5);
+    let stream = two_partition_stream(8_000, 4_000);
+
+    let mut in_order = Monitor::with_reference(cfg.clone(), &profile).unwrap();
+    let (expected, expected_alerts) = evaluations(&mut in_order, &stream);
+    // Partition 0 read 2 000 scores (400 s of event time, 40 panes) ahead of partition 1.
+    let lagging = read_ahead(&stream, 2_000);
+    assert_eq!(lagging.len(), stream.len());
+    let mut behind = Monitor::with_reference(cfg.clone(), &profile).unwrap();
+    let (got, got_alerts) = evaluations(&mut behind, &lagging);
+
+    assert_eq!(in_order.counts().late, 0);
+    assert_eq!(behind.counts().late, 0, "scores of the lagging partition counted late");
+    assert_eq!(behind.counts().forced_closes, 0);
+    assert!(expected.len() > 50 && expected.iter().all(|e| e.get(QUALITY_SUBJECT, "late_rate") == Some(0.0)));
+    assert_same_windows(&expected, &got);
+    assert_eq!(expected_alerts, got_alerts);
+    assert_eq!(of(&got_alerts.iter().map(|a| (0, a.clone())).collect::<Vec<_>>(), "x", "psi").len(), 1, "{got_alerts:#?}");
+
+    // The old behaviour for contrast: one watermark over both partitions (a single
+    // source) counts most of the lagging partition late.
+    let mut merged = Monitor::with_reference(cfg, &profile).unwrap();
+    for (_, s) in &lagging {
+        merged.observe_score(s);
+    }
+    assert!(merged.counts().late > 1_000, "{}", merged.counts().late);
+}
+
+#[test]
+fn an_idle_partition_stops_holding_the_watermark_back() {
+    let cfg = MonitorConfig { idle_timeout_secs: 30, ..config() };
+    let mut m = Monitor::with_reference(cfg, &reference(5)).unwrap();
+    let mut rng = Rng(4);
+    m.assign_partitions(&[P0, P1], 0);
+    // Partition 1 delivers its first 10 scores, then nothing; partition 0 goes on, one
+    // score per 10 ms of processing time.
+    let mut evaluated_at = None;
+    for i in 0..6_000i64 {
+        let src = if i < 20 && i % 2 == 1 { P1 } else { P0 };
+        let now = (i * 10) as u64;
+        m.observe_score_from(&score(i, &mut rng, Shape::default()), src, now);
+        if i == 2_000 {
+            // 20 s of processing time: partition 1 still holds the watermark at its
+            // newest score, 2 s of event time; nothing past it closed.
+            assert_eq!(m.counts().evaluations, 0);
+            assert_eq!(m.active_partitions(), 2);
+        }
+        if evaluated_at.is_none() && m.counts().evaluations > 0 {
+            evaluated_at = Some(now);
+        }
+    }
+    // Partition 1's last score came at 190 ms; it is idle from 30 190 ms on.
+    assert_eq!(evaluated_at, Some(30_190));
+    assert_eq!(m.active_partitions(), 1);
+    // 600 s of event time: every pane but the last one or two closed, nothing late.
+    assert!(m.counts().evaluations >= 58, "{}", m.counts().evaluations);
+    assert_eq!(m.counts().late, 0);
+    // When it delivers again it is active again; a score behind the watermark is late.
+    m.observe_score_from(&score(21, &mut rng, Shape::default()), P1, 60_010);
+    assert_eq!(m.counts().late, 1);
+    assert_eq!(m.active_partitions(), 2);
+}
+
+#[test]
+fn a_partition_assigned_but_silent_holds_the_watermark_until_idle_and_tick_releases_it() {
+    let mut m = Monitor::with_reference(config(), &reference(5)).unwrap();
+    let mut rng = Rng(4);
+    m.assign_partitions(&[P0, P1], 0);
+    for i in 0..1_000i64 {
+        m.observe_score_from(&score(i, &mut rng, Shape::default()), P0, (i * 29) as u64);
+    }
+    assert_eq!(m.watermark(), None, "partition 1 has not delivered yet");
+    assert_eq!(m.counts().evaluations, 0);
+    // No more scores at all: processing time alone makes partition 1 idle.
+    m.tick(29_999);
+    assert_eq!(m.counts().evaluations, 0);
+    m.tick(30_000);
+    assert_eq!(m.watermark(), Some(1_700_000_000_000 + 999 * STEP_MS as u64));
+    assert_eq!(m.counts().evaluations, 9, "panes 0..9 of 100 s closed");
+}
+
+#[test]
+fn a_revoked_partition_is_dropped_at_once() {
+    let mut m = Monitor::with_reference(config(), &reference(5)).unwrap();
+    let mut rng = Rng(4);
+    m.assign_partitions(&[P0, P1], 0);
+    for i in 0..2_000i64 {
+        let src = if i < 100 && i % 2 == 1 { P1 } else { P0 };
+        m.observe_score_from(&score(i, &mut rng, Shape::default()), src, 1);
+    }
+    // Partition 1 stopped at 9.9 s of event time: only pane 0 closed.
+    assert_eq!(m.counts().evaluations, 0);
+    m.revoke_partitions(&[P1], 2);
+    assert_eq!(m.active_partitions(), 1);
+    assert_eq!(m.watermark(), Some(1_700_000_000_000 + 1_999 * STEP_MS as u64));
+    assert_eq!(m.counts().evaluations, 19, "panes 0..19 closed by partition 0 alone");
+    assert_eq!(m.counts().late, 0);
+}
+
+#[test]
+fn a_partition_lagging_past_the_open_span_is_closed_anyway_and_its_scores_counted_late() {
+    // At most 100 s (10 panes) open: partition 0 read 2 000 scores (400 s) ahead.
+    let cfg = MonitorConfig { max_open_secs: 100, ..config() };
+    let stream = two_partition_stream(6_000, 6_000);
+    let mut m = Monitor::with_reference(cfg, &reference(5)).unwrap();
+    m.assign_partitions(&[P0, P1], 0);
+    for (src, s) in read_ahead(&stream, 2_000) {
+        m.observe_score_from(&s, src, 1);
+    }
+    let c = m.counts();
+    // Partition 0 reached 600 s while partition 1 was 400 s behind: the panes before
+    // 600 s - 100 s were closed without waiting, and partition 1's 2 500 scores before
+    // 500 s are late. The 9 panes after them closed on the watermark as usual.
+    assert_eq!((c.forced_closes, c.late, c.evaluations), (50, 2_500, 59), "{c:?}");
 }

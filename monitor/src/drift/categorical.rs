@@ -112,7 +112,7 @@ impl CategoricalDrift {
     pub fn new(reference: CategoricalReference, window: WindowSpec) -> Self {
         let buckets = reference.buckets();
         CategoricalDrift {
-            counts: vec![0; buckets * window.panes()],
+            counts: vec![0; buckets * window.slots()],
             reference,
             clock: PaneClock::new(window),
             buckets,
@@ -164,8 +164,14 @@ impl CategoricalDrift {
 
     /// The current window's counts per bucket, "other" last.
     pub fn current(&self) -> Vec<f64> {
+        self.current_at(None)
+    }
+
+    /// The counts of the window ending with pane `end` (default: the newest pane).
+    pub fn current_at(&self, end: Option<u64>) -> Vec<f64> {
         let mut c = vec![0.0; self.buckets];
-        for slot in self.counts.chunks_exact(self.buckets) {
+        for slot in self.clock.window_slots(end) {
+            let slot = &self.counts[slot * self.buckets..(slot + 1) * self.buckets];
             for (acc, &n) in c.iter_mut().zip(slot) {
                 *acc += n as f64;
             }
@@ -174,7 +180,12 @@ impl CategoricalDrift {
     }
 
     pub fn report(&self) -> CategoricalReport {
-        let cur = self.current();
+        self.report_at(None)
+    }
+
+    /// [`report`](Self::report) of the window ending with pane `end`; default the newest.
+    pub fn report_at(&self, end: Option<u64>) -> CategoricalReport {
+        let cur = self.current_at(end);
         let r = &self.reference.counts;
         let n_cur: f64 = cur.iter().sum();
         let (chi_square, dof, p_value) = exact::chi_square_homogeneity(r, &cur);

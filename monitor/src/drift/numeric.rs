@@ -230,7 +230,7 @@ pub struct NumericReport {
 impl NumericDrift {
     pub fn new(reference: NumericReference, window: WindowSpec) -> Self {
         let bins = reference.bins();
-        let cells = bins * window.panes();
+        let cells = bins * window.slots();
         NumericDrift {
             reference,
             clock: PaneClock::new(window),
@@ -309,8 +309,13 @@ impl NumericDrift {
 
     /// The current window's per-bin stats (summed over its panes).
     pub fn current(&self) -> BinStats {
+        self.current_at(None)
+    }
+
+    /// The per-bin stats of the window ending with pane `end` (default: the newest pane).
+    pub fn current_at(&self, end: Option<u64>) -> BinStats {
         let mut s = BinStats::empty(self.bins);
-        for slot in 0..self.clock.spec().panes() {
+        for slot in self.clock.window_slots(end) {
             for b in 0..self.bins {
                 let i = slot * self.bins + b;
                 s.counts[b] += self.counts[i] as f64;
@@ -325,7 +330,13 @@ impl NumericDrift {
     /// All statistics of the current window against the reference. Costs
     /// O(panes × bins + bins·log bins); meant to be called per report, not per event.
     pub fn report(&self) -> NumericReport {
-        let cur = self.current();
+        self.report_at(None)
+    }
+
+    /// [`report`](Self::report) of the window ending with pane `end` (event time / pane
+    /// length), with panes after it still open; default the newest pane.
+    pub fn report_at(&self, end: Option<u64>) -> NumericReport {
+        let cur = self.current_at(end);
         let r = &self.reference.stats;
         NumericReport {
             n_reference: r.total() as u64,

@@ -15,6 +15,8 @@ use crate::error::{Result, invalid};
 pub struct WindowSpec {
     pane_len: u64,
     panes: usize,
+    /// Extra slots for panes newer than the reported window's end.
+    open: usize,
 }
 
 impl WindowSpec {
@@ -26,13 +28,24 @@ impl WindowSpec {
         if panes == 0 {
             return Err(invalid("panes", panes, "must be at least 1"));
         }
-        Ok(WindowSpec { pane_len, panes })
+        Ok(WindowSpec { pane_len, panes, open: 0 })
+    }
+
+    /// The same window, with room for `open` more panes after the one a report ends with:
+    /// panes still open (not yet passed by the watermark) while an older one is evaluated.
+    pub fn with_open_panes(self, open: usize) -> Self {
+        WindowSpec { open, ..self }
+    }
+
+    /// Slots of the ring: `panes + open`.
+    pub fn slots(&self) -> usize {
+        self.panes + self.open
     }
 
     /// One pane covering all of time: the current window is everything observed (until
     /// [`reset`](super::NumericDrift::reset)). Used by tests and offline comparisons.
     pub fn unbounded() -> Self {
-        WindowSpec { pane_len: u64::MAX, panes: 1 }
+        WindowSpec { pane_len: u64::MAX, panes: 1, open: 0 }
     }
 
     pub fn pane_len(&self) -> u64 {
@@ -73,15 +86,11 @@ impl PaneClock {
         PaneClock { spec, newest: None }
     }
 
-    pub(crate) fn spec(&self) -> WindowSpec {
-        self.spec
-    }
-
-    /// Moves the window's end to the pane of `t` if that is later, calling `clear(slot)`
-    /// for every slot whose pane leaves the window.
+    /// Moves the ring's newest pane to the pane of `t` if that is later, calling
+    /// `clear(slot)` for every slot whose pane leaves the ring.
     pub(crate) fn advance(&mut self, t: u64, mut clear: impl FnMut(usize)) {
         let pane = t / self.spec.pane_len;
-        let n = self.spec.panes as u64;
+        let n = self.spec.slots() as u64;
         match self.newest {
             None => self.newest = Some(pane),
             Some(newest) if pane > newest => {
@@ -100,11 +109,23 @@ impl PaneClock {
         self.advance(t, clear);
         let pane = t / self.spec.pane_len;
         let newest = self.newest.unwrap_or(pane);
-        if newest - pane >= self.spec.panes as u64 {
-            Placement::Late
-        } else {
-            Placement::Slot((pane % self.spec.panes as u64) as usize)
-        }
+        let n = self.spec.slots() as u64;
+        if newest - pane >= n { Placement::Late } else { Placement::Slot((pane % n) as usize) }
+    }
+
+    /// The slots holding the window of `panes` panes that ends with pane `end` (default:
+    /// the newest pane seen): its panes still in the ring, none newer than the newest.
+    pub(crate) fn window_slots(&self, end: Option<u64>) -> impl Iterator<Item = usize> + use<> {
+        let n = self.spec.slots() as u64;
+        let range = match self.newest {
+            None => 1..=0,
+            Some(newest) => {
+                let end = end.unwrap_or(newest);
+                let lo = (end + 1).saturating_sub(self.spec.panes as u64).max((newest + 1).saturating_sub(n));
+                lo..=end.min(newest)
+            }
+        };
+        range.map(move |p| (p % n) as usize)
     }
 
     pub(crate) fn reset(&mut self) {
@@ -135,5 +156,25 @@ mod tests {
         clock.advance(1_000, |s| cleared.push(s));
         cleared.sort();
         assert_eq!(cleared, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn open_panes_are_kept_apart_from_the_reported_window() {
+        // Windows of 3 panes of 10, two more panes open ahead.
+        let mut clock = PaneClock::new(WindowSpec::new(10, 3).unwrap().with_open_panes(2));
+        assert_eq!(clock.place(5, |_| {}), Placement::Slot(0));
+        assert_eq!(clock.place(45, |_| {}), Placement::Slot(4));
+        // pane 0 is still in the ring: 5 slots
+        assert_eq!(clock.place(1, |_| {}), Placement::Slot(0));
+        let slots = |clock: &PaneClock, end| clock.window_slots(end).collect::<Vec<_>>();
+        assert_eq!(slots(&clock, Some(2)), vec![0, 1, 2]);
+        assert_eq!(slots(&clock, Some(0)), vec![0]);
+        assert_eq!(slots(&clock, None), vec![2, 3, 4]);
+        // pane 5 evicts pane 0: the window ending with pane 2 keeps panes 1 and 2
+        assert_eq!(clock.place(50, |_| {}), Placement::Slot(0));
+        assert_eq!(slots(&clock, Some(2)), vec![1, 2]);
+        assert_eq!(clock.place(3, |_| {}), Placement::Late);
+        // a window past the newest pane holds only what has been seen
+        assert_eq!(slots(&clock, Some(6)), vec![4, 0]);
     }
 }
