@@ -20,13 +20,20 @@
 //! `monitor.reference_file` when that is set. The monitor's other state lives in memory:
 //! after a restart, windows refill from where its group's offsets stand.
 //!
+//! Event time: each partition of the scores topic has its own watermark (see
+//! [`weir_monitor::watch`]), fed with the partition each record came from. The consumer's
+//! rebalance callback logs assignments and revocations ([`RebalanceLog`]); the handler
+//! applies them before each batch, so a partition assigned but not yet read holds the
+//! windows open (until `idle_timeout_secs`), and a revoked one stops holding them at once.
+//! Processing time for idleness is the time since the stage started.
+//!
 //! A failing monitor does not stop `weir run`'s scoring: it is logged and the pipeline
 //! goes on (scores matter more than their drift report).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,10 +42,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
+use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats, RebalanceEvent, RebalanceLog};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
+use weir_monitor::watch::Source;
 use weir_monitor::{Monitor, MonitorConfig, ReferenceProfile};
 use weir_schemas::events::{DriftAlert, Label, Score};
 use weir_schemas::wire::{subjects, Decoder, Encoder};
@@ -133,8 +141,15 @@ pub struct MonitorStats {
     pub undecodable: AtomicU64,
     /// Labels joined to their score so far.
     pub labels_joined: AtomicU64,
-    /// Scores older than the window when they came (counted, not binned).
+    /// Scores whose pane had closed when they came (counted, not binned).
     pub late: AtomicU64,
+    /// Panes closed before the watermark passed them (a partition lagging more than
+    /// `max_open_secs`).
+    pub forced_closes: AtomicU64,
+    /// Largest gap between two partitions' newest event times, ms.
+    pub max_partition_skew_ms: AtomicU64,
+    /// Scores past the warm-up span read before the warm-up reference was ready.
+    pub unbinned_before_reference: AtomicU64,
     pub alerts_sent: AtomicU64,
     pub alerts: std::sync::Mutex<Vec<DriftAlert>>,
 }
@@ -154,6 +169,10 @@ pub struct MonitorHandler {
     /// Alerts of a batch already fed to the monitor, not yet acknowledged by the broker.
     unsent: Option<Vec<DriftAlert>>,
     evaluations_seen: u64,
+    /// Assignment changes logged by the consumer's rebalance callback.
+    rebalances: RebalanceLog,
+    /// Processing time for partition idleness is measured from here.
+    started: Instant,
 }
 
 impl MonitorHandler {
@@ -189,6 +208,8 @@ impl MonitorHandler {
             stats,
             unsent: None,
             evaluations_seen: 0,
+            rebalances: RebalanceLog::default(),
+            started: Instant::now(),
         })
     }
 
@@ -196,8 +217,39 @@ impl MonitorHandler {
         &self.monitor
     }
 
+    /// The log the consumer's rebalance callback must append to (see [`run_monitor`]).
+    pub fn rebalance_log(&self) -> RebalanceLog {
+        self.rebalances.clone()
+    }
+
+    fn now_ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// Applies the assignment changes of the scores topic logged since the last batch.
+    fn apply_rebalances(&mut self, alerts: &mut Vec<DriftAlert>) {
+        let events = match self.rebalances.lock() {
+            Ok(mut log) => std::mem::take(&mut *log),
+            Err(_) => return,
+        };
+        let now = self.now_ms(Instant::now());
+        for event in events {
+            let (RebalanceEvent::Assigned(parts) | RebalanceEvent::Revoked(parts)) = &event;
+            let sources: Vec<Source<'_>> = parts
+                .iter()
+                .filter(|(t, _)| *t == self.scores_topic)
+                .map(|(topic, partition)| Source { topic, partition: *partition })
+                .collect();
+            match event {
+                RebalanceEvent::Assigned(_) => self.monitor.assign_partitions(&sources, now),
+                RebalanceEvent::Revoked(_) => alerts.extend(self.monitor.revoke_partitions(&sources, now)),
+            }
+        }
+    }
+
     fn feed(&mut self, batch: &[InputRecord<'_>]) -> Vec<DriftAlert> {
         let mut alerts = Vec::new();
+        self.apply_rebalances(&mut alerts);
         let (mut scores, mut labels, mut bad) = (0u64, 0u64, 0u64);
         for r in batch {
             let Some(payload) = r.payload else {
@@ -208,7 +260,9 @@ impl MonitorHandler {
                 match self.score_decoder.decode(payload) {
                     Ok(s) => {
                         scores += 1;
-                        alerts.extend(self.monitor.observe_score(&s));
+                        let source = Source { topic: r.topic, partition: r.partition };
+                        let now = self.now_ms(r.received_at);
+                        alerts.extend(self.monitor.observe_score_from(&s, source, now));
                     }
                     Err(_) => bad += 1,
                 }
@@ -222,11 +276,16 @@ impl MonitorHandler {
                 }
             }
         }
+        // Partitions silent for the idle timeout stop holding the windows open.
+        alerts.extend(self.monitor.tick(self.now_ms(Instant::now())));
         self.stats.scores.fetch_add(scores, Ordering::Relaxed);
         self.stats.labels.fetch_add(labels, Ordering::Relaxed);
         self.stats.undecodable.fetch_add(bad, Ordering::Relaxed);
         self.stats.labels_joined.store(self.monitor.counts().labels_joined, Ordering::Relaxed);
         self.stats.late.store(self.monitor.counts().late, Ordering::Relaxed);
+        self.stats.forced_closes.store(self.monitor.counts().forced_closes, Ordering::Relaxed);
+        self.stats.max_partition_skew_ms.store(self.monitor.counts().max_partition_skew_ms, Ordering::Relaxed);
+        self.stats.unbinned_before_reference.store(self.monitor.counts().unbinned_before_reference, Ordering::Relaxed);
         metrics::counter!(m::MONITOR_SCORES).increment(scores);
         metrics::counter!(m::MONITOR_LABELS).increment(labels);
         metrics::counter!(m::MONITOR_UNDECODABLE).increment(bad);
@@ -336,7 +395,7 @@ pub async fn run_monitor(
     let producer = EventProducer::new(&kafka)?;
     let handler = MonitorHandler::new(config, producer.clone(), stats)?;
     let topics = [config.kafka.topics.scores.as_str(), config.kafka.topics.labels.as_str()];
-    let consumer = weir_ingest::consumer::subscribe(&kafka, &topics)?;
+    let consumer = weir_ingest::consumer::subscribe_logging(&kafka, &topics, Some(handler.rebalance_log()))?;
     info!(group = %kafka.group_id, alerts = %stage.alerts_topic, "monitor started");
     let (loop_stats, handler) = ConsumerLoop::new(&kafka, consumer, producer, handler).run(shutdown).await?;
     let m = handler.monitor();

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -76,9 +77,34 @@ pub struct LoopStats {
     pub retries: u64,
 }
 
+/// A partition assignment change, as the rebalance callback saw it: `(topic, partition)`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+/// Where [`CommitOnRevoke`] appends assignment changes for a handler keeping state per
+/// partition (the monitor's watermarks); the handler drains it between batches.
+pub type RebalanceLog = Arc<Mutex<Vec<RebalanceEvent>>>;
+
 /// Commits stored offsets synchronously before partitions are taken away, so the next
-/// owner starts exactly after what this process finished.
-pub struct CommitOnRevoke;
+/// owner starts exactly after what this process finished; optionally logs every
+/// assignment change to a [`RebalanceLog`].
+#[derive(Default)]
+pub struct CommitOnRevoke {
+    log: Option<RebalanceLog>,
+}
+
+impl CommitOnRevoke {
+    fn record(&self, tpl: &rdkafka::TopicPartitionList, event: fn(Vec<(String, i32)>) -> RebalanceEvent) {
+        if let Some(log) = &self.log
+            && let Ok(mut log) = log.lock()
+        {
+            log.push(event(tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()));
+        }
+    }
+}
 
 impl ClientContext for CommitOnRevoke {}
 
@@ -86,6 +112,7 @@ impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
+                self.record(tpl, RebalanceEvent::Revoked);
                 // The loop only polls between batches, so nothing is in flight here: all
                 // finished work has its offsets stored already.
                 let partitions = describe(tpl);
@@ -95,7 +122,10 @@ impl ConsumerContext for CommitOnRevoke {
                     Err(e) => info!(%partitions, error = %e, "partitions revoked, nothing to commit"),
                 }
             }
-            Rebalance::Assign(tpl) => info!(partitions = %describe(tpl), "partitions assigned"),
+            Rebalance::Assign(tpl) => {
+                self.record(tpl, RebalanceEvent::Assigned);
+                info!(partitions = %describe(tpl), "partitions assigned")
+            }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
     }
@@ -114,9 +144,14 @@ pub type WeirConsumer = StreamConsumer<CommitOnRevoke>;
 
 /// Creates the consumer and subscribes it to `topics`.
 pub fn subscribe(config: &KafkaConfig, topics: &[&str]) -> Result<WeirConsumer> {
+    subscribe_logging(config, topics, None)
+}
+
+/// [`subscribe`], appending every assignment change to `log` when given.
+pub fn subscribe_logging(config: &KafkaConfig, topics: &[&str], log: Option<RebalanceLog>) -> Result<WeirConsumer> {
     let consumer: WeirConsumer = config
         .consumer_config()
-        .create_with_context(CommitOnRevoke)
+        .create_with_context(CommitOnRevoke { log })
         .map_err(|e| Error::kafka("creating consumer", e))?;
     consumer.subscribe(topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
     Ok(consumer)

@@ -33,6 +33,13 @@ pub struct MonitorConfig {
     /// Category counts are exact. Default 10 000.
     #[serde(default = "d_reference_sample")]
     pub reference_sample: usize,
+    /// Most scores past the warm-up span kept while the warm-up reference is not ready
+    /// yet (a backlog read unevenly: one partition is read past the span while another is
+    /// still in it); they are binned once the reference is ready. Beyond this many, they
+    /// count only in data quality (`unbinned_before_reference`). Each holds a scored
+    /// event (about 1 KB with 20 features). Default 20 000.
+    #[serde(default = "d_warmup_buffer")]
+    pub warmup_buffer: usize,
     /// A window holding fewer scores than this is not evaluated (its statistics would be
     /// noise). Default 500.
     #[serde(default = "d_min_window_events")]
@@ -256,6 +263,9 @@ fn d_reference_sample() -> usize {
 fn d_min_window_events() -> u64 {
     500
 }
+fn d_warmup_buffer() -> usize {
+    20_000
+}
 fn d_out_of_orderness_secs() -> u64 {
     5
 }
@@ -324,6 +334,7 @@ impl Default for MonitorConfig {
             window_panes: d_window_panes(),
             warmup_secs: d_warmup_secs(),
             reference_sample: d_reference_sample(),
+            warmup_buffer: d_warmup_buffer(),
             min_window_events: d_min_window_events(),
             out_of_orderness_secs: d_out_of_orderness_secs(),
             allowed_lateness_secs: 0,

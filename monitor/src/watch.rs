@@ -127,6 +127,13 @@ pub struct MonitorCounts {
     /// Panes closed before the watermark passed them because a partition ran more than
     /// `max_open_secs` ahead of the oldest open pane.
     pub forced_closes: u64,
+    /// Largest gap seen between the newest event times of two active partitions, ms:
+    /// how far ahead of the slowest one the fastest was read.
+    pub max_partition_skew_ms: u64,
+    /// Scores past the warm-up span read before the warm-up reference was ready that did
+    /// not fit the `warmup_buffer` (the others are binned once it is ready): counted in
+    /// data quality, not in the drift windows. A given reference makes it 0.
+    pub unbinned_before_reference: u64,
     pub invalid_event_time: u64,
     pub labels: u64,
     pub labels_joined: u64,
@@ -228,6 +235,9 @@ struct Warmup {
     span_end: Option<u64>,
     features: Option<Vec<String>>,
     attributes: Option<Vec<String>>,
+    /// Scores past the span read before the reference is ready (a partition read ahead),
+    /// binned once it is; at most `warmup_buffer`.
+    after_span: Vec<Score>,
 }
 
 /// Algorithm R: `x` is the `offered`-th value (1-based) offered to `sample`.
@@ -592,6 +602,7 @@ impl Monitor {
         let idle_ms = self.cfg.idle_timeout_secs * 1000;
         let disorder = self.cfg.out_of_orderness_secs * 1000;
         let mut min: Option<u64> = None;
+        let mut max = 0;
         for p in &self.partitions {
             if self.now_ms.saturating_sub(p.last_seen_ms) >= idle_ms {
                 continue; // idle: does not hold anyone back
@@ -602,8 +613,12 @@ impl Monitor {
                 Some(t) => {
                     let w = t.saturating_sub(disorder);
                     min = Some(min.map_or(w, |m| m.min(w)));
+                    max = max.max(w);
                 }
             }
+        }
+        if let Some(m) = min {
+            self.counts.max_partition_skew_ms = self.counts.max_partition_skew_ms.max(max - m);
         }
         // No active partition: the watermark stays where it is (as Flink's idleness).
         let Some(w) = min else { return };
@@ -707,6 +722,15 @@ impl Monitor {
         }
 
         let (expected, invalid, missing) = self.observe_reference(t, score);
+        if let Reference::Warmup(w) = &mut self.reference
+            && w.span_end.is_some_and(|end| t >= end)
+        {
+            if w.after_span.len() < self.cfg.warmup_buffer {
+                w.after_span.push(score.clone());
+            } else {
+                self.counts.unbinned_before_reference += 1;
+            }
+        }
         let mut q = [0; 5];
         q[Q_EVENTS] = 1;
         q[Q_EXPECTED] = expected;
@@ -736,12 +760,19 @@ impl Monitor {
             return;
         }
         let profile = std::mem::take(&mut w.profile);
+        let after_span = std::mem::take(&mut w.after_span);
         // Every entry of a collected profile holds at least one finite value (only those
         // are pushed), so building cannot fail on emptiness.
         match self.build(&profile) {
             Ok(sketches) => {
                 self.reference = Reference::Ready(Box::new(sketches));
                 self.completed_warmup = Some(profile);
+                // Their quality counts are in already; now their values reach the windows.
+                for score in &after_span {
+                    if let Ok(t) = u64::try_from(score.event_time) {
+                        self.observe_reference(t, score);
+                    }
+                }
             }
             Err(_) => {
                 // Unreachable by the above; start the warm-up over rather than panic.

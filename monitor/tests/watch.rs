@@ -537,3 +537,25 @@ fn a_partition_lagging_past_the_open_span_is_closed_anyway_and_its_scores_counte
     // 500 s are late. The 9 panes after them closed on the watermark as usual.
     assert_eq!((c.forced_closes, c.late, c.evaluations), (50, 2_500, 59), "{c:?}");
 }
+
+#[test]
+fn a_warm_up_read_unevenly_gives_the_in_order_reference_and_windows() {
+    // No reference given: the warm-up span (100 s) is read while partition 0 runs 400 s
+    // ahead; its scores past the span wait (bounded) and are binned once the reference
+    // is ready, so every window equals the in-order run's.
+    let cfg = MonitorConfig { out_of_orderness_secs: 0, ..config() };
+    let stream = two_partition_stream(8_000, 4_000);
+    let mut in_order = Monitor::new(cfg.clone()).unwrap();
+    let (expected, expected_alerts) = evaluations(&mut in_order, &stream);
+    let mut behind = Monitor::new(cfg.clone()).unwrap();
+    let (got, got_alerts) = evaluations(&mut behind, &read_ahead(&stream, 2_000));
+    assert_eq!((behind.counts().late, behind.counts().unbinned_before_reference), (0, 0));
+    assert!(expected.iter().filter(|e| e.get("x", "psi").is_some()).count() > 40);
+    assert_same_windows(&expected, &got);
+    assert_eq!(expected_alerts, got_alerts);
+
+    // With too small a buffer, what does not fit is counted, not binned.
+    let mut small = Monitor::new(MonitorConfig { warmup_buffer: 100, ..cfg }).unwrap();
+    evaluations(&mut small, &read_ahead(&stream, 2_000));
+    assert!(small.counts().unbinned_before_reference > 1_000, "{:?}", small.counts());
+}
