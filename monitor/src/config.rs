@@ -197,8 +197,8 @@ pub struct QualityConfig {
     /// Default 0.01.
     #[serde(default = "d_rate_1pc")]
     pub max_missing_rate: f64,
-    /// Share of scores whose event time is older than the window when they arrive.
-    /// Default 0.05.
+    /// Share of scores that arrive after their pane closed (behind the monitor's watermark
+    /// by more than `allowed_lateness_secs`). Default 0.05.
     #[serde(default = "d_rate_5pc")]
     pub max_late_rate: f64,
 }

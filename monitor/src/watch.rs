@@ -12,22 +12,42 @@
 //! | `fairness:<attribute>` | `decision_rate_gap`, `tpr_gap`, and per group `decision_rate`, `mean_score`, `tpr` | [`FairnessConfig`](crate::config::FairnessConfig) gaps |
 //! | `error_rate`, `label_rate` | the window's rate; `adwin`, `page_hinkley` detections | a detection |
 //!
-//! # Time
+//! # Time: watermarks per partition
 //!
-//! Windows are `window_panes` panes of `pane_secs` of event time, ending with the pane of
-//! the newest score seen. When a score opens a new pane, the window ending with the
-//! previous pane is evaluated first: every statistic is read, fed to its
-//! [`AlertMachine`], and the transitions come back as [`DriftAlert`]s (firing or
-//! cleared, same `alert_id` for both ends of an episode). A score older than the window
-//! is late: counted in `late_rate`, not in the statistics (its label still joins). Labels
-//! are windowed by their own `label_time`.
+//! Windows are `window_panes` panes of `pane_secs` of event time. A pane is evaluated
+//! when it *closes*, and it closes when the monitor's event-time watermark passes its end
+//! (plus `allowed_lateness_secs`), as in Flink or Beam:
 //!
-//! The window's end is the newest event time over all partitions read. On live traffic
-//! partitions stay within seconds of each other; a consumer catching up on a backlog can
-//! read one partition minutes of event time ahead of another, and then the lagging one's
-//! scores are late. Per-partition watermarks (the window ends at the slowest partition's
-//! newest time, the sketches holding a pane of slack) would remove that; they are not
-//! implemented — size the window above the expected skew, or watch `late_rate`.
+//! - each source — a (topic, partition) of the scores topic, given to
+//!   [`Monitor::observe_score_from`] — has its own watermark: the newest event time read
+//!   from it minus `out_of_orderness_secs`;
+//! - the monitor's watermark is the **minimum** over the active sources, and never moves
+//!   back. A partition read minutes behind another (a backlog, a consumer catching up)
+//!   holds the panes open until its scores have come, so they count in their own windows
+//!   and the windows are those an in-order reading gives;
+//! - a source assigned by a rebalance ([`Monitor::assign_partitions`]) holds the
+//!   watermark from then on, even before its first score; a source with no score for
+//!   `idle_timeout_secs` of processing time (the caller's clock, [`Monitor::tick`]) is
+//!   idle and stops holding it until it delivers again; a revoked one
+//!   ([`Monitor::revoke_partitions`]) stops at once. When every source is idle the
+//!   watermark stays where it is: the newest panes wait for traffic (or
+//!   [`Monitor::flush`]).
+//!
+//! Closing a pane evaluates the window ending with it: every statistic is read, fed to
+//! its [`AlertMachine`], and the transitions come back as [`DriftAlert`]s (firing or
+//! cleared, same `alert_id` for both ends of an episode). Panes after it that are still
+//! open keep filling. A score whose pane has already closed — behind the watermark by
+//! more than the allowed lateness — is late: counted in `late_rate` of the next window to
+//! close, not in the statistics (its label still joins). Labels are windowed by their own
+//! `label_time`.
+//!
+//! Memory stays bounded: at most `max_open_secs` of event time is open ahead of the
+//! oldest open pane. When a partition runs further ahead than that of the slowest, the
+//! oldest panes are closed anyway ([`MonitorCounts::forced_closes`]) and the slow
+//! partition's scores for them are counted late: the skew a monitor absorbs is a
+//! configured, stated amount. [`observe_score`](Monitor::observe_score) is the one-source
+//! form (a single in-order stream). [`MonitorCounts::max_partition_skew_ms`] reports how
+//! far apart the partitions were read.
 //!
 //! # Reference
 //!
@@ -36,15 +56,18 @@
 //! event time (a seeded reservoir sample of at most `reference_sample` values per
 //! feature; exact category counts). The warm-up ends when the newest event time is one
 //! window past its span, so out-of-order scores of the span still count and later ones
-//! never do. Until the reference is ready only data quality, fairness and concept drift
-//! are evaluated.
+//! never do. Scores past the span read before then (a partition read ahead) wait, at
+//! most `warmup_buffer` of them, and are binned once the reference is ready. Until the
+//! reference is ready only data quality, fairness and concept drift are evaluated.
 //!
 //! # Memory
 //!
-//! Fixed by the configuration, never by the stream: per numeric feature `bins × panes`
-//! cells, per attribute `(categories + 1) × panes` counters, per group a few counters per
+//! Fixed by the configuration, never by the stream: with `slots = window_panes +
+//! max_open_secs / pane_secs`, per numeric feature `bins × slots` cells, per attribute
+//! `(categories + 1) × slots` counters, one watermark per partition, per group a few counters per
 //! pane, the detectors' O(log n) buckets, the warm-up sample (`warmup_events` values per
-//! feature, dropped once the reference is built) and at most `label_join_capacity`
+//! feature, and at most `warmup_buffer` scores read past the span, dropped once the
+//! reference is built) and at most `label_join_capacity`
 //! scored events waiting for a label.
 //!
 //! # Labels and concept drift
