@@ -535,6 +535,35 @@ mod tests {
         assert!(given.monitor().reference_ready());
     }
 
+    /// The committed baseline ships the monitor's reference (tools/monitor_reference.py):
+    /// it loads, covers the model's features and the monitored attributes, and its scores
+    /// (onnxruntime, in the script) are what weir's scorer (tract) gives on the same rows.
+    #[test]
+    fn the_baseline_model_ships_a_reference_that_weirs_scorer_agrees_with() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fraud-baseline/v1");
+        let text = std::fs::read_to_string(dir.join(MODEL_REFERENCE_FILE)).unwrap();
+        let profile: ReferenceProfile = serde_json::from_str(&text).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metadata.json")).unwrap()).unwrap();
+        let names: Vec<String> = serde_json::from_value(meta["feature_names"].clone()).unwrap();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(profile.numeric.keys().cloned().collect::<Vec<_>>(), sorted);
+        let n = profile.score.len();
+        assert_eq!(n, 10_000);
+        assert!(profile.numeric.values().all(|v| v.len() == n));
+        let attributes: Vec<&str> = profile.categorical.keys().map(String::as_str).collect();
+        assert_eq!(attributes, ["channel", "country", "currency", "customer_segment"]);
+        let training_rows = meta["lineage"]["training_rows"].as_u64().unwrap();
+        assert!(profile.categorical.values().all(|c| c.values().sum::<u64>() == training_rows));
+        assert!(Monitor::with_reference(MonitorConfig::default(), &profile).unwrap().reference_ready());
+
+        let model = weir_scorer::model::LoadedModel::load_dir(&dir, &names, &[256]).unwrap();
+        let rows: Vec<f32> = (0..n).flat_map(|i| names.iter().map(move |f| (f, i))).map(|(f, i)| profile.numeric[f][i] as f32).collect();
+        let scores = model.score(&rows).unwrap();
+        let worst = scores.iter().zip(&profile.score).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-5, "tract vs onnxruntime: {worst}");
+    }
+
     #[test]
     fn webhook_urls() {
         assert_eq!(parse_http_url("http://h:9000/hook").unwrap(), ("h:9000".into(), "/hook".into()));
