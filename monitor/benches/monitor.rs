@@ -7,6 +7,8 @@
 //!   label-join entry; event time advances 5 ms per score, so a 60 s pane closes every
 //!   12 000 scores and the window evaluations (all readings, every alert machine) are
 //!   included, amortized.
+//! - `monitor/observe_score_8_partitions`: the same read round-robin from 8 partitions
+//!   through [`Monitor::observe_score_from`] (8 watermarks, minimum over them per score).
 //! - `monitor/sketches_only`: just the 25 drift sketches' `observe`, the floor under the above.
 //! - `monitor/evaluate`: one evaluation of a full window (`flush`).
 //!
@@ -17,6 +19,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use weir_monitor::drift::{CategoricalDrift, CategoricalReference, NumericDrift, NumericReference, WindowSpec};
+use weir_monitor::watch::Source;
 use weir_monitor::{Monitor, MonitorConfig, ReferenceProfile};
 use weir_schemas::events::{FeatureValue, Score};
 
@@ -92,6 +95,21 @@ fn bench(c: &mut Criterion) {
             t += 5;
             s.event_time = t;
             black_box(monitor.observe_score(s));
+        })
+    });
+
+    // The same through per-partition watermarks: 8 partitions read round-robin.
+    let mut monitor8 = Monitor::with_reference(cfg.clone(), &profile).expect("valid reference");
+    let sources: Vec<Source<'static>> = (0..8).map(|p| Source { topic: "scores", partition: p }).collect();
+    monitor8.assign_partitions(&sources, 0);
+    let (mut i, mut t) = (0usize, 1_700_000_000_000i64);
+    group.bench_function("observe_score_8_partitions", |b| {
+        b.iter(|| {
+            let s = &mut events[i % 50_000];
+            i += 1;
+            t += 5;
+            s.event_time = t;
+            black_box(monitor8.observe_score_from(s, sources[i % 8], 0));
         })
     });
 
