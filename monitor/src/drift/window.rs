@@ -117,15 +117,16 @@ impl PaneClock {
     /// the newest pane seen): its panes still in the ring, none newer than the newest.
     pub(crate) fn window_slots(&self, end: Option<u64>) -> impl Iterator<Item = usize> + use<> {
         let n = self.spec.slots() as u64;
-        let range = match self.newest {
-            None => 1..=0,
+        // Half-open [lo, hi): empty before the first event.
+        let (lo, hi) = match self.newest {
+            None => (0, 0),
             Some(newest) => {
                 let end = end.unwrap_or(newest);
                 let lo = (end + 1).saturating_sub(self.spec.panes as u64).max((newest + 1).saturating_sub(n));
-                lo..=end.min(newest)
+                (lo, end.min(newest) + 1)
             }
         };
-        range.map(move |p| (p % n) as usize)
+        (lo..hi).map(move |p| (p % n) as usize)
     }
 
     pub(crate) fn reset(&mut self) {
