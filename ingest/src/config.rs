@@ -57,6 +57,13 @@ pub struct BatchConfig {
     /// Longest wait after the first event of a batch, in milliseconds. Default 20.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// On shutdown, how long a batch already in progress may take to finish, in
+    /// milliseconds. Past it the batch is abandoned without storing its offsets (its
+    /// events are replayed by the next owner, which the store's fences make harmless),
+    /// so a stuck downstream (an unreachable topic, a Redis outage) cannot hold a
+    /// shutdown hostage. Default 10000.
+    #[serde(default = "default_shutdown_drain_ms")]
+    pub shutdown_drain_ms: u64,
 }
 
 fn default_group_id() -> String {
@@ -83,6 +90,9 @@ fn default_max_events() -> usize {
 fn default_max_wait_ms() -> u64 {
     20
 }
+fn default_shutdown_drain_ms() -> u64 {
+    10_000
+}
 
 impl Default for TopicsConfig {
     fn default() -> Self {
@@ -97,7 +107,11 @@ impl Default for TopicsConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_events: default_max_events(), max_wait_ms: default_max_wait_ms() }
+        BatchConfig {
+            max_events: default_max_events(),
+            max_wait_ms: default_max_wait_ms(),
+            shutdown_drain_ms: default_shutdown_drain_ms(),
+        }
     }
 }
 
@@ -284,9 +298,9 @@ mod tests {
         let mut c = KafkaConfig::new("b:1");
         c.batch.max_wait_ms = 60_001;
         one_problem(&c, "kafka.batch.max_wait_ms must be at most 60000");
-        c.batch = BatchConfig { max_events: 100_000, max_wait_ms: 60_000 };
+        c.batch = BatchConfig { max_events: 100_000, max_wait_ms: 60_000, ..BatchConfig::default() };
         assert!(c.problems().is_empty());
-        c.batch = BatchConfig { max_events: 1, max_wait_ms: 0 };
+        c.batch = BatchConfig { max_events: 1, max_wait_ms: 0, ..BatchConfig::default() };
         assert!(c.problems().is_empty());
     }
 

@@ -75,6 +75,8 @@ pub struct LoopStats {
     pub records: u64,
     pub dead_lettered: u64,
     pub retries: u64,
+    /// Batches given up at shutdown after the drain timeout (their offsets not stored).
+    pub abandoned: u64,
 }
 
 /// A partition assignment change, as the rebalance callback saw it: `(topic, partition)`s.
@@ -165,6 +167,8 @@ pub struct ConsumerLoop<H> {
     max_wait: Duration,
     /// Retries of a batch whose handler failed with a retryable error, before giving up.
     max_retries: u32,
+    /// How long an in-flight batch may run on after shutdown.
+    shutdown_drain: Duration,
     stats: LoopStats,
 }
 
@@ -177,6 +181,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             max_events: config.batch.max_events,
             max_wait: Duration::from_millis(config.batch.max_wait_ms),
             max_retries: 10,
+            shutdown_drain: Duration::from_millis(config.batch.shutdown_drain_ms),
             stats: LoopStats::default(),
         }
     }
@@ -186,7 +191,9 @@ impl<H: BatchHandler> ConsumerLoop<H> {
     }
 
     /// Runs until `shutdown` is cancelled or a fatal error. A batch in progress when
-    /// shutdown comes is finished first; then stored offsets are committed.
+    /// shutdown comes may finish within `kafka.batch.shutdown_drain_ms` (no retry starts
+    /// after shutdown); past that it is abandoned with its offsets unstored, to be
+    /// replayed. Then stored offsets are committed.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(LoopStats, H)> {
         let outcome = self.run_inner(&shutdown).await;
         // Whatever happened, commit what is stored: it is all finished work.
@@ -197,7 +204,8 @@ impl<H: BatchHandler> ConsumerLoop<H> {
     }
 
     async fn run_inner(&mut self, shutdown: &CancellationToken) -> Result<()> {
-        let ConsumerLoop { consumer, dead_letters, handler, max_events, max_wait, max_retries, stats } = self;
+        let ConsumerLoop { consumer, dead_letters, handler, max_events, max_wait, max_retries, shutdown_drain, stats } =
+            self;
         loop {
             let batch = tokio::select! {
                 biased;
@@ -209,16 +217,44 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             }
             let records: Vec<InputRecord<'_>> = batch.iter().map(|(m, at)| record_of(m, *at)).collect();
 
+            // Past this, an in-flight batch is given up: dropping its future is safe
+            // because nothing of the batch is acknowledged until its offsets are stored.
+            let drain = *shutdown_drain;
+            let drain_expired = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(drain).await;
+            };
+            tokio::pin!(drain_expired);
             let mut attempt = 0;
             let dispositions = loop {
-                match handler.handle(&records).await {
+                let outcome = tokio::select! {
+                    outcome = handler.handle(&records) => outcome,
+                    _ = &mut drain_expired => {
+                        warn!(events = records.len(), ?drain, "shutdown: in-flight batch abandoned, its events will be replayed");
+                        stats.abandoned += 1;
+                        return Ok(());
+                    }
+                };
+                match outcome {
                     Ok(d) => break d,
+                    Err(Error::Handler { retryable: true, message }) if shutdown.is_cancelled() => {
+                        warn!(%message, "shutdown: failed batch not retried, its events will be replayed");
+                        stats.abandoned += 1;
+                        return Ok(());
+                    }
                     Err(Error::Handler { retryable: true, message }) if attempt < *max_retries => {
                         attempt += 1;
                         stats.retries += 1;
                         let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
                         warn!(attempt, ?backoff, %message, "batch failed, retrying");
-                        tokio::time::sleep(backoff).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.cancelled() => {
+                                warn!("shutdown: failed batch not retried, its events will be replayed");
+                                stats.abandoned += 1;
+                                return Ok(());
+                            }
+                        }
                     }
                     Err(e) => return Err(e),
                 }
