@@ -250,6 +250,11 @@ impl WeirProcess {
         }
     }
 
+    /// The process id (to signal it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
         Ok(self.child.try_wait()?)
     }
