@@ -18,7 +18,7 @@ use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Commit, LearnerState};
 use weir_tests::learning::{checkpoint_state, expected_learned, labels, produce_and_score};
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};
-use weir_tests::{unique, Services, WeirProcess};
+use weir_tests::{strip_ansi, unique, Services, WeirProcess};
 
 fn commit_with_learned(learned: u64) -> anyhow::Result<Commit> {
     let mut state = LearnerState::fresh();
@@ -103,24 +103,6 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> 
     Ok(())
 }
 
-/// The log without its colour codes.
-fn plain(log: &str) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn signal(p: &WeirProcess, sig: i32) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -177,7 +159,7 @@ async fn second_learner_waits_then_takes_over_and_the_paused_one_cannot_write() 
     })
     .await?;
     assert!(paused_at < expected_count, "the pause did not land mid-stream");
-    assert!(plain(&second.log_text()).contains("acquired the learner lease token=2"), "{}", second.log_text());
+    assert!(second.log_plain().contains("acquired the learner lease token=2"), "{}", second.log_text());
 
     // The first wakes up replaced: it must stop with an error and write nothing.
     signal(&first, libc::SIGCONT);
@@ -202,7 +184,7 @@ async fn second_learner_waits_then_takes_over_and_the_paused_one_cannot_write() 
         "lease: {expected_count} labels; paused at {paused_at}; final learned {}, fingerprint match {}; replaced learner's last lines:\n{}",
         c.learned,
         c.learned_fingerprint == expected_fingerprint,
-        plain(&first_log).lines().filter(|l| l.contains("lease")).collect::<Vec<_>>().join("\n")
+        strip_ansi(&first_log).lines().filter(|l| l.contains("lease")).collect::<Vec<_>>().join("\n")
     );
     assert_eq!(c.learned, expected_count, "labels learned (lost or twice)");
     assert_eq!(c.learned_fingerprint, expected_fingerprint, "a different set of labels was learned");
