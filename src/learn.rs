@@ -68,7 +68,8 @@ pub async fn restore_from(config: &WeirConfig, checkpoint: RedisCheckpoint) -> a
     let lc = learner_config(config);
     let r = checkpoint.load().await?;
     let resumed = r.state.is_some();
-    let learner = Learner::restore(lc, r.state, r.scores, r.labels, r.joined, r.eval)?;
+    let mut learner = Learner::restore(lc, r.state, r.scores, r.labels, r.joined, r.eval)?;
+    learner.restore_compare(r.compare);
     if resumed {
         let c = learner.counters();
         info!(learned = c.learned, offsets = ?learner.state().offsets, "learner resumed from its checkpoint");
@@ -156,7 +157,7 @@ impl BatchHandler for LearnHandler {
         };
         if promoted {
             // The promotion state changed: it goes into this batch's transaction.
-            commit.state_json = self.learner.commit(commit.learned).state_json;
+            commit.then(self.learner.commit(0));
         }
         self.commit(&commit).await?;
         let l = &self.learner;

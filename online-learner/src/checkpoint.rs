@@ -11,6 +11,7 @@
 //! | `<prefix>:learner:{<name>}:labels` | hash | event id → label waiting for its score |
 //! | `<prefix>:learner:{<name>}:joined` | hash | event id → event time of pairs already learned (duplicate guard) |
 //! | `<prefix>:learner:{<name>}:eval` | list | the last `max(windows)` evaluation entries |
+//! | `<prefix>:learner:{<name>}:compare` | list | the promotion comparison window: the last `compare_labels` entries served by the champion |
 //! | `<prefix>:learner:{<name>}:fence` | string | fencing token: incremented by every lease acquisition |
 //! | `<prefix>:learner:{<name>}:lease` | string | `<token> <holder>`, with a `lease_ms` expiry: who runs this learner |
 //!
@@ -41,6 +42,7 @@ pub struct Restored {
     pub labels: Vec<(String, Label)>,
     pub joined: Vec<(String, i64)>,
     pub eval: Vec<Entry>,
+    pub compare: Vec<Entry>,
 }
 
 #[derive(Clone)]
@@ -51,6 +53,7 @@ pub struct RedisCheckpoint {
     labels_key: String,
     joined_key: String,
     eval_key: String,
+    compare_key: String,
     fence_key: String,
     lease_key: String,
     /// The fencing token and lease value of this process, once acquired.
@@ -99,10 +102,11 @@ end
 return 0
 ";
 
-/// The fenced checkpoint write. KEYS: fence, lease, state, scores, labels, joined, eval.
-/// ARGV: token, lease value, lease ms, state JSON, eval capacity, then for each of the
-/// three hashes `nput ndel` followed by `nput` field/value pairs and `ndel` fields, then
-/// `neval` followed by the evaluation entries.
+/// The fenced checkpoint write. KEYS: fence, lease, state, scores, labels, joined, eval,
+/// compare. ARGV: token, lease value, lease ms, state JSON, eval capacity, then for each
+/// of the three hashes `nput ndel` followed by `nput` field/value pairs and `ndel`
+/// fields, then `neval` followed by the evaluation entries, then `reset capacity ncompare`
+/// followed by the comparison window's new entries.
 const COMMIT: &str = r"
 local current = redis.call('GET', KEYS[1])
 if current ~= ARGV[1] then return {0, tostring(current)} end
@@ -119,6 +123,12 @@ if neval > 0 then
   for _ = 1, neval do redis.call('RPUSH', KEYS[7], ARGV[i]); i = i + 1 end
   redis.call('LTRIM', KEYS[7], -tonumber(ARGV[5]), -1)
 end
+local reset = ARGV[i]; local cap = tonumber(ARGV[i + 1]); local ncompare = tonumber(ARGV[i + 2]); i = i + 3
+if reset == '1' then redis.call('DEL', KEYS[8]) end
+if ncompare > 0 then
+  for _ = 1, ncompare do redis.call('RPUSH', KEYS[8], ARGV[i]); i = i + 1 end
+  redis.call('LTRIM', KEYS[8], -cap, -1)
+end
 return {1, current}
 ";
 
@@ -134,6 +144,7 @@ impl RedisCheckpoint {
             labels_key: format!("{base}:labels"),
             joined_key: format!("{base}:joined"),
             eval_key: format!("{base}:eval"),
+            compare_key: format!("{base}:compare"),
             fence_key: format!("{base}:fence"),
             lease_key: format!("{base}:lease"),
             held: None,
@@ -147,14 +158,16 @@ impl RedisCheckpoint {
     /// Reads the whole checkpoint in one transaction.
     pub async fn load(&self) -> Result<Restored> {
         let mut conn = self.conn.clone();
-        type Raw = (Option<String>, Vec<(String, String)>, Vec<(String, String)>, Vec<(String, i64)>, Vec<String>);
-        let (state, scores, labels, joined, eval): Raw = redis::pipe()
+        type Raw =
+            (Option<String>, Vec<(String, String)>, Vec<(String, String)>, Vec<(String, i64)>, Vec<String>, Vec<String>);
+        let (state, scores, labels, joined, eval, compare): Raw = redis::pipe()
                 .atomic()
                 .get(&self.state_key)
                 .hgetall(&self.scores_key)
                 .hgetall(&self.labels_key)
                 .hgetall(&self.joined_key)
                 .lrange(&self.eval_key, 0, -1)
+                .lrange(&self.compare_key, 0, -1)
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| Error::redis("reading the learner checkpoint", e))?;
@@ -184,7 +197,11 @@ impl RedisCheckpoint {
             .iter()
             .map(|v| serde_json::from_str(v).map_err(|e| bad(&self.eval_key, e)))
             .collect::<Result<_>>()?;
-        Ok(Restored { state, scores, labels, joined, eval })
+        let compare = compare
+            .iter()
+            .map(|v| serde_json::from_str(v).map_err(|e| bad(&self.compare_key, e)))
+            .collect::<Result<_>>()?;
+        Ok(Restored { state, scores, labels, joined, eval, compare })
     }
 
     /// Tries once to take the learner's lease for `holder` (a free-form id for logs).
@@ -263,6 +280,7 @@ impl RedisCheckpoint {
             .key(&self.labels_key)
             .key(&self.joined_key)
             .key(&self.eval_key)
+            .key(&self.compare_key)
             .arg(h.token)
             .arg(&h.value)
             .arg(h.ttl_ms)
@@ -284,6 +302,10 @@ impl RedisCheckpoint {
         for e in &c.eval {
             script.arg(e);
         }
+        script.arg(u8::from(c.compare_reset)).arg(c.compare_capacity.max(1)).arg(c.compare.len());
+        for e in &c.compare {
+            script.arg(e);
+        }
         let mut conn = self.conn.clone();
         let (ok, current): (i64, String) =
             script.invoke_async(&mut conn).await.map_err(|e| Error::redis("writing the learner checkpoint", e))?;
@@ -293,7 +315,14 @@ impl RedisCheckpoint {
     /// Removes the checkpoint (a fresh start).
     pub async fn clear(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        conn.del::<_, ()>(&[&self.state_key, &self.scores_key, &self.labels_key, &self.joined_key, &self.eval_key])
+        conn.del::<_, ()>(&[
+            &self.state_key,
+            &self.scores_key,
+            &self.labels_key,
+            &self.joined_key,
+            &self.eval_key,
+            &self.compare_key,
+        ])
             .await
             .map_err(|e| Error::redis("clearing the learner checkpoint", e))
     }
