@@ -1,15 +1,16 @@
 //! Automatic rollback, live on the real binary: `weir run` serves the baseline (v1) and
 //! runs its learner; after the concept change the learner promotes its model and the
 //! scorer hot-swaps to it. Then the world turns against the promoted model — the next
-//! transactions' labels contradict it (every label inverted), constructed so its live
-//! AUC is far below what v1 showed when it was replaced. The learner's watch sees that
-//! over `rollback_labels` labels served by the promoted version and rolls the registry
+//! transactions' labels contradict it (the ones it scored lowest turn out to be the
+//! frauds), constructed so its live AUC is ~0, far below what v1 showed when replaced.
+//! The learner's watch sees that over `rollback_labels` labels served by the promoted version and rolls the registry
 //! back to v1; the scorer swaps back, and every transaction scored after that carries v1
 //! (the hourly cap keeps the learner from promoting again).
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use weir_ingest::generator::{Content, GeneratorConfig};
+use weir_ingest::generator::{Content, GeneratorConfig, Stream};
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_online_learner::config::LearnerConfig;
@@ -37,6 +38,30 @@ async fn wait(process: &mut WeirProcess, what: &str, timeout: Duration, mut done
     }
 }
 
+/// Model version and score of each of `ids` on the scores topic, once all are there.
+async fn scores_of(brokers: &str, topic: &str, ids: HashSet<String>) -> anyhow::Result<HashMap<String, (String, f64)>> {
+    let decoder = score_decoder()?;
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut found = HashMap::new();
+        let mut seen = 0;
+        read_topic(&brokers, &topic, Duration::from_secs(120), |m| {
+            for msg in &m[seen..] {
+                if let Ok(s) = decoder.decode(payload(msg))
+                    && ids.contains(&s.event_id)
+                {
+                    found.insert(s.event_id, (s.model_version, s.score));
+                }
+            }
+            seen = m.len();
+            found.len() >= ids.len()
+        })?;
+        anyhow::ensure!(found.len() == ids.len(), "{} of {} scores found", found.len(), ids.len());
+        Ok(found)
+    })
+    .await?
+}
+
 /// The scorer's last swap went to `version`.
 fn last_swap_to(log: &str, version: &str) -> bool {
     log.lines().rev().find(|l| l.contains(SWAPPED)).is_some_and(|l| l.contains(&format!("to={version}")))
@@ -61,9 +86,7 @@ async fn a_promoted_model_that_does_worse_live_is_rolled_back_and_v1_serves_agai
     lc.promotion.enabled = true;
     lc.promotion.min_labels = 2_000;
     lc.promotion.compare_labels = 2_000;
-    // A clear win (so the promoted model has adapted to the change, and the inverted
-    // labels below put its live AUC far below v1's).
-    lc.promotion.margin = 0.3;
+    lc.promotion.margin = 0.05;
     lc.promotion.max_per_hour = 1;
     lc.promotion.rollback_labels = 1_500;
     lc.promotion.rollback_margin = 0.05;
@@ -93,28 +116,33 @@ async fn a_promoted_model_that_does_worse_live_is_rolled_back_and_v1_serves_agai
     .await?;
     wait(&mut process, "the swap to the promoted version", Duration::from_secs(60), |log| Ok(last_swap_to(log, &promoted))).await?;
 
-    // 2. Traffic whose labels contradict the promoted model: the post-change pattern with
-    //    every label inverted (more bursts, so the watch window holds enough frauds).
-    let g = GeneratorConfig {
-        event_rate: 5.0,
-        burst_probability: 0.005,
-        concept_change_at: Some(0),
-        ..GeneratorConfig::new(9090, start + 4_200_000, 3_000)
-    };
+    // 2. Traffic whose labels contradict the promoted model: the transactions first; once
+    //    they are scored (by the promoted version), their labels, set from the scores it
+    //    served — the lowest-scored tenth are the frauds. Its live AUC is then ~0 whatever
+    //    it learned, far below what v1 showed when it was replaced.
+    let g = GeneratorConfig { event_rate: 5.0, concept_change_at: Some(0), ..GeneratorConfig::new(9090, start + 4_200_000, 3_000) };
     let (adverse, adverse_tx) = generate(g)?;
+    let (adverse_labels, adverse_txs): (Vec<_>, Vec<_>) = adverse.into_iter().partition(|m| m.stream == Stream::Labels);
+    produce_all(&producer, &config.kafka.topics, adverse_txs.into_iter().map(Ok), None, |_| {}).await?;
+    let adverse_ids: HashSet<String> = adverse_tx.iter().map(|t| t.event_id.clone()).collect();
+    let served = scores_of(&services.brokers, &config.kafka.topics.scores, adverse_ids).await?;
+    let by_promoted = served.values().filter(|(v, _)| *v == promoted).count();
+    let mut sorted: Vec<f64> = served.values().map(|(_, s)| *s).collect();
+    sorted.sort_by(f64::total_cmp);
+    let cut = sorted[sorted.len() / 10];
     let schemas = LocalSchemaRegistry::embedded()?;
     let label_encoder = Encoder::new(&schemas, subjects::LABEL)?;
-    let adverse: Vec<_> = adverse
+    let adverse_labels: Vec<_> = adverse_labels
         .into_iter()
         .map(|mut m| {
             if let Content::Label(l) = &mut m.content {
-                l.is_fraud = !l.is_fraud;
+                l.is_fraud = served.get(&l.event_id).is_some_and(|(_, s)| *s < cut);
                 m.payload = label_encoder.encode(l)?;
             }
             anyhow::Ok(m)
         })
         .collect::<anyhow::Result<_>>()?;
-    produce_all(&producer, &config.kafka.topics, adverse.into_iter().map(Ok), None, |_| {}).await?;
+    produce_all(&producer, &config.kafka.topics, adverse_labels.into_iter().map(Ok), None, |_| {}).await?;
 
     // 3. The watch rolls back to v1, as the learner (not by hand), and the scorer follows.
     wait(&mut process, "the rollback", Duration::from_secs(180), |_| Ok(registry.champion("fraud")?.as_deref() == Some("v1"))).await?;
@@ -130,34 +158,13 @@ async fn a_promoted_model_that_does_worse_live_is_rolled_back_and_v1_serves_agai
     let later = GeneratorConfig { event_rate: 5.0, ..GeneratorConfig::new(7070, start + 5_000_000, 300) };
     let (more, more_tx) = generate(later)?;
     produce_all(&producer, &config.kafka.topics, more.into_iter().map(Ok), None, |_| {}).await?;
-    let ids: std::collections::HashSet<String> = more_tx.iter().map(|t| t.event_id.clone()).collect();
-    let adverse_ids: std::collections::HashSet<String> = adverse_tx.iter().map(|t| t.event_id.clone()).collect();
+    let ids: HashSet<String> = more_tx.iter().map(|t| t.event_id.clone()).collect();
     let expected_later = ids.len();
-    let decoder = score_decoder()?;
-    let (brokers, topic) = (services.brokers.clone(), config.kafka.topics.scores.clone());
-    let (versions, adverse_versions) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<String>, Vec<String>)> {
-        let (mut versions, mut adverse_versions) = (Vec::new(), Vec::new());
-        let mut seen = 0;
-        read_topic(&brokers, &topic, Duration::from_secs(120), |m| {
-            for msg in &m[seen..] {
-                if let Ok(s) = decoder.decode(payload(msg)) {
-                    if ids.contains(&s.event_id) {
-                        versions.push(s.model_version);
-                    } else if adverse_ids.contains(&s.event_id) {
-                        adverse_versions.push(s.model_version);
-                    }
-                }
-            }
-            seen = m.len();
-            versions.len() >= ids.len()
-        })?;
-        Ok((versions, adverse_versions))
-    })
-    .await??;
-    let by_promoted = adverse_versions.iter().filter(|v| **v == promoted).count();
+    let versions: Vec<String> =
+        scores_of(&services.brokers, &config.kafka.topics.scores, ids).await?.into_values().map(|(v, _)| v).collect();
     eprintln!(
         "adverse transactions: {} scored, {by_promoted} by {promoted}; after the rollback: {} scored, {} by v1",
-        adverse_versions.len(),
+        served.len(),
         versions.len(),
         versions.iter().filter(|v| *v == "v1").count()
     );
@@ -166,7 +173,7 @@ async fn a_promoted_model_that_does_worse_live_is_rolled_back_and_v1_serves_agai
     let status = process.interrupt(Duration::from_secs(30))?;
     anyhow::ensure!(status.success(), "weir run exited with {status}:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
 
-    assert!(by_promoted >= 1_500, "the watch needs 1500 labels served by {promoted}: {by_promoted}");
+    assert_eq!(by_promoted, served.len(), "the adverse traffic is served by {promoted}");
     assert_eq!(versions.len(), expected_later);
     assert!(versions.iter().all(|v| v == "v1"), "transactions after the rollback must be scored by v1: {versions:?}");
     let p = &state.promotion;
