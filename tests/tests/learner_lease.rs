@@ -119,7 +119,16 @@ async fn second_learner_waits_then_takes_over_and_the_paused_one_cannot_write() 
     create_pipeline_topics(&services, &config, 4).await?;
     let (messages, _) = generate(GeneratorConfig::new(616, weir_schemas::now_ms() - 3_600_000, EVENTS))?;
     let (expected_count, expected_fingerprint) = expected_learned(&labels(&messages));
-    produce_and_score(&config, messages, EVENTS).await?;
+    // Half the stream now, the other half once the first learner is paused: so the pause
+    // lands mid-stream however fast the first one learns.
+    let mut messages = messages;
+    let rest = messages.split_off(messages.len() / 2);
+    let txs = |m: &[weir_ingest::generator::GeneratedMessage]| {
+        m.iter().filter(|m| matches!(m.content, weir_ingest::generator::Content::Transaction { .. })).count() as u64
+    };
+    let (first_txs, rest_txs) = (txs(&messages), txs(&rest));
+    assert_eq!(first_txs + rest_txs, EVENTS);
+    produce_and_score(&config, messages, first_txs).await?;
 
     let mut learner = LearnerConfig {
         group_id: unique("learner"),
@@ -153,6 +162,7 @@ async fn second_learner_waits_then_takes_over_and_the_paused_one_cannot_write() 
     // Pause the holder mid-stream, past its lease: the second takes over.
     signal(&first, libc::SIGSTOP);
     let paused_at = learned_now(&config).await?;
+    produce_and_score(&config, rest, rest_txs).await?;
     wait_for("the second learner taking over", Duration::from_secs(120), async || {
         anyhow::ensure!(second.exited()?.is_none(), "second exited:\n{}", second.log_text());
         Ok(second.log_text().contains("acquired the learner lease") && learned_now(&config).await? > paused_at)
