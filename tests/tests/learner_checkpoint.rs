@@ -77,5 +77,22 @@ async fn comparison_window_is_written_incrementally_and_restores_exactly() -> an
     let mut restored = Learner::restore(lc, r.state, r.scores, r.labels, r.joined, r.eval)?;
     restored.restore_compare(r.compare);
     assert_eq!(restored.state().promotion.compare, learner.state().promotion.compare);
+
+    // What a batch of 50 labels writes with a full 2000-label window (the figure).
+    let mut lc = LearnerConfig { key_prefix: unique("cmp"), ..LearnerConfig::default() };
+    lc.promotion.compare_labels = 2_000;
+    let mut learner = Learner::restore(lc, None, vec![], vec![], vec![], vec![])?;
+    learner.state_mut().promotion.set_champion("v1");
+    learner.apply(batch(0, 2_000, "v1"))?;
+    let c = learner.apply(batch(2_000, 50, "v1"))?;
+    let window_json = serde_json::to_string(&learner.state().promotion.compare)?.len();
+    let written: usize = c.compare.iter().map(String::len).sum();
+    eprintln!(
+        "batch of 50 with a full 2000-label window: state JSON {} bytes + {written} bytes of new window entries \
+         (the whole window in the state JSON would add {window_json} bytes per write)",
+        c.state_json.len()
+    );
+    assert_eq!(learner.state().promotion.compare.len(), 2_000);
+    assert!(written * 10 < window_json);
     Ok(())
 }
