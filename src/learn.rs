@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::EventProducer;
 use weir_ingest::Error as IngestError;
-use weir_online_learner::checkpoint::RedisCheckpoint;
+use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
 use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Input, Learner, Position};
 use weir_schemas::events::{Label, Score};
@@ -49,14 +49,27 @@ pub struct LearnHandler {
     promoter: Option<crate::promote::Promoter>,
 }
 
-/// Connects to the checkpoint and restores the learner from it.
-pub async fn restore(config: &WeirConfig) -> anyhow::Result<(Learner, RedisCheckpoint)> {
+/// Connects to the learner's checkpoint (without taking its lease).
+pub async fn connect(config: &WeirConfig) -> anyhow::Result<RedisCheckpoint> {
     let lc = learner_config(config);
     let redis = config.redis.as_ref().context("the learner keeps its checkpoint in Redis: a [redis] section is needed")?;
-    let checkpoint = RedisCheckpoint::connect(&redis.url, &lc.key_prefix, &lc.name).await?;
+    Ok(RedisCheckpoint::connect(&redis.url, &lc.key_prefix, &lc.name).await?)
+}
+
+/// Connects to the checkpoint and restores the learner from it.
+pub async fn restore(config: &WeirConfig) -> anyhow::Result<(Learner, RedisCheckpoint)> {
+    let checkpoint = connect(config).await?;
+    restore_from(config, checkpoint).await
+}
+
+/// Restores the learner from `checkpoint` (after taking the lease, so the last holder's
+/// final write is in what is read).
+pub async fn restore_from(config: &WeirConfig, checkpoint: RedisCheckpoint) -> anyhow::Result<(Learner, RedisCheckpoint)> {
+    let lc = learner_config(config);
     let r = checkpoint.load().await?;
     let resumed = r.state.is_some();
-    let learner = Learner::restore(lc, r.state, r.scores, r.labels, r.joined, r.eval)?;
+    let mut learner = Learner::restore(lc, r.state, r.scores, r.labels, r.joined, r.eval)?;
+    learner.restore_compare(r.compare);
     if resumed {
         let c = learner.counters();
         info!(learned = c.learned, offsets = ?learner.state().offsets, "learner resumed from its checkpoint");
@@ -65,8 +78,9 @@ pub async fn restore(config: &WeirConfig) -> anyhow::Result<(Learner, RedisCheck
 }
 
 impl LearnHandler {
-    pub async fn new(config: &WeirConfig) -> anyhow::Result<Self> {
-        let (learner, checkpoint) = restore(config).await?;
+    /// A handler writing through `checkpoint`, whose lease this process holds.
+    pub async fn new(config: &WeirConfig, checkpoint: RedisCheckpoint) -> anyhow::Result<Self> {
+        let (learner, checkpoint) = restore_from(config, checkpoint).await?;
         let registry = schema_registry(config)?;
         let scores = Decoder::new(registry.clone(), subjects::SCORE, &*registry.latest(subjects::SCORE)?);
         let labels = Decoder::new(registry.clone(), subjects::LABEL, &*registry.latest(subjects::LABEL)?);
@@ -107,6 +121,10 @@ impl LearnHandler {
         loop {
             match self.checkpoint.commit(commit).await {
                 Ok(()) => return Ok(()),
+                Err(e @ weir_online_learner::Error::LeaseLost { .. }) => {
+                    tracing::error!(error = %e, "checkpoint write refused: this learner was replaced; stopping without writing");
+                    return Err(IngestError::Handler { retryable: false, message: e.to_string() });
+                }
                 Err(e) if e.is_retryable() && attempt < 8 => {
                     attempt += 1;
                     warn!(attempt, error = %e, "learner checkpoint write failed, retrying");
@@ -139,7 +157,7 @@ impl BatchHandler for LearnHandler {
         };
         if promoted {
             // The promotion state changed: it goes into this batch's transaction.
-            commit.state_json = self.learner.commit(commit.learned).state_json;
+            commit.then(self.learner.commit(0));
         }
         self.commit(&commit).await?;
         let l = &self.learner;
@@ -215,17 +233,100 @@ pub fn status_report(l: &Learner) -> String {
     s
 }
 
-/// Runs the learner until `shutdown`.
+/// Who this process is, in the lease value and the logs of a waiting learner.
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
+}
+
+/// Takes the learner's lease, waiting while another process holds it. `None` if
+/// `shutdown` came first.
+pub async fn acquire_lease(checkpoint: &mut RedisCheckpoint, lease_ms: u64, shutdown: &CancellationToken) -> anyhow::Result<Option<u64>> {
+    let holder = holder_id();
+    let mut last_holder = String::new();
+    loop {
+        match checkpoint.acquire(&holder, lease_ms).await? {
+            Acquire::Acquired(token) => {
+                info!(token, %holder, lease_ms, "acquired the learner lease");
+                return Ok(Some(token));
+            }
+            Acquire::Held { by, ttl_ms } => {
+                if by != last_holder {
+                    warn!(held_by = %by, expires_in_ms = ttl_ms, "another learner with this name holds the lease; waiting for it");
+                    last_holder = by;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(Duration::from_millis((lease_ms / 10).clamp(100, 1000))) => {}
+        }
+    }
+}
+
+/// Renews the lease every third of its life until `stop`; if it is lost (another
+/// process acquired), cancels `lost` and returns the error.
+fn spawn_renewal(checkpoint: RedisCheckpoint, lease_ms: u64, stop: CancellationToken, lost: CancellationToken) -> tokio::task::JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(lease_ms / 3);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match checkpoint.renew().await {
+                Ok(()) => {}
+                Err(e @ weir_online_learner::Error::LeaseLost { .. }) => {
+                    tracing::error!(error = %e, "learner lease lost; stopping");
+                    lost.cancel();
+                    return Some(e.to_string());
+                }
+                // Redis briefly away: the next renewal (or the next checkpoint write,
+                // which renews too) tries again; the fence keeps writes safe meanwhile.
+                Err(e) => warn!(error = %e, "renewing the learner lease failed; retrying"),
+            }
+        }
+    })
+}
+
+/// Runs the learner until `shutdown`: takes the learner's lease (one process per learner
+/// name; waits while another holds it), restores, consumes, and gives the lease up on a
+/// clean stop.
 pub async fn run_learner(config: &WeirConfig, shutdown: CancellationToken) -> anyhow::Result<(LoopStats, LearnHandler)> {
     config.check()?;
     let lc = learner_config(config);
     let mut kafka = config.kafka.clone();
     kafka.group_id = lc.group_id.clone();
-    let handler = LearnHandler::new(config).await?;
-    let producer = EventProducer::new(&kafka)?;
-    let consumer = weir_ingest::consumer::subscribe(&kafka, &[&kafka.topics.scores, &kafka.topics.labels])?;
-    info!(group = %kafka.group_id, name = %lc.name, "learner consuming scores and labels");
-    let (stats, handler) = ConsumerLoop::new(&kafka, consumer, producer, handler).run(shutdown).await?;
+    let mut checkpoint = connect(config).await?;
+    if acquire_lease(&mut checkpoint, lc.lease_ms, &shutdown).await?.is_none() {
+        anyhow::bail!("learner {:?} stopped while waiting for its lease", lc.name);
+    }
+    let stop_renewal = CancellationToken::new();
+    let lost = shutdown.child_token();
+    let renewal = spawn_renewal(checkpoint.clone(), lc.lease_ms, stop_renewal.clone(), lost.clone());
+    let result = async {
+        let handler = LearnHandler::new(config, checkpoint.clone()).await?;
+        let producer = EventProducer::new(&kafka)?;
+        let consumer = weir_ingest::consumer::subscribe(&kafka, &[&kafka.topics.scores, &kafka.topics.labels])?;
+        info!(group = %kafka.group_id, name = %lc.name, "learner consuming scores and labels");
+        anyhow::Ok(ConsumerLoop::new(&kafka, consumer, producer, handler).run(lost.clone()).await?)
+    }
+    .await;
+    stop_renewal.cancel();
+    let lost_lease = renewal.await.ok().flatten();
+    if let Some(e) = lost_lease {
+        anyhow::bail!("{e}");
+    }
+    // Give the lease up unless it was lost (the fence keeps the release from deleting a
+    // successor's lease anyway).
+    if !matches!(&result, Err(e) if e.downcast_ref::<IngestError>().is_some_and(|e| e.to_string().contains("lease lost"))) {
+        match checkpoint.release().await {
+            Ok(true) => info!("learner lease released"),
+            Ok(false) => warn!("learner lease was no longer ours at release"),
+            Err(e) => warn!(error = %e, "releasing the learner lease failed; it expires in {} ms", lc.lease_ms),
+        }
+    }
+    let (stats, handler) = result?;
     info!("{}", status_line(handler.learner()));
     Ok((stats, handler))
 }

@@ -19,6 +19,12 @@ pub struct LearnerConfig {
     /// Prefix of the learner's Redis keys. Default `weir`.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
+    /// Time to live of the learner's lease in Redis, in ms: one process per learner name
+    /// holds it (renewed every third of it while running); another one with the same
+    /// name waits until it is released or expires. A holder that loses it can no longer
+    /// write the checkpoint (fencing token). Default 10000, at least 1000.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
     #[serde(default)]
     pub join: JoinConfig,
     #[serde(default)]
@@ -190,6 +196,9 @@ fn default_margin() -> f64 {
 fn default_max_per_hour() -> usize {
     2
 }
+fn default_lease_ms() -> u64 {
+    10_000
+}
 fn default_rollback_labels() -> usize {
     1000
 }
@@ -200,6 +209,7 @@ impl Default for LearnerConfig {
             name: default_name(),
             group_id: default_group_id(),
             key_prefix: default_key_prefix(),
+            lease_ms: default_lease_ms(),
             join: JoinConfig::default(),
             ftrl: FtrlConfig::default(),
             evaluation: EvaluationConfig::default(),
@@ -278,6 +288,9 @@ impl LearnerConfig {
         }
         if self.key_prefix.is_empty() {
             p.push("learner.key_prefix is empty".into());
+        }
+        if self.lease_ms < 1000 {
+            p.push(format!("learner.lease_ms must be >= 1000, got {}", self.lease_ms));
         }
         let j = &self.join;
         if j.max_pending_scores == 0 {

@@ -13,6 +13,10 @@ pub enum Error {
     /// learner). Stop: learning on from nothing would relearn labels.
     #[error("checkpoint {key}: {message}")]
     Checkpoint { key: String, message: String },
+    /// Another process took this learner's lease (this one was paused or cut off longer
+    /// than `lease_ms`): stop without writing; the holder of the newer token goes on.
+    #[error("learner lease lost: this process holds fencing token {token}, the lease is now at token {current}; another learner with this name took over")]
+    LeaseLost { token: u64, current: String },
     /// The learner cannot use these features (a new feature set without a new learner).
     #[error("feature mismatch: {0}")]
     Features(String),

@@ -82,7 +82,8 @@ pub struct LearnerState {
     pub promotion: PromotionState,
 }
 
-pub const FORMAT: u32 = 1;
+/// 2: the promotion comparison window moved out of the state JSON into its own list.
+pub const FORMAT: u32 = 2;
 
 impl LearnerState {
     pub fn fresh() -> Self {
@@ -110,8 +111,31 @@ pub struct Commit {
     /// New evaluation entries (JSON), appended to the ring.
     pub eval: Vec<String>,
     pub eval_capacity: usize,
+    /// The promotion comparison window's changes (emptied first if `reset`), appended
+    /// to its list and trimmed to `compare_capacity`.
+    pub compare_reset: bool,
+    pub compare: Vec<String>,
+    pub compare_capacity: usize,
     /// Labels learned in this batch.
     pub learned: u64,
+}
+
+impl Commit {
+    /// `later` (taken after this one, before either was written) on top of this one.
+    pub fn then(&mut self, later: Commit) {
+        self.state_json = later.state_json;
+        self.scores.extend(later.scores);
+        self.labels.extend(later.labels);
+        self.joined.extend(later.joined);
+        self.eval.extend(later.eval);
+        if later.compare_reset {
+            self.compare_reset = true;
+            self.compare = later.compare;
+        } else {
+            self.compare.extend(later.compare);
+        }
+        self.learned += later.learned;
+    }
 }
 
 pub struct Learner {
@@ -262,12 +286,21 @@ impl Learner {
         Ok(())
     }
 
+    /// Restores the promotion comparison window (its own list in the checkpoint).
+    pub fn restore_compare(&mut self, entries: Vec<Entry>) {
+        self.state.promotion.restore_compare(entries, &self.config.promotion);
+    }
+
     /// Snapshots the state and the changes since the last commit.
     pub fn commit(&mut self, learned: u64) -> Commit {
         self.state.watermark = self.join.watermark;
         self.state.counters.join = self.join.counters.clone();
         let (scores, labels, joined) = self.join.take_changes();
+        let delta = self.state.promotion.take_compare_delta();
         Commit {
+            compare_reset: delta.reset,
+            compare: delta.pushed.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect(),
+            compare_capacity: self.config.promotion.compare_labels,
             state_json: serde_json::to_string(&self.state).unwrap_or_default(),
             scores: scores.into_iter().collect(),
             labels: labels.into_iter().collect(),

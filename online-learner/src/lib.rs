@@ -22,7 +22,7 @@
 //!
 //! The learner's whole state — model, scaler, counters, watermark, the join buffers, the
 //! evaluation ring **and the last offset applied per partition** — is written to Redis in
-//! one MULTI/EXEC per batch ([`checkpoint::RedisCheckpoint::commit`]). Only after that
+//! one atomic write per batch (a Lua script, [`checkpoint::RedisCheckpoint::commit`]). Only after that
 //! transaction returns does the consumer loop store the batch's Kafka offsets. So:
 //!
 //! - a crash before the transaction: nothing of the batch is in Redis, Kafka's committed
@@ -41,7 +41,11 @@
 //! the same transaction, which is what `tests/tests/learner_restart.rs` checks after
 //! SIGKILLs of the real `weir learn` process.
 //!
-//! One learner process per learner name: two would write the same keys.
+//! One learner process per learner name, enforced: a process takes the learner's lease in
+//! Redis first (with a fencing token, renewed while it runs) and restores only then; a
+//! second one waits. The checkpoint write refuses a holder whose token is no longer the
+//! newest, so a process paused past its lease and replaced cannot overwrite its
+//! successor's checkpoint (see [`checkpoint`]; `tests/tests/learner_lease.rs`).
 //!
 //! ```
 //! use weir_online_learner::{config::LearnerConfig, learner::{Input, Learner, Position}};

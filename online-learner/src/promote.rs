@@ -30,14 +30,38 @@ pub struct Watch {
 pub struct PromotionState {
     /// The registry's champion as last seen.
     pub champion_version: Option<String>,
-    /// Labels served by the champion: the comparison window.
+    /// Labels served by the champion: the comparison window. Not in the state JSON: it is
+    /// checkpointed incrementally, as a Redis list ([`PromotionState::take_compare_delta`]).
+    #[serde(skip)]
     pub compare: VecDeque<Entry>,
+    /// What changed in `compare` since the last checkpoint.
+    #[serde(skip)]
+    pub compare_delta: CompareDelta,
     /// Wall-clock times (ms) of this learner's promotions.
     pub promotions_ms: Vec<i64>,
     pub watch: Option<Watch>,
     /// Versions this learner published (names the next one).
     pub published: u64,
     pub rollbacks: u64,
+}
+
+/// Changes to the comparison window since the last checkpoint: emptied first (a new
+/// champion) or not, then these entries appended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompareDelta {
+    pub reset: bool,
+    pub pushed: Vec<Entry>,
+}
+
+impl CompareDelta {
+    /// `later` on top of `self`.
+    pub fn merge(&mut self, later: CompareDelta) {
+        if later.reset {
+            *self = later;
+        } else {
+            self.pushed.extend(later.pushed);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +96,7 @@ impl PromotionState {
     pub fn observe(&mut self, served_version: &str, e: Entry, cfg: &PromotionConfig) {
         if self.champion_version.as_deref() == Some(served_version) {
             self.compare.push_back(e);
+            self.compare_delta.pushed.push(e);
             while self.compare.len() > cfg.compare_labels {
                 self.compare.pop_front();
             }
@@ -89,6 +114,7 @@ impl PromotionState {
         if self.champion_version.as_deref() != Some(version) {
             self.champion_version = Some(version.to_string());
             self.compare.clear();
+            self.compare_delta = CompareDelta { reset: true, pushed: Vec::new() };
         }
     }
 
@@ -130,6 +156,18 @@ impl PromotionState {
         } else {
             Decision::Hold("challenger not better by the margin")
         }
+    }
+
+    /// The comparison window's changes since the last call (for the checkpoint).
+    pub fn take_compare_delta(&mut self) -> CompareDelta {
+        std::mem::take(&mut self.compare_delta)
+    }
+
+    /// Restores the comparison window from the checkpoint (the last `compare_labels`).
+    pub fn restore_compare(&mut self, entries: Vec<Entry>, cfg: &PromotionConfig) {
+        let skip = entries.len().saturating_sub(cfg.compare_labels);
+        self.compare = entries.into_iter().skip(skip).collect();
+        self.compare_delta = CompareDelta::default();
     }
 
     /// The caller promoted `version` (previously `previous`) at `now_ms`.

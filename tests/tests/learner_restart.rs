@@ -15,6 +15,12 @@ use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};
 use weir_tests::{unique, Services, WeirProcess};
 
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+/// The learner's lease. A restarted learner waits for the killed one's lease to expire,
+/// at least two thirds of it after the kill (renewals come every third), and only then
+/// joins the consumer group: by then the broker has evicted the dead member — Tansu
+/// 0.6.0 does not hand a dead member's partitions to a member that joined before the
+/// eviction (see crash_restart.rs). 10 s after the kill against a 6 s session timeout.
+const LEASE: Duration = Duration::from_secs(15);
 
 async fn learned_now(config: &WeirConfig) -> anyhow::Result<u64> {
     Ok(checkpoint_state(config).await?.map(|s| s.counters.learned).unwrap_or(0))
@@ -40,9 +46,20 @@ async fn wait_learned(config: &WeirConfig, n: u64, process: &mut WeirProcess, ti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learner_killed_twice_learns_every_label_exactly_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    match killed_twice(dir.path()).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // Keep the learner's log and config for the post-mortem.
+            let kept = dir.keep();
+            Err(e.context(format!("logs kept in {}", kept.display())))
+        }
+    }
+}
+
+async fn killed_twice(dir: &std::path::Path) -> anyhow::Result<()> {
     const EVENTS: u64 = 6_000;
     let services = Services::start()?;
-    let dir = tempfile::tempdir()?;
     let mut config = pipeline_config(&services, "learn-restart");
     create_pipeline_topics(&services, &config, 4).await?;
 
@@ -53,16 +70,21 @@ async fn learner_killed_twice_learns_every_label_exactly_once() -> anyhow::Resul
 
     // The learner: small batches so the kills land mid-stream; no join bound can drop a
     // label here (the stream spans minutes, the bounds a day), so every label must join.
-    let mut learner = LearnerConfig { group_id: unique("learner"), key_prefix: unique("weir-learn"), ..LearnerConfig::default() };
+    let mut learner = LearnerConfig {
+        group_id: unique("learner"),
+        key_prefix: unique("weir-learn"),
+        lease_ms: LEASE.as_millis() as u64,
+        ..LearnerConfig::default()
+    };
     learner.join.max_score_wait_secs = 86_400;
     config.learner = Some(learner);
     config.kafka.batch.max_events = 50;
     config.kafka.consumer_properties.insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
     config.check()?;
-    let config_path = dir.path().join("weir.toml");
+    let config_path = dir.join("weir.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;
     let path = config_path.to_string_lossy().to_string();
-    let spawn = || WeirProcess::spawn(&["learn", "--config", &path], dir.path().join("learn.log"));
+    let spawn = || WeirProcess::spawn(&["learn", "--config", &path], dir.join("learn.log"));
 
     let mut kills = Vec::new();
     for fraction in [4, 2] {
@@ -70,10 +92,7 @@ async fn learner_killed_twice_learns_every_label_exactly_once() -> anyhow::Resul
         let at = wait_learned(&config, expected_count / fraction, &mut p, Duration::from_secs(180)).await?;
         p.kill()?;
         kills.push((at, learned_now(&config).await?));
-        // Restart only once the broker has evicted the dead member: Tansu 0.6.0 does not
-        // hand a dead member's partitions to a member that joined before the eviction
-        // (see crash_restart.rs). A margin for a loaded machine.
-        tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(3)).await;
+        // Restarted at once: the successor waits for the dead one's lease (see LEASE).
     }
     let mut last = spawn()?;
     wait_learned(&config, expected_count, &mut last, Duration::from_secs(180)).await?;
@@ -82,6 +101,8 @@ async fn learner_killed_twice_learns_every_label_exactly_once() -> anyhow::Resul
     let status = last.interrupt(Duration::from_secs(30))?;
     anyhow::ensure!(status.success(), "weir learn exited with {status}");
 
+    let log = weir_tests::strip_ansi(&std::fs::read_to_string(dir.join("learn.log"))?);
+    let waits = log.matches("holds the lease; waiting").count();
     let state = checkpoint_state(&config).await?.ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
     let c = &state.counters;
     eprintln!(
@@ -93,6 +114,7 @@ async fn learner_killed_twice_learns_every_label_exactly_once() -> anyhow::Resul
         c.join.scores_pending_added - c.join.joined.min(c.join.scores_pending_added),
         c.join
     );
+    assert_eq!(waits, 2, "each restarted learner waits for the killed one's lease:\n{log}");
     for (at, _) in &kills {
         assert!(*at > 0 && *at < expected_count, "a kill did not land mid-stream: {kills:?}");
     }
