@@ -56,8 +56,56 @@ pub struct MetricsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`.
+    /// `redis://host:port[/db]`. With `cluster = true`: one node of the cluster (a seed;
+    /// the client discovers the others).
     pub url: String,
+    /// The Redis is a Redis Cluster: keys are spread over its masters by hash slot (an
+    /// entity's keys share one, through their `{kind:id}` hash tag) and each feature batch
+    /// is sent as one pipeline per slot. Default false. The online learner's checkpoint
+    /// (`[learner]`) needs a single Redis and is refused with this on.
+    #[serde(default)]
+    pub cluster: bool,
+    /// More seed nodes (`redis://host:port`) tried besides `url` when connecting to the
+    /// cluster, so that one node down at start does not stop weir. Only with
+    /// `cluster = true`. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_seeds: Vec<String>,
+}
+
+impl RedisConfig {
+    /// A single (non-cluster) Redis at `url`.
+    pub fn single(url: impl Into<String>) -> Self {
+        RedisConfig { url: url.into(), cluster: false, cluster_seeds: Vec::new() }
+    }
+
+    /// Every problem with this section, each naming the field.
+    pub fn problems(&self, learner: bool) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(self.url.starts_with("redis://") || self.url.starts_with("rediss://") || self.url.starts_with("unix://")) {
+            p.push(format!("redis.url {:?} must start with redis://, rediss:// or unix://", self.url));
+        }
+        if self.cluster {
+            if self.url.starts_with("unix://") {
+                p.push(format!("redis.url {:?}: a cluster is reached over TCP (redis:// or rediss://)", self.url));
+            }
+            for s in &self.cluster_seeds {
+                if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
+                    p.push(format!("redis.cluster_seeds entry {s:?} must start with redis:// or rediss://"));
+                }
+            }
+            if learner {
+                p.push("redis.cluster = true with a [learner] section: the learner's checkpoint needs a single Redis".to_string());
+            }
+        } else if !self.cluster_seeds.is_empty() {
+            p.push(format!("redis.cluster_seeds {:?} given but redis.cluster is false", self.cluster_seeds));
+        }
+        p
+    }
+
+    /// The cluster seeds: `url` first, then `cluster_seeds`.
+    pub fn seeds(&self) -> Vec<String> {
+        std::iter::once(self.url.clone()).chain(self.cluster_seeds.iter().cloned()).collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -92,7 +140,11 @@ impl WeirConfig {
             self.kafka.group_id = v;
         }
         if let Some(v) = env("WEIR_REDIS_URL") {
-            self.redis = Some(RedisConfig { url: v });
+            // Keeps the file's cluster settings: the variable names the node (or seed).
+            match &mut self.redis {
+                Some(r) => r.url = v,
+                None => self.redis = Some(RedisConfig::single(v)),
+            }
         }
         if let Some(v) = env("WEIR_MODEL_DIR") {
             self.scorer.model_dir = Some(PathBuf::from(v));
@@ -107,9 +159,7 @@ impl WeirConfig {
         p.extend(self.validation.problems());
         p.extend(self.monitor.problems());
         if let Some(redis) = &self.redis {
-            if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://") || redis.url.starts_with("unix://")) {
-                p.push(format!("redis.url {:?} must start with redis://, rediss:// or unix://", redis.url));
-            }
+            p.extend(redis.problems(self.learner.is_some()));
         }
         if let Some(listen) = &self.metrics.listen {
             if listen.parse::<std::net::SocketAddr>().is_err() {
@@ -224,5 +274,25 @@ mod tests {
         .unwrap();
         assert_eq!(config.kafka.brokers, "10.0.0.1:9093");
         assert_eq!(config.redis.unwrap().url, "redis://127.0.0.1:7000");
+    }
+
+    #[test]
+    fn redis_cluster_settings() {
+        let text = "[kafka]\nbrokers = \"x:1\"\n[redis]\nurl = \"redis://10.0.0.1:7000\"\ncluster = true\ncluster_seeds = [\"redis://10.0.0.2:7000\"]\n";
+        let config = WeirConfig::from_toml(text, |_| None).unwrap();
+        let redis = config.redis.clone().unwrap();
+        assert!(redis.cluster);
+        assert_eq!(redis.seeds(), vec!["redis://10.0.0.1:7000".to_string(), "redis://10.0.0.2:7000".to_string()]);
+        // The environment names the node and keeps cluster mode.
+        let config = WeirConfig::from_toml(text, |k| (k == "WEIR_REDIS_URL").then(|| "redis://10.0.0.3:7000".to_string())).unwrap();
+        assert_eq!(config.redis.unwrap().seeds()[0], "redis://10.0.0.3:7000");
+        // Seeds without cluster mode, a unix socket for a cluster, a bad seed: all reported.
+        let bad = RedisConfig { url: "unix:///tmp/r.sock".into(), cluster: true, cluster_seeds: vec!["http://x".into()] };
+        let p = bad.problems(true);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].contains("over TCP") && p[1].contains("\"http://x\"") && p[2].contains("learner"), "{p:?}");
+        let p = RedisConfig { cluster: false, ..redis }.problems(false);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("redis.cluster is false"), "{p:?}");
     }
 }

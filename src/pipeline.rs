@@ -340,15 +340,18 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
 /// The Redis online store the configuration names, with weir's card key space.
 pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
     let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
-    RedisStore::connect(
-        &redis.url,
-        card_keys(config),
-        config.features.window_specs(),
-        config.features.allowed_lateness_ms(),
-        config.features.ttl_ms(),
-    )
-    .await
-    .with_context(|| format!("connecting to redis at {}", redis.url))
+    let (keys, windows) = (card_keys(config), config.features.window_specs());
+    let (lateness, ttl) = (config.features.allowed_lateness_ms(), config.features.ttl_ms());
+    if redis.cluster {
+        let seeds = redis.seeds();
+        RedisStore::connect_cluster(&seeds, keys, windows, lateness, ttl)
+            .await
+            .with_context(|| format!("connecting to the redis cluster at {seeds:?}"))
+    } else {
+        RedisStore::connect(&redis.url, keys, windows, lateness, ttl)
+            .await
+            .with_context(|| format!("connecting to redis at {}", redis.url))
+    }
 }
 
 /// Where the card features live in Redis under this configuration.

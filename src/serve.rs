@@ -1,13 +1,13 @@
 //! `weir serve`: request-time scoring over HTTP/1.1.
 //!
 //! - `POST /score` with a transaction as JSON (the `Transaction` fields) → the card's
-//!   window aggregates read from Redis (one round trip, `FeatureStore::read`), this
-//!   event added to them (count + 1, amount summed in) so the vector means what it means
-//!   on the stream ("this event included"), scored by the current champion on the blocking
-//!   pool, and answered with `{event_id, score, decision, model_name, model_version,
-//!   reasons, features}`. The event is not written to the store: the stream does that.
-//!   Approximation, stated: the aggregates are as of the card's newest event, not slid to
-//!   the request's event time.
+//!   window aggregates as of the request's event time, read from Redis in one round trip
+//!   (`FeatureStore::read_at`: the windows slide to that time, so a card quiet for an hour
+//!   reads empty 1-minute windows), this event added to them (count + 1, amount summed in)
+//!   so the vector means what it means on the stream ("this event included"), scored by
+//!   the current champion on the blocking pool, and answered with `{event_id, score,
+//!   decision, model_name, model_version, reasons, features}`. The event is not written
+//!   to the store: the stream does that.
 //! - `GET /health` → `200 ok` (the champion is loaded and Redis answered a read at start).
 //! - `GET /model` → the champion's metadata as JSON.
 //!
@@ -146,7 +146,7 @@ impl<S: FeatureStore + 'static> App<S> {
         }
         let mut values = self
             .store
-            .read(&tx.card_id)
+            .read_at(&tx.card_id, tx.event_time)
             .await
             .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("feature store: {e}")))?
             .unwrap_or_else(|| vec![0.0; self.feature_set_windows() * 2]);

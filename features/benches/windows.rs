@@ -7,8 +7,11 @@
 //! - `redis_batch/500`: one micro-batch of 500 observations through `RedisStore::observe`
 //!   (one pipeline of EVALSHA) against a `redis-server` this bench starts on a free port;
 //!   skipped when `redis-server` is not installed.
+//! - `redis_cluster_batch/500`: the same batches against a 3-master Redis Cluster this
+//!   bench forms (`redis-cli --cluster create`): one pipeline per hash slot, sent at once.
+//!   Compare with `redis_batch/500` in the same run.
 //!
-//! Run: `cargo bench -p weir-features --bench windows`.
+//! Run: `cargo bench -p weir-features --bench windows` (`-- redis` for the Redis ones).
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
@@ -133,5 +136,99 @@ fn redis_batch(c: &mut Criterion) {
     let _ = child.wait();
 }
 
-criterion_group!(benches, window_update, redis_batch);
+/// A free port whose cluster bus port (+10 000) is free too.
+fn cluster_port(taken: &[u16]) -> Option<u16> {
+    let mut rng = ChaCha8Rng::seed_from_u64(std::process::id() as u64 + taken.len() as u64);
+    (0..1000).map(|_| rng.random_range(20_000..55_000u16)).find(|&p| {
+        !taken.iter().any(|&t| t.abs_diff(p) == 10_000 || t == p)
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok()
+    })
+}
+
+fn redis_cluster_batch(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("weir-bench-cluster-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let mut ports = Vec::new();
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        let Some(port) = cluster_port(&ports) else { return };
+        ports.push(port);
+        let Ok(child) = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .arg("--cluster-config-file")
+            .arg(dir.join(format!("nodes-{port}.conf")))
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            eprintln!("redis-server not installed: skipping redis_cluster_batch");
+            return;
+        };
+        children.push(child);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ports.iter().any(|&p| TcpStream::connect(("127.0.0.1", p)).is_err()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&nodes)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let ok = |p: u16| {
+        Command::new("redis-cli")
+            .args(["-p", &p.to_string(), "CLUSTER", "INFO"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while created && !ports.iter().all(|&p| ok(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if created && ports.iter().all(|&p| ok(p)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let config = config();
+        let seeds: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+        let store = runtime
+            .block_on(RedisStore::connect_cluster(
+                &seeds,
+                KeySpace { prefix: "bench".into(), entity_kind: "card".into() },
+                config.window_specs(),
+                config.allowed_lateness_ms(),
+                config.ttl_ms(),
+            ))
+            .expect("connect to the bench cluster");
+        let obs = observations(200_000, 10_000, 2);
+        let mut batches = obs.chunks(500).cycle();
+        let mut group = c.benchmark_group("redis_cluster_batch");
+        group.throughput(Throughput::Elements(500));
+        group.bench_function("500", |b| {
+            b.iter(|| {
+                let batch = batches.next().expect("cycle");
+                runtime.block_on(store.observe(batch)).expect("observe")
+            })
+        });
+        group.finish();
+    } else {
+        eprintln!("the bench cluster did not form: skipping redis_cluster_batch");
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, window_update, redis_batch, redis_cluster_batch);
 criterion_main!(benches);

@@ -9,7 +9,17 @@
 //! | `weir:{card:c42}:state` | hash | the window state, binary: `h` the header (fingerprint, newest event time, per window the newest pane and running count and sum) as little-endian doubles; one field per ring slot written so far (pane, count, sum), named by 3 bytes: window number from 1, slot / 256, slot % 256; `f:<topic>:<partition>` the replay fence, highest applied offset as text ([`crate::windows`] documents the cells) |
 //!
 //! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so the
-//! script that updates them is atomic there too. Both keys get a TTL of the longest window
+//! script that updates them is atomic there too.
+//!
+//! **Redis Cluster** ([`RedisStore::connect_cluster`]): the redis crate's cluster pipeline
+//! sends a pipeline to the node of its first key and refuses one whose keys lie in several
+//! slots (`CrossSlot`). So a micro-batch is split into one pipeline per hash slot (in
+//! practice per entity), keeping the batch order within each, and all of them are sent at
+//! once: the cluster connection multiplexes them over one connection per node, so the
+//! batch still costs about one round trip. Entities are independent, so the order between
+//! slots does not matter; within an entity it is kept. A group that fails (a node down, a
+//! slot moved) fails the batch, and its replay is safe: observations already applied in
+//! other groups are fenced off and answer as `Replayed`. Both keys get a TTL of the longest window
 //! plus lateness plus slack, refreshed at least once per micro-batch that touches them.
 //!
 //! Each observation is one `EVALSHA` of `apply_observation.lua`; a micro-batch is one
@@ -24,7 +34,10 @@
 use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;
-use redis::{Client, RedisError};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
 
 use weir_schemas::StoreError;
 use weir_schemas::store::{Applied, FeatureStore, Observation, ObservationResult};
@@ -52,8 +65,31 @@ impl KeySpace {
     }
 }
 
+/// A single Redis (reconnecting) or a Redis Cluster (the client follows the slot map).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        match self.clone() {
+            Connection::Single(mut c) => cmd.query_async(&mut c).await,
+            Connection::Cluster(mut c) => cmd.query_async(&mut c).await,
+        }
+    }
+
+    async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        match self.clone() {
+            Connection::Single(mut c) => pipe.query_async(&mut c).await,
+            Connection::Cluster(mut c) => pipe.query_async(&mut c).await,
+        }
+    }
+}
+
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: KeySpace,
     windows: Vec<WindowSpec>,
     script: String,
@@ -96,6 +132,32 @@ impl RedisStore {
         let client = Client::open(url)
             .map_err(|e| StoreError::Protocol(format!("bad redis url {url:?}: {e}")))?;
         let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
+        Self::with_connection(Connection::Single(connection), keys, windows, lateness_ms, ttl_ms).await
+    }
+
+    /// Connects to a Redis Cluster through any of `seeds` (`redis://host:port` of some of
+    /// its nodes; the client discovers the rest and follows slot moves) and loads the
+    /// script on every master.
+    pub async fn connect_cluster(
+        seeds: &[String],
+        keys: KeySpace,
+        windows: Vec<WindowSpec>,
+        lateness_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Self, StoreError> {
+        let client = ClusterClient::new(seeds.iter().map(String::as_str))
+            .map_err(|e| StoreError::Protocol(format!("bad redis cluster seeds {seeds:?}: {e}")))?;
+        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        Self::with_connection(Connection::Cluster(connection), keys, windows, lateness_ms, ttl_ms).await
+    }
+
+    async fn with_connection(
+        connection: Connection,
+        keys: KeySpace,
+        windows: Vec<WindowSpec>,
+        lateness_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Self, StoreError> {
         let script = script_for(&windows, lateness_ms, ttl_ms);
         let script_sha = redis::Script::new(&script).get_hash().to_string();
         let value_fields = value_names(&windows);
@@ -115,12 +177,16 @@ impl RedisStore {
         &self.keys
     }
 
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
+    }
+
+    /// Loads the script (on a cluster: on every master, the client fans `SCRIPT LOAD` out).
     async fn load_script(&self) -> Result<(), StoreError> {
-        let mut con = self.connection.clone();
-        let sha: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(&self.script)
-            .query_async(&mut con)
+        let sha: String = self
+            .connection
+            .query(redis::cmd("SCRIPT").arg("LOAD").arg(&self.script))
             .await
             .map_err(unavailable)?;
         if sha != self.script_sha {
@@ -132,14 +198,16 @@ impl RedisStore {
         Ok(())
     }
 
-    fn pipeline(&self, batch: &[Observation]) -> redis::Pipeline {
+    /// One pipeline of the observations `indices` of `batch` (in that order).
+    fn pipeline(&self, batch: &[Observation], indices: impl Iterator<Item = usize>) -> redis::Pipeline {
         // The last observation of each entity in the batch rewrites its readable hash.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
         for (i, obs) in batch.iter().enumerate() {
             last.insert(&obs.entity, i);
         }
         let mut pipe = redis::pipe();
-        for (i, obs) in batch.iter().enumerate() {
+        for i in indices {
+            let obs = &batch[i];
             pipe.cmd("EVALSHA")
                 .arg(&self.script_sha)
                 .arg(2)
@@ -152,6 +220,22 @@ impl RedisStore {
                 .arg(if last.get(obs.entity.as_str()) == Some(&i) { "1" } else { "0" });
         }
         pipe
+    }
+
+    /// Sends one pipeline of `EVALSHA`s.
+    async fn send(&self, pipe: &Pipeline) -> Result<Vec<Vec<u8>>, StoreError> {
+        match self.connection.query_pipeline(pipe).await {
+            Ok(r) => Ok(r),
+            // A restarted Redis (or a promoted replica) forgets scripts. Nothing was
+            // applied (EVALSHA failed before running), so load it and send again.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.load_script().await?;
+                self.connection.query_pipeline(pipe).await.map_err(unavailable)
+            }
+            // The script refused state written under other window settings: stop.
+            Err(e) if e.to_string().contains("other window settings") => Err(StoreError::Protocol(e.to_string())),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     fn parse_reply(&self, reply: &[u8]) -> Result<ObservationResult, StoreError> {
@@ -183,9 +267,8 @@ impl RedisStore {
     /// The entity's whole window state (for request-time reads as of any time, and for
     /// tests), or `None` if unknown or expired. One round trip.
     pub async fn read_state(&self, entity: &str) -> Result<Option<EntityState>, StoreError> {
-        let mut con = self.connection.clone();
         let fields: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(self.keys.state_key(entity)).query_async(&mut con).await.map_err(unavailable)?;
+            self.connection.query(redis::cmd("HGETALL").arg(self.keys.state_key(entity))).await.map_err(unavailable)?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -198,37 +281,48 @@ impl FeatureStore for RedisStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut con = self.connection.clone();
-        let pipe = self.pipeline(batch);
-        let replies: Vec<Vec<u8>> = match pipe.query_async(&mut con).await {
-            Ok(r) => r,
-            // A restarted Redis forgets scripts. Nothing was applied (EVALSHA failed before
-            // running), so load it and send the batch again.
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.load_script().await?;
-                pipe.query_async(&mut con).await.map_err(unavailable)?
+        let replies = match &self.connection {
+            Connection::Single(_) => self.send(&self.pipeline(batch, 0..batch.len())).await?,
+            Connection::Cluster(_) => {
+                // One pipeline per hash slot, in batch order within it; all sent at once.
+                let mut groups: HashMap<Slot, Vec<usize>> = HashMap::new();
+                for (i, obs) in batch.iter().enumerate() {
+                    let slot = Slot::for_key(self.keys.state_key(&obs.entity));
+                    groups.entry(slot).or_default().push(i);
+                }
+                let groups: Vec<Vec<usize>> = groups.into_values().collect();
+                let pipes: Vec<Pipeline> =
+                    groups.iter().map(|g| self.pipeline(batch, g.iter().copied())).collect();
+                let answers = futures::future::try_join_all(pipes.iter().map(|p| self.send(p))).await?;
+                let mut replies = vec![Vec::new(); batch.len()];
+                for (group, answer) in groups.iter().zip(answers) {
+                    if answer.len() != group.len() {
+                        return Err(StoreError::Protocol(format!(
+                            "redis answered {} replies to a pipeline of {}",
+                            answer.len(),
+                            group.len()
+                        )));
+                    }
+                    for (&i, reply) in group.iter().zip(answer) {
+                        replies[i] = reply;
+                    }
+                }
+                replies
             }
-            // The script refused state written under other window settings: stop.
-            Err(e) if e.to_string().contains("other window settings") => {
-                return Err(StoreError::Protocol(e.to_string()));
-            }
-            Err(e) => return Err(unavailable(e)),
         };
         replies.iter().map(|r| self.parse_reply(r)).collect()
     }
 
-    /// One `GET` of the state string; the windows are computed here, by the same code as
+    /// One `HGETALL` of the state hash; the windows are computed here, by the same code as
     /// the embedded store.
     async fn read_at(&self, entity: &str, as_of_ms: i64) -> Result<Option<Vec<f64>>, StoreError> {
         Ok(self.read_state(entity).await?.map(|s| s.values_at(&self.windows, as_of_ms)))
     }
 
     async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {
-        let mut con = self.connection.clone();
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.keys.features_key(entity))
-            .arg(&self.value_fields)
-            .query_async(&mut con)
+        let values: Vec<Option<String>> = self
+            .connection
+            .query(redis::cmd("HMGET").arg(self.keys.features_key(entity)).arg(&self.value_fields))
             .await
             .map_err(unavailable)?;
         if values.iter().all(Option::is_none) {

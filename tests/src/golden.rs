@@ -131,10 +131,29 @@ pub async fn redis_feature_differences<'a>(
 ) -> anyhow::Result<Vec<String>> {
     let client = redis::Client::open(redis_url)?;
     let mut con = client.get_multiplexed_async_connection().await?;
+    feature_differences_on(&mut con, keys, expected).await
+}
+
+/// [`redis_feature_differences`] on a Redis Cluster reached through `seeds`.
+pub async fn redis_cluster_feature_differences<'a>(
+    seeds: &[String],
+    keys: &weir_features::redis_store::KeySpace,
+    expected: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, f64>)>,
+) -> anyhow::Result<Vec<String>> {
+    let client = redis::cluster::ClusterClient::new(seeds.iter().map(String::as_str))?;
+    let mut con = client.get_async_connection().await?;
+    feature_differences_on(&mut con, keys, expected).await
+}
+
+async fn feature_differences_on<'a>(
+    con: &mut impl redis::aio::ConnectionLike,
+    keys: &weir_features::redis_store::KeySpace,
+    expected: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, f64>)>,
+) -> anyhow::Result<Vec<String>> {
     let mut differences = Vec::new();
     for (card, fields) in expected {
         let actual: BTreeMap<String, String> =
-            redis::cmd("HGETALL").arg(keys.features_key(card)).query_async(&mut con).await?;
+            redis::cmd("HGETALL").arg(keys.features_key(card)).query_async(con).await?;
         for (name, want) in fields {
             let got: f64 = actual.get(name).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
             if !((got - want).abs() <= 1e-9 * want.abs().max(1.0)) {

@@ -28,6 +28,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 
+pub mod cluster;
 pub mod golden;
 pub mod learning;
 pub mod models;
@@ -134,7 +135,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{n:016x}")
 }
 
-fn spawn_child(cmd: &mut Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_child(cmd: &mut Command) -> std::io::Result<Child> {
     // SAFETY: prctl is async-signal-safe; it makes the kernel kill the child if this
     // test process dies, so no broker outlives a crashed test.
     unsafe {
@@ -151,7 +152,7 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -20,7 +20,7 @@ pub fn pipeline_config(services: &Services, name: &str) -> WeirConfig {
     config.kafka.topics.scores = unique("scores");
     config.kafka.topics.dead_letter = unique("dlq");
     config.features.key_prefix = unique(&format!("weir-{name}"));
-    config.redis = Some(RedisConfig { url: services.redis_url.clone() });
+    config.redis = Some(RedisConfig::single(services.redis_url.clone()));
     config
 }
 

@@ -75,10 +75,10 @@ async fn serve_scores_an_event_with_the_cards_redis_features() -> anyhow::Result
         tokio::spawn(async move { serve(&config, listener, store, model, shutdown).await })
     };
 
-    // The request: the card's next event, at the event time of its newest (the store's
-    // answer is as of that time; sliding to a later time is not done — see weir::serve).
+    // The request: the card's next event, 50 s after its newest, so the 1-minute window
+    // has slid past most of the history (the served features are as of the request's time).
     let mut request = tx(12, "card-7", 250.0, t0);
-    request.event_time = history[11].event_time;
+    request.event_time = history[11].event_time + 50_000;
     let (status, body) = http(addr, "POST", "/score", &serde_json::to_string(&request)?).await?;
     assert_eq!(status, 200, "{body}");
     let answer: ScoreResponse = serde_json::from_str(&body)?;
@@ -96,6 +96,9 @@ async fn serve_scores_an_event_with_the_cards_redis_features() -> anyhow::Result
         values.push(expected[&format!("amount_sum_{}", w.name)]);
     }
     let (count_1h, sum_1h) = (values[values.len() - 2], values[values.len() - 1]);
+    // The slide matters here: the 1-minute window no longer holds all 12 + 1 events, the
+    // hour does.
+    assert!(values[0] < 13.0 && count_1h == 13.0, "{values:?}");
     let mut row: Vec<f32> = vec![
         (250f64).ln_1p() as f32,
         request.event_time.div_euclid(3_600_000).rem_euclid(24) as f32,

@@ -8,12 +8,11 @@ use weir_features::config::{FeaturesConfig, WindowConfig};
 use weir_features::memory::EmbeddedStore;
 use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
+use weir_tests::cluster::RedisCluster;
 use weir_tests::{unique, Services};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
-    let services = Services::start()?;
-    let config = FeaturesConfig {
+fn parity_config() -> FeaturesConfig {
+    FeaturesConfig {
         windows: vec![
             WindowConfig { name: "10s".into(), length_secs: 10, pane_secs: 1 },
             WindowConfig { name: "1m".into(), length_secs: 60, pane_secs: 5 },
@@ -21,8 +20,13 @@ async fn redis_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
         ],
         allowed_lateness_secs: 20,
         ..FeaturesConfig::default()
-    };
-    assert!(config.problems().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
+    let services = Services::start()?;
+    let config = parity_config();
     let redis = RedisStore::connect(
         &services.redis_url,
         KeySpace { prefix: unique("parity"), entity_kind: "card".into() },
@@ -31,6 +35,38 @@ async fn redis_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
         config.ttl_ms(),
     )
     .await?;
+    assert!(!redis.is_cluster());
+    check_parity(&redis, &config).await
+}
+
+/// The same check against a 3-master Redis Cluster: the batch is split per hash slot and
+/// the answers and state must still be the embedded store's, bit for bit; and the
+/// entities' keys must really be spread over all three masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_and_embedded_stores_agree_bit_for_bit() -> anyhow::Result<()> {
+    let cluster = RedisCluster::start()?;
+    let config = parity_config();
+    let redis = RedisStore::connect_cluster(
+        &cluster.seeds,
+        KeySpace { prefix: unique("parity"), entity_kind: "card".into() },
+        config.window_specs(),
+        config.allowed_lateness_ms(),
+        config.ttl_ms(),
+    )
+    .await?;
+    assert!(redis.is_cluster());
+    check_parity(&redis, &config).await?;
+    // 50 cards, two keys each (state and readable hash, same slot), all on some master:
+    // every master holds some, and together exactly all of them.
+    let per_master = cluster.keys_per_master()?;
+    eprintln!("keys per master: {per_master:?}\n{}", cluster.nodes()?);
+    assert_eq!(per_master.iter().sum::<u64>(), 100, "{per_master:?}");
+    assert!(per_master.iter().all(|&n| n >= 10 && n % 2 == 0), "keys spread over all masters, an entity's two together: {per_master:?}");
+    Ok(())
+}
+
+async fn check_parity(redis: &RedisStore, config: &FeaturesConfig) -> anyhow::Result<()> {
+    assert!(config.problems().is_empty());
     let embedded = EmbeddedStore::new(config.window_specs(), config.allowed_lateness_ms());
 
     // 20 000 observations on 50 cards from 3 partitions: time mostly moves forward, with
