@@ -447,10 +447,10 @@ pub fn probit(v: f32) -> f32 {
     let sgn = if x < 0.0 { -1.0f32 } else { 1.0 };
     let x = (1.0 - x) * (1.0 + x);
     let log = x.ln();
-    let a = 2.0 / (3.14159f32 * 0.147) + 0.5 * log;
+    let a = 2.0 / (std::f32::consts::PI * 0.147) + 0.5 * log;
     let b = 1.0 / 0.147f32 * log;
     let c = -a + (a * a - b).sqrt();
-    1.414_213_56_f32 * (sgn * c.sqrt())
+    std::f32::consts::SQRT_2 * (sgn * c.sqrt())
 }
 
 fn softmax(s: &mut [f32]) {
