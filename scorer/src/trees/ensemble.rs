@@ -325,7 +325,7 @@ impl Ensemble {
     /// onnxruntime's `TreeAggregatorClassifier::FinalizeScores`, rule for rule: the ONNX
     /// spec leaves two-class ensembles vague, and the exporters write their models for
     /// these rules.
-    fn finalize_classifier(&self, s: &mut [f32], h: &mut [bool], z: &mut [f32]) -> Label {
+    pub(crate) fn finalize_classifier(&self, s: &mut [f32], h: &mut [bool], z: &mut [f32]) -> Label {
         let base = &self.base_values;
         if s.len() > 2 {
             for (kk, b) in base.iter().enumerate() {
@@ -397,7 +397,7 @@ impl Ensemble {
 
     /// onnxruntime's regressor aggregators (`FinalizeScores1` for one target, which
     /// applies only PROBIT, and `FinalizeScores` for several).
-    fn finalize_regressor(&self, s: &mut [f32], h: &mut [bool], z: &mut [f32]) {
+    pub(crate) fn finalize_regressor(&self, s: &mut [f32], h: &mut [bool], z: &mut [f32]) {
         let n_trees = self.roots.len() as f32;
         let base = &self.base_values;
         if s.len() == 1 {

@@ -49,6 +49,8 @@
 pub mod attrs;
 pub mod ensemble;
 mod op;
+#[cfg(test)]
+mod proptests;
 
 pub use attrs::{Aggregate, Kind, Labels, Mode, PostTransform, TreeAttrs};
 pub use ensemble::{Ensemble, Label};
