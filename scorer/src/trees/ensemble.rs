@@ -3,8 +3,12 @@
 
 use super::attrs::{Aggregate, Kind, Mode, PostTransform, TreeAttrs};
 
-/// Set on a child index that names a leaf (an index into `leaves`), not a node.
-pub const LEAF: u32 = 1 << 31;
+/// Set in the `key` of a leaf: leaves are nodes too (both children point to the leaf
+/// itself, the threshold's bits hold the leaf index), so a walk can take a fixed number
+/// of steps without a branch per row, and rows can walk a tree in lockstep.
+const LEAF: u32 = 1 << 31;
+/// Rows walked through a tree in lockstep: independent load chains the CPU overlaps.
+const LANES: usize = 8;
 const FEATURE_BITS: u32 = 24;
 const FEATURE_MASK: u32 = (1 << FEATURE_BITS) - 1;
 /// Rows evaluated together, tree by tree: scores of a block stay in L1.
@@ -23,10 +27,10 @@ const NAN: u32 = 8;
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub struct Node {
-    /// Feature index (low 24 bits) and truth table (bits 24..28).
+    /// Feature index (low 24 bits), truth table (bits 24..28), [`LEAF`] (bit 31).
     key: u32,
     threshold: f32,
-    /// `[false child, true child]`; a child with [`LEAF`] set is a leaf.
+    /// `[false child, true child]`.
     children: [u32; 2],
 }
 
@@ -51,8 +55,10 @@ pub struct Ensemble {
     /// Number of input columns the trees read (max feature id + 1).
     pub n_features: usize,
     nodes: Vec<Node>,
-    /// Each tree's root: a node index, or a leaf with [`LEAF`] set.
+    /// Each tree's root node.
     roots: Vec<u32>,
+    /// Each tree's depth: the most steps any row takes to reach a leaf.
+    depths: Vec<u32>,
     /// Leaf `i`'s weights are `weights[leaf_start[i]..leaf_start[i + 1]]`.
     leaf_start: Vec<u32>,
     weights: Vec<Weight>,
@@ -163,6 +169,7 @@ impl Ensemble {
         let mut leaf_start = vec![0u32];
         let mut weights = Vec::new();
         let mut slot = vec![u32::MAX; n];
+        let mut is_leaf: Vec<bool> = Vec::with_capacity(n);
         let mut roots = Vec::with_capacity(roots_attr.len());
         for &root in &roots_attr {
             // Depth first, false child first: the false child is usually the next node.
@@ -176,17 +183,18 @@ impl Ensemble {
                 }
                 if a.nodes_modes[i] == Mode::Leaf {
                     let leaf = (leaf_start.len() - 1) as u32;
-                    if leaf >= LEAF {
-                        return Err(format!("{op}: too many leaves"));
-                    }
                     weights.extend(leaf_weights.remove(&i).unwrap_or_default());
                     leaf_start.push(weights.len() as u32);
-                    slot[i] = LEAF | leaf;
+                    let me = nodes.len() as u32;
+                    nodes.push(Node { key: LEAF, threshold: f32::from_bits(leaf), children: [me, me] });
+                    is_leaf.push(true);
+                    slot[i] = me;
                 } else {
                     slot[i] = nodes.len() as u32;
                     let track = a.nodes_missing_value_tracks_true.get(i).copied().unwrap_or(false);
                     let (threshold, table) = truth_table(a.nodes_modes[i], a.nodes_values[i], track);
                     nodes.push(Node { key: a.nodes_featureids[i] as u32 | (table << FEATURE_BITS), threshold, children: [0, 0] });
+                    is_leaf.push(false);
                     placed.push(i);
                     stack.push(child(i, &a.nodes_truenodeids, "nodes_truenodeids")?);
                     stack.push(child(i, &a.nodes_falsenodeids, "nodes_falsenodeids")?);
@@ -201,9 +209,12 @@ impl Ensemble {
         }
         // A cycle would make evaluation loop forever: refuse it. Every path from a root
         // has at most `nodes.len()` branch nodes if there is none.
-        let mut depth = vec![u32::MAX; nodes.len()];
+        if nodes.len() >= FEATURE_MASK as usize {
+            return Err(format!("{op}: too many nodes ({})", nodes.len()));
+        }
+        let mut depth: Vec<u32> = is_leaf.iter().map(|&l| if l { 0 } else { u32::MAX }).collect();
         for &r in &roots {
-            if r & LEAF != 0 {
+            if is_leaf[r as usize] {
                 continue;
             }
             // Iterative DFS with an on-path marker.
@@ -221,13 +232,14 @@ impl Ensemble {
                     on_path[iu] = true;
                     stack.push((i, 1));
                     for c in nodes[iu].children {
-                        if c & LEAF == 0 {
+                        if !is_leaf[c as usize] {
                             stack.push((c, 0));
                         }
                     }
                 } else {
                     on_path[iu] = false;
-                    depth[iu] = 0;
+                    let [f, t] = nodes[iu].children;
+                    depth[iu] = 1 + depth[f as usize].max(depth[t as usize]);
                 }
             }
         }
@@ -241,6 +253,7 @@ impl Ensemble {
             n_outputs,
             n_features,
             nodes,
+            depths: roots.iter().map(|&r| depth[r as usize]).collect(),
             roots,
             leaf_start,
             weights,
@@ -256,21 +269,57 @@ impl Ensemble {
         self.roots.len()
     }
 
-    /// The leaf row `x` reaches in the tree rooted at `root`.
+    /// One step down from `node` for row `x` (a leaf steps to itself).
     #[inline(always)]
-    fn leaf(&self, root: u32, x: &[f32]) -> usize {
-        let mut i = root;
-        while i & LEAF == 0 {
-            // SAFETY: node indices come from `build`, which only writes indices of
-            // pushed nodes; features are < n_features <= x.len(), checked by `eval`.
-            let node = unsafe { self.nodes.get_unchecked(i as usize) };
-            let v = unsafe { *x.get_unchecked((node.key & FEATURE_MASK) as usize) };
-            let t = node.threshold;
-            let outcome = (u32::from(v == t) | (u32::from(v > t) << 1)) + 3 * u32::from(v.is_nan());
-            let go = (node.key >> (FEATURE_BITS + outcome)) & 1;
-            i = node.children[go as usize];
+    fn step(&self, node: &Node, x: &[f32]) -> u32 {
+        // SAFETY: features are < n_features <= x.len() (checked by `eval`); a leaf reads
+        // feature 0, and a tree with a leaf below a branch reads at least one feature.
+        let v = unsafe { *x.get_unchecked((node.key & FEATURE_MASK) as usize) };
+        let t = node.threshold;
+        let outcome = (u32::from(v == t) | (u32::from(v > t) << 1)) + 3 * u32::from(v.is_nan());
+        let go = (node.key >> (FEATURE_BITS + outcome)) & 1;
+        node.children[go as usize]
+    }
+
+    #[inline(always)]
+    fn node(&self, i: u32) -> &Node {
+        // SAFETY: node indices come from `build`, which only writes indices of pushed nodes.
+        unsafe { self.nodes.get_unchecked(i as usize) }
+    }
+
+    /// The leaf each row of `block` reaches in tree `t`, into `leaves`. Rows go
+    /// `LANES` at a time in lockstep, until all of them stand on leaves.
+    fn walk(&self, t: usize, block: &[f32], cols: usize, rows: usize, leaves: &mut [u32]) {
+        let root = self.roots[t];
+        let depth = self.depths[t];
+        let mut r = 0;
+        while r + LANES <= rows {
+            let mut idx = [root; LANES];
+            let row = |g: usize| &block[(r + g) * cols..(r + g + 1) * cols];
+            for _ in 0..depth {
+                let mut all_leaves = LEAF;
+                for g in 0..LANES {
+                    let node = self.node(idx[g]);
+                    all_leaves &= node.key;
+                    idx[g] = self.step(node, row(g));
+                }
+                if all_leaves != 0 {
+                    break;
+                }
+            }
+            for g in 0..LANES {
+                leaves[r + g] = self.node(idx[g]).threshold.to_bits();
+            }
+            r += LANES;
         }
-        (i & !LEAF) as usize
+        for (rr, leaf) in leaves.iter_mut().enumerate().take(rows).skip(r) {
+            let x = &block[rr * cols..(rr + 1) * cols];
+            let mut node = self.node(root);
+            while node.key & LEAF == 0 {
+                node = self.node(self.step(node, x));
+            }
+            *leaf = node.threshold.to_bits();
+        }
     }
 
     /// Scores `n` rows of `x` (row-major, `cols >= n_features` columns): writes
@@ -284,15 +333,17 @@ impl Ensemble {
         assert!(z.len() >= n * k && (!self.classifier || labels.len() >= n));
         let mut scores = vec![0f32; BLOCK.min(n.max(1)) * k];
         let mut seen = vec![false; scores.len()];
+        let mut leaves = [0u32; BLOCK];
         let mut start = 0;
         while start < n {
             let rows = (n - start).min(BLOCK);
             scores[..rows * k].fill(0.0);
             seen[..rows * k].fill(false);
             let block = &x[start * cols..(start + rows) * cols];
-            for &root in &self.roots {
-                for r in 0..rows {
-                    let leaf = self.leaf(root, &block[r * cols..(r + 1) * cols]);
+            for t in 0..self.roots.len() {
+                self.walk(t, block, cols, rows, &mut leaves);
+                for (r, &leaf) in leaves.iter().enumerate().take(rows) {
+                    let leaf = leaf as usize;
                     let (from, to) = (self.leaf_start[leaf] as usize, self.leaf_start[leaf + 1] as usize);
                     let s = &mut scores[r * k..(r + 1) * k];
                     let h = &mut seen[r * k..(r + 1) * k];

@@ -27,11 +27,12 @@
 //!
 //! At load the ONNX node lists (parallel arrays keyed by tree id and node id) become:
 //!
-//! - `nodes: Vec<Node>`: every branch node of every tree, 16 bytes each — `key` (feature
-//!   index in the low 24 bits, a 4-bit truth table above it), `threshold: f32` and
-//!   `children: [false, true]`. Trees are laid out depth first with the false child
-//!   first, so the false child is most often the next node (same cache line). A child
-//!   index with the top bit set is a leaf, so the loop needs no separate leaf nodes.
+//! - `nodes: Vec<Node>`: every node of every tree, 16 bytes each (four to a cache line) —
+//!   `key` (feature index in the low 24 bits, a 4-bit truth table above it, a leaf bit),
+//!   `threshold: f32` and `children: [false, true]`. Trees are laid out depth first with
+//!   the false child first, so the false child is most often the next node. A leaf is a
+//!   node whose children are itself and whose threshold bits hold the leaf's index: a
+//!   step from a leaf is a no-op, so rows can walk a tree in lockstep.
 //! - The truth table replaces the mode: comparing `x` with the threshold gives one of
 //!   four outcomes (`x < t`, `x == t`, `x > t`, `x` NaN), computed without branches, and
 //!   bit `outcome` of the table says whether the row goes to the true child. It encodes
@@ -40,10 +41,12 @@
 //!   against the double). All modes then share one branch-free step.
 //! - `leaf_start`/`weights`: leaf `i`'s (output, weight) pairs, contiguous.
 //!
-//! Evaluation goes block by block (64 rows): for each tree, for each row of the block,
-//! walk to a leaf and add its weights to the row's scores. One tree's nodes stay in L1
-//! while the block's rows go through it, and the block's scores (64 × outputs floats)
-//! stay in L1 across trees. Scratch is allocated once per call, never per row. Then each
+//! Evaluation goes block by block (64 rows): for each tree, the block's rows walk it
+//! eight at a time in lockstep (eight independent load chains the CPU overlaps, instead
+//! of one chain of dependent loads per row), until all eight stand on leaves; then each
+//! row adds its leaf's weights to its scores. One tree's nodes stay in L1 while the
+//! block's rows go through it, and the block's scores (64 × outputs floats) stay in L1
+//! across trees. Scratch is allocated once per call, never per row. Then each
 //! row's scores get base values, aggregation and the post-transform.
 
 pub mod attrs;
