@@ -40,6 +40,7 @@ def time_ort(sess, x, min_ms):
 
 def trees(args):
     import sys
+    ort.set_default_logger_severity(3)  # LightGBM's label shape note on every call
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from train_trees import rows
     cmd = ["cargo", "run", "--release", "--quiet", "-p", "weir-scorer", "--example", "bench_trees", "--",

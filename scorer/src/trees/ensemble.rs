@@ -322,6 +322,41 @@ impl Ensemble {
         }
     }
 
+    /// Adds (or, for MIN/MAX, folds) a leaf's weights into one row's scores.
+    #[inline(always)]
+    fn add_leaf(&self, leaf: usize, s: &mut [f32], h: &mut [bool]) {
+        let (from, to) = (self.leaf_start[leaf] as usize, self.leaf_start[leaf + 1] as usize);
+        for w in &self.weights[from..to] {
+            let o = w.output as usize;
+            match self.aggregate {
+                Aggregate::Sum | Aggregate::Average => s[o] += w.value,
+                Aggregate::Min => s[o] = if !h[o] || w.value < s[o] { w.value } else { s[o] },
+                Aggregate::Max => s[o] = if !h[o] || w.value > s[o] { w.value } else { s[o] },
+            }
+            h[o] = true;
+        }
+    }
+
+    /// The leaves one row `x` reaches in trees `first..first + count` (count <= LANES),
+    /// walked in lockstep.
+    fn walk_trees(&self, first: usize, count: usize, x: &[f32]) -> [u32; LANES] {
+        let mut idx = [self.roots[first]; LANES];
+        idx[..count].copy_from_slice(&self.roots[first..first + count]);
+        let depth = self.depths[first..first + count].iter().copied().max().unwrap_or(0);
+        for _ in 0..depth {
+            let mut all_leaves = LEAF;
+            for i in idx.iter_mut() {
+                let node = self.node(*i);
+                all_leaves &= node.key;
+                *i = self.step(node, x);
+            }
+            if all_leaves != 0 {
+                break;
+            }
+        }
+        idx.map(|i| self.node(i).threshold.to_bits())
+    }
+
     /// Scores `n` rows of `x` (row-major, `cols >= n_features` columns): writes
     /// `n × n_outputs` values to `z` and, for a classifier, one label per row.
     pub fn eval(&self, x: &[f32], cols: usize, z: &mut [f32], labels: &mut [Label]) -> Result<(), String> {
@@ -340,21 +375,28 @@ impl Ensemble {
             scores[..rows * k].fill(0.0);
             seen[..rows * k].fill(false);
             let block = &x[start * cols..(start + rows) * cols];
-            for t in 0..self.roots.len() {
-                self.walk(t, block, cols, rows, &mut leaves);
-                for (r, &leaf) in leaves.iter().enumerate().take(rows) {
-                    let leaf = leaf as usize;
-                    let (from, to) = (self.leaf_start[leaf] as usize, self.leaf_start[leaf + 1] as usize);
+            if rows < LANES {
+                // Too few rows to fill the lanes: each row walks LANES trees in lockstep
+                // instead (weights still added in tree order).
+                for r in 0..rows {
+                    let x = &block[r * cols..(r + 1) * cols];
                     let s = &mut scores[r * k..(r + 1) * k];
                     let h = &mut seen[r * k..(r + 1) * k];
-                    for w in &self.weights[from..to] {
-                        let o = w.output as usize;
-                        match self.aggregate {
-                            Aggregate::Sum | Aggregate::Average => s[o] += w.value,
-                            Aggregate::Min => s[o] = if !h[o] || w.value < s[o] { w.value } else { s[o] },
-                            Aggregate::Max => s[o] = if !h[o] || w.value > s[o] { w.value } else { s[o] },
+                    let mut t = 0;
+                    while t < self.roots.len() {
+                        let count = (self.roots.len() - t).min(LANES);
+                        let found = self.walk_trees(t, count, x);
+                        for &leaf in &found[..count] {
+                            self.add_leaf(leaf as usize, s, h);
                         }
-                        h[o] = true;
+                        t += count;
+                    }
+                }
+            } else {
+                for t in 0..self.roots.len() {
+                    self.walk(t, block, cols, rows, &mut leaves);
+                    for (r, &leaf) in leaves.iter().enumerate().take(rows) {
+                        self.add_leaf(leaf as usize, &mut scores[r * k..(r + 1) * k], &mut seen[r * k..(r + 1) * k]);
                     }
                 }
             }
