@@ -222,3 +222,54 @@ fn one_row_at_a_time_equals_batched() {
         }
     }
 }
+
+/// scikit-learn's binary gradient boosting as skl2onnx writes it (one base value,
+/// LOGISTIC): tract's own op refuses it, weir's loads it (and scores it like
+/// onnxruntime: `tree_models_match_onnxruntime`).
+#[test]
+fn binary_gradient_boosting_loads_where_stock_tract_refuses_it() {
+    let path = root().join("../models/trees/sk_gbt_binary.onnx");
+    let stock = tract_onnx::onnx()
+        .model_for_path(&path)
+        .and_then(|m| m.with_input_fact(0, f32::fact([4, 8]).into()))
+        .and_then(|m| m.into_optimized());
+    let err = format!("{:#}", stock.expect_err("stock tract 0.23.9 refuses one base value"));
+    assert!(err.contains("base_values"), "{err}");
+    plan(&path, 4, 8);
+}
+
+/// What weir does not implement is refused at load, naming the op and the attribute.
+#[test]
+fn unsupported_attributes_are_refused_naming_op_and_attribute() {
+    let onnx = weir_scorer::trees::onnx();
+    let path = root().join("../models/trees/sk_gbt_binary.onnx");
+    let load_with = |edit: &dyn Fn(&mut tract_onnx::pb::NodeProto)| -> String {
+        let mut proto = onnx.proto_model_for_path(&path).unwrap();
+        let node = proto.graph.as_mut().unwrap().node.iter_mut().find(|n| n.op_type == "TreeEnsembleClassifier").unwrap();
+        edit(node);
+        format!("{:#}", onnx.model_for_proto_model(&proto).expect_err("refused"))
+    };
+    let err = load_with(&|n| {
+        let mut extra = n.attribute[0].clone();
+        extra.name = "nodes_frobnicate".into();
+        n.attribute.push(extra);
+    });
+    assert!(err.contains("TreeEnsembleClassifier") && err.contains("unsupported attribute(s) nodes_frobnicate"), "{err}");
+    let err = load_with(&|n| {
+        let modes = n.attribute.iter_mut().find(|a| a.name == "nodes_modes").unwrap();
+        modes.strings[0] = b"BRANCH_SOMETIMES".to_vec();
+    });
+    assert!(err.contains("nodes_modes") && err.contains("BRANCH_SOMETIMES"), "{err}");
+    let err = load_with(&|n| {
+        let post = n.attribute.iter_mut().find(|a| a.name == "post_transform").unwrap();
+        post.s = b"TANH".to_vec();
+    });
+    assert!(err.contains("post_transform") && err.contains("TANH"), "{err}");
+    let err = load_with(&|n| {
+        let ids = n.attribute.iter_mut().find(|a| a.name == "nodes_falsenodeids").unwrap();
+        ids.ints.pop();
+    });
+    assert!(err.contains("nodes_falsenodeids") && err.contains("entries"), "{err}");
+    let err = load_with(&|n| n.domain = "com.example".into());
+    assert!(err.contains("domain"), "{err}");
+}
