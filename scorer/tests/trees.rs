@@ -58,7 +58,7 @@ fn rows(seed: u64, n: usize, k: usize) -> Vec<f32> {
     (0..(n * k) as u64)
         .map(|idx| {
             let h = splitmix64(seed.wrapping_mul(1_000_003).wrapping_add(idx));
-            if splitmix64(h) % 20 == 0 {
+            if splitmix64(h).is_multiple_of(20) {
                 return f32::NAN;
             }
             let top = (h >> 40) as f64;

@@ -298,10 +298,10 @@ impl Ensemble {
             let row = |g: usize| &block[(r + g) * cols..(r + g + 1) * cols];
             for _ in 0..depth {
                 let mut all_leaves = LEAF;
-                for g in 0..LANES {
-                    let node = self.node(idx[g]);
+                for (g, i) in idx.iter_mut().enumerate() {
+                    let node = self.node(*i);
                     all_leaves &= node.key;
-                    idx[g] = self.step(node, row(g));
+                    *i = self.step(node, row(g));
                 }
                 if all_leaves != 0 {
                     break;
@@ -363,7 +363,7 @@ impl Ensemble {
         if cols < self.n_features {
             return Err(format!("the trees read feature {} but the input has {cols} columns", self.n_features - 1));
         }
-        let n = if cols == 0 { 0 } else { x.len() / cols };
+        let n = x.len().checked_div(cols).unwrap_or(0);
         let k = self.n_outputs;
         assert!(z.len() >= n * k && (!self.classifier || labels.len() >= n));
         let mut scores = vec![0f32; BLOCK.min(n.max(1)) * k];
