@@ -2,6 +2,11 @@
 """tract vs onnxruntime per model family at batch 1, 16 and 64, in one run, as ratios.
 
     ~/.cache/weir/venv/bin/python tools/bench_families.py [--min-ms 500]
+    ~/.cache/weir/venv/bin/python tools/bench_families.py --trees [--min-ms 300] [--only NAME]
+
+With --trees: weir's own tree-ensemble ops inside tract (example `bench_trees`, release
+build) against onnxruntime on every model of models/trees (tools/train_trees.py), on
+the same seeded rows (5 % NaN), batch 1, 16 and 64, one thread each, in one run.
 
 Runs weir-scorer's `bench_families` example (tract, through weir's LoadedModel: fixed
 plan per batch size, one thread) and then onnxruntime (from PyPI, one intra-op thread,
@@ -22,10 +27,52 @@ import onnxruntime as ort
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def time_ort(sess, x, min_ms):
+    name = sess.get_inputs()[0].name
+    for _ in range(10):
+        sess.run(None, {name: x})
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_ms / 1000 or calls < 5:
+        sess.run(None, {name: x})
+        calls += 1
+    return (time.perf_counter() - start) * 1e6 / calls
+
+
+def trees(args):
+    import sys
+    ort.set_default_logger_severity(3)  # LightGBM's label shape note on every call
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train_trees import rows
+    cmd = ["cargo", "run", "--release", "--quiet", "-p", "weir-scorer", "--example", "bench_trees", "--",
+           "--min-ms", str(args.min_ms)] + (["--only", args.only] if args.only else [])
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    weir = {(r["model"], r["batch"]): r for r in map(json.loads, out.strip().splitlines())}
+    with open(os.path.join(ROOT, "scorer", "tests", "trees", "manifest.json")) as f:
+        manifest = json.load(f)
+    x = rows(manifest["seed"], 64)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    print(f"{'model':<22} {'batch':>5} {'weir us/row':>12} {'ort us/row':>11} {'weir/ort':>9}")
+    for m in manifest["models"]:
+        if args.only and m["name"] != args.only:
+            continue
+        sess = ort.InferenceSession(os.path.join(ROOT, "models", "trees", m["name"] + ".onnx"), opts,
+                                    providers=["CPUExecutionProvider"])
+        for batch in (1, 16, 64):
+            ort_row = time_ort(sess, x[:batch], args.min_ms) / batch
+            w_row = weir[(m["name"], batch)]["us_per_row"]
+            print(f"{m['name']:<22} {batch:>5} {w_row:>12.3f} {ort_row:>11.3f} {w_row / ort_row:>9.2f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--min-ms", type=int, default=500)
+    ap.add_argument("--trees", action="store_true", help="weir's tree ops vs onnxruntime on models/trees")
+    ap.add_argument("--only", help="with --trees: one model")
     args = ap.parse_args()
+    if args.trees:
+        return trees(args)
     out = subprocess.run(["cargo", "run", "--quiet", "-p", "weir-scorer", "--example", "bench_families", "--",
                           "--min-ms", str(args.min_ms)], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     tract = {(r["family"], r["batch"]): r for r in map(json.loads, out.strip().splitlines())}

@@ -12,12 +12,10 @@ is reused):
   coefficients (one `LinearClassifier` node; tract does not register `Scaler`).
 - `mlp`: scikit-learn MLPClassifier (32, 16), relu, the scaling folded into the first
   layer's weights (MatMul/Add/Relu/Sigmoid in ONNX).
-- `gbt`: scikit-learn GradientBoostingClassifier. skl2onnx writes it as a binary
-  `TreeEnsembleClassifier` with one base value and `LOGISTIC`; tract 0.23.9 refuses that
-  (`base_values: length 1 (or undefined), got 2`), and onnxruntime scores every
-  two-class rewrite by its own binary rules. The graph is rewritten into an equivalent
-  three-class softmax form with an empty third class (see gbt_three_class); both
-  runtimes then agree with scikit-learn.
+- `gbt`: scikit-learn GradientBoostingClassifier, exported as skl2onnx writes it: a
+  binary `TreeEnsembleClassifier` with one base value and `LOGISTIC`. tract 0.23.9's own
+  op refuses that form (`base_values: length 1 (or undefined), got 2`); weir registers
+  its own tree-ensemble ops (scorer/src/trees), which follow onnxruntime's binary rules.
 - `forest`: scikit-learn RandomForestClassifier (`TreeEnsembleClassifier`, averaged).
 
 Each model is checked three ways before it is written: onnxruntime's probabilities
@@ -58,7 +56,8 @@ import golden_baseline  # noqa: E402  (the 20 synthetic rows)
 import train_baseline as tb  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The op names tract-onnx 0.23.9 registers (its `op_register`, read from its source).
+# The op names weir's tract loader registers: tract-onnx 0.23.9's `op_register` (read from
+# its source) plus weir's own tree-ensemble ops (scorer/src/trees).
 TRACT_OPS = {
     "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "ArrayFeatureExtractor", "Asin", "Asinh",
     "Atan", "Atanh", "Attention", "AveragePool", "BatchNormalization", "BiasGelu", "BitShift", "BitwiseAnd",
@@ -82,59 +81,13 @@ TRACT_OPS = {
     "Shrink", "Sigmoid", "Sign", "SimplifiedLayerNormalization", "Sin", "Sinh", "Size",
     "SkipLayerNormalization", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt",
     "Squeeze", "Sub", "Sum", "Swish", "Tan", "Tanh", "ThresholdedRelu", "Tile", "TopK", "Transpose",
-    "TreeEnsembleClassifier", "Trilu", "Unsqueeze", "Where", "Xor",
+    "TreeEnsembleClassifier", "TreeEnsembleRegressor", "Trilu", "Unsqueeze", "Where", "Xor",
 }
 
 
 def export(model, n_features):
     onx = convert_sklearn(model, initial_types=[("input", FloatTensorType([None, n_features]))],
                           options={id(model): {"zipmap": False}}, target_opset={"": 15, "ai.onnx.ml": 3})
-    return onx
-
-
-def gbt_three_class(onx):
-    """Rewrites skl2onnx's binary TreeEnsembleClassifier (one base value, LOGISTIC) into a
-    form tract and onnxruntime score alike; same probabilities.
-
-    tract 0.23.9 refuses the binary form (`base_values: length 1 (or undefined), got 2`).
-    The natural two-class form (each leaf weight w split as -w/2 for class 0 and +w/2 for
-    class 1, base values (-b/2, b/2), SOFTMAX: softmax(-z/2, z/2) = (1 - sigmoid(z),
-    sigmoid(z))) loads in tract and tract gets it right, but onnxruntime 1.32 treats any
-    two-class ensemble with its own binary rules and gives other numbers (checked: every
-    two-class variant differs from scikit-learn in onnxruntime or in tract). With a third,
-    empty class whose base value is -1e4 both take the general path: softmax over three
-    scores, the third exp(-1e4 - ...) = 0 exactly in float32, the first two as above.
-    Output `probabilities` is then [N, 3]; the positive class stays column 1."""
-    for node in onx.graph.node:
-        if node.op_type != "TreeEnsembleClassifier":
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        assert attrs["post_transform"].s == b"LOGISTIC", attrs["post_transform"].s
-        assert set(attrs["class_ids"].ints) == {0}
-        base = list(attrs["base_values"].floats)
-        assert len(base) == 1, base
-        leaves = sorted(
-            [(t, n, 0, -w / 2) for t, n, w in zip(attrs["class_treeids"].ints, attrs["class_nodeids"].ints,
-                                                  attrs["class_weights"].floats)]
-            + [(t, n, 1, w / 2) for t, n, w in zip(attrs["class_treeids"].ints, attrs["class_nodeids"].ints,
-                                                   attrs["class_weights"].floats)])
-        keep = [a for a in node.attribute if a.name not in
-                ("class_nodeids", "class_treeids", "class_weights", "class_ids", "base_values", "post_transform",
-                 "classlabels_int64s")]
-        del node.attribute[:]
-        node.attribute.extend(keep)
-        node.attribute.extend([
-            helper.make_attribute("classlabels_int64s", [0, 1, 2]),
-            helper.make_attribute("class_treeids", [x[0] for x in leaves]),
-            helper.make_attribute("class_nodeids", [x[1] for x in leaves]),
-            helper.make_attribute("class_ids", [x[2] for x in leaves]),
-            helper.make_attribute("class_weights", [x[3] for x in leaves]),
-            helper.make_attribute("base_values", [-base[0] / 2, base[0] / 2, -1e4]),
-            helper.make_attribute("post_transform", "SOFTMAX"),
-        ])
-    for out in onx.graph.output:
-        if out.name == "probabilities":
-            out.type.tensor_type.shape.dim[1].dim_value = 3
     return onx
 
 
@@ -268,7 +221,7 @@ def main():
         elif family == "gbt":
             model = GradientBoostingClassifier(n_estimators=60, max_depth=3, learning_rate=0.1,
                                                random_state=tb.SEED).fit(X[:cut], y[:cut])
-            hyper = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.1, "export": "two-class softmax form"}
+            hyper = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.1, "export": "skl2onnx binary form"}
             kind = "gradient_boosting"
         elif family == "forest":
             model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=tb.SEED,
@@ -279,8 +232,6 @@ def main():
             raise SystemExit(f"unknown family {family}")
 
         onx = export(model, k)
-        if family == "gbt":
-            onx = gbt_three_class(onx)
         onnx.checker.check_model(onx)
         ops = check_ops(onx, family)
         data = onx.SerializeToString()

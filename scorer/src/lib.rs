@@ -10,6 +10,8 @@
 //! - the serving model behind an `ArcSwap` and the watcher that follows the registry's
 //!   champion pointer, swapping in only validated versions ([`live`]);
 //! - reason codes: exact for linear models, occlusion for others ([`reasons`]);
+//! - weir's own ONNX-ML tree-ensemble ops registered into tract's loader, fast
+//!   enough to serve forests and boosted trees ([`trees`]);
 //! - the baseline model compiled into weir for `weir demo` ([`baseline`]).
 //!
 //! ```no_run
@@ -26,5 +28,6 @@ pub mod error;
 pub mod live;
 pub mod model;
 pub mod reasons;
+pub mod trees;
 
 pub use error::{Error, Result};

@@ -83,7 +83,8 @@ impl LoadedModel {
         let mut sizes: Vec<usize> = batch_sizes.to_vec();
         sizes.sort_unstable();
         sizes.dedup();
-        let onnx_framework = tract_onnx::onnx();
+        // tract's loader with weir's tree-ensemble ops (crate::trees) in place of tract's.
+        let onnx_framework = crate::trees::onnx();
         let proto = onnx_framework.proto_model_for_read(&mut Cursor::new(onnx)).map_err(load_err)?;
         let graph = proto.graph.as_ref().ok_or_else(|| Error::Load { version: version.clone(), message: "no graph in the file".into() })?;
         // tract turns an op it does not know into a placeholder that fails later with a
