@@ -8,7 +8,7 @@ With --trees: weir's own tree-ensemble ops inside tract (example `bench_trees`, 
 build) against onnxruntime on every model of models/trees (tools/train_trees.py), on
 the same seeded rows (5 % NaN), batch 1, 16 and 64, one thread each, in one run.
 
-Runs weir-scorer's `bench_families` example (tract, through weir's LoadedModel: fixed
+Runs weir-scorer's `bench_families` example (release build; tract, through weir's LoadedModel: fixed
 plan per batch size, one thread) and then onnxruntime (from PyPI, one intra-op thread,
 called from Python, so its figures include the Python call overhead) on the same rows
 (scorer/tests/golden_<family>.json) and the same model files (models/families/), and
@@ -73,7 +73,7 @@ def main():
     args = ap.parse_args()
     if args.trees:
         return trees(args)
-    out = subprocess.run(["cargo", "run", "--quiet", "-p", "weir-scorer", "--example", "bench_families", "--",
+    out = subprocess.run(["cargo", "run", "--release", "--quiet", "-p", "weir-scorer", "--example", "bench_families", "--",
                           "--min-ms", str(args.min_ms)], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     tract = {(r["family"], r["batch"]): r for r in map(json.loads, out.strip().splitlines())}
     opts = ort.SessionOptions()
