@@ -219,19 +219,12 @@ impl<S: FeatureStore> ScoringHandler<S> {
         // keep the consumer polling and the producer flushing. The model is taken once:
         // a swap during this batch takes effect from the next one.
         let model = self.model.current();
-        let top_k = self.scorer.reason_top_k;
         let started = std::time::Instant::now();
-        let (rows, model, scored) = tokio::task::spawn_blocking(move || {
-            let scored = model.score(&rows).and_then(|scores| {
-                let reasons = weir_scorer::reasons::explain(&model, &rows, &scores, top_k)?;
-                Ok((scores, reasons))
-            });
-            (rows, model, scored)
-        })
-        .await
-        .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?;
+        let Scored { model, rows, outcome } = score_and_explain(model, rows, self.scorer.reason_top_k)
+            .await
+            .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?;
         let (probabilities, mut reasons) =
-            scored.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+            outcome.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
         self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
         metrics::histogram!(m::MODEL_LATENCY).record(started.elapsed().as_secs_f64());
 
@@ -294,6 +287,33 @@ impl<S: FeatureStore> ScoringHandler<S> {
         metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);
         Ok(dispositions)
     }
+}
+
+/// What [`score_and_explain`] hands back: the model and rows it was given, and the
+/// scores with their reason codes (or why the model failed).
+pub struct Scored {
+    pub model: Arc<LoadedModel>,
+    pub rows: Vec<f32>,
+    pub outcome: weir_scorer::Result<(Vec<f32>, Vec<Vec<weir_schemas::events::Reason>>)>,
+}
+
+/// Scores `rows` (row-major, the model's feature order) and explains each score, on the
+/// blocking pool: tract is CPU-bound and must not hold the async workers that keep the
+/// consumer polling, the producer flushing and the HTTP server answering. Shared by the
+/// stream and by `weir serve`.
+pub async fn score_and_explain(
+    model: Arc<LoadedModel>,
+    rows: Vec<f32>,
+    top_k: usize,
+) -> Result<Scored, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || {
+        let outcome = model.score(&rows).and_then(|scores| {
+            let reasons = weir_scorer::reasons::explain(&model, &rows, &scores, top_k)?;
+            Ok((scores, reasons))
+        });
+        Scored { model, rows, outcome }
+    })
+    .await
 }
 
 /// The event's categorical attributes carried on its score, for drift and fairness by

@@ -32,6 +32,7 @@ use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveModel;
 
 use crate::config::WeirConfig;
+use crate::pipeline::{score_and_explain, Scored};
 
 /// What `POST /score` answers.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -157,18 +158,11 @@ impl<S: FeatureStore + 'static> App<S> {
         }
         let mut row = Vec::with_capacity(self.feature_set.len());
         self.feature_set.assemble(&tx, &values, &mut row);
-        let model = self.model.current();
-        let top_k = self.scorer.reason_top_k;
-        let (model, row, scored) = tokio::task::spawn_blocking(move || {
-            let out = model.score(&row).and_then(|s| {
-                let reasons = weir_scorer::reasons::explain(&model, &row, &s, top_k)?;
-                Ok((s, reasons))
-            });
-            (model, row, out)
-        })
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("scoring task: {e}")))?;
-        let (scores, mut reasons) = scored.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let Scored { model, rows: row, outcome } =
+            score_and_explain(self.model.current(), row, self.scorer.reason_top_k)
+                .await
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("scoring task: {e}")))?;
+        let (scores, mut reasons) = outcome.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let score = f64::from(scores[0]);
         let meta = model.metadata();
         Ok(ScoreResponse {
