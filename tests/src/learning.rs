@@ -70,3 +70,37 @@ pub async fn checkpoint_state(config: &WeirConfig) -> anyhow::Result<Option<Lear
     let cp = RedisCheckpoint::connect(&redis.url, &lc.key_prefix, &lc.name).await?;
     Ok(cp.load().await?.state)
 }
+
+/// The set-up of the whole-loop tests (`weir run` serving a registry while its learner
+/// promotes): a registry under `dir` whose `fraud` champion is the shipped baseline as
+/// `v1`, and a pipeline configuration tagged `tag` that serves it (polling every 200 ms)
+/// with a learner that may promote once an hour after 2 000 labels beat the champion by
+/// 0.05. Returns the configuration, unchecked, for the test to adjust.
+pub fn promoting_loop_config(
+    services: &crate::Services,
+    dir: &std::path::Path,
+    tag: &str,
+) -> anyhow::Result<WeirConfig> {
+    use weir_online_learner::config::LearnerConfig;
+    let registry_dir = dir.join("registry");
+    crate::models::publish_as(&registry_dir, "fraud", "v1", &crate::models::shipped("baseline"), |_, _| {})?;
+    weir_schemas::registry::ModelRegistry::open(&registry_dir)?.promote("fraud", "v1", "baseline", "test")?;
+
+    let mut config = crate::setup::pipeline_config(services, tag);
+    config.scorer.registry = Some(registry_dir);
+    config.scorer.registry_poll_ms = 200;
+    // Not these tests' subject (and its alerts topic is not created here).
+    config.monitor.enabled = false;
+    let mut lc =
+        LearnerConfig { group_id: crate::unique("learner"), key_prefix: crate::unique(tag), ..LearnerConfig::default() };
+    lc.join.max_score_wait_secs = 86_400;
+    lc.evaluation.windows = vec![2_000];
+    lc.promotion.enabled = true;
+    lc.promotion.min_labels = 2_000;
+    lc.promotion.compare_labels = 2_000;
+    lc.promotion.margin = 0.05;
+    // One promotion in the hour: the later traffic must all be scored by that one.
+    lc.promotion.max_per_hour = 1;
+    config.learner = Some(lc);
+    Ok(config)
+}

@@ -8,37 +8,19 @@ use std::time::Duration;
 use weir_ingest::generator::GeneratorConfig;
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
-use weir_online_learner::config::LearnerConfig;
 use weir_schemas::registry::ModelRegistry;
 use weir_tests::golden::{payload, read_topic};
-use weir_tests::models::{publish_as, shipped};
-use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config, score_decoder};
-use weir_tests::{unique, Services, WeirProcess};
+use weir_tests::setup::{create_pipeline_topics, generate, score_decoder};
+use weir_tests::learning::promoting_loop_config;
+use weir_tests::{Services, WeirProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weir_run_learns_promotes_and_the_scorer_swaps_to_the_learned_model() -> anyhow::Result<()> {
     let services = Services::start()?;
     let dir = tempfile::tempdir()?;
-    let registry_dir = dir.path().join("registry");
-    publish_as(&registry_dir, "fraud", "v1", &shipped("baseline"), |_, _| {})?;
+    let config = promoting_loop_config(&services, dir.path(), "loop")?;
+    let registry_dir = config.scorer.registry.clone().expect("a registry");
     let registry = ModelRegistry::open(&registry_dir)?;
-    registry.promote("fraud", "v1", "baseline", "test")?;
-
-    let mut config = pipeline_config(&services, "loop");
-    config.scorer.registry = Some(registry_dir.clone());
-    config.scorer.registry_poll_ms = 200;
-    // Not this test's subject (and its alerts topic is not created here).
-    config.monitor.enabled = false;
-    let mut lc = LearnerConfig { group_id: unique("learner"), key_prefix: unique("loop"), ..LearnerConfig::default() };
-    lc.join.max_score_wait_secs = 86_400;
-    lc.evaluation.windows = vec![2_000];
-    lc.promotion.enabled = true;
-    lc.promotion.min_labels = 2_000;
-    lc.promotion.compare_labels = 2_000;
-    lc.promotion.margin = 0.05;
-    // One promotion in the hour: the later traffic must all be scored by that one.
-    lc.promotion.max_per_hour = 1;
-    config.learner = Some(lc);
     config.check()?;
     create_pipeline_topics(&services, &config, 4).await?;
     let path = dir.path().join("weir.toml");

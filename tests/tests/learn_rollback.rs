@@ -13,14 +13,12 @@ use std::time::Duration;
 use weir_ingest::generator::{Content, GeneratorConfig, Stream};
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
-use weir_online_learner::config::LearnerConfig;
 use weir_schemas::registry::{ChampionAction, ModelRegistry};
 use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry};
 use weir_tests::golden::{payload, read_topic};
-use weir_tests::learning::{checkpoint_state, produce_and_score};
-use weir_tests::models::{publish_as, shipped};
-use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config, score_decoder};
-use weir_tests::{unique, Services, WeirProcess};
+use weir_tests::learning::{checkpoint_state, produce_and_score, promoting_loop_config};
+use weir_tests::setup::{create_pipeline_topics, generate, score_decoder};
+use weir_tests::{Services, WeirProcess};
 
 const SWAPPED: &str = "model version swapped in";
 
@@ -71,26 +69,11 @@ fn last_swap_to(log: &str, version: &str) -> bool {
 async fn a_promoted_model_that_does_worse_live_is_rolled_back_and_v1_serves_again() -> anyhow::Result<()> {
     let services = Services::start()?;
     let dir = tempfile::tempdir()?;
-    let registry_dir = dir.path().join("registry");
-    publish_as(&registry_dir, "fraud", "v1", &shipped("baseline"), |_, _| {})?;
-    let registry = ModelRegistry::open(&registry_dir)?;
-    registry.promote("fraud", "v1", "baseline", "test")?;
-
-    let mut config = pipeline_config(&services, "rollback");
-    config.scorer.registry = Some(registry_dir.clone());
-    config.scorer.registry_poll_ms = 200;
-    config.monitor.enabled = false;
-    let mut lc = LearnerConfig { group_id: unique("learner"), key_prefix: unique("rollback"), ..LearnerConfig::default() };
-    lc.join.max_score_wait_secs = 86_400;
-    lc.evaluation.windows = vec![2_000];
-    lc.promotion.enabled = true;
-    lc.promotion.min_labels = 2_000;
-    lc.promotion.compare_labels = 2_000;
-    lc.promotion.margin = 0.05;
-    lc.promotion.max_per_hour = 1;
+    let mut config = promoting_loop_config(&services, dir.path(), "rollback")?;
+    let registry = ModelRegistry::open(config.scorer.registry.as_ref().expect("a registry"))?;
+    let lc = config.learner.as_mut().expect("a learner");
     lc.promotion.rollback_labels = 1_500;
     lc.promotion.rollback_margin = 0.05;
-    config.learner = Some(lc);
     config.check()?;
     create_pipeline_topics(&services, &config, 4).await?;
     let path = dir.path().join("weir.toml");
