@@ -131,7 +131,7 @@ impl DemoReport {
 /// so windows of 6 × 10 s after a one-minute warm-up; the injected drift is in the amount
 /// and the attributes (the card-window features grow while their windows fill, which is
 /// real but not what the demo shows).
-fn demo_watch() -> weir_monitor::MonitorConfig {
+pub fn demo_watch() -> weir_monitor::MonitorConfig {
     weir_monitor::MonitorConfig {
         pane_secs: 10,
         window_panes: 6,

@@ -35,15 +35,9 @@ async fn injected_drift_fires_once_after_it_and_never_before() -> anyhow::Result
     let services = Services::start()?;
     let mut config = pipeline_config(&services, "drift");
     config.monitor.alerts_topic = unique("drift-alerts");
-    config.monitor.watch = MonitorConfig {
-        pane_secs: 10,
-        window_panes: 6,
-        warmup_secs: 60,
-        min_window_events: 300,
-        features: vec!["amount_log".into()],
-        attributes: vec!["country".into(), "channel".into(), "customer_segment".into()],
-        ..MonitorConfig::default()
-    };
+    // The demo's windows and watched subjects, with the default late-rate threshold: this
+    // stream is produced ahead and read with per-partition watermarks, so nothing is late.
+    config.monitor.watch = MonitorConfig { quality: Default::default(), ..weir::demo::demo_watch() };
     config.check()?;
     create_pipeline_topics(&services, &config, 4).await?;
     services.create_topics(&[&config.monitor.alerts_topic], 1).await?;
