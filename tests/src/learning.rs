@@ -104,3 +104,29 @@ pub fn promoting_loop_config(
     config.learner = Some(lc);
     Ok(config)
 }
+
+/// Gives `config` a learner for the process tests (`weir learn` killed, paused, raced):
+/// its own group and key prefix from `tag`, the given lease, joins bounded by a day so no
+/// label of a minutes-long stream can be dropped, batches of 50 so faults land
+/// mid-stream, and the given consumer session timeout. Checks it and writes it to `path`.
+pub fn write_learner_config(
+    config: &mut WeirConfig,
+    tag: &str,
+    lease: Duration,
+    session_timeout: Duration,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut learner = weir_online_learner::config::LearnerConfig {
+        group_id: crate::unique("learner"),
+        key_prefix: crate::unique(tag),
+        lease_ms: lease.as_millis() as u64,
+        ..Default::default()
+    };
+    learner.join.max_score_wait_secs = 86_400;
+    config.learner = Some(learner);
+    config.kafka.batch.max_events = 50;
+    config.kafka.consumer_properties.insert("session.timeout.ms".into(), session_timeout.as_millis().to_string());
+    config.check()?;
+    std::fs::write(path, toml::to_string(config)?)?;
+    Ok(())
+}

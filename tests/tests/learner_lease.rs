@@ -14,9 +14,8 @@ use std::time::Duration;
 use weir::config::WeirConfig;
 use weir_ingest::generator::GeneratorConfig;
 use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
-use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Commit, LearnerState};
-use weir_tests::learning::{checkpoint_state, expected_learned, labels, produce_and_score};
+use weir_tests::learning::{checkpoint_state, expected_learned, labels, produce_and_score, write_learner_config};
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};
 use weir_tests::{strip_ansi, unique, Services, WeirProcess};
 
@@ -130,19 +129,8 @@ async fn second_learner_waits_then_takes_over_and_the_paused_one_cannot_write() 
     assert_eq!(first_txs + rest_txs, EVENTS);
     produce_and_score(&config, messages, first_txs).await?;
 
-    let mut learner = LearnerConfig {
-        group_id: unique("learner"),
-        key_prefix: unique("weir-lease"),
-        lease_ms: LEASE.as_millis() as u64,
-        ..LearnerConfig::default()
-    };
-    learner.join.max_score_wait_secs = 86_400;
-    config.learner = Some(learner);
-    config.kafka.batch.max_events = 50;
-    config.kafka.consumer_properties.insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
-    config.check()?;
     let path = dir.path().join("weir.toml");
-    std::fs::write(&path, toml::to_string(&config)?)?;
+    write_learner_config(&mut config, "weir-lease", LEASE, SESSION_TIMEOUT, &path)?;
     let path = path.to_string_lossy().to_string();
 
     let mut first = WeirProcess::spawn(&["learn", "--config", &path], dir.path().join("first.log"))?;

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use weir::config::WeirConfig;
 use weir_ingest::generator::GeneratorConfig;
-use weir_online_learner::config::LearnerConfig;
-use weir_tests::learning::{checkpoint_state, expected_learned, labels, produce_and_score};
+use weir_tests::learning::{checkpoint_state, expected_learned, labels, produce_and_score, write_learner_config};
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};
-use weir_tests::{unique, Services, WeirProcess};
+use weir_tests::{Services, WeirProcess};
 
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// The learner's lease. A restarted learner waits for the killed one's lease to expire,
@@ -70,19 +69,8 @@ async fn killed_twice(dir: &std::path::Path) -> anyhow::Result<()> {
 
     // The learner: small batches so the kills land mid-stream; no join bound can drop a
     // label here (the stream spans minutes, the bounds a day), so every label must join.
-    let mut learner = LearnerConfig {
-        group_id: unique("learner"),
-        key_prefix: unique("weir-learn"),
-        lease_ms: LEASE.as_millis() as u64,
-        ..LearnerConfig::default()
-    };
-    learner.join.max_score_wait_secs = 86_400;
-    config.learner = Some(learner);
-    config.kafka.batch.max_events = 50;
-    config.kafka.consumer_properties.insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
-    config.check()?;
     let config_path = dir.join("weir.toml");
-    std::fs::write(&config_path, toml::to_string(&config)?)?;
+    write_learner_config(&mut config, "weir-learn", LEASE, SESSION_TIMEOUT, &config_path)?;
     let path = config_path.to_string_lossy().to_string();
     let spawn = || WeirProcess::spawn(&["learn", "--config", &path], dir.join("learn.log"));
 
