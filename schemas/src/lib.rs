@@ -32,6 +32,7 @@
 pub mod error;
 pub mod events;
 pub mod model;
+pub mod record;
 pub mod registry;
 pub mod store;
 pub mod validate;

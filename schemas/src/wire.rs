@@ -58,6 +58,8 @@ pub mod subjects {
     pub const SCORE: &str = "score";
     pub const DEAD_LETTER: &str = "dead-letter";
     pub const DRIFT_ALERT: &str = "drift-alert";
+    /// The second example schema (`interaction.avsc`): recommendation-style events.
+    pub const INTERACTION: &str = "interaction";
 }
 
 /// One registered schema, parsed once for both Avro libraries.
@@ -115,6 +117,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("score-v2.avsc", include_str!("../avro/score-v2.avsc")),
     ("dead-letter.avsc", include_str!("../avro/dead-letter.avsc")),
     ("drift-alert.avsc", include_str!("../avro/drift-alert.avsc")),
+    ("interaction.avsc", include_str!("../avro/interaction.avsc")),
 ];
 
 impl LocalSchemaRegistry {
@@ -365,6 +368,7 @@ mod tests {
             (5, subjects::DRIFT_ALERT),
             (6, subjects::TRANSACTION),
             (7, subjects::SCORE),
+            (8, subjects::INTERACTION),
         ] {
             assert_eq!(reg.by_id(id).unwrap().subject, subject, "id {id}");
         }
