@@ -115,12 +115,12 @@ mod tests {
         let transforms = std::fs::read_to_string(manifest_dir().join("../src/transforms.rs")).unwrap();
         for udf in &UDFS {
             // One #[udf] function (Arroyo rejects more), named like the UDF.
-            assert_eq!(udf.definition.matches("#[udf]").count(), 1, "{}", udf.name);
+            assert_eq!(udf.definition.lines().filter(|l| l.trim() == "#[udf]").count(), 1, "{}", udf.name);
             assert!(udf.definition.contains(&format!("#[udf]\nfn {}(", udf.name)), "{}", udf.name);
             assert!(udf.definition.contains("use arroyo_udf_plugin::udf;"), "{}", udf.name);
             // Nothing outside the file: no #[path], no `mod x;`.
-            assert!(!udf.definition.contains("#[path"), "{}", udf.name);
-            assert!(!udf.definition.contains("mod transforms;"), "{}", udf.name);
+            assert!(!udf.definition.lines().any(|l| l.trim_start().starts_with("#[path")), "{}", udf.name);
+            assert!(!udf.definition.lines().any(|l| l.trim() == "mod transforms;"), "{}", udf.name);
             assert!(udf.definition.contains(&format!("mod transforms {{\n{transforms}}}\n")), "{}", udf.name);
             // Arroyo reads dependencies from a `/*\n[dependencies]` comment; these need none.
             assert!(!udf.definition.contains("[dependencies]"), "{}", udf.name);

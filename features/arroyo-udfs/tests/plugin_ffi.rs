@@ -204,18 +204,10 @@ fn hour_of_day_equals_the_in_process_transform() {
     let got = as_i64(plugin.run(vec![Int64Array::from(input.clone()).to_data()]));
     let expected: Vec<Option<i64>> = input.iter().map(|t| t.map(transforms::hour_of_day)).collect();
     assert_eq!(got.iter().collect::<Vec<_>>(), expected);
-    assert_eq!(&got.iter().take(10).collect::<Vec<_>>()[..], &[
-        Some(0),
-        Some(23),
-        Some(0),
-        Some(1),
-        Some(23),
-        Some(22),
-        Some(23),
-        Some(23),
-        None,
-        Some(13)
-    ]);
+    assert_eq!(
+        &got.iter().take(10).collect::<Vec<_>>()[..],
+        &[Some(0), Some(23), Some(0), Some(1), Some(23), Some(22), Some(23), Some(23), None, Some(13)]
+    );
 }
 
 #[test]
@@ -233,11 +225,11 @@ fn day_of_week_equals_the_in_process_transform() {
 fn one_hot_equals_the_in_process_transform() {
     let plugin = Plugin::load("weir_one_hot");
     let values = vec![Some("ecom"), Some("atm"), None, Some("ECOM"), Some(""), Some("ecom"), Some("pos"), Some("é")];
-    let categories = vec![Some("ecom"), Some("ecom"), Some("ecom"), Some("ecom"), Some(""), None, Some("pos"), Some("é")];
-    let got = as_f64(plugin.run(vec![
-        StringArray::from(values.clone()).to_data(),
-        StringArray::from(categories.clone()).to_data(),
-    ]));
+    let categories =
+        vec![Some("ecom"), Some("ecom"), Some("ecom"), Some("ecom"), Some(""), None, Some("pos"), Some("é")];
+    let got = as_f64(
+        plugin.run(vec![StringArray::from(values.clone()).to_data(), StringArray::from(categories.clone()).to_data()]),
+    );
     let expected = values.iter().zip(&categories).map(|(v, c)| Some(transforms::one_hot((*v)?, (*c)?)));
     assert_eq!(f64_bits(got.iter()), f64_bits(expected));
     assert_eq!(
@@ -249,8 +241,10 @@ fn one_hot_equals_the_in_process_transform() {
 #[test]
 fn ratio_to_mean_equals_the_in_process_transform() {
     let plugin = Plugin::load("weir_ratio_to_mean");
-    let x = vec![Some(75.0), Some(10.0), Some(10.0), Some(10.0), Some(f64::NAN), Some(10.0), None, Some(5.0), Some(0.0)];
-    let mean = vec![Some(50.0), Some(0.0), Some(-0.0), Some(-4.0), Some(2.0), Some(f64::NAN), Some(1.0), None, Some(3.0)];
+    let x =
+        vec![Some(75.0), Some(10.0), Some(10.0), Some(10.0), Some(f64::NAN), Some(10.0), None, Some(5.0), Some(0.0)];
+    let mean =
+        vec![Some(50.0), Some(0.0), Some(-0.0), Some(-4.0), Some(2.0), Some(f64::NAN), Some(1.0), None, Some(3.0)];
     let got =
         as_f64(plugin.run(vec![Float64Array::from(x.clone()).to_data(), Float64Array::from(mean.clone()).to_data()]));
     let expected = x.iter().zip(&mean).map(|(x, m)| Some(transforms::ratio_to_mean((*x)?, (*m)?)));

@@ -2,11 +2,11 @@
 // case-sensitive match), else 0.0.
 // NULL in any argument gives NULL out (the `#[udf]` wrapper skips the call).
 //
-// This file is the UDF's definition for an Arroyo cluster, with one change made by this
-// crate's build script: the `#[path]` module below is replaced by the text of weir's
-// transforms (`features/src/transforms.rs`) in an inline `mod transforms { ... }`, since
-// Arroyo compiles each UDF from a single file. `cargo run -p weir-arroyo-udfs -- show weir_one_hot`
-// prints the result.
+// The UDF's definition for an Arroyo cluster. In weir's repository (features/arroyo-udfs/
+// udfs/) it brings weir's transforms in with a `#[path]` module; the crate's build script
+// puts the text of `features/src/transforms.rs` inline instead (`mod transforms { ... }`),
+// since Arroyo compiles each UDF from a single file. `cargo run -p weir-arroyo-udfs --
+// show weir_one_hot` prints that form.
 use arroyo_udf_plugin::udf;
 
 #[allow(dead_code)] // each UDF uses one of the transforms
