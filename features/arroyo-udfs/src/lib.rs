@@ -44,9 +44,9 @@ pub struct Udf {
 
 impl Udf {
     /// The JSON body of Arroyo's `POST /api/v1/udfs`, which registers a global UDF: the
-    /// cluster's compiler service builds `definition` into a plugin library and every
-    /// pipeline can then call the function as `<prefix><name>` (Arroyo's API takes the
-    /// prefix as given; empty is fine).
+    /// cluster's compiler service builds `definition` into a plugin library, and pipelines
+    /// call the function by its name, which Arroyo takes from the `#[udf]` function. Arroyo
+    /// requires `prefix` and stores it with the UDF as given; empty is fine.
     pub fn create_request(&self, prefix: &str) -> Value {
         json!({
             "prefix": prefix,
