@@ -934,3 +934,977 @@ impl Verdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorClass;
+    use crate::events::Transaction;
+    use crate::wire::{subjects, write_header, Decoder, Encoder, LocalSchemaRegistry};
+    use apache_avro::types::Value;
+    use proptest::prelude::*;
+    use std::collections::HashMap as StdHashMap;
+
+    fn registry() -> Arc<dyn SchemaRegistry> {
+        Arc::new(LocalSchemaRegistry::embedded().expect("embedded registry parses"))
+    }
+
+    fn s(v: &str) -> FieldValue {
+        FieldValue::Str(v.to_string())
+    }
+
+    /// Every Avro type: primitives, named types, containers, unions, logical types, a
+    /// recursive record; `tail` comes last so that any skip that is off by a byte shows.
+    const ALL_TYPES: &str = r#"{"type": "record", "name": "All", "namespace": "t", "fields": [
+        {"name": "n", "type": "null"},
+        {"name": "b", "type": "boolean"},
+        {"name": "i", "type": "int"},
+        {"name": "l", "type": "long"},
+        {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"},
+        {"name": "by", "type": "bytes"},
+        {"name": "s", "type": "string"},
+        {"name": "e", "type": {"type": "enum", "name": "Color", "symbols": ["red", "green", "blue"]}},
+        {"name": "fx", "type": {"type": "fixed", "name": "Three", "size": 3}},
+        {"name": "arr", "type": {"type": "array", "items": "long"}},
+        {"name": "arr_rec", "type": {"type": "array", "items": {"type": "record", "name": "Pair", "fields": [
+            {"name": "k", "type": "string"}, {"name": "v", "type": "double"}]}}},
+        {"name": "arr_arr", "type": {"type": "array", "items": {"type": "array", "items": "string"}}},
+        {"name": "arr_null", "type": {"type": "array", "items": "null"}},
+        {"name": "m", "type": {"type": "map", "values": "int"}},
+        {"name": "m_rec", "type": {"type": "map", "values": "Pair"}},
+        {"name": "u", "type": ["null", "string", "long", "Pair"]},
+        {"name": "u2", "type": ["null", "string", "long", "double", "boolean", "bytes", "Color", "Three", "float", "int"]},
+        {"name": "opt_l", "type": ["null", "long"]},
+        {"name": "opt_rec", "type": ["null", {"type": "record", "name": "Inner", "fields": [
+            {"name": "x", "type": "long"},
+            {"name": "y", "type": "string"},
+            {"name": "deep", "type": ["null", {"type": "record", "name": "Deep", "fields": [{"name": "z", "type": "int"}]}]}]}]},
+        {"name": "rec", "type": "Inner"},
+        {"name": "date", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "tmillis", "type": {"type": "int", "logicalType": "time-millis"}},
+        {"name": "tmicros", "type": {"type": "long", "logicalType": "time-micros"}},
+        {"name": "ts_ms", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "ts_us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "dec_b", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+        {"name": "dec_f", "type": {"type": "fixed", "name": "Dec", "size": 4, "logicalType": "decimal", "precision": 8, "scale": 2}},
+        {"name": "uuid", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "dur", "type": {"type": "fixed", "name": "Dur", "size": 12, "logicalType": "duration"}},
+        {"name": "tree", "type": {"type": "record", "name": "Node", "fields": [
+            {"name": "value", "type": "long"},
+            {"name": "children", "type": {"type": "array", "items": "Node"}},
+            {"name": "next", "type": ["null", "Node"]}]}},
+        {"name": "tail", "type": "long"}
+    ]}"#;
+
+    /// Every scalar path of [`ALL_TYPES`].
+    const ALL_PATHS: &[&str] = &[
+        "n", "b", "i", "l", "f", "d", "by", "s", "e", "fx", "u2", "opt_l", "opt_rec.x", "opt_rec.y",
+        "opt_rec.deep.z", "rec.x", "rec.y", "rec.deep.z", "date", "tmillis", "tmicros", "ts_ms", "ts_us",
+        "dec_b", "dec_f", "uuid", "dur", "tree.value", "tree.next.value", "tree.next.next.value", "tail",
+    ];
+
+    /// [`ALL_TYPES`] without logical types, for apache-avro's writer: the same bytes on the
+    /// wire, and apache-avro's writer then takes plain values (it reads a `uuid` on a fixed
+    /// as length-prefixed, which is why the decoder walks `serde_avro_fast`'s schema).
+    fn plain_schema(avsc: &str) -> apache_avro::Schema {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(o) => {
+                    o.remove("logicalType");
+                    o.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut json: serde_json::Value = serde_json::from_str(avsc).unwrap();
+        strip(&mut json);
+        apache_avro::Schema::parse(&json).unwrap()
+    }
+
+    fn rec(fields: Vec<(&str, Value)>) -> Value {
+        Value::Record(fields.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
+    }
+
+    fn node(value: i64, children: Vec<Value>, next: Option<Value>) -> Value {
+        rec(vec![
+            ("value", Value::Long(value)),
+            ("children", Value::Array(children)),
+            ("next", match next {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(n) => Value::Union(1, Box::new(n)),
+            }),
+        ])
+    }
+
+    fn pair(k: &str, v: f64) -> Value {
+        rec(vec![("k", Value::String(k.into())), ("v", Value::Double(v))])
+    }
+
+    fn inner(x: i64, y: &str, z: Option<i32>) -> Value {
+        let deep = match z {
+            None => Value::Union(0, Box::new(Value::Null)),
+            Some(z) => Value::Union(1, Box::new(rec(vec![("z", Value::Int(z))]))),
+        };
+        rec(vec![("x", Value::Long(x)), ("y", Value::String(y.into())), ("deep", deep)])
+    }
+
+    const UUID: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+    /// A full value of [`ALL_TYPES`] and the expected value of each of [`ALL_PATHS`].
+    fn rich() -> (Value, Vec<FieldValue>) {
+        let value = rec(vec![
+            ("n", Value::Null),
+            ("b", Value::Boolean(true)),
+            ("i", Value::Int(-123_456)),
+            ("l", Value::Long(i64::MIN)),
+            ("f", Value::Float(1.5)),
+            ("d", Value::Double(-2.25e300)),
+            ("by", Value::Bytes(vec![0, 255, 7])),
+            ("s", Value::String("héllo".into())),
+            ("e", Value::Enum(1, "green".into())),
+            ("fx", Value::Fixed(3, vec![1, 2, 3])),
+            ("arr", Value::Array(vec![Value::Long(1), Value::Long(-1), Value::Long(i64::MAX)])),
+            ("arr_rec", Value::Array(vec![pair("a", 1.0), pair("b", 2.0)])),
+            (
+                "arr_arr",
+                Value::Array(vec![
+                    Value::Array(vec![Value::String("x".into())]),
+                    Value::Array(vec![]),
+                    Value::Array(vec![Value::String("y".into()), Value::String("zz".into())]),
+                ]),
+            ),
+            ("arr_null", Value::Array(vec![Value::Null, Value::Null, Value::Null])),
+            ("m", Value::Map(StdHashMap::from([("a".into(), Value::Int(1)), ("b".into(), Value::Int(-2))]))),
+            ("m_rec", Value::Map(StdHashMap::from([("p".into(), pair("q", 0.5))]))),
+            ("u", Value::Union(3, Box::new(pair("in-union", 3.0)))),
+            ("u2", Value::Union(6, Box::new(Value::Enum(2, "blue".into())))),
+            ("opt_l", Value::Union(1, Box::new(Value::Long(42)))),
+            ("opt_rec", Value::Union(1, Box::new(inner(7, "why", Some(-9))))),
+            ("rec", inner(8, "", None)),
+            ("date", Value::Int(19_000)),
+            ("tmillis", Value::Int(3_600_000)),
+            ("tmicros", Value::Long(5)),
+            ("ts_ms", Value::Long(1_767_225_600_123)),
+            ("ts_us", Value::Long(1_767_225_600_123_456)),
+            ("dec_b", Value::Bytes(vec![0x01, 0x02])),
+            ("dec_f", Value::Fixed(4, vec![0, 0, 1, 0])),
+            ("uuid", Value::String(UUID.into())),
+            ("dur", Value::Fixed(12, (1..=12).collect())),
+            (
+                "tree",
+                node(
+                    1,
+                    vec![node(2, vec![], None), node(3, vec![node(4, vec![], None)], None)],
+                    Some(node(5, vec![], Some(node(6, vec![], None)))),
+                ),
+            ),
+            ("tail", Value::Long(99)),
+        ]);
+        let expected = vec![
+            FieldValue::Null,
+            FieldValue::Bool(true),
+            FieldValue::Int(-123_456),
+            FieldValue::Int(i64::MIN),
+            FieldValue::Float(1.5),
+            FieldValue::Float(-2.25e300),
+            FieldValue::Bytes(vec![0, 255, 7]),
+            s("héllo"),
+            s("green"),
+            FieldValue::Bytes(vec![1, 2, 3]),
+            s("blue"),
+            FieldValue::Int(42),
+            FieldValue::Int(7),
+            s("why"),
+            FieldValue::Int(-9),
+            FieldValue::Int(8),
+            s(""),
+            FieldValue::Missing,
+            FieldValue::Int(19_000),
+            FieldValue::Int(3_600_000),
+            FieldValue::Int(5),
+            FieldValue::Int(1_767_225_600_123),
+            FieldValue::Int(1_767_225_600_123_456),
+            FieldValue::Bytes(vec![1, 2]),
+            FieldValue::Bytes(vec![0, 0, 1, 0]),
+            s(UUID),
+            FieldValue::Bytes((1..=12).collect()),
+            FieldValue::Int(1),
+            FieldValue::Int(5),
+            FieldValue::Int(6),
+            FieldValue::Int(99),
+        ];
+        (value, expected)
+    }
+
+    /// The same schema with nulls, empties and extremes.
+    fn sparse() -> (Value, Vec<FieldValue>) {
+        let null = || Value::Union(0, Box::new(Value::Null));
+        let value = rec(vec![
+            ("n", Value::Null),
+            ("b", Value::Boolean(false)),
+            ("i", Value::Int(i32::MIN)),
+            ("l", Value::Long(0)),
+            ("f", Value::Float(f32::MAX)),
+            ("d", Value::Double(f64::INFINITY)),
+            ("by", Value::Bytes(vec![])),
+            ("s", Value::String(String::new())),
+            ("e", Value::Enum(0, "red".into())),
+            ("fx", Value::Fixed(3, vec![0, 0, 0])),
+            ("arr", Value::Array(vec![])),
+            ("arr_rec", Value::Array(vec![])),
+            ("arr_arr", Value::Array(vec![])),
+            ("arr_null", Value::Array(vec![])),
+            ("m", Value::Map(StdHashMap::new())),
+            ("m_rec", Value::Map(StdHashMap::new())),
+            ("u", null()),
+            ("u2", null()),
+            ("opt_l", null()),
+            ("opt_rec", null()),
+            ("rec", inner(i64::MAX, "r", Some(i32::MAX))),
+            ("date", Value::Int(0)),
+            ("tmillis", Value::Int(0)),
+            ("tmicros", Value::Long(-1)),
+            ("ts_ms", Value::Long(i64::MAX)),
+            ("ts_us", Value::Long(i64::MIN)),
+            ("dec_b", Value::Bytes(vec![])),
+            ("dec_f", Value::Fixed(4, vec![255; 4])),
+            ("uuid", Value::String(UUID.into())),
+            ("dur", Value::Fixed(12, vec![0; 12])),
+            ("tree", node(0, vec![], None)),
+            ("tail", Value::Long(-1)),
+        ]);
+        let m = FieldValue::Missing;
+        let expected = vec![
+            FieldValue::Null,
+            FieldValue::Bool(false),
+            FieldValue::Int(i64::from(i32::MIN)),
+            FieldValue::Int(0),
+            FieldValue::Float(f64::from(f32::MAX)),
+            FieldValue::Float(f64::INFINITY),
+            FieldValue::Bytes(vec![]),
+            s(""),
+            s("red"),
+            FieldValue::Bytes(vec![0, 0, 0]),
+            FieldValue::Null,
+            FieldValue::Null,
+            m.clone(),
+            m.clone(),
+            m.clone(),
+            FieldValue::Int(i64::MAX),
+            s("r"),
+            FieldValue::Int(i64::from(i32::MAX)),
+            FieldValue::Int(0),
+            FieldValue::Int(0),
+            FieldValue::Int(-1),
+            FieldValue::Int(i64::MAX),
+            FieldValue::Int(i64::MIN),
+            FieldValue::Bytes(vec![]),
+            FieldValue::Bytes(vec![255; 4]),
+            s(UUID),
+            FieldValue::Bytes(vec![0; 12]),
+            FieldValue::Int(0),
+            m.clone(),
+            m,
+            FieldValue::Int(-1),
+        ];
+        (value, expected)
+    }
+
+    fn encode(avsc: &str, value: Value) -> Vec<u8> {
+        apache_avro::to_avro_datum(&plain_schema(avsc), value).expect("test value matches its schema")
+    }
+
+    fn set_field(value: &mut Value, name: &str, to: Value) {
+        let Value::Record(fields) = value else { panic!("not a record") };
+        fields.iter_mut().find(|(n, _)| n == name).expect("field exists").1 = to;
+    }
+
+    #[test]
+    fn every_type_is_materialized_and_skipped() {
+        for (label, (value, expected)) in [("rich", rich()), ("sparse", sparse())] {
+            assert_eq!(expected.len(), ALL_PATHS.len());
+            let body = encode(ALL_TYPES, value);
+            let all = PathDecoder::from_avsc(ALL_TYPES, ALL_PATHS).unwrap();
+            assert_eq!(all.decode(&body).unwrap().values, expected, "{label}: all paths");
+            // One path at a time: everything before and after it is skipped.
+            for (i, path) in ALL_PATHS.iter().enumerate() {
+                let one = PathDecoder::from_avsc(ALL_TYPES, &[path]).unwrap();
+                assert_eq!(one.decode(&body).unwrap().values, [expected[i].clone()], "{label}: {path}");
+            }
+            // Nothing requested: the whole record is skipped, and must end exactly.
+            let none = PathDecoder::from_avsc::<&str>(ALL_TYPES, &[]).unwrap();
+            assert_eq!(none.decode(&body).unwrap().values, []);
+            // In reverse order, with a duplicate: slots follow the list, not the schema.
+            let mut rev: Vec<&str> = ALL_PATHS.iter().rev().copied().collect();
+            rev.push("s");
+            let dec = PathDecoder::from_avsc(ALL_TYPES, &rev).unwrap();
+            let mut want: Vec<FieldValue> = expected.iter().rev().cloned().collect();
+            want.push(expected[7].clone());
+            assert_eq!(dec.decode(&body).unwrap().values, want, "{label}: reversed");
+        }
+    }
+
+    #[test]
+    fn every_branch_of_a_leaf_union() {
+        let branches: Vec<(Value, FieldValue)> = vec![
+            (Value::Null, FieldValue::Null),
+            (Value::String("x".into()), s("x")),
+            (Value::Long(-5), FieldValue::Int(-5)),
+            (Value::Double(0.25), FieldValue::Float(0.25)),
+            (Value::Boolean(true), FieldValue::Bool(true)),
+            (Value::Bytes(vec![9]), FieldValue::Bytes(vec![9])),
+            (Value::Enum(0, "red".into()), s("red")),
+            (Value::Fixed(3, vec![7, 8, 9]), FieldValue::Bytes(vec![7, 8, 9])),
+            (Value::Float(-1.5), FieldValue::Float(-1.5)),
+            (Value::Int(77), FieldValue::Int(77)),
+        ];
+        let dec = PathDecoder::from_avsc(ALL_TYPES, &["u2", "tail"]).unwrap();
+        for (i, (branch, want)) in branches.into_iter().enumerate() {
+            let (mut value, _) = rich();
+            set_field(&mut value, "u2", Value::Union(i as u32, Box::new(branch)));
+            let got = dec.decode(&encode(ALL_TYPES, value)).unwrap();
+            assert_eq!(got.values, [want, FieldValue::Int(99)], "branch {i}");
+        }
+    }
+
+    #[test]
+    fn presence_per_writer() {
+        let dec = PathDecoder::from_avsc(ALL_TYPES, &["tail", "nope", "rec.nope", "opt_rec.x"]).unwrap();
+        assert_eq!((0..5).map(|i| dec.has_path(i)).collect::<Vec<_>>(), [true, false, false, true, false]);
+        assert_eq!(dec.schema_id(), None);
+        assert_eq!(dec.paths(), ["tail", "nope", "rec.nope", "opt_rec.x"]);
+        let (value, _) = rich();
+        let got = dec.decode(&encode(ALL_TYPES, value)).unwrap();
+        assert_eq!(got.values, [FieldValue::Int(99), FieldValue::Missing, FieldValue::Missing, FieldValue::Int(7)]);
+    }
+
+    /// Writers may send array and map blocks with a negative count followed by the block's
+    /// byte size (the Avro spec's fast-skip form); apache-avro's reader checks the bytes.
+    #[test]
+    fn negative_block_counts_are_skipped_by_size() {
+        const AVSC: &str = r#"{"type": "record", "name": "B", "fields": [
+            {"name": "arr", "type": {"type": "array", "items": "long"}},
+            {"name": "m", "type": {"type": "map", "values": "string"}},
+            {"name": "tail", "type": "long"}]}"#;
+        let body = [
+            0x03, 0x04, 0x02, 0x01, // arr: count -2, 2 bytes: 1, -1
+            0x02, 0xd8, 0x04, // count 1: 300
+            0x00, // end of arr
+            0x01, 0x0a, 0x02, b'a', 0x04, b'b', b'c', // m: count -1, 5 bytes: "a" -> "bc"
+            0x02, 0x02, b'd', 0x00, // count 1: "d" -> ""
+            0x00, // end of m
+            0x0e, // tail 7
+        ];
+        let schema = apache_avro::Schema::parse_str(AVSC).unwrap();
+        let check = apache_avro::from_avro_datum(&schema, &mut &body[..], None).unwrap();
+        let Value::Record(fields) = check else { panic!() };
+        assert_eq!(fields[0].1, Value::Array(vec![Value::Long(1), Value::Long(-1), Value::Long(300)]));
+        assert_eq!(fields[2].1, Value::Long(7));
+        let dec = PathDecoder::from_avsc(AVSC, &["tail"]).unwrap();
+        assert_eq!(dec.decode(&body).unwrap().values, [FieldValue::Int(7)]);
+        // A block size past the end, or negative, is malformed.
+        for (bad, what) in [(&[0x03, 0x40, 0x02][..], "truncated"), (&[0x03, 0x03, 0x02][..], "negative")] {
+            let err = dec.decode(bad).unwrap_err();
+            assert_eq!(err.class, ErrorClass::Malformed);
+            assert!(err.message.contains(what), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn interaction_nested_paths() {
+        let reg = registry();
+        let writer = reg.by_id(8).unwrap();
+        let paths = [
+            "event_id", "user.id", "user.country", "user.segment", "item.id", "item.category", "item.price",
+            "action", "dwell_ms", "device", "event_time",
+        ];
+        let dec = PathDecoder::new(&writer, &paths).unwrap();
+        assert_eq!(dec.schema_id(), Some(8));
+        for (dwell, want) in [(None, FieldValue::Null), (Some(1500), FieldValue::Int(1500))] {
+            let value = interaction_value(&Interaction {
+                event_id: "i-1".into(),
+                user: ("u-7".into(), "FR".into(), "loyal".into()),
+                item: ("it-3".into(), "books".into(), 12.5),
+                action: 2,
+                dwell_ms: dwell,
+                device: "ios".into(),
+                event_time: 1_767_225_600_000,
+            });
+            let body = apache_avro::to_avro_datum(&writer.canonical, value).unwrap();
+            let got = dec.decode(&body).unwrap();
+            assert_eq!(
+                got.values,
+                [
+                    s("i-1"),
+                    s("u-7"),
+                    s("FR"),
+                    s("loyal"),
+                    s("it-3"),
+                    s("books"),
+                    FieldValue::Float(12.5),
+                    s("add_to_cart"),
+                    want,
+                    s("ios"),
+                    FieldValue::Int(1_767_225_600_000),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn null_record_on_the_path_is_missing_below() {
+        let (mut value, _) = rich();
+        set_field(&mut value, "opt_rec", Value::Union(1, Box::new(inner(1, "a", None))));
+        let dec = PathDecoder::from_avsc(ALL_TYPES, &["opt_rec.deep.z", "opt_rec.y", "tail"]).unwrap();
+        let got = dec.decode(&encode(ALL_TYPES, value.clone())).unwrap();
+        assert_eq!(got.values, [FieldValue::Missing, s("a"), FieldValue::Int(99)]);
+        set_field(&mut value, "opt_rec", Value::Union(0, Box::new(Value::Null)));
+        let got = dec.decode(&encode(ALL_TYPES, value)).unwrap();
+        assert_eq!(got.values, [FieldValue::Missing, FieldValue::Missing, FieldValue::Int(99)]);
+    }
+
+    #[test]
+    fn older_writer_lacks_the_field() {
+        let reg = registry();
+        let t = tx();
+        let paths = ["ip_country", "mcc", "amount"];
+        let v1 = PathDecoder::new(&reg.by_id(1).unwrap(), &paths).unwrap();
+        let v2 = PathDecoder::new(&reg.by_id(6).unwrap(), &paths).unwrap();
+        assert!(!v1.has_path(0) && !v1.has_path(1) && v1.has_path(2));
+        assert!(v2.has_path(0) && v2.has_path(1));
+        let body1 = &Encoder::for_schema(reg.by_id(1).unwrap()).encode(&t).unwrap()[5..];
+        assert_eq!(v1.decode(body1).unwrap().values, [FieldValue::Missing, FieldValue::Missing, FieldValue::Float(t.amount)]);
+        let body2 = &Encoder::for_schema(reg.by_id(6).unwrap()).encode(&t).unwrap()[5..];
+        assert_eq!(v2.decode(body2).unwrap().values, [FieldValue::Null, FieldValue::Null, FieldValue::Float(t.amount)]);
+    }
+
+    #[test]
+    fn bad_paths_are_refused_at_build() {
+        let reg = registry();
+        let tx_schema = reg.by_id(6).unwrap();
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&["amount.x"], "amount.x", "goes through \"amount\", which is double, not a record"),
+            (&["card_id.a.b"], "card_id.a.b", "goes through \"card_id\", which is string"),
+            (&["mcc.x"], "mcc.x", "a union with a branch that is int"),
+            (&[""], "", "empty segment"),
+            (&["a..b"], "a..b", "empty segment"),
+            (&["amount."], "amount.", "empty segment"),
+            (&["1st"], "1st", "not an avro field name"),
+            (&["am ount"], "am ount", "not an avro field name"),
+            (&["card_id", "card_id.x"], "card_id", "also a prefix of \"card_id.x\""),
+        ];
+        for (paths, bad, why) in cases {
+            let err = PathDecoder::new(&tx_schema, paths).unwrap_err();
+            match &err {
+                PathError::Path { path, schema_id, message } => {
+                    assert_eq!((path.as_str(), *schema_id), (*bad, Some(6)), "{err}");
+                    assert!(message.contains(why), "{paths:?}: {err}");
+                }
+                other => panic!("{paths:?}: expected a path error, got {other:?}"),
+            }
+            assert!(err.to_string().contains("(schema id 6)"), "{err}");
+        }
+        let cases: &[(&str, &str)] = &[
+            ("rec", "names record t.Inner, not a value: name one of its fields (rec.<field>)"),
+            ("opt_rec", "names record t.Inner as a union branch"),
+            ("u", "names record t.Pair as a union branch"),
+            ("arr", "names an array, which a field path cannot read"),
+            ("m", "names a map"),
+            ("arr.k", "goes through \"arr\", which is an array, not a record"),
+            ("m_rec.p", "goes through \"m_rec\", which is a map"),
+            ("u.k", "a union with a branch that is string"),
+            ("tree.children", "names an array"),
+            ("n.x", "goes through \"n\", which is null"),
+        ];
+        for (bad, why) in cases {
+            let err = PathDecoder::from_avsc(ALL_TYPES, &["tail", bad]).unwrap_err();
+            assert!(
+                matches!(&err, PathError::Path { path, message, schema_id: None } if path == bad && message.contains(why)),
+                "{bad}: {err}"
+            );
+        }
+        for (avsc, why) in [(r#""long""#, "is long, not a record"), ("{", "does not parse"), (r#"["null", "string"]"#, "is a union")] {
+            let err = PathDecoder::from_avsc(avsc, &["x"]).unwrap_err();
+            assert!(matches!(&err, PathError::Schema { message, .. } if message.contains(why)), "{avsc}: {err}");
+        }
+    }
+
+    fn malformed(dec: &PathDecoder, body: &[u8], what: &str) {
+        match dec.decode(body) {
+            Err(e) => {
+                assert_eq!(e.class, ErrorClass::Malformed, "{body:?}: {e}");
+                assert!(e.message.contains(what), "{body:?}: expected {what:?} in {:?}", e.message);
+            }
+            Ok(r) => panic!("{body:?} decoded to {r:?}, expected malformed ({what})"),
+        }
+    }
+
+    #[test]
+    fn bad_bodies_are_malformed_with_a_reason() {
+        let one = |ty: &str| format!(r#"{{"type": "record", "name": "R", "fields": [{{"name": "v", "type": {ty}}}]}}"#);
+        for paths in [&["v"][..], &[][..]] {
+            let long = PathDecoder::from_avsc(&one(r#""long""#), paths).unwrap();
+            malformed(&long, &[], "truncated inside a varint at byte 0 of 0");
+            malformed(&long, &[0x80, 0x80], "truncated inside a varint");
+            malformed(&long, &[0xff; 11], "varint longer than 10 bytes");
+            malformed(&long, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], "over 64 bits");
+            malformed(&long, &[0x02, 0x00], "1 trailing bytes after the record (it ends at byte 1 of 2)");
+            let string = PathDecoder::from_avsc(&one(r#""string""#), paths).unwrap();
+            malformed(&string, &[0x01], "negative length or block size -1");
+            malformed(&string, &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], "more bytes needed");
+            malformed(&string, &[0x06, b'a'], "truncated: 2 more bytes needed at byte 1 of 2");
+            let union = PathDecoder::from_avsc(&one(r#"["null", "long"]"#), paths).unwrap();
+            malformed(&union, &[0x04], "union branch index 2 is not in 0..2");
+            malformed(&union, &[0x01], "union branch index -1");
+            let double = PathDecoder::from_avsc(&one(r#""double""#), paths).unwrap();
+            malformed(&double, &[0; 7], "truncated: 1 more bytes needed");
+        }
+        let arr = PathDecoder::from_avsc(&one(r#"{"type": "array", "items": "string"}"#), &[] as &[&str]).unwrap();
+        // A count of 2^62 items that are not there: stops at the end of the input.
+        malformed(&arr, &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], "truncated inside a varint");
+        malformed(&arr, &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x02, b'a'], "at byte 12 of 12");
+        // Materialized only: the decoder checks what it builds values from.
+        let enum_ = PathDecoder::from_avsc(&one(r#"{"type": "enum", "name": "E", "symbols": ["a", "b", "c"]}"#), &["v"]).unwrap();
+        malformed(&enum_, &[0x06], "enum index 3 is not in 0..3");
+        malformed(&enum_, &[0x01], "enum index -1");
+        let boolean = PathDecoder::from_avsc(&one(r#""boolean""#), &["v"]).unwrap();
+        malformed(&boolean, &[0x02], "boolean byte 0x02 is neither 0 nor 1");
+        let int = PathDecoder::from_avsc(&one(r#""int""#), &["v"]).unwrap();
+        malformed(&int, &[0x80, 0x80, 0x80, 0x80, 0x10], "int value 2147483648 does not fit 32 bits");
+        let string = PathDecoder::from_avsc(&one(r#""string""#), &["v"]).unwrap();
+        malformed(&string, &[0x04, 0xc3, 0x28], "not valid utf-8");
+        // Null items cost no bytes: any count is skipped at once.
+        let nulls = PathDecoder::from_avsc(&one(r#"{"type": "array", "items": "null"}"#), &[] as &[&str]).unwrap();
+        assert!(nulls.decode(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00]).is_ok());
+        // A registered schema's id is named.
+        let reg = registry();
+        let dec = PathDecoder::new(&reg.by_id(1).unwrap(), &["amount"]).unwrap();
+        malformed(&dec, &[0x02], "avro body does not decode with schema id 1: truncated");
+    }
+
+    /// A chain of `next` records `n` deep, then `tail`.
+    fn chain(n: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        for _ in 0..n {
+            body.extend_from_slice(&[0x00, 0x00, 0x02]); // value 0, no children, next: branch 1
+        }
+        body.extend_from_slice(&[0x00, 0x00, 0x00]); // the last node: next is null
+        body
+    }
+
+    #[test]
+    fn recursion_is_depth_limited() {
+        const AVSC: &str = r#"{"type": "record", "name": "Node", "fields": [
+            {"name": "value", "type": "long"},
+            {"name": "children", "type": {"type": "array", "items": "Node"}},
+            {"name": "next", "type": ["null", "Node"]}]}"#;
+        for paths in [&[][..], &["value", "next.value", "next.next.next.value"][..]] {
+            let dec = PathDecoder::from_avsc(AVSC, paths).unwrap();
+            assert!(dec.decode(&chain(60)).is_ok(), "{paths:?}");
+            malformed(&dec, &chain(200), "nesting of recursive types deeper than 64");
+        }
+        let dec = PathDecoder::from_avsc(AVSC, &["next.next.value", "next.next.next.next.value"]).unwrap();
+        assert_eq!(dec.decode(&chain(2)).unwrap().values, [FieldValue::Int(0), FieldValue::Missing]);
+    }
+
+    #[test]
+    fn every_truncation_is_malformed() {
+        let (value, _) = rich();
+        let body = encode(ALL_TYPES, value);
+        for paths in [ALL_PATHS, &["tail"][..], &[][..]] {
+            let dec = PathDecoder::from_avsc(ALL_TYPES, paths).unwrap();
+            assert!(dec.decode(&body).is_ok());
+            for cut in 0..body.len() {
+                let err = dec.decode(&body[..cut]).unwrap_err();
+                assert_eq!(err.class, ErrorClass::Malformed, "cut {cut}: {err}");
+            }
+        }
+    }
+
+    // ---- RecordDecoder ----
+
+    fn tx() -> Transaction {
+        Transaction {
+            event_id: "tx-1".into(),
+            card_id: "card-00042".into(),
+            merchant_id: "m-0007".into(),
+            device_id: "dev-00042-1".into(),
+            amount: 123.45,
+            currency: "EUR".into(),
+            country: "FR".into(),
+            channel: "ecom".into(),
+            customer_segment: "premium".into(),
+            event_time: 1_767_225_600_123,
+        }
+    }
+
+    const TX_PATHS: [&str; 12] = [
+        "event_id", "card_id", "merchant_id", "device_id", "amount", "currency", "country", "channel",
+        "customer_segment", "event_time", "ip_country", "mcc",
+    ];
+
+    fn tx_values(t: &Transaction) -> Vec<FieldValue> {
+        vec![
+            s(&t.event_id),
+            s(&t.card_id),
+            s(&t.merchant_id),
+            s(&t.device_id),
+            FieldValue::Float(t.amount),
+            s(&t.currency),
+            s(&t.country),
+            s(&t.channel),
+            s(&t.customer_segment),
+            FieldValue::Int(t.event_time),
+        ]
+    }
+
+    #[test]
+    fn record_decoder_reads_v1_and_v2_with_the_same_paths() {
+        let reg = registry();
+        let dec = RecordDecoder::new(reg.clone(), subjects::TRANSACTION, &TX_PATHS).unwrap();
+        assert_eq!((dec.subject(), dec.paths().len()), ("transaction", 12));
+        let t = tx();
+        let v1 = Encoder::for_schema(reg.by_id(1).unwrap()).encode(&t).unwrap();
+        let mut want = tx_values(&t);
+        want.extend([FieldValue::Missing, FieldValue::Missing]);
+        assert_eq!(dec.decode(&v1).unwrap().values, want);
+        let v2 = Encoder::for_schema(reg.by_id(6).unwrap()).encode(&t).unwrap();
+        want[10..].clone_from_slice(&[FieldValue::Null, FieldValue::Null]);
+        assert_eq!(dec.decode(&v2).unwrap().values, want);
+        // v2 with the optional fields set, written by apache-avro.
+        let body = apache_avro::to_avro_datum(&reg.by_id(6).unwrap().canonical, tx_v2_value(&t, Some("DE"), Some(5411))).unwrap();
+        let mut framed = Vec::new();
+        write_header(&mut framed, 6);
+        framed.extend_from_slice(&body);
+        want[10..].clone_from_slice(&[s("DE"), FieldValue::Int(5411)]);
+        assert_eq!(dec.decode(&framed).unwrap().values, want);
+    }
+
+    #[test]
+    fn record_decoder_refuses_other_ids_and_bad_frames() {
+        let reg = registry();
+        let dec = RecordDecoder::new(reg.clone(), subjects::TRANSACTION, &["amount"]).unwrap();
+        let label = crate::events::Label { event_id: "e".into(), card_id: "c".into(), is_fraud: true, event_time: 1, label_time: 2 };
+        let bytes = Encoder::new(reg.as_ref(), subjects::LABEL).unwrap().encode(&label).unwrap();
+        for _ in 0..2 {
+            // The second time from the cache: same answer.
+            let err = dec.decode(&bytes).unwrap_err();
+            assert_eq!(err.class, ErrorClass::UnknownSchema);
+            assert!(err.message.contains("schema id 2 belongs to subject label, expected transaction"), "{}", err.message);
+        }
+        for id in [0u32, 9, u32::MAX] {
+            let mut framed = Vec::new();
+            write_header(&mut framed, id);
+            framed.push(0);
+            let err = dec.decode(&framed).unwrap_err();
+            assert_eq!(err.class, ErrorClass::UnknownSchema, "{id}");
+            assert!(err.message.contains(&format!("schema id {id}")), "{}", err.message);
+        }
+        for short in [&[][..], &[0, 0, 0, 1][..]] {
+            assert_eq!(dec.decode(short).unwrap_err().class, ErrorClass::Malformed);
+        }
+        let err = dec.decode(&[1, 0, 0, 0, 1, 0]).unwrap_err();
+        assert!(err.class == ErrorClass::Malformed && err.message.contains("magic byte is 0x01"), "{err}");
+        let v1 = Encoder::for_schema(reg.by_id(1).unwrap()).encode(&tx()).unwrap();
+        for cut in 5..v1.len() {
+            let err = dec.decode(&v1[..cut]).unwrap_err();
+            assert_eq!(err.class, ErrorClass::Malformed, "cut {cut}");
+            assert!(err.message.contains("schema id 1"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn record_decoder_construction_errors() {
+        let reg = registry();
+        let err = RecordDecoder::new(reg.clone(), subjects::TRANSACTION, &["amout"]).unwrap_err();
+        assert!(
+            matches!(&err, PathError::Path { path, message, .. } if path == "amout" && message.contains("no registered schema of subject transaction (ids 1, 6)")),
+            "{err}"
+        );
+        let err = RecordDecoder::new(reg.clone(), subjects::TRANSACTION, &["amount.x"]).unwrap_err();
+        assert!(matches!(&err, PathError::Path { schema_id: Some(6), .. }), "{err}");
+        let err = RecordDecoder::new(reg.clone(), "nope", &["amount"]).unwrap_err();
+        assert_eq!(err, PathError::Subject { subject: "nope".into(), message: "no schema is registered for it".into() });
+        assert_eq!(err.to_string(), "subject nope: no schema is registered for it");
+        // A path only the newer version has is fine.
+        RecordDecoder::new(reg, subjects::TRANSACTION, &["mcc"]).unwrap();
+    }
+
+    /// Serves every schema of the embedded registry but lists only `listed` as versions,
+    /// like a registry that learns of a new producer's schema after start-up.
+    struct LateRegistry {
+        inner: LocalSchemaRegistry,
+        listed: Vec<u32>,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SchemaRegistry for LateRegistry {
+        fn by_id(&self, id: u32) -> Result<Arc<RegisteredSchema>, EventError> {
+            self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.by_id(id)
+        }
+        fn latest(&self, subject: &str) -> crate::error::Result<Arc<RegisteredSchema>> {
+            self.inner.latest(subject)
+        }
+        fn versions(&self, subject: &str) -> Vec<Arc<RegisteredSchema>> {
+            self.inner.versions(subject).into_iter().filter(|s| self.listed.contains(&s.id)).collect()
+        }
+    }
+
+    #[test]
+    fn record_decoder_compiles_a_new_id_on_first_sight_from_many_threads() {
+        let late = Arc::new(LateRegistry {
+            inner: LocalSchemaRegistry::embedded().unwrap(),
+            listed: vec![1],
+            lookups: Default::default(),
+        });
+        let dec = RecordDecoder::new(late.clone(), subjects::TRANSACTION, &TX_PATHS[..10]).unwrap();
+        let t = tx();
+        let v1 = Encoder::for_schema(late.inner.by_id(1).unwrap()).encode(&t).unwrap();
+        let v2 = Encoder::for_schema(late.inner.by_id(6).unwrap()).encode(&t).unwrap();
+        std::thread::scope(|scope| {
+            for k in 0..4 {
+                let (dec, v1, v2, t) = (&dec, &v1, &v2, &t);
+                scope.spawn(move || {
+                    for i in 0..200 {
+                        let bytes = if (i + k) % 2 == 0 { v1 } else { v2 };
+                        assert_eq!(dec.decode(bytes).unwrap().values, tx_values(t));
+                    }
+                });
+            }
+        });
+        let lookups = late.lookups.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((1..=4).contains(&lookups), "id 6 looked up {lookups} times, then cached");
+        fn shareable<T: Send + Sync>() {}
+        shareable::<RecordDecoder>();
+        shareable::<PathDecoder>();
+    }
+
+    #[test]
+    fn an_older_version_the_paths_cannot_read_is_refused_per_event() {
+        let mut reg = LocalSchemaRegistry::default();
+        let old = r#"{"type": "record", "name": "P", "fields": [{"name": "amount", "type": {"type": "record", "name": "M", "fields": [{"name": "units", "type": "long"}]}}]}"#;
+        let new = r#"{"type": "record", "name": "P", "fields": [{"name": "amount", "type": "double"}]}"#;
+        reg.register(1, "pay", "old.avsc", old.into()).unwrap();
+        reg.register(2, "pay", "new.avsc", new.into()).unwrap();
+        let reg: Arc<dyn SchemaRegistry> = Arc::new(reg);
+        let dec = RecordDecoder::new(reg, "pay", &["amount"]).unwrap();
+        let err = dec.decode(&[0, 0, 0, 0, 1, 0x02]).unwrap_err();
+        assert_eq!(err.class, ErrorClass::UnknownSchema);
+        assert!(err.message.contains("schema id 1 of subject pay cannot be read with the field paths"), "{}", err.message);
+        assert!(err.message.contains("names record M"), "{}", err.message);
+        let ok = dec.decode(&[0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]).unwrap();
+        assert_eq!(ok.values, [FieldValue::Float(1.0)]);
+    }
+
+    // ---- property tests ----
+
+    /// The example interaction, built independently of the decoder.
+    #[derive(Debug, Clone)]
+    struct Interaction {
+        event_id: String,
+        user: (String, String, String),
+        item: (String, String, f64),
+        action: u32,
+        dwell_ms: Option<i64>,
+        device: String,
+        event_time: i64,
+    }
+
+    const ACTIONS: [&str; 3] = ["view", "click", "add_to_cart"];
+
+    fn interaction_value(i: &Interaction) -> Value {
+        rec(vec![
+            ("event_id", Value::String(i.event_id.clone())),
+            (
+                "user",
+                rec(vec![
+                    ("id", Value::String(i.user.0.clone())),
+                    ("country", Value::String(i.user.1.clone())),
+                    ("segment", Value::String(i.user.2.clone())),
+                ]),
+            ),
+            (
+                "item",
+                rec(vec![
+                    ("id", Value::String(i.item.0.clone())),
+                    ("category", Value::String(i.item.1.clone())),
+                    ("price", Value::Double(i.item.2)),
+                ]),
+            ),
+            ("action", Value::Enum(i.action, ACTIONS[i.action as usize].into())),
+            ("dwell_ms", match i.dwell_ms {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(d) => Value::Union(1, Box::new(Value::Long(d))),
+            }),
+            ("device", Value::String(i.device.clone())),
+            ("event_time", Value::TimestampMillis(i.event_time)),
+        ])
+    }
+
+    fn arb_interaction() -> impl Strategy<Value = Interaction> {
+        (
+            (any::<String>(), (any::<String>(), any::<String>(), any::<String>())),
+            (any::<String>(), any::<String>(), any::<f64>().prop_filter("not nan", |p| !p.is_nan())),
+            (0u32..3, proptest::option::of(any::<i64>()), any::<String>(), any::<i64>()),
+        )
+            .prop_map(|((event_id, user), item, (action, dwell_ms, device, event_time))| Interaction {
+                event_id,
+                user,
+                item,
+                action,
+                dwell_ms,
+                device,
+                event_time,
+            })
+    }
+
+    fn tx_v2_value(t: &Transaction, ip_country: Option<&str>, mcc: Option<i32>) -> Value {
+        rec(vec![
+            ("event_id", Value::String(t.event_id.clone())),
+            ("card_id", Value::String(t.card_id.clone())),
+            ("merchant_id", Value::String(t.merchant_id.clone())),
+            ("device_id", Value::String(t.device_id.clone())),
+            ("amount", Value::Double(t.amount)),
+            ("currency", Value::String(t.currency.clone())),
+            ("country", Value::String(t.country.clone())),
+            ("channel", Value::String(t.channel.clone())),
+            ("customer_segment", Value::String(t.customer_segment.clone())),
+            ("event_time", Value::TimestampMillis(t.event_time)),
+            ("ip_country", match ip_country {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(c) => Value::Union(1, Box::new(Value::String(c.into()))),
+            }),
+            ("mcc", match mcc {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(m) => Value::Union(1, Box::new(Value::Int(m))),
+            }),
+        ])
+    }
+
+    fn arb_transaction() -> impl Strategy<Value = Transaction> {
+        (
+            (any::<String>(), any::<String>(), any::<String>(), any::<String>()),
+            any::<f64>().prop_filter("not nan", |a| !a.is_nan()),
+            (any::<String>(), any::<String>(), any::<String>(), any::<String>()),
+            any::<i64>(),
+        )
+            .prop_map(|((event_id, card_id, merchant_id, device_id), amount, (currency, country, channel, customer_segment), event_time)| {
+                Transaction { event_id, card_id, merchant_id, device_id, amount, currency, country, channel, customer_segment, event_time }
+            })
+    }
+
+    /// The typed struct's fields as the path decoder's values (the typed decoder is the
+    /// reference here, not this decoder's own encoding).
+    fn typed_values(t: &Transaction) -> Vec<FieldValue> {
+        tx_values(t)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300), which in 0usize..4) {
+            let reg = registry();
+            let dec = match which {
+                0 => PathDecoder::new(&reg.by_id(1).unwrap(), &TX_PATHS).unwrap(),
+                1 => PathDecoder::new(&reg.by_id(6).unwrap(), &TX_PATHS).unwrap(),
+                2 => PathDecoder::new(&reg.by_id(8).unwrap(), &["user.id", "item.price", "action", "dwell_ms"]).unwrap(),
+                _ => PathDecoder::from_avsc(ALL_TYPES, ALL_PATHS).unwrap(),
+            };
+            if let Err(e) = dec.decode(&body) {
+                prop_assert_eq!(e.class, ErrorClass::Malformed, "{}", e);
+            }
+        }
+
+        #[test]
+        fn random_frames_never_panic(id in prop_oneof![Just(1u32), Just(2), Just(6), Just(8), any::<u32>()], body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let dec = RecordDecoder::new(registry(), subjects::TRANSACTION, &TX_PATHS).unwrap();
+            let mut framed = Vec::new();
+            write_header(&mut framed, id);
+            framed.extend_from_slice(&body);
+            let _ = dec.decode(&framed);
+            let _ = dec.decode(&body);
+        }
+
+        #[test]
+        fn mutated_valid_bodies_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), cut in any::<prop::sample::Index>()) {
+            let (value, _) = rich();
+            let mut body = encode(ALL_TYPES, value);
+            for (at, byte) in flips {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            let dec = PathDecoder::from_avsc(ALL_TYPES, ALL_PATHS).unwrap();
+            let _ = dec.decode(&body);
+            let _ = dec.decode(&body[..cut.index(body.len())]);
+        }
+
+        #[test]
+        fn paths_equal_the_typed_decoder(t in arb_transaction(), v1_writer in any::<bool>(), cut in any::<prop::sample::Index>()) {
+            let reg = registry();
+            let writer = reg.by_id(if v1_writer { 1 } else { 6 }).unwrap();
+            let bytes = Encoder::for_schema(writer).encode(&t).unwrap();
+            let typed = Decoder::<Transaction>::new(reg.clone(), subjects::TRANSACTION, &reg.by_id(1).unwrap())
+                .decode(&bytes)
+                .unwrap();
+            let paths = RecordDecoder::new(reg, subjects::TRANSACTION, &TX_PATHS).unwrap();
+            let record = paths.decode(&bytes).unwrap();
+            let want = typed_values(&typed);
+            for (i, w) in want.iter().enumerate() {
+                prop_assert_eq!(record.get(i), w, "path {}", TX_PATHS[i]);
+            }
+            prop_assert_eq!(record.get(4).as_f64().map(f64::to_bits), Some(typed.amount.to_bits()));
+            let optional = if v1_writer { FieldValue::Missing } else { FieldValue::Null };
+            prop_assert_eq!(record.get(10), &optional);
+            prop_assert_eq!(record.get(11), &optional);
+            // And every strict prefix is malformed.
+            let cut = HEADER_MIN + cut.index(bytes.len() - HEADER_MIN);
+            prop_assert_eq!(paths.decode(&bytes[..cut]).unwrap_err().class, ErrorClass::Malformed);
+        }
+
+        #[test]
+        fn v2_optional_fields_by_apache_avro(t in arb_transaction(), ip in proptest::option::of(any::<String>()), mcc in proptest::option::of(any::<i32>())) {
+            let reg = registry();
+            let body = apache_avro::to_avro_datum(&reg.by_id(6).unwrap().canonical, tx_v2_value(&t, ip.as_deref(), mcc)).unwrap();
+            let dec = PathDecoder::new(&reg.by_id(6).unwrap(), &TX_PATHS).unwrap();
+            let mut want = tx_values(&t);
+            want.push(ip.map_or(FieldValue::Null, FieldValue::Str));
+            want.push(mcc.map_or(FieldValue::Null, |m| FieldValue::Int(m.into())));
+            prop_assert_eq!(dec.decode(&body).unwrap().values, want);
+        }
+
+        #[test]
+        fn interactions_by_apache_avro(i in arb_interaction()) {
+            let reg = registry();
+            let writer = reg.by_id(8).unwrap();
+            let body = apache_avro::to_avro_datum(&writer.canonical, interaction_value(&i)).unwrap();
+            let paths = ["event_time", "item.price", "user.segment", "dwell_ms", "action", "user.id", "item.category", "device", "event_id", "item.id", "user.country"];
+            let dec = PathDecoder::new(&writer, &paths).unwrap();
+            let want = vec![
+                FieldValue::Int(i.event_time),
+                FieldValue::Float(i.item.2),
+                s(&i.user.2),
+                i.dwell_ms.map_or(FieldValue::Null, FieldValue::Int),
+                s(ACTIONS[i.action as usize]),
+                s(&i.user.0),
+                s(&i.item.1),
+                s(&i.device),
+                s(&i.event_id),
+                s(&i.item.0),
+                s(&i.user.1),
+            ];
+            prop_assert_eq!(dec.decode(&body).unwrap().values, want);
+            // Through the framed decoder too.
+            let mut framed = Vec::new();
+            write_header(&mut framed, 8);
+            framed.extend_from_slice(&body);
+            let rd = RecordDecoder::new(reg, subjects::INTERACTION, &paths).unwrap();
+            prop_assert_eq!(rd.decode(&framed).unwrap(), dec.decode(&body).unwrap());
+        }
+    }
+
+    const HEADER_MIN: usize = crate::wire::HEADER_LEN;
+}
