@@ -200,6 +200,17 @@ fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], Fault> {
     Ok(head)
 }
 
+#[inline(always)]
+fn take_array<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], Fault> {
+    match input.split_first_chunk::<N>() {
+        Some((head, tail)) => {
+            *input = tail;
+            Ok(*head)
+        }
+        None => Err(fault(FaultKind::Truncated { need: (N - input.len()) as u64 }, input)),
+    }
+}
+
 /// A length prefix and the bytes it announces.
 #[inline(always)]
 fn take_prefixed<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], Fault> {
@@ -258,11 +269,10 @@ fn exec(
             }
             Op::Null(slot) => put(out, *slot, FieldValue::Null),
             Op::Bool(slot) => {
-                let b = match take(input, 1)? {
+                let b = match take_array::<1>(input)? {
                     [0] => false,
                     [1] => true,
-                    [other] => return Err(fault(FaultKind::Bool(*other), input)),
-                    _ => unreachable!("take(1) gives one byte"),
+                    [other] => return Err(fault(FaultKind::Bool(other), input)),
                 };
                 put(out, *slot, FieldValue::Bool(b));
             }
@@ -278,13 +288,11 @@ fn exec(
                 put(out, *slot, FieldValue::Int(v));
             }
             Op::Float(slot) => {
-                let b = take(input, 4)?;
-                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let v = f32::from_le_bytes(take_array(input)?);
                 put(out, *slot, FieldValue::Float(f64::from(v)));
             }
             Op::Double(slot) => {
-                let b = take(input, 8)?;
-                let v = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                let v = f64::from_le_bytes(take_array(input)?);
                 put(out, *slot, FieldValue::Float(v));
             }
             Op::Str(slot) => {
