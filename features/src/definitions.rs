@@ -48,7 +48,8 @@
 
 use std::collections::BTreeSet;
 
-use weir_schemas::EventError;
+use weir_schemas::store::FeatureStore;
+use weir_schemas::{EventError, StoreError};
 use weir_schemas::events::Transaction;
 use weir_schemas::record::{EventRecord, FieldValue};
 use weir_schemas::store::{Observation, ObservationResult, SourcePosition};
@@ -600,6 +601,17 @@ impl FeatureDefinitions {
                 position: position.clone(),
             })
             .collect()
+    }
+
+    /// The feature vector of `record` as of its event time, itself included (what the
+    /// stream would compute if it came next), without writing anything: request-time
+    /// scoring. One store round trip for all its entities ([`FeatureStore::preview`]).
+    pub async fn vector_at<S: FeatureStore>(&self, store: &S, record: &EventRecord) -> Result<Vec<f32>, StoreError> {
+        let observations = self.observations(record, crate::windows::preview_position());
+        let results = store.preview(&observations).await?;
+        let mut out = Vec::with_capacity(self.len());
+        self.assemble(record, &results, &mut out);
+        Ok(out)
     }
 
     /// Appends the feature vector of `record` to `out`; `results` are the store's answers
