@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use weir_features::definitions::{transaction_record, FeatureDefinitions};
 use weir_features::redis_store::{KeySpace, RedisStore};
-use weir_features::vector::FeatureSet;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::LatencyHistogram;
 use weir_schemas::events::{FeatureValue, Score, Transaction};
+use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
 use weir_schemas::validate::ValidationRules;
 use weir_schemas::wire::{subjects, Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry};
@@ -68,7 +69,7 @@ pub struct ScoringHandler<S> {
     model: Arc<LiveModel>,
     /// Where each batch's rows are offered to the challenger, if one is configured.
     shadow: Option<crate::shadow::ShadowSender>,
-    feature_set: FeatureSet,
+    definitions: FeatureDefinitions,
     decoder: Decoder<Transaction>,
     score_encoder: Encoder,
     rules: ValidationRules,
@@ -100,8 +101,9 @@ pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
 }
 
 /// The feature names weir computes under this configuration, in model input order.
+/// Empty when the feature configuration has problems (`WeirConfig::check` reports them).
 pub fn feature_names(config: &WeirConfig) -> Vec<String> {
-    FeatureSet::new(&config.features.window_specs()).names().to_vec()
+    FeatureDefinitions::new(&config.features).map(|d| d.names().to_vec()).unwrap_or_default()
 }
 
 /// What the pipeline scores with: a fixed model, or a [`LiveModel`] that a registry
@@ -140,10 +142,10 @@ impl<S: FeatureStore> ScoringHandler<S> {
             .context("no transaction schema registered")?;
         let decoder = Decoder::new(registry.clone(), subjects::TRANSACTION, &reader);
         let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
-        let feature_set = FeatureSet::new(&config.features.window_specs());
+        let definitions = FeatureDefinitions::new(&config.features)?;
         Ok(ScoringHandler {
             store,
-            feature_set,
+            definitions,
             decoder,
             score_encoder,
             rules: config.validation.clone(),
@@ -156,21 +158,26 @@ impl<S: FeatureStore> ScoringHandler<S> {
         })
     }
 
-    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<Transaction, EventError> {
+    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<(Transaction, EventRecord), EventError> {
         let payload = record.payload.ok_or_else(|| EventError::malformed("message has no value"))?;
         let tx = self.decoder.decode(payload)?;
         self.rules.check(&tx, now_ms)?;
-        Ok(tx)
+        // The typed transaction feeds the generic feature definitions by field path.
+        let fields = transaction_record(&tx, self.definitions.paths());
+        self.definitions.check(&fields)?;
+        Ok((tx, fields))
     }
 
     async fn score_batch(&self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
         let now = weir_schemas::now_ms();
         let mut dispositions = Vec::with_capacity(batch.len());
         let mut valid: Vec<(usize, Transaction)> = Vec::with_capacity(batch.len());
+        let mut fields: Vec<EventRecord> = Vec::with_capacity(batch.len());
         for (i, record) in batch.iter().enumerate() {
             match self.decode(record, now) {
-                Ok(tx) => {
+                Ok((tx, f)) => {
                     valid.push((i, tx));
+                    fields.push(f);
                     dispositions.push(Disposition::Done);
                 }
                 Err(e) => dispositions.push(Disposition::DeadLetter(e)),
@@ -180,29 +187,29 @@ impl<S: FeatureStore> ScoringHandler<S> {
             return Ok(dispositions);
         }
 
+        // One observation per entity kind per event, events in batch order.
+        let kinds = self.definitions.entity_kinds().len();
         let observations: Vec<Observation> = valid
             .iter()
-            .map(|(i, tx)| Observation {
-                entity: tx.card_id.clone(),
-                event_time_ms: tx.event_time,
-                value: tx.amount,
-                position: SourcePosition {
-                    topic: batch[*i].topic.to_string(),
-                    partition: batch[*i].partition,
-                    offset: batch[*i].offset,
-                },
+            .zip(&fields)
+            .flat_map(|((i, _), f)| {
+                let position =
+                    SourcePosition { topic: batch[*i].topic.to_string(), partition: batch[*i].partition, offset: batch[*i].offset };
+                self.definitions.observations(f, position)
             })
             .collect();
-        let windows = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
+        let outcome = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
             retryable: e.is_retryable(),
             message: e.to_string(),
         })?;
+        let windows = &outcome.results;
+        // Per event: late when any of its entities refused it, replayed when all did.
         let (mut late, mut replayed) = (0u64, 0u64);
-        for w in &windows {
-            match w.applied {
-                Applied::Late => late += 1,
-                Applied::Replayed => replayed += 1,
-                Applied::Applied => {}
+        for event in windows.chunks(kinds.max(1)) {
+            if event.iter().any(|w| w.applied == Applied::Late) {
+                late += 1;
+            } else if event.iter().all(|w| w.applied == Applied::Replayed) {
+                replayed += 1;
             }
         }
         self.stats.late.fetch_add(late, Ordering::Relaxed);
@@ -210,10 +217,10 @@ impl<S: FeatureStore> ScoringHandler<S> {
         metrics::counter!(m::EVENTS_LATE).increment(late);
         metrics::counter!(m::EVENTS_REPLAYED).increment(replayed);
 
-        let k = self.feature_set.len();
+        let k = self.definitions.len();
         let mut rows = Vec::with_capacity(valid.len() * k);
-        for ((_, tx), w) in valid.iter().zip(&windows) {
-            self.feature_set.assemble(tx, &w.values, &mut rows);
+        for (f, w) in fields.iter().zip(windows.chunks(kinds.max(1))) {
+            self.definitions.assemble(f, w, &mut rows);
         }
         // tract is CPU-bound: run it on the blocking pool, not on the async workers that
         // keep the consumer polling and the producer flushing. The model is taken once:
@@ -234,7 +241,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         for (n, ((_, tx), p)) in valid.iter().zip(&probabilities).enumerate() {
             let score = f64::from(*p);
             let features = self
-                .feature_set
+                .definitions
                 .names()
                 .iter()
                 .zip(&rows[n * k..(n + 1) * k])
@@ -360,23 +367,24 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
 /// The Redis online store the configuration names, with weir's card key space.
 pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
     let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
-    let (keys, windows) = (card_keys(config), config.features.window_specs());
-    let (lateness, ttl) = (config.features.allowed_lateness_ms(), config.features.ttl_ms());
+    let definitions = FeatureDefinitions::new(&config.features)?;
+    let (keys, spec, ttl) = (card_keys(config), definitions.engine_spec().clone(), config.features.ttl_ms());
     if redis.cluster {
         let seeds = redis.seeds();
-        RedisStore::connect_cluster(&seeds, keys, windows, lateness, ttl)
+        RedisStore::connect_cluster(&seeds, keys, spec, ttl)
             .await
             .with_context(|| format!("connecting to the redis cluster at {seeds:?}"))
     } else {
-        RedisStore::connect(&redis.url, keys, windows, lateness, ttl)
+        RedisStore::connect(&redis.url, keys, spec, ttl)
             .await
             .with_context(|| format!("connecting to redis at {}", redis.url))
     }
 }
 
-/// Where the card features live in Redis under this configuration.
+/// Where the entities' features live in Redis under this configuration (the card's at
+/// `features_key("card", id)`).
 pub fn card_keys(config: &WeirConfig) -> KeySpace {
-    KeySpace { prefix: config.features.key_prefix.clone(), entity_kind: "card".into() }
+    KeySpace::new(&config.features.key_prefix)
 }
 
 /// [`run_pipeline`] on a task of its own.
