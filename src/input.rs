@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use weir_schemas::EventError;
+use weir_schemas::validate::ValidationRules;
 use weir_schemas::record::{EventRecord, FieldValue};
 
 /// The `[input]` section.
@@ -38,13 +39,13 @@ pub struct InputConfig {
     /// `currency`, each at the path of the same name.
     #[serde(default = "default_attributes")]
     pub attributes: BTreeMap<String, String>,
-    /// Checks on single fields (`[[input.rules]]`). Default: the transaction rules
-    /// (amount in [0, 1 000 000], currency 3 upper-case letters, country 2, channel one of
-    /// pos/ecom/atm). Besides these, every event's time must lie within
-    /// `[validation]`'s skew of now, and its event id, primary key and entity keys must be
-    /// present, non-empty and at most `validation.max_id_len` bytes.
-    #[serde(default = "default_rules")]
-    pub rules: Vec<FieldRule>,
+    /// Checks on single fields (`[[input.rules]]`). Default (none given): the transaction
+    /// rules, amount in [0, `validation.max_amount`], currency 3 upper-case letters,
+    /// country 2, channel one of pos/ecom/atm. Besides these, every event's time must lie
+    /// within `[validation]`'s skew of now, and its event id, primary key and entity keys
+    /// must be present, non-empty and at most `validation.max_id_len` bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<FieldRule>>,
 }
 
 /// One check on one field. Every given condition must hold.
@@ -89,9 +90,10 @@ fn yes() -> bool {
 fn rule(path: &str) -> FieldRule {
     FieldRule { path: path.into(), required: true, min: None, max: None, one_of: None, upper_code_len: None }
 }
-fn default_rules() -> Vec<FieldRule> {
+/// The rules for weir's own transactions.
+pub fn transaction_rules(max_amount: f64) -> Vec<FieldRule> {
     vec![
-        FieldRule { min: Some(0.0), max: Some(1_000_000.0), ..rule("amount") },
+        FieldRule { min: Some(0.0), max: Some(max_amount), ..rule("amount") },
         FieldRule { upper_code_len: Some(3), ..rule("currency") },
         FieldRule { upper_code_len: Some(2), ..rule("country") },
         FieldRule { one_of: Some(vec!["pos".into(), "ecom".into(), "atm".into()]), ..rule("channel") },
@@ -105,7 +107,7 @@ impl Default for InputConfig {
             event_id: default_event_id(),
             primary_key: default_primary_key(),
             attributes: default_attributes(),
-            rules: default_rules(),
+            rules: None,
         }
     }
 }
@@ -135,7 +137,7 @@ impl InputConfig {
             }
             p.extend(path_problem(&format!("input.attributes.{name}"), path));
         }
-        for (i, r) in self.rules.iter().enumerate() {
+        for (i, r) in self.rules.iter().flatten().enumerate() {
             let at = format!("input.rules[{i}] ({:?})", r.path);
             p.extend(path_problem(&format!("{at}: path"), &r.path));
             for (what, v) in [("min", r.min), ("max", r.max)] {
@@ -180,7 +182,7 @@ pub struct CompiledRules {
 
 impl CompiledRules {
     /// `index_of(path)` gives the path's position in the decoded record.
-    pub fn new(rules: &[FieldRule], index_of: impl Fn(&str) -> usize) -> Self {
+    pub fn new(rules: &[FieldRule], mut index_of: impl FnMut(&str) -> usize) -> Self {
         CompiledRules { rules: rules.iter().map(|r| (index_of(&r.path), static_path(&r.path), r.clone())).collect() }
     }
 
@@ -220,6 +222,106 @@ impl CompiledRules {
             }
         }
         Ok(())
+    }
+}
+
+/// Everything the pipeline reads of an input event, compiled once: the paths to decode
+/// (the feature definitions' first, in their order, so that their indices hold; then the
+/// event id, primary key, attributes and ruled fields not among them) and the checks.
+#[derive(Debug, Clone)]
+pub struct InputPlan {
+    paths: Vec<String>,
+    event_id: usize,
+    primary_key: usize,
+    attributes: Vec<(String, usize)>,
+    /// Event time and entity keys, checked by the feature definitions; here for the
+    /// skew and length checks.
+    event_time: usize,
+    keys: Vec<usize>,
+    rules: CompiledRules,
+    validation: ValidationRules,
+    names: Vec<&'static str>,
+}
+
+impl InputPlan {
+    /// `feature_paths`: the definitions' paths (event time first); `key_paths`: their
+    /// entity keys.
+    pub fn new(input: &InputConfig, validation: &ValidationRules, feature_paths: &[String], key_paths: &[String]) -> Self {
+        let mut paths: Vec<String> = feature_paths.to_vec();
+        let mut index_of = |p: &str| match paths.iter().position(|q| q == p) {
+            Some(i) => i,
+            None => {
+                paths.push(p.to_string());
+                paths.len() - 1
+            }
+        };
+        let event_id = index_of(&input.event_id);
+        let primary_key = index_of(&input.primary_key);
+        let attributes = input.attributes.iter().map(|(name, path)| (name.clone(), index_of(path))).collect();
+        let event_time = 0;
+        let keys = key_paths.iter().map(|p| index_of(p)).collect();
+        let rules = match &input.rules {
+            Some(rules) => rules.clone(),
+            None => transaction_rules(validation.max_amount),
+        };
+        let rules = CompiledRules::new(&rules, &mut index_of);
+        let names = paths.iter().map(|p| static_path(p)).collect();
+        InputPlan { paths, event_id, primary_key, attributes, event_time, keys, rules, validation: validation.clone(), names }
+    }
+
+    /// The paths to decode, in record order.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// Checks a decoded event (after the feature definitions' own check): event id and
+    /// primary key, key lengths, event time within the skew of `now_ms`, the field rules.
+    pub fn check(&self, record: &EventRecord, now_ms: i64) -> Result<(), EventError> {
+        for &i in [self.event_id, self.primary_key].iter().chain(&self.keys) {
+            let path = self.names[i];
+            match record.get(i).as_key() {
+                None => return Err(EventError::invalid(path, format!("{path} is missing or not text"))),
+                Some(k) if k.is_empty() => return Err(EventError::invalid(path, format!("{path} is empty"))),
+                Some(k) if k.len() > self.validation.max_id_len => {
+                    return Err(EventError::invalid(
+                        path,
+                        format!("{path} is {} bytes long, more than {}", k.len(), self.validation.max_id_len),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(t) = record.get(self.event_time).as_i64() {
+            let skew_ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
+            let earliest = now_ms.saturating_sub(skew_ms(self.validation.max_past_skew_secs));
+            let latest = now_ms.saturating_add(skew_ms(self.validation.max_future_skew_secs));
+            if t < earliest || t > latest {
+                let path = self.names[self.event_time];
+                return Err(EventError::invalid(
+                    path,
+                    format!("{path} {t} is outside the accepted skew [{earliest}, {latest}] around now {now_ms}"),
+                ));
+            }
+        }
+        self.rules.check(record)
+    }
+
+    /// The event id of a checked record.
+    pub fn event_id(&self, record: &EventRecord) -> String {
+        record.get(self.event_id).as_key().map(|k| k.into_owned()).unwrap_or_default()
+    }
+
+    /// The primary key of a checked record.
+    pub fn primary_key(&self, record: &EventRecord) -> String {
+        record.get(self.primary_key).as_key().map(|k| k.into_owned()).unwrap_or_default()
+    }
+
+    /// The attributes present in the record, as text.
+    pub fn attributes(&self, record: &EventRecord) -> std::collections::BTreeMap<String, String> {
+        self.attributes
+            .iter()
+            .filter_map(|(name, i)| record.get(*i).as_key().map(|v| (name.clone(), v.into_owned())))
+            .collect()
     }
 }
 
@@ -279,7 +381,7 @@ mod tests {
         let c = InputConfig::default();
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         let paths = ["amount", "currency", "country", "channel"];
-        let rules = compiled(&c.rules, &paths);
+        let rules = compiled(&transaction_rules(1_000_000.0), &paths);
         let ok = || vec![FieldValue::Float(12.5), FieldValue::Str("EUR".into()), FieldValue::Str("FR".into()), FieldValue::Str("pos".into())];
         assert_eq!(rules.check(&record(ok())), Ok(()));
         for (i, bad, needle) in [
@@ -317,11 +419,11 @@ mod tests {
             event_id: "a..b".into(),
             primary_key: "1x".into(),
             attributes: [("seg".to_string(), "user segment".to_string())].into(),
-            rules: vec![
+            rules: Some(vec![
                 FieldRule { min: Some(2.0), max: Some(1.0), ..rule("x") },
                 FieldRule { one_of: Some(vec![]), ..rule("y") },
                 FieldRule { min: Some(f64::NAN), one_of: Some(vec!["a".into()]), ..rule("z") },
-            ],
+            ]),
         };
         let p = c.problems();
         assert_eq!(p.len(), 8, "{p:#?}");

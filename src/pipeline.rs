@@ -10,24 +10,25 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use weir_features::definitions::{transaction_record, FeatureDefinitions};
+use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::LatencyHistogram;
-use weir_schemas::events::{FeatureValue, Score, Transaction};
+use weir_schemas::events::{FeatureValue, Score};
 use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
-use weir_schemas::validate::ValidationRules;
-use weir_schemas::wire::{subjects, Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry};
+use weir_schemas::paths::RecordDecoder;
+use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry, SchemaRegistry};
 use weir_schemas::EventError;
 use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::{LiveModel, LiveSlot, Pointer, Target, Watcher};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
+use crate::input::InputPlan;
 
 /// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
 #[derive(Default)]
@@ -70,9 +71,11 @@ pub struct ScoringHandler<S> {
     /// Where each batch's rows are offered to the challenger, if one is configured.
     shadow: Option<crate::shadow::ShadowSender>,
     definitions: FeatureDefinitions,
-    decoder: Decoder<Transaction>,
+    /// Reads the input subject's records through each message's writer schema, only the
+    /// paths the plan names.
+    decoder: RecordDecoder,
+    plan: InputPlan,
     score_encoder: Encoder,
-    rules: ValidationRules,
     scorer: ScorerConfig,
     producer: EventProducer,
     scores_topic: String,
@@ -106,6 +109,11 @@ pub fn feature_names(config: &WeirConfig) -> Vec<String> {
     FeatureDefinitions::new(&config.features).map(|d| d.names().to_vec()).unwrap_or_default()
 }
 
+/// What the pipeline reads of each input event under this configuration.
+pub fn input_plan(config: &WeirConfig, definitions: &FeatureDefinitions) -> InputPlan {
+    InputPlan::new(&config.input, &config.validation, definitions.paths(), &definitions.key_paths())
+}
+
 /// What the pipeline scores with: a fixed model, or a [`LiveModel`] that a registry
 /// watcher (or anyone) swaps under load.
 pub trait IntoLiveModel {
@@ -133,22 +141,17 @@ impl<S: FeatureStore> ScoringHandler<S> {
         stats: Arc<PipelineStats>,
     ) -> anyhow::Result<Self> {
         let registry = schema_registry(config)?;
-        // weir reads transactions as schema version 1 (the struct it was written for);
-        // newer writers resolve to it.
-        let reader = registry
-            .versions(subjects::TRANSACTION)
-            .into_iter()
-            .min_by_key(|s| s.id)
-            .context("no transaction schema registered")?;
-        let decoder = Decoder::new(registry.clone(), subjects::TRANSACTION, &reader);
         let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
         let definitions = FeatureDefinitions::new(&config.features)?;
+        let plan = input_plan(config, &definitions);
+        let decoder = RecordDecoder::new(registry.clone(), &config.input.subject, plan.paths())
+            .with_context(|| format!("reading {} records by path", config.input.subject))?;
         Ok(ScoringHandler {
             store,
             definitions,
             decoder,
+            plan,
             score_encoder,
-            rules: config.validation.clone(),
             scorer: config.scorer.clone(),
             producer,
             scores_topic: config.kafka.topics.scores.clone(),
@@ -158,25 +161,23 @@ impl<S: FeatureStore> ScoringHandler<S> {
         })
     }
 
-    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<(Transaction, EventRecord), EventError> {
+    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<EventRecord, EventError> {
         let payload = record.payload.ok_or_else(|| EventError::malformed("message has no value"))?;
-        let tx = self.decoder.decode(payload)?;
-        self.rules.check(&tx, now_ms)?;
-        // The typed transaction feeds the generic feature definitions by field path.
-        let fields = transaction_record(&tx, self.definitions.paths());
+        let fields = self.decoder.decode(payload)?;
         self.definitions.check(&fields)?;
-        Ok((tx, fields))
+        self.plan.check(&fields, now_ms)?;
+        Ok(fields)
     }
 
     async fn score_batch(&self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
         let now = weir_schemas::now_ms();
         let mut dispositions = Vec::with_capacity(batch.len());
-        let mut valid: Vec<(usize, Transaction)> = Vec::with_capacity(batch.len());
+        let mut valid: Vec<usize> = Vec::with_capacity(batch.len());
         let mut fields: Vec<EventRecord> = Vec::with_capacity(batch.len());
         for (i, record) in batch.iter().enumerate() {
             match self.decode(record, now) {
-                Ok((tx, f)) => {
-                    valid.push((i, tx));
+                Ok(f) => {
+                    valid.push(i);
                     fields.push(f);
                     dispositions.push(Disposition::Done);
                 }
@@ -192,7 +193,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let observations: Vec<Observation> = valid
             .iter()
             .zip(&fields)
-            .flat_map(|((i, _), f)| {
+            .flat_map(|(i, f)| {
                 let position =
                     SourcePosition { topic: batch[*i].topic.to_string(), partition: batch[*i].partition, offset: batch[*i].offset };
                 self.definitions.observations(f, position)
@@ -238,7 +239,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let meta = model.metadata();
         let scored_at = weir_schemas::now_ms();
         let mut messages = Vec::with_capacity(valid.len());
-        for (n, ((_, tx), p)) in valid.iter().zip(&probabilities).enumerate() {
+        for (n, (fields, p)) in fields.iter().zip(&probabilities).enumerate() {
             let score = f64::from(*p);
             let features = self
                 .definitions
@@ -248,9 +249,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
                 .collect();
             let event = Score {
-                event_id: tx.event_id.clone(),
-                card_id: tx.card_id.clone(),
-                event_time: tx.event_time,
+                event_id: self.plan.event_id(fields),
+                card_id: self.plan.primary_key(fields),
+                event_time: self.definitions.event_time(fields).unwrap_or_default(),
                 model_name: meta.name.clone(),
                 model_version: meta.version.clone(),
                 score,
@@ -258,9 +259,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 features,
                 reasons: std::mem::take(&mut reasons[n]),
                 scored_at,
-                attributes: monitored_attributes(tx),
+                attributes: self.plan.attributes(fields),
             };
-            messages.push(OutgoingMessage::new(tx.card_id.as_bytes(), self.score_encoder.encode(&event)?));
+            messages.push(OutgoingMessage::new(event.card_id.as_bytes(), self.score_encoder.encode(&event)?));
         }
         // A delivery failure fails the batch; the loop retries it, and the replay is
         // fenced in the store, so the worst case is a duplicate score, never a lost one.
@@ -272,20 +273,20 @@ impl<S: FeatureStore> ScoringHandler<S> {
         // One clock read for the batch: every score in it was acknowledged together.
         let done = std::time::Instant::now();
         let latencies: Vec<std::time::Duration> =
-            valid.iter().map(|(i, _)| done.saturating_duration_since(batch[*i].received_at)).collect();
+            valid.iter().map(|i| done.saturating_duration_since(batch[*i].received_at)).collect();
         self.stats.latency.record_many_us(latencies.iter().map(|d| d.as_micros() as u64));
         let event_latency = metrics::histogram!(m::EVENT_LATENCY);
         for latency in &latencies {
             event_latency.record(latency.as_secs_f64());
         }
         if let Some(shadow) = &self.shadow {
-            let events = valid
+            let events = fields
                 .iter()
-                .map(|(_, tx)| crate::shadow::ShadowEvent {
-                    event_id: tx.event_id.clone(),
-                    card_id: tx.card_id.clone(),
-                    event_time: tx.event_time,
-                    attributes: monitored_attributes(tx),
+                .map(|fields| crate::shadow::ShadowEvent {
+                    event_id: self.plan.event_id(fields),
+                    card_id: self.plan.primary_key(fields),
+                    event_time: self.definitions.event_time(fields).unwrap_or_default(),
+                    attributes: self.plan.attributes(fields),
                 })
                 .collect();
             shadow.offer(crate::shadow::ShadowBatch { rows, events });
@@ -321,20 +322,6 @@ pub async fn score_and_explain(
         Scored { model, rows, outcome }
     })
     .await
-}
-
-/// The event's categorical attributes carried on its score, for drift and fairness by
-/// group downstream.
-fn monitored_attributes(tx: &Transaction) -> std::collections::BTreeMap<String, String> {
-    [
-        ("customer_segment", &tx.customer_segment),
-        ("channel", &tx.channel),
-        ("country", &tx.country),
-        ("currency", &tx.currency),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.clone()))
-    .collect()
 }
 
 impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {

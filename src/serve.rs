@@ -1,6 +1,8 @@
 //! `weir serve`: request-time scoring over HTTP/1.1.
 //!
-//! - `POST /score` with a transaction as JSON (the `Transaction` fields) → its feature
+//! - `POST /score` with an event of the input subject as a JSON object (fields by name,
+//!   nested records as nested objects; for transactions the `Transaction` fields),
+//!   checked as on the stream → its feature
 //!   vector as of the request's event time, with this event included so it means what it
 //!   means on the stream (`FeatureDefinitions::vector_at`: every entity's state read from
 //!   Redis in one round trip, the windows slid to that time — a card quiet for an hour has
@@ -25,8 +27,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use weir_features::definitions::{transaction_record, FeatureDefinitions};
-use weir_schemas::events::{FeatureValue, Reason, Transaction};
+use weir_features::definitions::FeatureDefinitions;
+use weir_schemas::events::{FeatureValue, Reason};
 use weir_schemas::store::FeatureStore;
 use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveModel;
@@ -50,6 +52,8 @@ struct App<S> {
     store: Arc<S>,
     model: Arc<LiveModel>,
     definitions: FeatureDefinitions,
+    /// Which fields of the JSON body are read, and the checks they pass (as on the stream).
+    plan: crate::input::InputPlan,
     scorer: ScorerConfig,
     max_body: usize,
 }
@@ -68,6 +72,7 @@ pub async fn serve<S: FeatureStore + 'static>(
     let app = Arc::new(App {
         store,
         model,
+        plan: crate::pipeline::input_plan(config, &FeatureDefinitions::new(&config.features)?),
         definitions: FeatureDefinitions::new(&config.features)?,
         scorer: config.scorer.clone(),
         max_body: MAX_BODY,
@@ -141,9 +146,14 @@ impl<S: FeatureStore + 'static> App<S> {
             .await
             .map_err(|e| bad(format!("reading body: {e}")))?
             .to_bytes();
-        let tx: Transaction = serde_json::from_slice(&body).map_err(|e| bad(format!("not a transaction: {e}")))?;
-        let fields = transaction_record(&tx, self.definitions.paths());
+        let event: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not json: {e}")))?;
+        if !event.is_object() {
+            return Err(bad("the body must be a json object: the event, its fields by name".to_string()));
+        }
+        let fields = crate::input::record_from_json(&event, self.plan.paths());
         self.definitions.check(&fields).map_err(|e| bad(e.to_string()))?;
+        self.plan.check(&fields, weir_schemas::now_ms()).map_err(|e| bad(e.to_string()))?;
         // As of the request's event time, this event included, as on the stream; one
         // round trip for all its entities, nothing written.
         let row = self
@@ -159,7 +169,7 @@ impl<S: FeatureStore + 'static> App<S> {
         let score = f64::from(scores[0]);
         let meta = model.metadata();
         Ok(ScoreResponse {
-            event_id: tx.event_id,
+            event_id: self.plan.event_id(&fields),
             score,
             decision: self.scorer.decide(score).as_str().to_string(),
             model_name: meta.name.clone(),

@@ -54,6 +54,7 @@ use weir_schemas::events::Transaction;
 use weir_schemas::record::{EventRecord, FieldValue};
 use weir_schemas::store::{Observation, ObservationResult, SourcePosition};
 
+use crate::transforms;
 use crate::config::{AggregationConfig, EntityConfig, FeaturesConfig, TransformConfig};
 use crate::windows::{AggKind, Aggregation, EngineSpec, EntityDef, WindowSpec, distinct_hash};
 
@@ -531,6 +532,11 @@ impl FeatureDefinitions {
         self.names.is_empty()
     }
 
+    /// The paths of the entity keys, in entity (config) order.
+    pub fn key_paths(&self) -> Vec<String> {
+        self.entities.iter().map(|e| self.paths[e.key].clone()).collect()
+    }
+
     /// The entity kinds, in config order.
     pub fn entity_kinds(&self) -> Vec<&str> {
         self.spec.entities.iter().map(|e| e.kind.as_str()).collect()
@@ -620,14 +626,14 @@ impl FeatureDefinitions {
         let t = self.event_time(record).unwrap_or_default();
         for tr in &self.transforms {
             match tr {
-                Transform::Log1p(f) => out.push(record.get(*f).as_f64().unwrap_or(0.0).max(0.0).ln_1p() as f32),
-                Transform::HourOfDay => out.push(t.div_euclid(3_600_000).rem_euclid(24) as f32),
-                // 1970-01-01 was a Thursday (3 with Monday = 0).
-                Transform::DayOfWeek => out.push((t.div_euclid(86_400_000) + 3).rem_euclid(7) as f32),
-                Transform::OneHot(f, values) => {
-                    let v = record.get(*f).as_key();
-                    out.extend(values.iter().map(|x| (v.as_deref() == Some(x.as_str())) as u8 as f32));
-                }
+                // The same functions the Arroyo UDFs run (`crate::transforms`).
+                Transform::Log1p(f) => out.push(transforms::log1p(record.get(*f).as_f64().unwrap_or(0.0)) as f32),
+                Transform::HourOfDay => out.push(transforms::hour_of_day(t) as f32),
+                Transform::DayOfWeek => out.push(transforms::day_of_week(t) as f32),
+                Transform::OneHot(f, values) => match record.get(*f).as_key() {
+                    Some(v) => out.extend(values.iter().map(|x| transforms::one_hot(&v, x) as f32)),
+                    None => out.extend(values.iter().map(|_| 0.0)),
+                },
                 Transform::Value(f, default) => out.push(record.get(*f).as_f64().unwrap_or(*default) as f32),
             }
         }
@@ -638,8 +644,8 @@ impl FeatureDefinitions {
         for r in &self.ratios {
             let mean = results.get(r.entity).and_then(|x| x.values.get(r.mean_at)).copied().unwrap_or(0.0);
             out.push(match record.get(r.field).as_f64() {
-                Some(x) if mean > 0.0 => (x / mean) as f32,
-                _ => 1.0,
+                Some(x) => transforms::ratio_to_mean(x, mean) as f32,
+                None => 1.0,
             });
         }
     }

@@ -52,6 +52,7 @@ pub mod definitions;
 pub mod error;
 pub mod memory;
 pub mod redis_store;
+pub mod transforms;
 pub mod windows;
 
 pub use error::{Error, Result};
