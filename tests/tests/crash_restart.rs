@@ -3,20 +3,22 @@
 //! card's features in Redis equal to one clean pass over the events (nothing double
 //! counted), although the restarts replay whatever was not yet committed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use rdkafka::Message;
 use weir::config::WeirConfig;
 use weir::pipeline::card_keys;
-use weir_ingest::generator::GeneratorConfig;
+use weir_ingest::config::KafkaConfig;
+use weir_ingest::generator::{Content, GeneratedMessage, GeneratorConfig, Stream};
 use weir_ingest::produce::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::events::Transaction;
 use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic, redis_feature_differences};
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config, score_decoder};
-use weir_tests::{Services, WeirProcess};
+use weir_tests::{strip_ansi, Services, WeirProcess};
 
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -31,6 +33,18 @@ struct World {
 
 impl World {
     async fn new(events: u64, seed: u64, tune: impl FnOnce(&mut WeirConfig)) -> anyhow::Result<Self> {
+        let (world, messages) = Self::unproduced(events, seed, tune).await?;
+        produce(&world.config.kafka, messages, None).await?;
+        Ok(world)
+    }
+
+    /// The world with its topics empty, and the messages to produce onto them, in stream
+    /// order: `valid` lists the valid transactions among them in the same order.
+    async fn unproduced(
+        events: u64,
+        seed: u64,
+        tune: impl FnOnce(&mut WeirConfig),
+    ) -> anyhow::Result<(Self, Vec<GeneratedMessage>)> {
         let services = Services::start()?;
         let dir = tempfile::tempdir()?;
         let mut config = pipeline_config(&services, "crash");
@@ -51,31 +65,52 @@ impl World {
         create_pipeline_topics(&services, &config, 4).await?;
 
         let (messages, valid) = generate(GeneratorConfig::new(seed, weir_schemas::now_ms() - 3_600_000, events))?;
-        let producer = EventProducer::new(&config.kafka)?;
-        produce_all(&producer, &config.kafka.topics, messages.into_iter().map(Ok), None, |_| {}).await?;
-        Ok(World { services, config, config_path: config_path.to_string_lossy().into(), valid, dir })
+        let world = World { services, config, config_path: config_path.to_string_lossy().into(), valid, dir };
+        Ok((world, messages))
     }
 
+    /// A `weir run` process logging to `weir.log`.
     fn spawn(&self) -> anyhow::Result<WeirProcess> {
-        WeirProcess::spawn(&["run", "--config", &self.config_path], self.log())
+        self.spawn_named("weir")
     }
 
-    fn log(&self) -> std::path::PathBuf {
-        self.dir.path().join("weir.log")
+    /// A `weir run` process logging to `<name>.log`, to tell processes' logs apart.
+    fn spawn_named(&self, name: &str) -> anyhow::Result<WeirProcess> {
+        WeirProcess::spawn(&["run", "--config", &self.config_path], self.dir.path().join(format!("{name}.log")))
     }
 
+    /// Every process's log, each under its file name (for failure messages).
     fn log_text(&self) -> String {
-        std::fs::read_to_string(self.log()).unwrap_or_default()
+        logs_in(self.dir.path())
+    }
+
+    /// [`World::log_text`] for later, from another thread.
+    fn log_text_later(&self) -> impl Fn() -> String + Send + 'static {
+        let dir = self.dir.path().to_path_buf();
+        move || logs_in(&dir)
     }
 
     /// Reads the scores topic until it holds at least `min` scores, or until every valid
     /// event has one when `min` is `None`. Returns the event id of every score read.
     async fn read_scores(&self, min: Option<usize>, timeout: Duration) -> anyhow::Result<Vec<String>> {
+        let ids: HashSet<String> = self.valid.iter().map(|t| t.event_id.clone()).collect();
+        self.read_scores_until(timeout, move |scored, distinct| match min {
+            Some(n) => scored.len() >= n,
+            None => distinct.len() >= ids.len() && ids.iter().all(|id| distinct.contains(id)),
+        })
+        .await
+    }
+
+    /// Reads the scores topic until `done(every score's event id, the distinct ones)`.
+    async fn read_scores_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[String], &HashSet<String>) -> bool + Send + 'static,
+    ) -> anyhow::Result<Vec<String>> {
         let brokers = self.services.brokers.clone();
         let topic = self.config.kafka.topics.scores.clone();
-        let ids: HashSet<String> = self.valid.iter().map(|t| t.event_id.clone()).collect();
         let decoder = score_decoder()?;
-        let log = self.log();
+        let logs = self.log_text_later();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
             let mut scored = Vec::new();
             let mut distinct = HashSet::new();
@@ -92,17 +127,12 @@ impl World {
                     }
                 }
                 decoded = m.len();
-                match min {
-                    Some(n) => scored.len() >= n,
-                    None => distinct.len() >= ids.len() && ids.iter().all(|id| distinct.contains(id)),
-                }
+                done(&scored, &distinct)
             });
             if let Some(e) = decode_error {
                 anyhow::bail!("a score did not decode: {e}");
             }
-            result.map_err(|e| {
-                anyhow::anyhow!("{e:#}\nweir log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
-            })?;
+            result.map_err(|e| anyhow::anyhow!("{e:#}\nweir logs:\n{}", logs()))?;
             Ok(scored)
         })
         .await?
@@ -117,6 +147,19 @@ impl World {
         Ok((expected.len(), differences))
     }
 
+    /// Reads the first `count` messages of the transactions topic: the partition of each
+    /// card among them (the producer's partitioner hashes the key, the card id).
+    async fn card_partitions(&self, count: usize) -> anyhow::Result<HashMap<String, i32>> {
+        let (brokers, topic) = (self.services.brokers.clone(), self.config.kafka.topics.transactions.clone());
+        let messages =
+            tokio::task::spawn_blocking(move || read_topic(&brokers, &topic, Duration::from_secs(60), |m| m.len() >= count))
+                .await??;
+        Ok(messages
+            .iter()
+            .filter_map(|m| m.key().map(|k| (String::from_utf8_lossy(k).into_owned(), m.partition())))
+            .collect())
+    }
+
     fn check_scores(&self, scored: &[String]) -> (usize, usize) {
         let mut per_event: HashMap<&str, usize> = HashMap::new();
         for id in scored {
@@ -125,6 +168,28 @@ impl World {
         let missing = self.valid.iter().filter(|t| !per_event.contains_key(t.event_id.as_str())).count();
         (missing, scored.len() - per_event.len())
     }
+}
+
+/// The `*.log` files in `dir`, each under its name.
+fn logs_in(dir: &Path) -> String {
+    let mut logs: Vec<_> =
+        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    logs.sort();
+    logs.iter()
+        .map(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            format!("==> {name} <==\n{}", std::fs::read_to_string(p).unwrap_or_default())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Produces `messages` (`rate` transactions a second at most, `None`: at once).
+async fn produce(kafka: &KafkaConfig, messages: Vec<GeneratedMessage>, rate: Option<f64>) -> anyhow::Result<()> {
+    let producer = EventProducer::new(kafka)?;
+    produce_all(&producer, &kafka.topics, messages.into_iter().map(Ok), rate, |_| {}).await?;
+    Ok(())
 }
 
 fn stop(process: WeirProcess, world: &World) -> anyhow::Result<()> {
@@ -152,7 +217,7 @@ async fn sigkill_before_any_commit_then_restart_counts_once() -> anyhow::Result<
     // Like the ten-kill test: let the broker evict the dead member first. Since `weir run`
     // also runs the monitor's consumer group, a restart that joins while the dead member
     // is still in the groups is handed empty assignments by Tansu 0.6.0 and never gets
-    // the partitions back (the bug described at the two-process test).
+    // the partitions back (the Tansu behaviour described at the two-process tests).
     tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(1)).await;
 
     let second = world.spawn()?;
@@ -177,7 +242,7 @@ async fn sigkill_before_any_commit_then_restart_counts_once() -> anyhow::Result<
 ///
 /// Each restart waits out the session timeout first, so the broker has evicted the dead
 /// member when the new one joins: Tansu 0.6.0 mishandles a dead member that is evicted
-/// while live members remain (see `two_processes_one_killed_...` below).
+/// while live members remain (see the comment at the two-process tests below).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_random_sigkills_over_fifty_thousand_events_count_once() -> anyhow::Result<()> {
     const EVENTS: usize = 50_000;
@@ -212,44 +277,243 @@ async fn ten_random_sigkills_over_fifty_thousand_events_count_once() -> anyhow::
     Ok(())
 }
 
-/// Two processes in one consumer group share four partitions; one is SIGKILLed mid-stream
-/// and the survivor takes its partitions over from the state in Redis.
+// The two-process tests: where partitions go when a member of the group dies.
+//
+// What Tansu 0.6.0 does when a member dies (tansu-broker 0.6.0,
+// src/coordinator/group/administrator.rs), which shapes the test that runs on it:
+//
+// - The coordinator notices a dead member only while handling another member's request,
+//   by comparing each member's last contact with the session timeout (`missed_heartbeat`).
+//   In a formed group the survivor's next Heartbeat notices it: `Inner<Formed>::heartbeat`
+//   drops the member and answers REBALANCE_IN_PROGRESS, but the group stays *formed*, in
+//   the same generation, with the old leader and the old assignments (the
+//   `Wrapper::missed_heartbeat` that `Controller::heartbeat` calls next, which would turn
+//   it back into a forming group, finds nobody left to drop).
+// - The survivor rejoins. `Inner<Formed>::join` bumps the generation and re-forms the
+//   group only for a new member or a member whose JoinGroup metadata changed; otherwise
+//   ("existing") it answers with the same generation. `Inner<Formed>::sync` then ignores
+//   the assignments the leader sends and hands back the member's assignment from the old
+//   generation. With an eager assignor (range, roundrobin) librdkafka revokes everything
+//   before rejoining, so its metadata (subscription, no owned partitions) never changes:
+//   the survivor gets exactly its old partitions back, and the dead member's are orphaned
+//   for good (seen: revoke `[0, 1]`, assign `[0, 1]`).
+// - With `cooperative-sticky` the metadata carries the partitions the member owns and the
+//   generation it got them in, so it differs at every rejoin: the group re-forms in a new
+//   generation and the leader's new assignment is taken. But the re-formed group keeps
+//   its old leader (`leader: Some(self.state.leader)`): if the dead member was the
+//   leader, every SyncGroup gets REBALANCE_IN_PROGRESS (`Inner<Forming>::sync`) and the
+//   group never forms again; only the `Wrapper`-level eviction clears a dead leader, and
+//   the heartbeat path above has already dropped it without doing so.
+//
+// So on Tansu the dead member's partitions move to the survivor only with the
+// cooperative-sticky assignor and when the dead member is not the group's leader. The
+// leader is the member that formed the group first and stays it while alive, so the test
+// that runs on Tansu starts the survivor first and lets it form the group alone. The
+// ignored test keeps the plain shape (range assignor, either process may lead) for a real
+// Kafka broker.
+
+/// Two processes in one consumer group on four partitions; the one that joined second is
+/// SIGKILLed mid-stream and the survivor takes its partitions over from the state in
+/// Redis. Runs on Tansu 0.6.0 (see above for why the shape: cooperative-sticky, the
+/// survivor forms the group first).
 ///
-/// Ignored on Tansu 0.6.0, which weir's CI runs: after the broker evicts a SIGKILLed
-/// member (its "missed heartbeat" log line), the survivor rejoins but is handed back only
-/// its old partitions, as if the dead member were still in the group, so the dead member's
-/// partitions are never consumed again. Seen in this test's logs: revoke `[0, 1]`, assign
-/// `[0, 1]` after the eviction, with 4 partitions and one live member. With the range
-/// assignor, librdkafka can only compute that split when the broker's JoinGroup answer
-/// lists two members. Run it against a real Kafka broker:
-/// `WEIR_TEST_BROKERS=host:9092 cargo test -p weir-tests --test crash_restart -- --ignored`.
+/// The events come in three parts: the first before any process starts; the second once
+/// both own partitions (so the victim has work of its own: the test waits until it scored
+/// some before the kill); the third after the kill, so the victim's partitions still
+/// receive events that only the new owner can score. Offsets are committed only on
+/// revocation and shutdown, so the victim commits nothing and the survivor replays
+/// everything the victim did: the fences must turn that replay into nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Tansu 0.6.0 does not reassign a dead member's partitions (see the doc comment)"]
 async fn two_processes_one_killed_survivor_takes_over_and_counts_once() -> anyhow::Result<()> {
+    const EVENTS: u64 = 24_000;
+    /// Scores of the victim's own events it must have written before it is killed.
+    const VICTIM_SCORED: usize = 300;
+    let started = Instant::now();
+    let (world, mut messages) = World::unproduced(EVENTS, 99, |c| {
+        c.kafka.batch.max_events = 100;
+        let props = &mut c.kafka.consumer_properties;
+        props.insert("partition.assignment.strategy".into(), "cooperative-sticky".into());
+        props.insert("auto.commit.interval.ms".into(), "600000".into());
+    })
+    .await?;
+    let topic = world.config.kafka.topics.transactions.clone();
+    let third = messages.len() / 3;
+    let last: Vec<GeneratedMessage> = messages.split_off(2 * third);
+    let second: Vec<GeneratedMessage> = messages.split_off(third);
+    let first = messages;
+    let valid_in = |part: &[GeneratedMessage]| part.iter().filter(|m| matches!(m.content, Content::Transaction { .. })).count();
+    let (first_valid, second_valid) = (valid_in(&first), valid_in(&second));
+    let first_on_topic = first.iter().filter(|m| m.stream == Stream::Transactions).count();
+    produce(&world.config.kafka, first, None).await?;
+    // Which partition each card's events go to (the producer's partitioner is keyed).
+    let card_partition = world.card_partitions(first_on_topic).await?;
+
+    let survivor = world.spawn_named("survivor")?;
+    let all: BTreeSet<i32> = (0..4).collect();
+    wait_for_log(&survivor, &world, "the survivor assigned all four partitions", |log| {
+        (owned(log, &topic) == all).then_some(())
+    })
+    .await?;
+    let mut victim = world.spawn_named("victim")?;
+    let victim_partitions = wait_for_log(&victim, &world, "the victim assigned partitions", |log| {
+        let p = owned(log, &topic);
+        (!p.is_empty()).then_some(p)
+    })
+    .await?;
+    let survivor_partitions = owned(&survivor.log_plain(), &topic);
+    anyhow::ensure!(
+        survivor_partitions.is_disjoint(&victim_partitions) && survivor_partitions.len() + victim_partitions.len() == 4,
+        "survivor owns {survivor_partitions:?}, victim {victim_partitions:?}\n{}",
+        world.log_text()
+    );
+
+    produce(&world.config.kafka, second, None).await?;
+    // Events of the second part on the victim's partitions: only the victim scores them.
+    let victims_own: HashSet<String> = world.valid[first_valid..first_valid + second_valid]
+        .iter()
+        .filter(|t| card_partition.get(&t.card_id).is_some_and(|p| victim_partitions.contains(p)))
+        .map(|t| t.event_id.clone())
+        .collect();
+    anyhow::ensure!(victims_own.len() > VICTIM_SCORED, "only {} events for the victim", victims_own.len());
+    let own = victims_own.clone();
+    let scored = world
+        .read_scores_until(Duration::from_secs(120), move |_, distinct| own.iter().filter(|id| distinct.contains(*id)).count() >= VICTIM_SCORED)
+        .await?;
+    let distinct: HashSet<&String> = scored.iter().collect();
+    let victim_scored = victims_own.iter().filter(|id| distinct.contains(id)).count();
+    anyhow::ensure!(victim.exited()?.is_none(), "the victim exited early:\n{}", world.log_text());
+    let survivor_assignments_before = assigned_lines(&survivor.log_plain(), &topic).len();
+    victim.kill()?;
+    let killed = Instant::now();
+    produce(&world.config.kafka, last, None).await?;
+
+    // The evidence that the partitions moved: the survivor is assigned the victim's
+    // partitions after the kill.
+    let moved = wait_for_log(&survivor, &world, "the survivor assigned the victim's partitions", |log| {
+        let after: BTreeSet<i32> =
+            assigned_lines(log, &topic)[survivor_assignments_before..].iter().flatten().copied().collect();
+        victim_partitions.is_subset(&after).then_some(after)
+    })
+    .await?;
+    let takeover = killed.elapsed();
+    let scored = world.read_scores(None, Duration::from_secs(120)).await?;
+    stop(survivor, &world)?;
+
+    let (missing, twice) = world.check_scores(&scored);
+    let (cards, differences) = world.feature_differences().await?;
+    eprintln!(
+        "two processes, one killed: {EVENTS} events, victim owned {victim_partitions:?} and had scored >= {victim_scored} of its own before the kill, \
+         survivor assigned {moved:?} {:.1} s after the kill; {} scores, missing {missing}, scored more than once {twice}, cards {cards}, \
+         feature differences {}; {:.1} s in all",
+        takeover.as_secs_f64(),
+        scored.len(),
+        differences.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(missing, 0, "events lost in the takeover");
+    assert!(twice > 0, "the survivor replayed nothing of the victim's: the fences were not exercised");
+    assert!(differences.is_empty(), "features differ from one clean pass: {:?}", &differences[..differences.len().min(5)]);
+    Ok(())
+}
+
+/// The plain shape, for a real Kafka broker: two processes started together with the
+/// default (range, eager) assignor, so either may be the group's leader, one SIGKILLed
+/// mid-stream; the survivor takes over. Run it with
+/// `WEIR_TEST_BROKERS=host:9092 cargo test -p weir-tests --test crash_restart -- --ignored`.
+///
+/// Ignored on Tansu 0.6.0, which never hands a dead member's partitions on with an eager
+/// assignor, nor at all when the dead member led the group (see above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Tansu 0.6.0 does not reassign a dead member's partitions with the range assignor (see the comment above)"]
+async fn two_processes_range_assignor_one_killed_survivor_takes_over_and_counts_once() -> anyhow::Result<()> {
     const EVENTS: usize = 30_000;
     let world = World::new(EVENTS as u64, 99, |c| {
         c.kafka.batch.max_events = 100;
     })
     .await?;
-    let survivor = world.spawn()?;
-    let mut victim = world.spawn()?;
+    let topic = world.config.kafka.topics.transactions.clone();
+    let survivor = world.spawn_named("survivor")?;
+    let mut victim = world.spawn_named("victim")?;
     world.read_scores(Some(EVENTS / 3), Duration::from_secs(120)).await?;
     anyhow::ensure!(victim.exited()?.is_none(), "weir exited early:\n{}", world.log_text());
+    let victim_partitions = owned(&victim.log_plain(), &topic);
+    let survivor_assignments_before = assigned_lines(&survivor.log_plain(), &topic).len();
     victim.kill()?;
     let scored = world.read_scores(None, Duration::from_secs(180)).await?;
+    let survivor_log = survivor.log_plain();
     stop(survivor, &world)?;
-    assert!(Path::new(&world.log()).exists());
 
     let (missing, twice) = world.check_scores(&scored);
     let (cards, differences) = world.feature_differences().await?;
-    let assignments = world.log_text().matches("partitions assigned").count();
+    let moved: BTreeSet<i32> =
+        assigned_lines(&survivor_log, &topic)[survivor_assignments_before..].iter().flatten().copied().collect();
     eprintln!(
-        "two processes, one killed: {EVENTS} events, {} scores, missing {missing}, scored more than once {twice}, cards {cards}, feature differences {}, assignments logged {assignments}",
+        "two processes (range), one killed: {EVENTS} events, {} scores, missing {missing}, scored more than once {twice}, cards {cards}, \
+         feature differences {}, victim owned {victim_partitions:?}, survivor assigned {moved:?} after the kill",
         scored.len(),
         differences.len()
     );
     assert_eq!(missing, 0, "events lost in the takeover");
     assert!(differences.is_empty(), "features differ from one clean pass: {:?}", &differences[..differences.len().min(5)]);
-    assert!(assignments >= 3, "expected both processes assigned and a reassignment after the kill:\n{}", world.log_text());
+    assert!(
+        !victim_partitions.is_empty() && victim_partitions.is_subset(&moved),
+        "the victim's partitions {victim_partitions:?} did not move to the survivor ({moved:?}):\n{}",
+        world.log_text()
+    );
     Ok(())
+}
+
+/// The partitions of `topic` in each "partitions assigned" line of a (plain) log, in
+/// order. The consumer logs them as `partitions=<topic>[0, 1]`.
+fn assigned_lines(log: &str, topic: &str) -> Vec<Vec<i32>> {
+    partition_lines(log, topic, "partitions assigned")
+}
+
+fn partition_lines(log: &str, topic: &str, event: &str) -> Vec<Vec<i32>> {
+    let needle = format!("{topic}[");
+    log.lines()
+        .filter(|l| l.contains(event))
+        .map(|l| {
+            l.find(&needle)
+                .and_then(|i| l[i + needle.len()..].split(']').next())
+                .map(|list| list.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The partitions of `topic` a process owns according to its log: assigned minus revoked,
+/// in log order (an eager assignor revokes everything, cooperative-sticky only what moves).
+fn owned(log: &str, topic: &str) -> BTreeSet<i32> {
+    let mut owned = BTreeSet::new();
+    for line in log.lines() {
+        let (assigned, revoked) = (line.contains("partitions assigned"), line.contains("partitions revoked"));
+        if assigned || revoked {
+            for p in partition_lines(line, topic, "partitions").into_iter().flatten() {
+                if assigned {
+                    owned.insert(p);
+                } else {
+                    owned.remove(&p);
+                }
+            }
+        }
+    }
+    owned
+}
+
+/// Polls `process`'s log until `found` returns something (60 s at most).
+async fn wait_for_log<T>(
+    process: &WeirProcess,
+    world: &World,
+    what: &str,
+    found: impl Fn(&str) -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = found(&strip_ansi(&process.log_text())) {
+            return Ok(t);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "waited 60 s for {what}:\n{}", world.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
