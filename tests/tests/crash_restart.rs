@@ -264,7 +264,8 @@ async fn sigkill_before_any_commit_then_restart_counts_once() -> anyhow::Result<
     // Like the ten-kill test: let the broker evict the dead member first. Since `weir run`
     // also runs the monitor's consumer group, a restart that joins while the dead member
     // is still in the groups is handed empty assignments by Tansu 0.6.0 and never gets
-    // the partitions back (the Tansu behaviour described at the two-process tests).
+    // the partitions back: the re-formed group waits on its dead leader (point 2 of the
+    // comment at the two-process tests).
     tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(1)).await;
 
     let second = world.spawn()?;
@@ -289,7 +290,7 @@ async fn sigkill_before_any_commit_then_restart_counts_once() -> anyhow::Result<
 ///
 /// Each restart waits out the session timeout first, so the broker has evicted the dead
 /// member when the new one joins: Tansu 0.6.0 mishandles a dead member that is evicted
-/// while live members remain (see the comment at the two-process tests below).
+/// while live members remain (points 1 and 2 of the comment at the two-process tests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_random_sigkills_over_fifty_thousand_events_count_once() -> anyhow::Result<()> {
     const EVENTS: usize = 50_000;
