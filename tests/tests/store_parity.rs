@@ -307,6 +307,7 @@ async fn concurrent_writers_of_shared_entities_lose_nothing() -> anyhow::Result<
         // merchant values: 1m (count, sum, distinct), 1h (count, sum, distinct); 1h count.
         total += values[3];
     }
+    eprintln!("compare-and-set conflicts: {} + {}", a.conflicts(), b.conflicts());
     assert_eq!(total, 2_000.0, "every event of both writers counted once");
     Ok(())
 }
