@@ -56,7 +56,7 @@ mod op;
 mod proptests;
 
 pub use attrs::{Aggregate, Kind, Labels, Mode, PostTransform, TreeAttrs};
-pub use ensemble::{Ensemble, Label};
+pub use ensemble::{Ensemble, Label, Real};
 pub use op::register;
 
 /// tract's ONNX loader with weir's tree-ensemble ops registered.

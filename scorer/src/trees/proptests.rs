@@ -64,6 +64,7 @@ fn random_attrs(seed: u64) -> TreeAttrs {
             PostTransform::Probit,
         ]),
         aggregate: r.pick(&[Aggregate::Sum, Aggregate::Average, Aggregate::Min, Aggregate::Max]),
+        v5: false,
     };
     let n_trees = 1 + r.below(5);
     for t in 0..n_trees {
@@ -119,7 +120,7 @@ fn random_attrs(seed: u64) -> TreeAttrs {
 }
 
 /// The plain evaluator: look nodes up by (tree, id), compare in f64.
-fn reference(a: &TreeAttrs, e: &Ensemble, x: &[f32], z: &mut [f32]) -> Option<Label> {
+fn reference(a: &TreeAttrs, e: &Ensemble<f32>, x: &[f32], z: &mut [f32]) -> Option<Label> {
     let index: HashMap<(i64, i64), usize> =
         (0..a.nodes_treeids.len()).map(|i| ((a.nodes_treeids[i], a.nodes_nodeids[i]), i)).collect();
     let mut roots = Vec::new();
@@ -181,7 +182,7 @@ proptest! {
     #[test]
     fn layout_decides_like_the_plain_evaluator(seed in any::<u64>(), row_seed in any::<u64>(), n_rows in 1usize..150) {
         let attrs = random_attrs(seed);
-        let e = Ensemble::build(&attrs).map_err(TestCaseError::fail)?;
+        let e = Ensemble::<f32>::build(&attrs).map_err(TestCaseError::fail)?;
         let mut r = Rng(row_seed);
         let x: Vec<f32> = (0..n_rows * FEATURES).map(|_| r.pick(&VALUES)).collect();
         let k = attrs.n_outputs();
@@ -206,7 +207,7 @@ fn malformed_ensembles_are_refused_with_the_attribute_named() {
     let mut dangling = base.clone();
     let i = dangling.nodes_modes.iter().position(|m| *m != Mode::Leaf).expect("a branch");
     dangling.nodes_truenodeids[i] = 9999;
-    let err = Ensemble::build(&dangling).unwrap_err();
+    let err = Ensemble::<f32>::build(&dangling).unwrap_err();
     assert!(err.contains("nodes_truenodeids") && err.contains("9999"), "{err}");
 
     let mut cycle = base.clone();
@@ -216,7 +217,7 @@ fn malformed_ensembles_are_refused_with_the_attribute_named() {
         cycle.nodes_modes[c] = Mode::Leq;
         cycle.nodes_truenodeids[c] = root_id;
         cycle.nodes_falsenodeids[c] = root_id;
-        let err = Ensemble::build(&cycle).unwrap_err();
+        let err = Ensemble::<f32>::build(&cycle).unwrap_err();
         assert!(err.contains("cycle"), "{err}");
     }
 
@@ -225,11 +226,11 @@ fn malformed_ensembles_are_refused_with_the_attribute_named() {
     bad_output.leaf_treeids.push(bad_output.nodes_treeids[0]);
     bad_output.leaf_nodeids.push(bad_output.nodes_nodeids[0]);
     bad_output.leaf_weights.push(1.0);
-    let err = Ensemble::build(&bad_output).unwrap_err();
+    let err = Ensemble::<f32>::build(&bad_output).unwrap_err();
     assert!(err.contains("output 99"), "{err}");
 
     let mut bad_base = base.clone();
     bad_base.base_values = vec![0.0; 7];
-    let err = Ensemble::build(&bad_base).unwrap_err();
+    let err = Ensemble::<f32>::build(&bad_base).unwrap_err();
     assert!(err.contains("base_values"), "{err}");
 }
