@@ -59,8 +59,9 @@ def trees(args):
             continue
         sess = ort.InferenceSession(os.path.join(ROOT, "models", "trees", m["name"] + ".onnx"), opts,
                                     providers=["CPUExecutionProvider"])
+        xm = x.astype(np.float64) if m.get("input_type") == "f64" else x  # double models: the same rows
         for batch in (1, 16, 64):
-            ort_row = time_ort(sess, x[:batch], args.min_ms) / batch
+            ort_row = time_ort(sess, xm[:batch], args.min_ms) / batch
             w_row = weir[(m["name"], batch)]["us_per_row"]
             print(f"{m['name']:<22} {batch:>5} {w_row:>12.3f} {ort_row:>11.3f} {w_row / ort_row:>9.2f}", flush=True)
 

@@ -10,20 +10,10 @@ use super::attrs::{Aggregate, Mode, PostTransform, TreeAttrs};
 /// Rows (or, below that many rows, trees) walked in lockstep: independent load chains
 /// the CPU overlaps.
 const LANES: usize = 8;
-const FEATURE_BITS: u32 = 24;
-const FEATURE_MASK: u32 = (1 << FEATURE_BITS) - 1;
+/// Features are < 2^24 (and a node's key is a feature or feature + n_features).
+const FEATURE_LIMIT: i64 = 1 << 24;
 /// Rows evaluated together, tree by tree: the block's scores stay in L1.
 pub const BLOCK: usize = 64;
-
-/// Outcome bits of the truth-table step: comparing `x` with a node's threshold gives 0
-/// `x < t`, 1 `x == t`, 2 `x > t` or 3 `x` NaN, and bit `outcome` of the node's 4-bit
-/// table (bits 24..28 of `key`) says whether the row takes the true branch. The table
-/// encodes the mode, the missing-value track and the exact rounding of a double
-/// threshold in one place.
-const LT: u32 = 1;
-const EQ: u32 = 2;
-const GT: u32 = 4;
-const NAN: u32 = 8;
 
 /// The number type an ensemble compares and sums in: `f32` for float (and integer)
 /// inputs, `f64` for double inputs, as onnxruntime does (its threshold type).
@@ -47,6 +37,7 @@ pub trait Real:
     const ONE: Self;
     const NAN: Self;
     const NEG_INFINITY: Self;
+    const INFINITY: Self;
     const MAX: Self;
     /// Nearest value.
     fn from_f64(v: f64) -> Self;
@@ -67,6 +58,7 @@ impl Real for f32 {
     const ONE: f32 = 1.0;
     const NAN: f32 = f32::NAN;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    const INFINITY: f32 = f32::INFINITY;
     const MAX: f32 = f32::MAX;
     fn from_f64(v: f64) -> f32 {
         v as f32
@@ -104,6 +96,7 @@ impl Real for f64 {
     const ONE: f64 = 1.0;
     const NAN: f64 = f64::NAN;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    const INFINITY: f64 = f64::INFINITY;
     const MAX: f64 = f64::MAX;
     fn from_f64(v: f64) -> f64 {
         v
@@ -136,11 +129,13 @@ impl Real for f64 {
 
 /// One node, 16 bytes for `f32` (four to a cache line), 24 for `f64`.
 ///
-/// A branch: `key` says which input slot to read (and, for the truth-table step, how
-/// to compare), `threshold`, `children`. A leaf is a node a step cannot leave: its
-/// `key` reads slot 0 and its step always lands on itself. Its `threshold` holds its
-/// one weight when the ensemble's leaves are stored inline, else `children[1]` holds
-/// the leaf's index into [`Payload`] (the step then never takes `children[1]`).
+/// A branch sends a row to `children[1]` if `x[key] <= threshold`, else to
+/// `children[0]`; `key` is the feature, or the feature + `n_features` to read the row's
+/// copy where NaN is -inf (see [`ordered_form`]). A leaf is a node a step cannot
+/// leave: its key reads slot 0 and both branches that can be taken lead to itself. Its
+/// `threshold` holds its one weight when leaves are stored inline (`children` =
+/// `[me, me]`), else it is NaN (so the step always takes `children[0]` = itself) and
+/// `children[1]` holds the leaf's index into [`Payload`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub struct Node<T> {
@@ -149,18 +144,24 @@ pub struct Node<T> {
     children: [u32; 2],
 }
 
-/// How a branch is taken.
+/// Where one `x <= threshold` node of a branch's ordered form sends a row: the branch's
+/// true or false child, or the next node of the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Every branch is `x <= threshold` (`children: [greater, less-or-equal]`): modes
-    /// LEQ/LT/GTE/GT are all that with a rounded threshold and the children swapped.
-    /// A NaN compares false, so it goes to the greater side when the node reads the
-    /// input as is; a node whose NaN must go to the other side reads a copy of the row
-    /// where NaN is -inf (`key` = feature + `n_features`). `nan_copy`: some node does.
-    Ordered { nan_copy: bool },
-    /// Any mode, through the node's truth table (EQ/NEQ, NaN thresholds, and the few
-    /// thresholds the ordered form cannot express).
-    Table,
+enum To {
+    True,
+    False,
+    Next,
+}
+
+/// One node of a branch's ordered form: `x <= threshold` goes to `le`, else to `gt`;
+/// NaN (which compares false) goes to `gt`, unless `nan_le`: then the node reads the
+/// row's copy where NaN is -inf, which is <= every threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cut<T> {
+    threshold: T,
+    le: To,
+    gt: To,
+    nan_le: bool,
 }
 
 /// Where the leaves' weights are.
@@ -196,7 +197,10 @@ pub struct Ensemble<T> {
     roots: Vec<u32>,
     /// Each tree's depth: the most steps any row takes to reach a leaf.
     depths: Vec<u32>,
-    step: Step,
+    /// Each tree's shortest path to a leaf: steps every row takes.
+    min_depths: Vec<u32>,
+    /// Some node reads the row's NaN-as-minus-infinity copy.
+    nan_copy: bool,
     payload: Payload<T>,
     /// For `Inline` and `Dense`: the outputs some leaf weighs, the same for every row
     /// (onnxruntime's "has a score" flags). `None`: tracked per row.
@@ -211,35 +215,18 @@ pub struct Ensemble<T> {
     v5: bool,
 }
 
-/// The threshold and truth table that decide, for every `x` of type `T`, exactly what
-/// `x MODE t` (t in f64) || (track && x is NaN) decides.
-fn truth_table<T: Real>(mode: Mode, t: f64, track: bool) -> (T, u32) {
-    let nan = if track { NAN } else { 0 };
-    if t.is_nan() {
-        // Every comparison with NaN is false (outcome 0 for any non-NaN x) except !=.
-        return (T::NAN, if mode == Mode::Neq { LT | NAN } else { nan });
-    }
-    match mode {
-        Mode::Leq => (T::down(t), LT | EQ | nan),
-        Mode::Lt => (T::up(t), LT | nan),
-        Mode::Gte => (T::up(t), EQ | GT | nan),
-        Mode::Gt => (T::down(t), GT | nan),
-        Mode::Eq | Mode::Neq => {
-            let f = T::from_f64(t);
-            let eq = if f.to_f64() == t { EQ } else { 0 };
-            if mode == Mode::Eq { (f, eq | nan) } else { (f, (LT | EQ | GT | NAN) & !eq) }
-        }
-        Mode::Leaf => (T::ZERO, 0),
-    }
-}
-
-/// The ordered form of a branch, if it has one: `(threshold, le_is_true, nan_le)` such
-/// that for every non-NaN `x` of type `T`, `x MODE t` == `(x <= threshold) == le_is_true`,
-/// and NaN belongs on the less-or-equal side iff `nan_le`.
-fn ordered<T: Real>(mode: Mode, t: f64, track: bool) -> Option<(T, bool, bool)> {
-    if t.is_nan() {
-        return None;
-    }
+/// The ordered form of a branch: one or two `x <= threshold` nodes that decide, for
+/// every `x` of type `T`, NaN included, exactly what onnxruntime's
+/// `x MODE t || (track && isnan(x))` decides with `t` in f64. LEQ/LT/GTE/GT are one node
+/// (a threshold rounded to `T` the right way, children swapped for GTE/GT); EQ and NEQ
+/// are two (`prev(t) < x <= t`); a branch no `x` can take (a threshold `T` cannot hold
+/// for EQ, a NaN threshold, LT -inf) is one node on +inf, which every non-NaN `x` passes.
+fn ordered_form<T: Real>(mode: Mode, t: f64, track: bool) -> Vec<Cut<T>> {
+    use To::{False, Next, True};
+    // NaN compares false, and unequal: it takes the true branch for NEQ, else if tracked.
+    let nan_to = if mode == Mode::Neq || track { True } else { False };
+    let sub = |threshold: T, le: To, gt: To| Cut { threshold, le, gt, nan_le: false };
+    let constant = |value: To| vec![sub(T::INFINITY, value, nan_to)];
     // Largest value strictly below t: `x < t` is `x <= below(t)`. None for t = -inf.
     let below = |t: f64| -> Option<T> {
         let d = T::down(t);
@@ -251,15 +238,41 @@ fn ordered<T: Real>(mode: Mode, t: f64, track: bool) -> Option<(T, bool, bool)> 
             Some(d.next_down())
         }
     };
-    let (threshold, le_is_true) = match mode {
-        Mode::Leq => (T::down(t), true),
-        Mode::Lt => (below(t)?, true),
-        Mode::Gt => (T::down(t), false),
-        Mode::Gte => (below(t)?, false),
-        Mode::Eq | Mode::Neq | Mode::Leaf => return None,
+    let mut subs = if t.is_nan() {
+        constant(if mode == Mode::Neq { True } else { False })
+    } else {
+        match mode {
+            Mode::Leq => vec![sub(T::down(t), True, False)],
+            Mode::Lt => below(t).map_or_else(|| constant(False), |b| vec![sub(b, True, False)]),
+            Mode::Gt => vec![sub(T::down(t), False, True)],
+            Mode::Gte => below(t).map_or_else(|| constant(True), |b| vec![sub(b, False, True)]),
+            Mode::Eq | Mode::Neq => {
+                let (equal, unequal) = if mode == Mode::Eq { (True, False) } else { (False, True) };
+                let v = T::from_f64(t);
+                if v.to_f64() != t {
+                    constant(unequal)
+                } else if v == T::NEG_INFINITY {
+                    vec![sub(v, equal, unequal)]
+                } else if v == T::INFINITY {
+                    vec![sub(T::MAX, unequal, equal)]
+                } else {
+                    vec![sub(v.next_down(), unequal, Next), sub(v, equal, unequal)]
+                }
+            }
+            Mode::Leaf => Vec::new(),
+        }
     };
-    // A NaN compares false: it takes the true branch only with a missing-value track.
-    Some((threshold, le_is_true, track == le_is_true))
+    for s in &mut subs {
+        s.nan_le = if s.gt == nan_to {
+            false
+        } else if s.le == nan_to {
+            true
+        } else {
+            // NaN's branch is further down the form: follow `Next`.
+            s.le == Next
+        };
+    }
+    subs
 }
 
 /// A leaf's weights: (output, weight) in onnxruntime's order.
@@ -284,7 +297,7 @@ impl<T: Real> Ensemble<T> {
             if a.nodes_modes[i] == Mode::Leaf {
                 continue;
             }
-            if !(0..i64::from(FEATURE_MASK)).contains(&f) {
+            if !(0..FEATURE_LIMIT).contains(&f) {
                 return Err(format!("{op}: nodes_featureids: feature {f} out of range"));
             }
             n_features = n_features.max(f as usize + 1);
@@ -318,17 +331,8 @@ impl<T: Real> Ensemble<T> {
             }
         }
         let track = |i: usize| a.nodes_missing_value_tracks_true.get(i).copied().unwrap_or(false);
-        // The ordered step if every branch has an ordered form.
-        let ordered_forms: Option<Vec<Option<(T, bool, bool)>>> = (0..n)
-            .map(|i| match a.nodes_modes[i] {
-                Mode::Leaf => Some(None),
-                m => ordered::<T>(m, a.nodes_values[i], track(i)).map(Some),
-            })
-            .collect();
-        let step = match &ordered_forms {
-            Some(forms) => Step::Ordered { nan_copy: forms.iter().flatten().any(|&(_, _, nan_le)| nan_le) },
-            None => Step::Table,
-        };
+        // Every branch's ordered form (one or two layout nodes).
+        let forms: Vec<Vec<Cut<T>>> = (0..n).map(|i| ordered_form::<T>(a.nodes_modes[i], a.nodes_values[i], track(i))).collect();
         // Trees in the order of their first node, as onnxruntime sums them.
         let mut roots_attr = Vec::new();
         let mut seen_tree = HashSet::new();
@@ -342,6 +346,7 @@ impl<T: Real> Ensemble<T> {
         // forever; cycles are found below.
         let mut placed_order: Vec<usize> = Vec::with_capacity(n);
         let mut slot = vec![u32::MAX; n];
+        let mut n_nodes = 0usize;
         let mut roots = Vec::with_capacity(roots_attr.len());
         let mut leaves_of_tree: Vec<Vec<usize>> = Vec::with_capacity(roots_attr.len());
         for &root in &roots_attr {
@@ -351,7 +356,8 @@ impl<T: Real> Ensemble<T> {
                 if slot[i] != u32::MAX {
                     continue;
                 }
-                slot[i] = placed_order.len() as u32;
+                slot[i] = n_nodes as u32;
+                n_nodes += forms[i].len().max(1);
                 placed_order.push(i);
                 if a.nodes_modes[i] == Mode::Leaf {
                     leaves.push(i);
@@ -363,8 +369,8 @@ impl<T: Real> Ensemble<T> {
             roots.push(slot[root]);
             leaves_of_tree.push(leaves);
         }
-        if placed_order.len() >= FEATURE_MASK as usize {
-            return Err(format!("{op}: too many nodes ({})", placed_order.len()));
+        if n_nodes >= u32::MAX as usize / 2 {
+            return Err(format!("{op}: too many nodes ({n_nodes})"));
         }
         let aggregate = if a.is_classifier() { Aggregate::Sum } else { a.aggregate };
         let empty = Vec::new();
@@ -406,10 +412,10 @@ impl<T: Real> Ensemble<T> {
             Payload::Dense { .. } => Some(vec![true; n_outputs]),
             Payload::Sparse { .. } => None,
         };
-        let mut nodes: Vec<Node<T>> = Vec::with_capacity(placed_order.len());
-        let mut is_leaf = Vec::with_capacity(placed_order.len());
-        for (me, &i) in placed_order.iter().enumerate() {
-            let me = me as u32;
+        let mut nodes: Vec<Node<T>> = Vec::with_capacity(n_nodes);
+        let mut is_leaf = Vec::with_capacity(n_nodes);
+        for &i in &placed_order {
+            let me = nodes.len() as u32;
             if a.nodes_modes[i] == Mode::Leaf {
                 is_leaf.push(true);
                 let w = weights_of(i);
@@ -434,27 +440,26 @@ impl<T: Real> Ensemble<T> {
                 nodes.push(node);
                 continue;
             }
-            is_leaf.push(false);
-            let f = slot[child(i, &a.nodes_falsenodeids, "nodes_falsenodeids")?];
-            let t = slot[child(i, &a.nodes_truenodeids, "nodes_truenodeids")?];
+            let false_child = slot[child(i, &a.nodes_falsenodeids, "nodes_falsenodeids")?];
+            let true_child = slot[child(i, &a.nodes_truenodeids, "nodes_truenodeids")?];
             let feature = a.nodes_featureids[i] as u32;
-            let node = match &ordered_forms {
-                Some(forms) => {
-                    let (threshold, le_is_true, nan_le) = forms[i].expect("a branch has an ordered form");
-                    let key = if nan_le { feature + n_features as u32 } else { feature };
-                    let children = if le_is_true { [f, t] } else { [t, f] };
-                    Node { key, threshold, children }
-                }
-                None => {
-                    let (threshold, table) = truth_table::<T>(a.nodes_modes[i], a.nodes_values[i], track(i));
-                    Node { key: feature | (table << FEATURE_BITS), threshold, children: [f, t] }
-                }
-            };
-            nodes.push(node);
+            for sub in &forms[i] {
+                let me = nodes.len() as u32;
+                let to = |t: To| match t {
+                    To::True => true_child,
+                    To::False => false_child,
+                    To::Next => me + 1,
+                };
+                let key = if sub.nan_le { feature + n_features as u32 } else { feature };
+                is_leaf.push(false);
+                nodes.push(Node { key, threshold: sub.threshold, children: [to(sub.gt), to(sub.le)] });
+            }
         }
+        let nan_copy = forms.iter().flatten().any(|s| s.nan_le);
         // A cycle would make a walk loop forever: refuse it. Depth = most branches on a
         // path from the root.
         let mut depth: Vec<u32> = is_leaf.iter().map(|&l| if l { 0 } else { u32::MAX }).collect();
+        let mut min_depth = depth.clone();
         let branch_children = |i: usize| -> [u32; 2] { nodes[i].children };
         let mut on_path = vec![false; nodes.len()];
         for &r in &roots {
@@ -482,10 +487,12 @@ impl<T: Real> Ensemble<T> {
                     on_path[iu] = false;
                     let [f, t] = branch_children(iu);
                     depth[iu] = 1 + depth[f as usize].max(depth[t as usize]);
+                    min_depth[iu] = 1 + min_depth[f as usize].min(min_depth[t as usize]);
                 }
             }
         }
         let depths = roots.iter().map(|&r| depth[r as usize]).collect();
+        let min_depths = roots.iter().map(|&r| min_depth[r as usize]).collect();
         let base_values: Vec<T> = a.base_values.iter().map(|&b| T::from_f64(b)).collect();
         let ok_base = base_values.is_empty() || base_values.len() == n_outputs || base_values.len() == 1 && (!a.is_classifier() || n_outputs == 2);
         if !ok_base {
@@ -498,7 +505,8 @@ impl<T: Real> Ensemble<T> {
             nodes,
             roots,
             depths,
-            step,
+            min_depths,
+            nan_copy,
             payload,
             always_seen,
             base_values,
@@ -516,17 +524,21 @@ impl<T: Real> Ensemble<T> {
 
     /// The layout chosen, for logs and tests: step form and payload form.
     pub fn layout(&self) -> String {
-        let step = match self.step {
-            Step::Ordered { nan_copy: false } => "ordered",
-            Step::Ordered { nan_copy: true } => "ordered+nan-copy",
-            Step::Table => "table",
-        };
+        let step = if self.nan_copy { "ordered+nan-copy" } else { "ordered" };
         let payload = match self.payload {
             Payload::Inline { .. } => "inline",
             Payload::Dense { .. } => "dense",
             Payload::Sparse { .. } => "sparse",
         };
-        format!("{step}/{payload}")
+        let (sum_max, sum_min) = (self.depths.iter().sum::<u32>(), self.min_depths.iter().sum::<u32>());
+        let trees = self.roots.len().max(1) as f32;
+        format!(
+            "{step}/{payload}, {} nodes, depth mean {:.1} max {} (shortest path mean {:.1})",
+            self.nodes.len(),
+            sum_max as f32 / trees,
+            self.depths.iter().max().unwrap_or(&0),
+            sum_min as f32 / trees
+        )
     }
 
     /// Scores `n` rows of `x` (row-major, `cols >= n_features` columns): writes
@@ -543,7 +555,7 @@ impl<T: Real> Ensemble<T> {
         let block_rows = BLOCK.min(n.max(1));
         let mut scores = vec![T::ZERO; block_rows * k];
         let mut seen = vec![false; block_rows * k];
-        let nan_copy = matches!(self.step, Step::Ordered { nan_copy: true });
+        let nan_copy = self.nan_copy;
         let nf = self.n_features;
         // Rows with a NaN-as-minus-infinity copy after them, when some node reads it.
         let mut copy = if nan_copy { vec![T::ZERO; block_rows * 2 * nf] } else { Vec::new() };
@@ -571,10 +583,7 @@ impl<T: Real> Ensemble<T> {
             } else {
                 (&x[start * cols..(start + rows) * cols], cols)
             };
-            match self.step {
-                Step::Ordered { .. } => self.block::<Ordered>(block, stride, rows, &mut scores, &mut seen),
-                Step::Table => self.block::<Table>(block, stride, rows, &mut scores, &mut seen),
-            }
+            self.block(block, stride, rows, &mut scores, &mut seen);
             for r in 0..rows {
                 let s = &mut scores[r * k..(r + 1) * k];
                 let h = &mut seen[r * k..(r + 1) * k];
@@ -591,7 +600,7 @@ impl<T: Real> Ensemble<T> {
     }
 
     /// One block's scores, tree by tree in onnxruntime's order.
-    fn block<S: Stepper>(&self, block: &[T], stride: usize, rows: usize, scores: &mut [T], seen: &mut [bool]) {
+    fn block(&self, block: &[T], stride: usize, rows: usize, scores: &mut [T], seen: &mut [bool]) {
         let k = self.n_outputs;
         if rows < LANES {
             // Too few rows to fill the lanes: each row walks LANES trees in lockstep
@@ -603,7 +612,7 @@ impl<T: Real> Ensemble<T> {
                 let mut t = 0;
                 while t < self.roots.len() {
                     let count = (self.roots.len() - t).min(LANES);
-                    let found = self.walk_trees::<S>(t, count, x);
+                    let found = self.walk_trees(t, count, x);
                     for (i, &leaf) in found[..count].iter().enumerate() {
                         self.add_leaf(t + i, leaf, s, h);
                     }
@@ -615,7 +624,7 @@ impl<T: Real> Ensemble<T> {
         match (&self.payload, self.aggregate) {
             (Payload::Inline { tree_output }, Aggregate::Sum | Aggregate::Average) => {
                 for (t, &o) in tree_output.iter().enumerate() {
-                    self.walk_rows::<S>(t, block, stride, rows, |r, leaf| {
+                    self.walk_rows(t, block, stride, rows, |r, leaf| {
                         // SAFETY: r < rows, o < k (checked at build), leaf is a node index.
                         unsafe { *scores.get_unchecked_mut(r * k + o as usize) += self.node(leaf).threshold }
                     });
@@ -623,7 +632,7 @@ impl<T: Real> Ensemble<T> {
             }
             (Payload::Dense { values }, Aggregate::Sum | Aggregate::Average) => {
                 for t in 0..self.roots.len() {
-                    self.walk_rows::<S>(t, block, stride, rows, |r, leaf| {
+                    self.walk_rows(t, block, stride, rows, |r, leaf| {
                         let i = self.node(leaf).children[1] as usize;
                         let (s, v) = (&mut scores[r * k..(r + 1) * k], &values[i * k..(i + 1) * k]);
                         for (s, &v) in s.iter_mut().zip(v) {
@@ -634,7 +643,7 @@ impl<T: Real> Ensemble<T> {
             }
             _ => {
                 for t in 0..self.roots.len() {
-                    self.walk_rows::<S>(t, block, stride, rows, |r, leaf| {
+                    self.walk_rows(t, block, stride, rows, |r, leaf| {
                         self.add_leaf(t, leaf, &mut scores[r * k..(r + 1) * k], &mut seen[r * k..(r + 1) * k]);
                     });
                 }
@@ -651,19 +660,33 @@ impl<T: Real> Ensemble<T> {
     /// Walks the rows of a block through tree `t`, `LANES` rows in lockstep, and gives
     /// each row's leaf to `leaf(row, node)`.
     #[inline(always)]
-    fn walk_rows<S: Stepper>(&self, t: usize, block: &[T], stride: usize, rows: usize, mut leaf: impl FnMut(usize, u32)) {
+    fn walk_rows(&self, t: usize, block: &[T], stride: usize, rows: usize, mut leaf: impl FnMut(usize, u32)) {
         let root = self.roots[t];
-        let depth = self.depths[t];
+        let (depth, sure) = (self.depths[t], self.min_depths[t]);
         let nodes = self.nodes.as_ptr();
         let mut r = 0;
         while r + LANES <= rows {
             let x: [*const T; LANES] = std::array::from_fn(|g| block[(r + g) * stride..].as_ptr());
             let mut idx = [root; LANES];
-            for _ in 0..depth {
+            // Every row takes the shortest path's steps; past them, stop as soon as no
+            // lane moves (all stand on leaves: a branch never steps to itself).
+            for _ in 0..sure {
                 for g in 0..LANES {
                     // SAFETY: the block holds `rows` rows of `stride >= n_features` (or
                     // 2 × n_features for the NaN copy) slots; keys index inside a row.
-                    idx[g] = unsafe { S::step(nodes, idx[g], x[g]) };
+                    idx[g] = unsafe { step(nodes, idx[g], x[g]) };
+                }
+            }
+            for _ in sure..depth {
+                let mut moved = 0;
+                for g in 0..LANES {
+                    // SAFETY: as above.
+                    let next = unsafe { step(nodes, idx[g], x[g]) };
+                    moved |= next ^ idx[g];
+                    idx[g] = next;
+                }
+                if moved == 0 {
+                    break;
                 }
             }
             for (g, &i) in idx.iter().enumerate() {
@@ -676,7 +699,11 @@ impl<T: Real> Ensemble<T> {
             let mut i = root;
             for _ in 0..depth {
                 // SAFETY: as above.
-                i = unsafe { S::step(nodes, i, x) };
+                let next = unsafe { step(nodes, i, x) };
+                if next == i {
+                    break;
+                }
+                i = next;
             }
             leaf(r, i);
             r += 1;
@@ -686,16 +713,29 @@ impl<T: Real> Ensemble<T> {
     /// The leaves one row `x` reaches in trees `first..first + count` (count <= LANES),
     /// walked in lockstep.
     #[inline(always)]
-    fn walk_trees<S: Stepper>(&self, first: usize, count: usize, x: &[T]) -> [u32; LANES] {
+    fn walk_trees(&self, first: usize, count: usize, x: &[T]) -> [u32; LANES] {
         let mut idx = [self.roots[first]; LANES];
         idx[..count].copy_from_slice(&self.roots[first..first + count]);
         let depth = self.depths[first..first + count].iter().copied().max().unwrap_or(0);
+        let sure = self.min_depths[first..first + count].iter().copied().min().unwrap_or(0);
         let nodes = self.nodes.as_ptr();
         let x = x.as_ptr();
-        for _ in 0..depth {
+        for _ in 0..sure {
             for i in idx.iter_mut() {
                 // SAFETY: as in `walk_rows`.
-                *i = unsafe { S::step(nodes, *i, x) };
+                *i = unsafe { step(nodes, *i, x) };
+            }
+        }
+        for _ in sure..depth {
+            let mut moved = 0;
+            for i in idx.iter_mut() {
+                // SAFETY: as in `walk_rows`.
+                let next = unsafe { step(nodes, *i, x) };
+                moved |= next ^ *i;
+                *i = next;
+            }
+            if moved == 0 {
+                break;
             }
         }
         idx
@@ -857,40 +897,17 @@ impl<T: Real> Ensemble<T> {
     }
 }
 
-/// How one step down a tree is taken; a leaf steps to itself.
-trait Stepper {
-    /// # Safety
-    /// `i` is a node index of `nodes`, and `x` has a slot at every key of the ensemble.
-    unsafe fn step<T: Real>(nodes: *const Node<T>, i: u32, x: *const T) -> u32;
-}
-
-struct Ordered;
-struct Table;
-
-impl Stepper for Ordered {
-    #[inline(always)]
-    unsafe fn step<T: Real>(nodes: *const Node<T>, i: u32, x: *const T) -> u32 {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let node = &*nodes.add(i as usize);
-            let v = *x.add(node.key as usize);
-            node.children[usize::from(v <= node.threshold)]
-        }
-    }
-}
-
-impl Stepper for Table {
-    #[inline(always)]
-    unsafe fn step<T: Real>(nodes: *const Node<T>, i: u32, x: *const T) -> u32 {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let node = &*nodes.add(i as usize);
-            let v = *x.add((node.key & FEATURE_MASK) as usize);
-            let t = node.threshold;
-            let outcome = (u32::from(v == t) | (u32::from(v > t) << 1)) + 3 * u32::from(v.is_nan());
-            let go = (node.key >> (FEATURE_BITS + outcome)) & 1;
-            node.children[go as usize]
-        }
+/// One step down a tree (a leaf steps to itself).
+///
+/// # Safety
+/// `i` is a node index of `nodes`, and `x` has a slot at every key of the ensemble.
+#[inline(always)]
+unsafe fn step<T: Real>(nodes: *const Node<T>, i: u32, x: *const T) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let node = &*nodes.add(i as usize);
+        let v = *x.add(node.key as usize);
+        node.children[usize::from(v <= node.threshold)]
     }
 }
 
@@ -993,48 +1010,67 @@ fn write_scores<T: Real>(s: &mut [T], post: PostTransform, z: &mut [T], add: i32
 mod tests {
     use super::*;
 
-    fn table_decides(x: f32, thr: f32, table: u32) -> bool {
-        let outcome = (u32::from(x == thr) | (u32::from(x > thr) << 1)) + 3 * u32::from(x.is_nan());
-        (table >> outcome) & 1 == 1
+    /// Runs a branch's ordered form for one `x`: true if it reaches the true child.
+    fn decide<T: Real>(form: &[Cut<T>], x: T) -> bool {
+        let mut i = 0;
+        loop {
+            let s = &form[i];
+            let v = if x.is_nan() && s.nan_le { T::NEG_INFINITY } else { x };
+            match if v <= s.threshold { s.le } else { s.gt } {
+                To::True => return true,
+                To::False => return false,
+                To::Next => i += 1,
+            }
+        }
     }
 
+    /// onnxruntime's rule, `x MODE t || (track && isnan(x))`, in f64.
+    fn rule(mode: Mode, x: f64, t: f64, track: bool) -> bool {
+        let cmp = match mode {
+            Mode::Leq => x <= t,
+            Mode::Lt => x < t,
+            Mode::Gte => x >= t,
+            Mode::Gt => x > t,
+            Mode::Eq => x == t,
+            Mode::Neq => x != t,
+            Mode::Leaf => unreachable!(),
+        };
+        cmp || (track && x.is_nan())
+    }
+
+    const MODES: [Mode; 6] = [Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt, Mode::Eq, Mode::Neq];
+
     #[test]
-    fn double_thresholds_round_so_every_f32_compares_as_in_f64() {
-        for t in [0.1f64, 1.0, -2.5, 1e40, -1e40, f64::INFINITY, f64::NEG_INFINITY] {
+    fn ordered_forms_decide_every_f32_as_the_rule_does_in_f64() {
+        for t in [0.1f64, 1.0, -2.5, 0.0, 1e40, -1e40, f64::from(f32::MAX), f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
             let near = |f: f32| [f.next_down().next_down(), f.next_down(), f, f.next_up(), f.next_up().next_up()];
-            let mut xs: Vec<f32> = near(t as f32).to_vec();
-            xs.extend([f32::MAX, -f32::MAX, f32::INFINITY, f32::NEG_INFINITY, 0.0]);
+            let mut xs: Vec<f32> = if t.is_nan() { vec![] } else { near(t as f32).to_vec() };
+            xs.extend([f32::MAX, -f32::MAX, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1.0, f32::NAN]);
             for x in xs {
-                let xd = f64::from(x);
-                for (mode, expect) in [
-                    (Mode::Leq, xd <= t),
-                    (Mode::Lt, xd < t),
-                    (Mode::Gte, xd >= t),
-                    (Mode::Gt, xd > t),
-                    (Mode::Eq, xd == t),
-                    (Mode::Neq, xd != t),
-                ] {
-                    let (thr, table) = truth_table::<f32>(mode, t, false);
-                    assert_eq!(table_decides(x, thr, table), expect, "table {mode:?} {x} vs {t}");
-                    if let Some((thr, le_is_true, _)) = ordered::<f32>(mode, t, false) {
-                        assert_eq!((x <= thr) == le_is_true, expect, "ordered {mode:?} {x} vs {t}");
-                    } else {
-                        // Only EQ/NEQ and "strictly below -inf" have no ordered form.
-                        assert!(matches!(mode, Mode::Eq | Mode::Neq) || t == f64::NEG_INFINITY, "{mode:?} {t}");
+                for mode in MODES {
+                    for track in [false, true] {
+                        let form = ordered_form::<f32>(mode, t, track);
+                        assert!(!form.is_empty() && form.len() <= 2);
+                        let want = rule(mode, f64::from(x), t, track);
+                        assert_eq!(decide(&form, x), want, "{mode:?} track {track}: {x} vs {t}");
                     }
                 }
             }
         }
-        // NaN input: only NEQ and the missing track take the true branch.
-        for mode in [Mode::Leq, Mode::Lt, Mode::Gte, Mode::Gt, Mode::Eq, Mode::Neq] {
-            let (_, t_no) = truth_table::<f32>(mode, 1.0, false);
-            let (_, t_yes) = truth_table::<f32>(mode, 1.0, true);
-            assert_eq!(t_no & NAN != 0, mode == Mode::Neq, "{mode:?}");
-            assert!(t_yes & NAN != 0, "{mode:?}");
-            for track in [false, true] {
-                if let Some((_, le_is_true, nan_le)) = ordered::<f32>(mode, 1.0, track) {
-                    // NaN goes to the true branch iff tracked.
-                    assert_eq!(nan_le == le_is_true, track, "{mode:?} {track}");
+    }
+
+    #[test]
+    fn ordered_forms_decide_every_f64_as_the_rule_does() {
+        for t in [0.1f64, 1.0, -2.5, 0.0, 1e300, f64::MAX, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            let near = |f: f64| [f.next_down().next_down(), f.next_down(), f, f.next_up(), f.next_up().next_up()];
+            let mut xs: Vec<f64> = if t.is_nan() { vec![] } else { near(t).to_vec() };
+            xs.extend([f64::MAX, -f64::MAX, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, f64::NAN]);
+            for x in xs {
+                for mode in MODES {
+                    for track in [false, true] {
+                        let form = ordered_form::<f64>(mode, t, track);
+                        assert_eq!(decide(&form, x), rule(mode, x, t, track), "{mode:?} track {track}: {x} vs {t}");
+                    }
                 }
             }
         }
