@@ -365,3 +365,49 @@ fn unsupported_attributes_are_refused_naming_op_and_attribute() {
     assert!(err.contains("domain"), "{err}");
 }
 
+
+/// `TreeEnsemble` (opset 5): what weir does not implement or cannot read is refused at
+/// load, naming the op and the attribute; a half-float input is refused (onnxruntime
+/// has no such kernel either).
+#[test]
+fn tree_ensemble_refusals_name_op_and_attribute() {
+    let onnx = weir_scorer::trees::onnx();
+    let path = root().join("../models/trees/v5_spec_member.onnx");
+    let load_with = |edit: &dyn Fn(&mut tract_onnx::pb::NodeProto)| -> String {
+        let mut proto = onnx.proto_model_for_path(&path).unwrap();
+        let node = proto.graph.as_mut().unwrap().node.iter_mut().find(|n| n.op_type == "TreeEnsemble").unwrap();
+        edit(node);
+        format!("{:#}", onnx.model_for_proto_model(&proto).expect_err("refused"))
+    };
+    let err = load_with(&|n| {
+        let mut extra = n.attribute[0].clone();
+        extra.name = "base_values".into();
+        n.attribute.push(extra);
+    });
+    assert!(err.contains("TreeEnsemble") && err.contains("unsupported attribute(s) base_values"), "{err}");
+    let err = load_with(&|n| n.attribute.retain(|a| a.name != "n_targets"));
+    assert!(err.contains("TreeEnsemble") && err.contains("n_targets"), "{err}");
+    let err = load_with(&|n| {
+        let post = n.attribute.iter_mut().find(|a| a.name == "post_transform").unwrap();
+        post.i = 9;
+    });
+    assert!(err.contains("post_transform 9"), "{err}");
+    let err = load_with(&|n| {
+        let modes = n.attribute.iter_mut().find(|a| a.name == "nodes_modes").unwrap();
+        modes.t.as_mut().unwrap().raw_data[0] = 7;
+    });
+    assert!(err.contains("nodes_modes") && err.contains("mode 7"), "{err}");
+    let err = load_with(&|n| n.attribute.retain(|a| a.name != "membership_values"));
+    assert!(err.contains("membership_values"), "{err}");
+    let err = load_with(&|n| {
+        let roots = n.attribute.iter_mut().find(|a| a.name == "tree_roots").unwrap();
+        roots.ints[0] = 100_000;
+    });
+    assert!(err.contains("tree_roots") && err.contains("100000"), "{err}");
+    let half = onnx
+        .model_for_path(&path)
+        .and_then(|m| m.with_input_fact(0, InferenceFact::dt_shape(f16::datum_type(), [4, 8])))
+        .and_then(|m| m.into_optimized());
+    let err = format!("{:#}", half.expect_err("half floats refused"));
+    assert!(err.contains("TreeEnsemble") && err.contains("F16"), "{err}");
+}
