@@ -131,11 +131,11 @@ impl Real for f64 {
 ///
 /// A branch sends a row to `children[1]` if `x[key] <= threshold`, else to
 /// `children[0]`; `key` is the feature, or the feature + `n_features` to read the row's
-/// copy where NaN is -inf (see [`ordered_form`]). A leaf is a node a step cannot
+/// copy where NaN is -inf (see `ordered_form`). A leaf is a node a step cannot
 /// leave: its key reads slot 0 and both branches that can be taken lead to itself. Its
 /// `threshold` holds its one weight when leaves are stored inline (`children` =
 /// `[me, me]`), else it is NaN (so the step always takes `children[0]` = itself) and
-/// `children[1]` holds the leaf's index into [`Payload`].
+/// `children[1]` holds the leaf's index into the `Payload`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub struct Node<T> {
@@ -658,15 +658,17 @@ impl<T: Real> Ensemble<T> {
     }
 
     /// Walks the rows of a block through tree `t`, `LANES` rows in lockstep, and gives
-    /// each row's leaf to `leaf(row, node)`.
+    /// each row's leaf to `leaf(row, node)`. A last group of fewer rows fills its spare
+    /// lanes with its last row (walked, not reported): overlapped walks beat one
+    /// dependent chain per row.
     #[inline(always)]
     fn walk_rows(&self, t: usize, block: &[T], stride: usize, rows: usize, mut leaf: impl FnMut(usize, u32)) {
         let root = self.roots[t];
         let (depth, sure) = (self.depths[t], self.min_depths[t]);
         let nodes = self.nodes.as_ptr();
         let mut r = 0;
-        while r + LANES <= rows {
-            let x: [*const T; LANES] = std::array::from_fn(|g| block[(r + g) * stride..].as_ptr());
+        while r < rows {
+            let x: [*const T; LANES] = std::array::from_fn(|g| block[(r + g).min(rows - 1) * stride..].as_ptr());
             let mut idx = [root; LANES];
             // Every row takes the shortest path's steps; past them, stop as soon as no
             // lane moves (all stand on leaves: a branch never steps to itself).
@@ -689,24 +691,10 @@ impl<T: Real> Ensemble<T> {
                     break;
                 }
             }
-            for (g, &i) in idx.iter().enumerate() {
+            for (g, &i) in idx.iter().enumerate().take(rows - r) {
                 leaf(r + g, i);
             }
             r += LANES;
-        }
-        while r < rows {
-            let x = block[r * stride..].as_ptr();
-            let mut i = root;
-            for _ in 0..depth {
-                // SAFETY: as above.
-                let next = unsafe { step(nodes, i, x) };
-                if next == i {
-                    break;
-                }
-                i = next;
-            }
-            leaf(r, i);
-            r += 1;
         }
     }
 
