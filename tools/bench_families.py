@@ -6,7 +6,8 @@
 
 With --trees: weir's own tree-ensemble ops inside tract (example `bench_trees`, release
 build) against onnxruntime on every model of models/trees (tools/train_trees.py), on
-the same seeded rows (5 % NaN), batch 1, 16 and 64, one thread each, in one run.
+the same seeded rows (5 % NaN; as doubles for the double-input models), batch 1, 16 and
+64, one thread each, in one run.
 
 Runs weir-scorer's `bench_families` example (release build; tract, through weir's LoadedModel: fixed
 plan per batch size, one thread) and then onnxruntime (from PyPI, one intra-op thread,
