@@ -39,7 +39,8 @@ Models: scikit-learn (RandomForest classifier and regressor, GradientBoosting bi
 HistGradientBoosting) through skl2onnx; XGBoost and LightGBM (binary, multi-class,
 regression; LightGBM with a categorical feature, which becomes BRANCH_EQ nodes) through
 onnxmltools; and hand-built ensembles for what no exporter writes (every node mode,
-missing-value tracks, string labels, PROBIT, SOFTMAX_ZERO, MIN/MAX/AVERAGE).
+missing-value tracks, string labels, PROBIT, SOFTMAX_ZERO, MIN/MAX/AVERAGE, a one-target
+regressor's leaves with no or several weights).
 
 The newer `TreeEnsemble` op (ai.onnx.ml opset 5): none of skl2onnx 1.20, onnxmltools 1.16
 writes it (skl2onnx with target_opset {'ai.onnx.ml': 5} still writes
@@ -317,9 +318,9 @@ def handmade(rng):
         return make(name, "TreeEnsembleClassifier", attrs,
                     [("label", lt, [None]), ("probabilities", TensorProto.FLOAT, [None, n_classes])])
 
-    def regressor(name, n_targets, post, agg, base, trees=20, depth=5):
-        a = random_ensemble(rng, trees, depth, n_targets,
-                            lambda r: sorted(set(int(c) for c in r.integers(0, n_targets, size=2))))
+    def regressor(name, n_targets, post, agg, base, trees=20, depth=5, leaf_targets=None):
+        a = random_ensemble(rng, trees, depth, n_targets, leaf_targets or
+                            (lambda r: sorted(set(int(c) for c in r.integers(0, n_targets, size=2)))))
         attrs = {k: v for k, v in a.items() if k.startswith("nodes_")}
         attrs.update(target_treeids=a["l_treeids"], target_nodeids=a["l_nodeids"], target_ids=a["l_ids"],
                      target_weights=a["l_weights"], post_transform=post, aggregate_function=agg, n_targets=n_targets)
@@ -348,6 +349,12 @@ def handmade(rng):
         "spec_max_reg", 2, "LOGISTIC", "MAX", None)
     yield "spec_sum_reg", "hand-built regressor: 1 target, SUM, 1 base value", regressor(
         "spec_sum_reg", 1, "NONE", "SUM", [2.0])
+    # onnxruntime's one-target rule: a leaf gives its first weight, or 0 if it has none.
+    some_weights = lambda r: [0] * int(r.integers(0, 3))  # noqa: E731
+    yield "spec_one_target_min", "hand-built regressor: 1 target, MIN, leaves with 0, 1 or 2 weights", regressor(
+        "spec_one_target_min", 1, "NONE", "MIN", None, leaf_targets=some_weights)
+    yield "spec_one_target_sum", "hand-built regressor: 1 target, SUM, leaves with 0, 1 or 2 weights", regressor(
+        "spec_one_target_sum", 1, "NONE", "SUM", [0.5], leaf_targets=some_weights)
 
 
 def make_v5(name, v5, n_targets, dtype=np.float32, opset=21):

@@ -330,6 +330,17 @@ impl<T: Real> Ensemble<T> {
                 leaf_weights.entry(node).or_default().push((out as u32, a.leaf_weights[j]));
             }
         }
+        if !a.is_classifier() && n_outputs == 1 {
+            // onnxruntime's one-target rule: every leaf gives exactly one value, its first
+            // weight, or 0 if it has none (and then still counts for MIN/MAX).
+            for i in (0..n).filter(|&i| a.nodes_modes[i] == Mode::Leaf) {
+                let w = leaf_weights.entry(i).or_default();
+                w.truncate(1);
+                if w.is_empty() {
+                    w.push((0, 0.0));
+                }
+            }
+        }
         let track = |i: usize| a.nodes_missing_value_tracks_true.get(i).copied().unwrap_or(false);
         // Every branch's ordered form (one or two layout nodes).
         let forms: Vec<Vec<Cut<T>>> = (0..n).map(|i| ordered_form::<T>(a.nodes_modes[i], a.nodes_values[i], track(i))).collect();

@@ -19,7 +19,8 @@
 //!   `classlabels_int64s`/`classlabels_strings` (the label output is int64 or string),
 //!   and the double `*_as_tensor` forms. Where the spec is vague (two-class ensembles:
 //!   one or two base values, one-class weights, the label rule; one-target regressors
-//!   apply only `PROBIT`), weir follows onnxruntime rule for rule, since exporters write
+//!   apply only `PROBIT` and take one value per leaf, its first weight or 0), weir
+//!   follows onnxruntime rule for rule, since exporters write
 //!   their models for it and users compare against it.
 //! - `TreeEnsemble`, ai.onnx.ml opset 5, every attribute (`BRANCH_MEMBER` with
 //!   `membership_values` included), float or double input and output. It is rewritten

@@ -173,10 +173,14 @@ fn reference<T: Real>(a: &TreeAttrs, e: &Ensemble<T>, x: &[T], z: &mut [T]) -> O
             let next = if cond { a.nodes_truenodeids[i] } else { a.nodes_falsenodeids[i] };
             i = index[&(a.nodes_treeids[i], next)];
         }
-        for j in 0..a.leaf_ids.len() {
-            if (a.leaf_treeids[j], a.leaf_nodeids[j]) != (a.nodes_treeids[i], a.nodes_nodeids[i]) {
-                continue;
-            }
+        let mine = (0..a.leaf_ids.len()).filter(|&j| (a.leaf_treeids[j], a.leaf_nodeids[j]) == (a.nodes_treeids[i], a.nodes_nodeids[i]));
+        if !a.is_classifier() && k == 1 {
+            // onnxruntime's one-target rule: the leaf's first weight, or 0.
+            let w = mine.map(|j| a.leaf_weights[j]).next().unwrap_or(0.0);
+            fold(aggregate, &mut s, &mut h, 0, T::from_f64(w));
+            continue;
+        }
+        for j in mine {
             fold(aggregate, &mut s, &mut h, a.leaf_ids[j] as usize, T::from_f64(a.leaf_weights[j]));
         }
     }
