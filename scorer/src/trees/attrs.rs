@@ -341,6 +341,9 @@ fn read_v5(node: &NodeProto, load_tensor: &dyn Fn(&TensorProto) -> Result<Vec<f6
     let splits = required("nodes_splits")?;
     let modes = required("nodes_modes")?;
     let roots = a.ints("tree_roots")?;
+    if roots.is_empty() {
+        return Err(format!("{op}: tree_roots: no trees"));
+    }
     let targetids = a.ints("leaf_targetids")?;
     let weights = required("leaf_weights")?;
     let membership = tensor("membership_values")?;
@@ -363,6 +366,9 @@ fn read_v5(node: &NodeProto, load_tensor: &dyn Fn(&TensorProto) -> Result<Vec<f6
     let n_leaves = targetids.len();
     if weights.len() != n_leaves {
         return Err(format!("{op}: leaf_weights has {} entries, leaf_targetids has {n_leaves}", weights.len()));
+    }
+    if let Some((l, t)) = targetids.iter().enumerate().find(|(_, t)| !(0..n_targets).contains(*t)) {
+        return Err(format!("{op}: leaf_targetids: leaf {l} is for target {t}, the op has {n_targets}"));
     }
     // Mode codes 0..5 are BRANCH_LEQ .. BRANCH_NEQ, 6 is BRANCH_MEMBER.
     const MEMBER: u8 = 6;
@@ -443,13 +449,9 @@ fn read_v5(node: &NodeProto, load_tensor: &dyn Fn(&TensorProto) -> Result<Vec<f6
                 out.nodes_truenodeids.push(0);
                 out.nodes_falsenodeids.push(0);
                 out.nodes_missing_value_tracks_true.push(false);
-                let t = targetids[l as usize];
-                if !(0..n_targets).contains(&t) {
-                    return Err(format!("{op}: leaf_targetids: leaf {l} is for target {t}, the op has {n_targets}"));
-                }
                 out.leaf_treeids.push(tree);
                 out.leaf_nodeids.push(id);
-                out.leaf_ids.push(t);
+                out.leaf_ids.push(targetids[l as usize]);
                 out.leaf_weights.push(weights[l as usize]);
             }
             Ok(id)
