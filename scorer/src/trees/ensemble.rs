@@ -652,6 +652,18 @@ impl<T: Real> Ensemble<T> {
                     });
                 }
             }
+            (Payload::Sparse { start, weights }, Aggregate::Sum | Aggregate::Average) => {
+                for t in 0..self.roots.len() {
+                    self.walk_rows(t, block, stride, rows, |r, leaf| {
+                        let i = self.node(leaf).children[1] as usize;
+                        for &(o, w) in &weights[start[i] as usize..start[i + 1] as usize] {
+                            let at = r * k + o as usize;
+                            scores[at] += w;
+                            seen[at] = true;
+                        }
+                    });
+                }
+            }
             _ => {
                 for t in 0..self.roots.len() {
                     self.walk_rows(t, block, stride, rows, |r, leaf| {
