@@ -172,7 +172,7 @@ enum Payload<T> {
     /// class): a row adds the leaf it reached, no other load.
     Inline { tree_output: Vec<u32> },
     /// Every leaf has one weight per output, in output order: leaf `i`'s are
-    /// `values[i * k..(i + 1) * k]` (random forest classifiers).
+    /// `values[i * k..(i + 1) * k]` (multi-class random forests).
     Dense { values: Vec<T> },
     /// Anything else: leaf `i`'s (output, weight) pairs are `weights[start[i]..start[i + 1]]`.
     Sparse { start: Vec<u32>, weights: Vec<(u32, T)> },

@@ -66,7 +66,7 @@
 //!   leaf's `threshold` when every leaf has one weight and each tree one output
 //!   (regressors, gradient boosting: one tree per class), so a row adds the node it
 //!   stands on and loads nothing else; contiguous per leaf when every leaf weighs every
-//!   output (random forest classifiers); else a list per leaf.
+//!   output (multi-class random forests); else a list per leaf.
 //!
 //! Evaluation goes block by block (64 rows): for each tree, the block's rows walk it
 //! eight at a time in lockstep (eight independent load chains the CPU overlaps,
