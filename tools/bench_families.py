@@ -6,7 +6,8 @@
 
 With --trees: weir's own tree-ensemble ops inside tract (example `bench_trees`, release
 build) against onnxruntime on every model of models/trees (tools/train_trees.py), on
-the same seeded rows (5 % NaN), batch 1, 16 and 64, one thread each, in one run.
+the same seeded rows (5 % NaN; as doubles for the double-input models), batch 1, 16 and
+64, one thread each, in one run.
 
 Runs weir-scorer's `bench_families` example (release build; tract, through weir's LoadedModel: fixed
 plan per batch size, one thread) and then onnxruntime (from PyPI, one intra-op thread,
@@ -59,8 +60,9 @@ def trees(args):
             continue
         sess = ort.InferenceSession(os.path.join(ROOT, "models", "trees", m["name"] + ".onnx"), opts,
                                     providers=["CPUExecutionProvider"])
+        xm = x.astype(np.float64) if m.get("input_type") == "f64" else x  # double models: the same rows
         for batch in (1, 16, 64):
-            ort_row = time_ort(sess, x[:batch], args.min_ms) / batch
+            ort_row = time_ort(sess, xm[:batch], args.min_ms) / batch
             w_row = weir[(m["name"], batch)]["us_per_row"]
             print(f"{m['name']:<22} {batch:>5} {w_row:>12.3f} {ort_row:>11.3f} {w_row / ort_row:>9.2f}", flush=True)
 

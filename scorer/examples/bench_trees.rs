@@ -3,7 +3,9 @@
 //! (model, batch): µs per call and per row. `tools/bench_families.py --trees` runs this
 //! (release build) and onnxruntime on the same rows in one go and prints the ratios.
 //!
-//!     cargo run --release -p weir-scorer --example bench_trees [--min-ms 300] [--only NAME]
+//!     cargo run --release -p weir-scorer --example bench_trees [--min-ms 300] [--only NAME] [--layout]
+//!
+//! `--layout` also prints each ensemble's layout (step, payload, depths) to stderr.
 //!
 //! Each call does what serving does: copy the rows into a tensor, run the optimized
 //! plan (fixed batch shape, one thread), read the scores.
@@ -51,18 +53,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let path = root.join("../models/trees").join(format!("{name}.onnx"));
         let outputs = m["outputs"].as_array().ok_or("outputs")?.len();
+        // Double models get the same rows as doubles.
+        let double = m["input_type"].as_str() == Some("f64");
+        let dt = if double { f64::datum_type() } else { f32::datum_type() };
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         for batch in [1usize, 16, 64] {
             let plan = weir_scorer::trees::onnx()
                 .model_for_path(&path)?
-                .with_input_fact(0, f32::fact([batch, k]).into())?
+                .with_input_fact(0, InferenceFact::dt_shape(dt, [batch, k]))?
                 .into_optimized()?
                 .into_runnable()?;
-            let input = &x[..batch * k];
-            let call = || -> TractResult<f32> {
-                let t = Tensor::from_shape(&[batch, k], input)?;
+            if batch == 1 && args.iter().any(|a| a == "--layout") {
+                for node in plan.model().nodes() {
+                    if node.op().name().starts_with("weir.") {
+                        eprintln!("{name}: {}", node.op().info()?.join(", "));
+                    }
+                }
+            }
+            let (input, input64) = (&x[..batch * k], &x64[..batch * k]);
+            let call = || -> TractResult<f64> {
+                let t = if double { Tensor::from_shape(&[batch, k], input64)? } else { Tensor::from_shape(&[batch, k], input)? };
                 let out = plan.run(tvec!(t.into_tvalue()))?;
-                let scores = out[outputs - 1].to_plain_array_view::<f32>()?;
-                Ok(scores.iter().next().copied().unwrap_or(0.0))
+                let scores = &out[outputs - 1];
+                Ok(if scores.datum_type() == f64::datum_type() {
+                    scores.to_plain_array_view::<f64>()?.iter().next().copied().unwrap_or(0.0)
+                } else {
+                    f64::from(scores.to_plain_array_view::<f32>()?.iter().next().copied().unwrap_or(0.0))
+                })
             };
             for _ in 0..10 {
                 call()?;

@@ -7,14 +7,15 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::{NodeProto, TensorProto};
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::{self, Kind, Labels};
+use super::attrs::{self, Kind, Labels, TreeAttrs};
 use super::ensemble::{Ensemble, Label};
 
-/// Registers weir's `TreeEnsembleClassifier` and `TreeEnsembleRegressor` builders,
-/// replacing tract's.
+/// Registers weir's `TreeEnsembleClassifier`, `TreeEnsembleRegressor` and `TreeEnsemble`
+/// builders, replacing tract's.
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", build);
     reg.insert("TreeEnsembleRegressor", build);
+    reg.insert("TreeEnsemble", build);
 }
 
 fn build(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
@@ -25,56 +26,88 @@ fn build(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn Inferen
         Ok(view.as_slice::<f64>().map_err(|e| format!("{e:#}"))?.to_vec())
     };
     let attrs = attrs::read(node, &load).map_err(|e| format_err!("{e}"))?;
-    let ensemble = Ensemble::build(&attrs).map_err(|e| format_err!("{e}"))?;
-    let labels = match attrs.kind {
-        Kind::Classifier(labels) => Some(labels),
+    // Built now so that a malformed ensemble is refused at load. The f64 form, for a
+    // double input, is built when the input type is known (`wire`).
+    let ensemble = Ensemble::<f32>::build(&attrs).map_err(|e| format_err!("{e}"))?;
+    let labels = match &attrs.kind {
+        Kind::Classifier(labels) => Some(labels.clone()),
         Kind::Regressor { .. } => None,
     };
-    let op = TreeOp { ensemble: Arc::new(ensemble), labels };
-    Ok((expand(TreeExpansion(op)), vec![]))
+    let expansion = TreeExpansion { attrs: Arc::new(attrs), f32: Arc::new(ensemble), labels };
+    Ok((expand(expansion), vec![]))
+}
+
+/// The ensemble in the number type of the input: onnxruntime compares and sums in f32
+/// for float (and integer) inputs, in f64 for double inputs.
+#[derive(Debug, Clone)]
+enum Compiled {
+    F32(Arc<Ensemble<f32>>),
+    F64(Arc<Ensemble<f64>>),
 }
 
 /// The typed op: one ensemble, evaluated over the whole input batch.
 #[derive(Debug, Clone)]
 pub struct TreeOp {
-    ensemble: Arc<Ensemble>,
+    compiled: Compiled,
     /// `Some` for a classifier.
     labels: Option<Labels>,
+    op_name: &'static str,
+    /// The scores' type: f32, or for `TreeEnsemble` the input's type.
+    scores_type: DatumType,
 }
 
 // Ops are compared by tract when it dedups nodes; an ensemble is only ever equal to
 // itself (comparing thousands of floats to merge two ensembles is never worth it).
 impl PartialEq for TreeOp {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.ensemble, &other.ensemble)
+        match (&self.compiled, &other.compiled) {
+            (Compiled::F32(a), Compiled::F32(b)) => Arc::ptr_eq(a, b),
+            (Compiled::F64(a), Compiled::F64(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 }
 impl Eq for TreeOp {}
 
-impl TreeOp {
-    fn op_name(&self) -> &'static str {
-        if self.labels.is_some() { "TreeEnsembleClassifier" } else { "TreeEnsembleRegressor" }
+fn label_type(labels: &Option<Labels>) -> DatumType {
+    match labels {
+        Some(Labels::Strings(_)) => DatumType::String,
+        _ => DatumType::I64,
     }
+}
 
-    fn label_type(&self) -> DatumType {
-        match self.labels {
-            Some(Labels::Strings(_)) => DatumType::String,
-            _ => DatumType::I64,
+impl TreeOp {
+    fn n_outputs(&self) -> usize {
+        match &self.compiled {
+            Compiled::F32(e) => e.n_outputs,
+            Compiled::F64(e) => e.n_outputs,
         }
     }
 }
 
 impl Op for TreeOp {
     fn name(&self) -> StaticName {
-        format!("weir.{}", self.op_name()).into()
+        format!("weir.{}", self.op_name).into()
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let e = &self.ensemble;
-        Ok(vec![format!("{} trees, {} outputs, {} features", e.n_trees(), e.n_outputs, e.n_features)])
+        let (trees, outputs, features, layout, ty) = match &self.compiled {
+            Compiled::F32(e) => (e.n_trees(), e.n_outputs, e.n_features, e.layout(), "f32"),
+            Compiled::F64(e) => (e.n_trees(), e.n_outputs, e.n_features, e.layout(), "f64"),
+        };
+        Ok(vec![format!("{trees} trees, {outputs} outputs, {features} features, {layout} layout in {ty}")])
     }
 
     op_as_typed_op!();
+}
+
+/// Rows and columns of a rank-1 (one row) or rank-2 input.
+fn rows_cols(op: &str, shape: &[usize]) -> TractResult<(usize, usize)> {
+    match *shape {
+        [n, cols] => Ok((n, cols)),
+        [cols] => Ok((1, cols)),
+        ref other => bail!("{op}: input must have rank 1 or 2, got shape {other:?}"),
+    }
 }
 
 impl EvalOp for TreeOp {
@@ -82,21 +115,34 @@ impl EvalOp for TreeOp {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let input = input.cast_to::<f32>()?;
-        let (n, cols) = match *input.shape() {
-            [n, cols] => (n, cols),
-            [cols] => (1, cols),
-            ref other => bail!("{}: input must have rank 1 or 2, got shape {other:?}", self.op_name()),
-        };
-        let x = input.try_as_plain_ram()?.as_slice::<f32>()?;
-        let k = self.ensemble.n_outputs;
-        let mut z = Tensor::zero::<f32>(&[n, k])?;
+        let op = self.op_name;
+        let (n, cols) = rows_cols(op, input.shape())?;
+        let k = self.n_outputs();
         let mut labels = vec![Label::Index(0); if self.labels.is_some() { n } else { 0 }];
-        {
-            let mut view = z.try_as_plain_ram_mut()?;
-            let zs = view.as_slice_mut::<f32>()?;
-            self.ensemble.eval(x, cols, zs, &mut labels).map_err(|e| format_err!("{}: {e}", self.op_name()))?;
-        }
+        let z = match &self.compiled {
+            Compiled::F32(e) => {
+                let input = input.cast_to::<f32>()?;
+                let x = input.try_as_plain_ram()?.as_slice::<f32>()?;
+                let mut z = Tensor::zero::<f32>(&[n, k])?;
+                {
+                    let mut view = z.try_as_plain_ram_mut()?;
+                    e.eval(x, cols, view.as_slice_mut::<f32>()?, &mut labels).map_err(|e| format_err!("{op}: {e}"))?;
+                }
+                z
+            }
+            Compiled::F64(e) => {
+                let input = input.cast_to::<f64>()?;
+                let x = input.try_as_plain_ram()?.as_slice::<f64>()?;
+                let mut z = Tensor::zero::<f64>(&[n, k])?;
+                {
+                    let mut view = z.try_as_plain_ram_mut()?;
+                    e.eval(x, cols, view.as_slice_mut::<f64>()?, &mut labels).map_err(|e| format_err!("{op}: {e}"))?;
+                }
+                // The classic ops' scores are float whatever the input; onnxruntime
+                // sums in double and converts at the end.
+                if self.scores_type == DatumType::F32 { z.cast_to::<f32>()?.into_owned() } else { z }
+            }
+        };
         let Some(names) = &self.labels else { return Ok(tvec!(z.into_tvalue())) };
         let label = match names {
             Labels::Int64(v) => {
@@ -127,9 +173,9 @@ impl EvalOp for TreeOp {
 impl TypedOp for TreeOp {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let n: TDim = if inputs[0].rank() == 1 { 1.into() } else { inputs[0].shape[0].clone() };
-        let scores = f32::fact(&[n.clone(), self.ensemble.n_outputs.into()]);
+        let scores = TypedFact::dt_shape(self.scores_type, &[n.clone(), self.n_outputs().into()]);
         if self.labels.is_some() {
-            Ok(tvec!(TypedFact::dt_shape(self.label_type(), &[n]), scores))
+            Ok(tvec!(TypedFact::dt_shape(label_type(&self.labels), &[n]), scores))
         } else {
             Ok(tvec!(scores))
         }
@@ -140,15 +186,19 @@ impl TypedOp for TreeOp {
 
 /// The inference-model form: type and shape rules, then the typed op.
 #[derive(Debug, Clone)]
-struct TreeExpansion(TreeOp);
+struct TreeExpansion {
+    attrs: Arc<TreeAttrs>,
+    f32: Arc<Ensemble<f32>>,
+    labels: Option<Labels>,
+}
 
 impl Expansion for TreeExpansion {
     fn name(&self) -> StaticName {
-        self.0.op_name().into()
+        self.attrs.op_name().into()
     }
 
     fn nboutputs(&self) -> TractResult<usize> {
-        Ok(if self.0.labels.is_some() { 2 } else { 1 })
+        Ok(if self.labels.is_some() { 2 } else { 1 })
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -160,14 +210,18 @@ impl Expansion for TreeExpansion {
         check_input_arity(inputs, 1)?;
         check_output_arity(outputs, self.nboutputs()?)?;
         s.equals(&inputs[0].rank, 2)?;
-        let k = self.0.ensemble.n_outputs.to_dim();
+        let k = self.f32.n_outputs.to_dim();
         let scores = outputs.len() - 1;
-        s.equals(&outputs[scores].datum_type, DatumType::F32)?;
+        if self.attrs.v5 {
+            s.equals(&outputs[scores].datum_type, &inputs[0].datum_type)?;
+        } else {
+            s.equals(&outputs[scores].datum_type, DatumType::F32)?;
+        }
         s.equals(&outputs[scores].rank, 2)?;
         s.equals(&outputs[scores].shape[0], &inputs[0].shape[0])?;
         s.equals(&outputs[scores].shape[1], k)?;
         if scores == 1 {
-            s.equals(&outputs[0].datum_type, self.0.label_type())?;
+            s.equals(&outputs[0].datum_type, label_type(&self.labels))?;
             s.equals(&outputs[0].rank, 1)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
         }
@@ -175,6 +229,20 @@ impl Expansion for TreeExpansion {
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        model.wire_node(prefix, self.0.clone(), inputs)
+        let op_name = self.attrs.op_name();
+        let input_type = model.outlet_fact(inputs[0])?.datum_type;
+        let compiled = if input_type == DatumType::F64 {
+            Compiled::F64(Arc::new(Ensemble::<f64>::build(&self.attrs).map_err(|e| format_err!("{e}"))?))
+        } else {
+            // onnxruntime: TreeEnsemble takes float or double; the classic ops also take
+            // int32/int64, compared as float.
+            if self.attrs.v5 && input_type != DatumType::F32 {
+                bail!("{op_name}: input type {input_type:?} is not supported (float and double are)");
+            }
+            Compiled::F32(self.f32.clone())
+        };
+        let scores_type = if self.attrs.v5 { input_type } else { DatumType::F32 };
+        let op = TreeOp { compiled, labels: self.labels.clone(), op_name, scores_type };
+        model.wire_node(prefix, op, inputs)
     }
 }
