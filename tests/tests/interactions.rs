@@ -117,7 +117,7 @@ fn test_config(services: &Services, topics: &TopicsConfig) -> anyhow::Result<Str
     t.insert("labels".into(), topics.labels.clone().into());
     t.insert("scores".into(), topics.scores.clone().into());
     t.insert("dead_letter".into(), topics.dead_letter.clone().into());
-    table(&mut doc, &["kafka", "batch"]).insert("max_events".into(), 200.into());
+    table(&mut doc, &["kafka", "batch"]).insert("max_events".into(), toml::Value::Integer(200));
     table(&mut doc, &["redis"]).insert("url".into(), services.redis_url.clone().into());
     let model_dir = workspace().join("models/interactions/v1");
     table(&mut doc, &["scorer"]).insert("model_dir".into(), model_dir.to_string_lossy().to_string().into());

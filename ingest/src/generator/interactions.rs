@@ -376,7 +376,8 @@ impl InteractionsGenerator {
         let user = session.user as usize;
         let favourites = self.users[user].favourites;
         // Come back to an item of this session (buyers more often), or look at a new one.
-        let revisit = !session.seen.is_empty() && self.rng.random::<f64>() < if session.intent { 0.45 } else { 0.25 };
+        let p_revisit = if session.intent { 0.45 } else { 0.25 };
+        let revisit = !session.seen.is_empty() && self.rng.random::<f64>() < p_revisit;
         let item = if revisit {
             session.seen[self.rng.random_range(0..session.seen.len())]
         } else {
