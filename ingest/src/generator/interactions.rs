@@ -424,7 +424,7 @@ impl InteractionsGenerator {
         let usual = if u.usual_price > 0.0 { u.usual_price } else { price };
         u.usual_price = if u.usual_price > 0.0 { 0.8 * u.usual_price + 0.2 * price } else { price };
         let relative_price = if usual > 0.0 && price > 0.0 { (price / usual).ln().clamp(-2.0, 2.0) } else { 0.0 };
-        let mut logit = -4.6
+        let mut logit = -5.8
             + match action {
                 Action::View => 0.0,
                 Action::Click => 0.9,
