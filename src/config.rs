@@ -21,7 +21,11 @@ pub struct WeirConfig {
     pub kafka: KafkaConfig,
     /// The online feature store. Required for `weir run`.
     pub redis: Option<RedisConfig>,
-    /// Windows and feature store keys.
+    /// What the input topic carries: schema subject, event id, primary key, attributes,
+    /// field checks.
+    #[serde(default)]
+    pub input: crate::input::InputConfig,
+    /// Feature definitions and feature store keys.
     #[serde(default)]
     pub features: FeaturesConfig,
     /// Model and decision thresholds.
@@ -154,6 +158,7 @@ impl WeirConfig {
     /// Every problem in every section, in one error.
     pub fn problems(&self) -> Vec<String> {
         let mut p = self.kafka.problems();
+        p.extend(self.input.problems());
         p.extend(self.features.problems());
         p.extend(self.scorer.problems());
         p.extend(self.validation.problems());
@@ -190,6 +195,7 @@ impl WeirConfig {
         WeirConfig {
             kafka: KafkaConfig::new(brokers),
             redis: None,
+            input: Default::default(),
             features: FeaturesConfig::default(),
             scorer: ScorerConfig::default(),
             validation: ValidationRules::default(),

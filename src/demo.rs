@@ -168,7 +168,8 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let registry = schema_registry(&config)?;
     let model = Arc::new(load_model(&config)?);
     let model_version = format!("{}/{}", model.metadata().name, model.metadata().version);
-    let store = Arc::new(EmbeddedStore::new(config.features.window_specs(), config.features.allowed_lateness_ms()));
+    let definitions = weir_features::definitions::FeatureDefinitions::new(&config.features)?;
+    let store = Arc::new(EmbeddedStore::new(definitions.engine_spec().clone()));
     let stats = Arc::new(PipelineStats::default());
     let shutdown = CancellationToken::new();
 

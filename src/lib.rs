@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod input;
 pub mod learn;
 pub mod monitor_stage;
 pub mod pipeline;

@@ -10,23 +10,25 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
-use weir_features::vector::FeatureSet;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::LatencyHistogram;
-use weir_schemas::events::{FeatureValue, Score, Transaction};
+use weir_schemas::events::{FeatureValue, Score};
+use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
-use weir_schemas::validate::ValidationRules;
-use weir_schemas::wire::{subjects, Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry};
+use weir_schemas::paths::RecordDecoder;
+use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry, SchemaRegistry};
 use weir_schemas::EventError;
 use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::{LiveModel, LiveSlot, Pointer, Target, Watcher};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
+use crate::input::InputPlan;
 
 /// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
 #[derive(Default)]
@@ -68,10 +70,12 @@ pub struct ScoringHandler<S> {
     model: Arc<LiveModel>,
     /// Where each batch's rows are offered to the challenger, if one is configured.
     shadow: Option<crate::shadow::ShadowSender>,
-    feature_set: FeatureSet,
-    decoder: Decoder<Transaction>,
+    definitions: FeatureDefinitions,
+    /// Reads the input subject's records through each message's writer schema, only the
+    /// paths the plan names.
+    decoder: RecordDecoder,
+    plan: InputPlan,
     score_encoder: Encoder,
-    rules: ValidationRules,
     scorer: ScorerConfig,
     producer: EventProducer,
     scores_topic: String,
@@ -100,8 +104,14 @@ pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
 }
 
 /// The feature names weir computes under this configuration, in model input order.
+/// Empty when the feature configuration has problems (`WeirConfig::check` reports them).
 pub fn feature_names(config: &WeirConfig) -> Vec<String> {
-    FeatureSet::new(&config.features.window_specs()).names().to_vec()
+    FeatureDefinitions::new(&config.features).map(|d| d.names().to_vec()).unwrap_or_default()
+}
+
+/// What the pipeline reads of each input event under this configuration.
+pub fn input_plan(config: &WeirConfig, definitions: &FeatureDefinitions) -> InputPlan {
+    InputPlan::new(&config.input, &config.validation, definitions.paths(), &definitions.key_paths())
 }
 
 /// What the pipeline scores with: a fixed model, or a [`LiveModel`] that a registry
@@ -131,22 +141,17 @@ impl<S: FeatureStore> ScoringHandler<S> {
         stats: Arc<PipelineStats>,
     ) -> anyhow::Result<Self> {
         let registry = schema_registry(config)?;
-        // weir reads transactions as schema version 1 (the struct it was written for);
-        // newer writers resolve to it.
-        let reader = registry
-            .versions(subjects::TRANSACTION)
-            .into_iter()
-            .min_by_key(|s| s.id)
-            .context("no transaction schema registered")?;
-        let decoder = Decoder::new(registry.clone(), subjects::TRANSACTION, &reader);
         let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
-        let feature_set = FeatureSet::new(&config.features.window_specs());
+        let definitions = FeatureDefinitions::new(&config.features)?;
+        let plan = input_plan(config, &definitions);
+        let decoder = RecordDecoder::new(registry.clone(), &config.input.subject, plan.paths())
+            .with_context(|| format!("reading {} records by path", config.input.subject))?;
         Ok(ScoringHandler {
             store,
-            feature_set,
+            definitions,
             decoder,
+            plan,
             score_encoder,
-            rules: config.validation.clone(),
             scorer: config.scorer.clone(),
             producer,
             scores_topic: config.kafka.topics.scores.clone(),
@@ -156,21 +161,24 @@ impl<S: FeatureStore> ScoringHandler<S> {
         })
     }
 
-    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<Transaction, EventError> {
+    fn decode(&self, record: &InputRecord<'_>, now_ms: i64) -> Result<EventRecord, EventError> {
         let payload = record.payload.ok_or_else(|| EventError::malformed("message has no value"))?;
-        let tx = self.decoder.decode(payload)?;
-        self.rules.check(&tx, now_ms)?;
-        Ok(tx)
+        let fields = self.decoder.decode(payload)?;
+        self.definitions.check(&fields)?;
+        self.plan.check(&fields, now_ms)?;
+        Ok(fields)
     }
 
     async fn score_batch(&self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
         let now = weir_schemas::now_ms();
         let mut dispositions = Vec::with_capacity(batch.len());
-        let mut valid: Vec<(usize, Transaction)> = Vec::with_capacity(batch.len());
+        let mut valid: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut fields: Vec<EventRecord> = Vec::with_capacity(batch.len());
         for (i, record) in batch.iter().enumerate() {
             match self.decode(record, now) {
-                Ok(tx) => {
-                    valid.push((i, tx));
+                Ok(f) => {
+                    valid.push(i);
+                    fields.push(f);
                     dispositions.push(Disposition::Done);
                 }
                 Err(e) => dispositions.push(Disposition::DeadLetter(e)),
@@ -180,29 +188,29 @@ impl<S: FeatureStore> ScoringHandler<S> {
             return Ok(dispositions);
         }
 
+        // One observation per entity kind per event, events in batch order.
+        let kinds = self.definitions.entity_kinds().len();
         let observations: Vec<Observation> = valid
             .iter()
-            .map(|(i, tx)| Observation {
-                entity: tx.card_id.clone(),
-                event_time_ms: tx.event_time,
-                value: tx.amount,
-                position: SourcePosition {
-                    topic: batch[*i].topic.to_string(),
-                    partition: batch[*i].partition,
-                    offset: batch[*i].offset,
-                },
+            .zip(&fields)
+            .flat_map(|(i, f)| {
+                let position =
+                    SourcePosition { topic: batch[*i].topic.to_string(), partition: batch[*i].partition, offset: batch[*i].offset };
+                self.definitions.observations(f, position)
             })
             .collect();
-        let windows = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
+        let outcome = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
             retryable: e.is_retryable(),
             message: e.to_string(),
         })?;
+        let windows = &outcome.results;
+        // Per event: late when any of its entities refused it, replayed when all did.
         let (mut late, mut replayed) = (0u64, 0u64);
-        for w in &windows {
-            match w.applied {
-                Applied::Late => late += 1,
-                Applied::Replayed => replayed += 1,
-                Applied::Applied => {}
+        for event in windows.chunks(kinds.max(1)) {
+            if event.iter().any(|w| w.applied == Applied::Late) {
+                late += 1;
+            } else if event.iter().all(|w| w.applied == Applied::Replayed) {
+                replayed += 1;
             }
         }
         self.stats.late.fetch_add(late, Ordering::Relaxed);
@@ -210,10 +218,10 @@ impl<S: FeatureStore> ScoringHandler<S> {
         metrics::counter!(m::EVENTS_LATE).increment(late);
         metrics::counter!(m::EVENTS_REPLAYED).increment(replayed);
 
-        let k = self.feature_set.len();
+        let k = self.definitions.len();
         let mut rows = Vec::with_capacity(valid.len() * k);
-        for ((_, tx), w) in valid.iter().zip(&windows) {
-            self.feature_set.assemble(tx, &w.values, &mut rows);
+        for (f, w) in fields.iter().zip(windows.chunks(kinds.max(1))) {
+            self.definitions.assemble(f, w, &mut rows);
         }
         // tract is CPU-bound: run it on the blocking pool, not on the async workers that
         // keep the consumer polling and the producer flushing. The model is taken once:
@@ -231,19 +239,19 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let meta = model.metadata();
         let scored_at = weir_schemas::now_ms();
         let mut messages = Vec::with_capacity(valid.len());
-        for (n, ((_, tx), p)) in valid.iter().zip(&probabilities).enumerate() {
+        for (n, (fields, p)) in fields.iter().zip(&probabilities).enumerate() {
             let score = f64::from(*p);
             let features = self
-                .feature_set
+                .definitions
                 .names()
                 .iter()
                 .zip(&rows[n * k..(n + 1) * k])
                 .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
                 .collect();
             let event = Score {
-                event_id: tx.event_id.clone(),
-                card_id: tx.card_id.clone(),
-                event_time: tx.event_time,
+                event_id: self.plan.event_id(fields),
+                card_id: self.plan.primary_key(fields),
+                event_time: self.definitions.event_time(fields).unwrap_or_default(),
                 model_name: meta.name.clone(),
                 model_version: meta.version.clone(),
                 score,
@@ -251,9 +259,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 features,
                 reasons: std::mem::take(&mut reasons[n]),
                 scored_at,
-                attributes: monitored_attributes(tx),
+                attributes: self.plan.attributes(fields),
             };
-            messages.push(OutgoingMessage::new(tx.card_id.as_bytes(), self.score_encoder.encode(&event)?));
+            messages.push(OutgoingMessage::new(event.card_id.as_bytes(), self.score_encoder.encode(&event)?));
         }
         // A delivery failure fails the batch; the loop retries it, and the replay is
         // fenced in the store, so the worst case is a duplicate score, never a lost one.
@@ -265,20 +273,20 @@ impl<S: FeatureStore> ScoringHandler<S> {
         // One clock read for the batch: every score in it was acknowledged together.
         let done = std::time::Instant::now();
         let latencies: Vec<std::time::Duration> =
-            valid.iter().map(|(i, _)| done.saturating_duration_since(batch[*i].received_at)).collect();
+            valid.iter().map(|i| done.saturating_duration_since(batch[*i].received_at)).collect();
         self.stats.latency.record_many_us(latencies.iter().map(|d| d.as_micros() as u64));
         let event_latency = metrics::histogram!(m::EVENT_LATENCY);
         for latency in &latencies {
             event_latency.record(latency.as_secs_f64());
         }
         if let Some(shadow) = &self.shadow {
-            let events = valid
+            let events = fields
                 .iter()
-                .map(|(_, tx)| crate::shadow::ShadowEvent {
-                    event_id: tx.event_id.clone(),
-                    card_id: tx.card_id.clone(),
-                    event_time: tx.event_time,
-                    attributes: monitored_attributes(tx),
+                .map(|fields| crate::shadow::ShadowEvent {
+                    event_id: self.plan.event_id(fields),
+                    card_id: self.plan.primary_key(fields),
+                    event_time: self.definitions.event_time(fields).unwrap_or_default(),
+                    attributes: self.plan.attributes(fields),
                 })
                 .collect();
             shadow.offer(crate::shadow::ShadowBatch { rows, events });
@@ -316,20 +324,6 @@ pub async fn score_and_explain(
     .await
 }
 
-/// The event's categorical attributes carried on its score, for drift and fairness by
-/// group downstream.
-fn monitored_attributes(tx: &Transaction) -> std::collections::BTreeMap<String, String> {
-    [
-        ("customer_segment", &tx.customer_segment),
-        ("channel", &tx.channel),
-        ("country", &tx.country),
-        ("currency", &tx.currency),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.clone()))
-    .collect()
-}
-
 impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
     async fn handle(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
         if let Some(first) = batch.first() {
@@ -360,23 +354,24 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
 /// The Redis online store the configuration names, with weir's card key space.
 pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
     let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
-    let (keys, windows) = (card_keys(config), config.features.window_specs());
-    let (lateness, ttl) = (config.features.allowed_lateness_ms(), config.features.ttl_ms());
+    let definitions = FeatureDefinitions::new(&config.features)?;
+    let (keys, spec, ttl) = (card_keys(config), definitions.engine_spec().clone(), config.features.ttl_ms());
     if redis.cluster {
         let seeds = redis.seeds();
-        RedisStore::connect_cluster(&seeds, keys, windows, lateness, ttl)
+        RedisStore::connect_cluster(&seeds, keys, spec, ttl)
             .await
             .with_context(|| format!("connecting to the redis cluster at {seeds:?}"))
     } else {
-        RedisStore::connect(&redis.url, keys, windows, lateness, ttl)
+        RedisStore::connect(&redis.url, keys, spec, ttl)
             .await
             .with_context(|| format!("connecting to redis at {}", redis.url))
     }
 }
 
-/// Where the card features live in Redis under this configuration.
+/// Where the entities' features live in Redis under this configuration (the card's at
+/// `features_key("card", id)`).
 pub fn card_keys(config: &WeirConfig) -> KeySpace {
-    KeySpace { prefix: config.features.key_prefix.clone(), entity_kind: "card".into() }
+    KeySpace::new(&config.features.key_prefix)
 }
 
 /// [`run_pipeline`] on a task of its own.

@@ -1,10 +1,12 @@
 //! `weir serve`: request-time scoring over HTTP/1.1.
 //!
-//! - `POST /score` with a transaction as JSON (the `Transaction` fields) → the card's
-//!   window aggregates as of the request's event time, read from Redis in one round trip
-//!   (`FeatureStore::read_at`: the windows slide to that time, so a card quiet for an hour
-//!   reads empty 1-minute windows), this event added to them (count + 1, amount summed in)
-//!   so the vector means what it means on the stream ("this event included"), scored by
+//! - `POST /score` with an event of the input subject as a JSON object (fields by name,
+//!   nested records as nested objects; for transactions the `Transaction` fields),
+//!   checked as on the stream → its feature
+//!   vector as of the request's event time, with this event included so it means what it
+//!   means on the stream (`FeatureDefinitions::vector_at`: every entity's state read from
+//!   Redis in one round trip, the windows slid to that time — a card quiet for an hour has
+//!   empty 1-minute windows — and the event applied to a copy), scored by
 //!   the current champion on the blocking pool, and answered with `{event_id, score,
 //!   decision, model_name, model_version, reasons, features}`. The event is not written
 //!   to the store: the stream does that.
@@ -25,8 +27,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use weir_features::vector::FeatureSet;
-use weir_schemas::events::{FeatureValue, Reason, Transaction};
+use weir_features::definitions::FeatureDefinitions;
+use weir_schemas::events::{FeatureValue, Reason};
 use weir_schemas::store::FeatureStore;
 use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveModel;
@@ -49,7 +51,9 @@ pub struct ScoreResponse {
 struct App<S> {
     store: Arc<S>,
     model: Arc<LiveModel>,
-    feature_set: FeatureSet,
+    definitions: FeatureDefinitions,
+    /// Which fields of the JSON body are read, and the checks they pass (as on the stream).
+    plan: crate::input::InputPlan,
     scorer: ScorerConfig,
     max_body: usize,
 }
@@ -68,7 +72,8 @@ pub async fn serve<S: FeatureStore + 'static>(
     let app = Arc::new(App {
         store,
         model,
-        feature_set: FeatureSet::new(&config.features.window_specs()),
+        plan: crate::pipeline::input_plan(config, &FeatureDefinitions::new(&config.features)?),
+        definitions: FeatureDefinitions::new(&config.features)?,
         scorer: config.scorer.clone(),
         max_body: MAX_BODY,
     });
@@ -141,23 +146,21 @@ impl<S: FeatureStore + 'static> App<S> {
             .await
             .map_err(|e| bad(format!("reading body: {e}")))?
             .to_bytes();
-        let tx: Transaction = serde_json::from_slice(&body).map_err(|e| bad(format!("not a transaction: {e}")))?;
-        if tx.card_id.is_empty() || !tx.amount.is_finite() {
-            return Err(bad(format!("card_id must be non-empty and amount finite, got {:?} {}", tx.card_id, tx.amount)));
+        let event: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not json: {e}")))?;
+        if !event.is_object() {
+            return Err(bad("the body must be a json object: the event, its fields by name".to_string()));
         }
-        let mut values = self
-            .store
-            .read_at(&tx.card_id, tx.event_time)
+        let fields = crate::input::record_from_json(&event, self.plan.paths());
+        self.definitions.check(&fields).map_err(|e| bad(e.to_string()))?;
+        self.plan.check(&fields, weir_schemas::now_ms()).map_err(|e| bad(e.to_string()))?;
+        // As of the request's event time, this event included, as on the stream; one
+        // round trip for all its entities, nothing written.
+        let row = self
+            .definitions
+            .vector_at(self.store.as_ref(), &fields)
             .await
-            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("feature store: {e}")))?
-            .unwrap_or_else(|| vec![0.0; self.feature_set_windows() * 2]);
-        // This event included, as on the stream: per window (count, sum).
-        for pair in values.chunks_exact_mut(2) {
-            pair[0] += 1.0;
-            pair[1] += tx.amount;
-        }
-        let mut row = Vec::with_capacity(self.feature_set.len());
-        self.feature_set.assemble(&tx, &values, &mut row);
+            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("feature store: {e}")))?;
         let Scored { model, rows: row, outcome } =
             score_and_explain(self.model.current(), row, self.scorer.reason_top_k)
                 .await
@@ -166,24 +169,19 @@ impl<S: FeatureStore + 'static> App<S> {
         let score = f64::from(scores[0]);
         let meta = model.metadata();
         Ok(ScoreResponse {
-            event_id: tx.event_id,
+            event_id: self.plan.event_id(&fields),
             score,
             decision: self.scorer.decide(score).as_str().to_string(),
             model_name: meta.name.clone(),
             model_version: meta.version.clone(),
             reasons: reasons.pop().unwrap_or_default(),
             features: self
-                .feature_set
+                .definitions
                 .names()
                 .iter()
                 .zip(&row)
                 .map(|(name, v)| FeatureValue { name: name.clone(), value: f64::from(*v) })
                 .collect(),
         })
-    }
-
-    fn feature_set_windows(&self) -> usize {
-        // names = 4 transforms + 2 per window + 1 ratio.
-        (self.feature_set.len().saturating_sub(5)) / 2
     }
 }

@@ -1,10 +1,12 @@
-//! Feature configuration (`[features]` in `weir.toml`).
+//! Feature configuration (`[features]` in `weir.toml`): windows, lateness, Redis keys,
+//! and the feature definitions (transforms of the event, aggregations per entity), which
+//! [`crate::definitions`] checks and documents.
 
 use serde::{Deserialize, Serialize};
 
 use crate::windows::WindowSpec;
 
-/// What to compute per card, and where to keep it.
+/// What to compute per entity, and where to keep it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeaturesConfig {
@@ -22,6 +24,79 @@ pub struct FeaturesConfig {
     /// Prefix of every Redis key weir writes. Default `weir`.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
+    /// Path of the event time field (ms since the epoch, an integer). Default `event_time`.
+    #[serde(default = "default_event_time")]
+    pub event_time: String,
+    /// Distinct counts are exact while an entity keeps at most this many occurrences of the
+    /// field (within its longest window plus lateness), then HyperLogLog (6.5 % standard
+    /// error). Default 256.
+    #[serde(default = "default_distinct_exact_limit")]
+    pub distinct_exact_limit: usize,
+    /// Transforms of the event itself (`[[features.transforms]]`). With `entities` empty
+    /// too, weir's card defaults apply ([`crate::definitions`]); otherwise these replace them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformConfig>,
+    /// Entities and what each aggregates (`[[features.entities]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityConfig>,
+}
+
+/// One transform of the event (`[[features.transforms]]`); [`crate::definitions`]
+/// documents each kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// `log1p`, `hour_of_day`, `day_of_week`, `one_hot`, `value` or `ratio_to_mean`.
+    pub kind: String,
+    /// Feature name (for `one_hot`, the prefix: `<name>_<value>`). Letters, digits, `_`.
+    pub name: String,
+    /// Path of the field it reads (all kinds but `hour_of_day` and `day_of_week`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `one_hot`: the values that get a feature each (any other value is the baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// `value`: the number used when the field is missing or null. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<f64>,
+    /// `ratio_to_mean`: the entity whose mean of `field` divides the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// `ratio_to_mean`: the window of that mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+}
+
+/// One entity kind and its aggregations (`[[features.entities]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityConfig {
+    /// Entity kind, e.g. `card`: prefix of its feature names and part of its Redis keys.
+    /// Letters, digits, `_`.
+    pub name: String,
+    /// Path of the field holding the entity id (a string or an integer).
+    pub key: String,
+    /// Names of the windows it aggregates over, in this order. Default: all, in
+    /// `features.windows` order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Vec<String>>,
+    /// What it aggregates, in feature order.
+    #[serde(default)]
+    pub aggregations: Vec<AggregationConfig>,
+}
+
+/// One aggregation: `{ kind = "sum", field = "amount", as = "amt" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// `count`, `sum`, `mean`, `min`, `max`, `distinct` or `seconds_since_last`.
+    pub kind: String,
+    /// Path of the field (sum, mean, min, max, distinct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Name part used instead of the field path in feature names.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 /// One sliding window.
@@ -52,6 +127,12 @@ fn default_ttl_slack_secs() -> u64 {
 fn default_key_prefix() -> String {
     "weir".into()
 }
+fn default_event_time() -> String {
+    "event_time".into()
+}
+fn default_distinct_exact_limit() -> usize {
+    256
+}
 
 impl Default for FeaturesConfig {
     fn default() -> Self {
@@ -60,6 +141,10 @@ impl Default for FeaturesConfig {
             allowed_lateness_secs: default_allowed_lateness_secs(),
             ttl_slack_secs: default_ttl_slack_secs(),
             key_prefix: default_key_prefix(),
+            event_time: default_event_time(),
+            distinct_exact_limit: default_distinct_exact_limit(),
+            transforms: Vec::new(),
+            entities: Vec::new(),
         }
     }
 }
@@ -107,6 +192,11 @@ impl FeaturesConfig {
         }
         if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
             problems.push(format!("features.key_prefix {:?} must be non-empty, without braces or spaces", self.key_prefix));
+        }
+        // weir's default definitions follow the windows: with broken windows they would
+        // only repeat the window problems.
+        if problems.is_empty() || !self.transforms.is_empty() || !self.entities.is_empty() {
+            problems.extend(crate::definitions::definition_problems(self));
         }
         problems
     }

@@ -2,43 +2,57 @@
 //!
 //! weir's feature engine. It owns:
 //!
-//! - the feature configuration and the feature vector's names and order ([`config`],
-//!   [`vector`]);
-//! - sliding-window aggregation per entity in event time: panes in a fixed ring plus
-//!   running totals per window, so the cost of an event does not grow with the window
-//!   ([`windows`]);
+//! - the feature configuration and the definitions built from it: transforms of the event
+//!   and aggregations per entity, over any event schema (fields named by path), the
+//!   feature vector's names and order ([`config`], [`definitions`]);
+//! - sliding-window aggregation per entity in event time: count, sum, mean, min, max,
+//!   distinct (exact, then HyperLogLog), seconds since the last event; panes plus running
+//!   totals per window, so the cost of an event does not grow with the window
+//!   ([`windows`]). All aggregation runs in Rust, shared by both stores;
 //! - the online stores behind [`weir_schemas::store::FeatureStore`]: Redis for production
-//!   ([`redis_store`]) and an in-process one for `weir demo` and tests ([`memory`]), which
-//!   give the same answers, bit for bit; both also answer request-time reads as of any
-//!   time (`read_at`, one round trip);
+//!   ([`redis_store`], a transactional state store: read states, compute here, write back
+//!   with a compare-and-set) and an in-process one for `weir demo` and tests ([`memory`]),
+//!   which give the same answers and states, bit for bit;
 //! - replay safety: each entity keeps, per source partition, the highest offset applied,
-//!   written atomically with its windows, so a replay after a crash applies nothing twice.
+//!   written atomically with its windows, so a replay after a crash applies nothing twice;
+//!   per partition watermarks make a replay decide lateness as the first pass did.
 //!   Offsets are stored to Kafka only after the store acknowledged the batch (in
 //!   `weir-ingest`), so nothing is skipped either.
 //!
 //! ```
-//! use weir_features::{config::FeaturesConfig, memory::EmbeddedStore};
-//! use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
+//! use weir_features::{config::FeaturesConfig, definitions::FeatureDefinitions, memory::EmbeddedStore};
+//! use weir_schemas::record::{EventRecord, FieldValue};
+//! use weir_schemas::store::{FeatureStore, SourcePosition};
 //!
-//! let config = FeaturesConfig::default();
-//! let store = EmbeddedStore::new(config.window_specs(), config.allowed_lateness_ms());
-//! let obs = Observation {
-//!     entity: "card-1".into(),
-//!     event_time_ms: 1_700_000_000_000,
-//!     value: 20.0,
-//!     position: SourcePosition { topic: "transactions".into(), partition: 0, offset: 7 },
-//! };
+//! let defs = FeatureDefinitions::new(&FeaturesConfig::default()).unwrap();
+//! assert_eq!(defs.paths(), ["event_time", "amount", "channel", "card_id"]);
+//! let record = EventRecord::new(vec![
+//!     FieldValue::Int(1_700_000_000_000),
+//!     FieldValue::Float(20.0),
+//!     FieldValue::Str("ecom".into()),
+//!     FieldValue::Str("card-1".into()),
+//! ]);
+//! defs.check(&record).unwrap();
+//! let store = EmbeddedStore::new(defs.engine_spec().clone());
+//! let at = SourcePosition { topic: "transactions".into(), partition: 0, offset: 7 };
+//! let observations = defs.observations(&record, at);
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-//! let result = rt.block_on(store.observe(&[obs.clone(), obs])).unwrap();
-//! assert_eq!(result[0].values, vec![1.0, 20.0, 1.0, 20.0]); // count_1m, sum_1m, count_1h, sum_1h
-//! assert_eq!(result[1].values, result[0].values);          // the replay is fenced off
+//! let answer = rt.block_on(store.observe(&observations)).unwrap();
+//! let mut vector = Vec::new();
+//! defs.assemble(&record, &answer.results, &mut vector);
+//! assert_eq!(defs.names()[4..8], ["card_count_1m", "card_amount_sum_1m", "card_count_1h", "card_amount_sum_1h"]);
+//! assert_eq!(vector[4..9], [1.0, 20.0, 1.0, 20.0, 1.0]);
+//! // The same position again is a replay, fenced off: the windows do not change.
+//! let again = rt.block_on(store.observe(&observations)).unwrap();
+//! assert_eq!((again.replayed, &again.results[0].values), (1, &answer.results[0].values));
 //! ```
 
 pub mod config;
+pub mod definitions;
 pub mod error;
 pub mod memory;
 pub mod redis_store;
-pub mod vector;
+pub mod transforms;
 pub mod windows;
 
 pub use error::{Error, Result};

@@ -1,59 +1,97 @@
-//! The embedded, in-process feature store: the same algorithm and answers as the Redis
-//! store, for `weir demo` and unit tests. State lives as long as the process.
+//! The embedded, in-process feature store: the engine of [`crate::windows`] on a map, for
+//! `weir demo` and tests. Same code, so the same answers as the Redis store, bit for bit.
+//! State (and the partition watermarks) lives as long as the process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use weir_schemas::store::{FeatureStore, Observation, ObservationResult};
 use weir_schemas::StoreError;
+use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResult, ObserveOutcome};
 
-use crate::windows::{EntityState, WindowSpec};
+use crate::windows::{EngineSpec, EntityState, PartitionWatermarks};
+
+struct Inner {
+    entities: HashMap<(String, String), EntityState>,
+    watermarks: PartitionWatermarks,
+}
 
 pub struct EmbeddedStore {
-    windows: Vec<WindowSpec>,
-    lateness_ms: i64,
-    entities: Mutex<HashMap<String, EntityState>>,
+    spec: EngineSpec,
+    inner: Mutex<Inner>,
 }
 
 impl EmbeddedStore {
-    pub fn new(windows: Vec<WindowSpec>, lateness_ms: i64) -> Self {
-        EmbeddedStore { windows, lateness_ms, entities: Mutex::new(HashMap::new()) }
+    pub fn new(spec: EngineSpec) -> Self {
+        let watermarks = PartitionWatermarks::new(spec.lateness_ms);
+        EmbeddedStore { spec, inner: Mutex::new(Inner { entities: HashMap::new(), watermarks }) }
+    }
+
+    pub fn spec(&self) -> &EngineSpec {
+        &self.spec
     }
 
     pub fn entity_count(&self) -> usize {
-        self.entities.lock().map(|m| m.len()).unwrap_or(0)
+        self.inner.lock().map(|m| m.entities.len()).unwrap_or(0)
     }
 
-    /// A copy of the entity's window state (tests compare it with the Redis store's).
-    pub fn state(&self, entity: &str) -> Option<EntityState> {
-        self.entities.lock().ok()?.get(entity).cloned()
+    /// A copy of an entity's state (tests compare it with the Redis store's).
+    pub fn state(&self, kind: &str, entity: &str) -> Option<EntityState> {
+        self.inner.lock().ok()?.entities.get(&(kind.to_string(), entity.to_string())).cloned()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, EntityState>>, StoreError> {
-        self.entities.lock().map_err(|_| StoreError::Protocol("embedded store lock poisoned".into()))
+    /// The watermark of a source partition, if an event was seen on it.
+    pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.inner.lock().ok()?.watermarks.watermark(topic, partition)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Protocol("embedded store lock poisoned".into()))
     }
 }
 
 impl FeatureStore for EmbeddedStore {
-    async fn observe(&self, batch: &[Observation]) -> Result<Vec<ObservationResult>, StoreError> {
-        let mut entities = self.lock()?;
-        Ok(batch
+    async fn observe(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
+        let mut inner = self.lock()?;
+        let floors = inner.watermarks.floors(batch);
+        let mut results = Vec::with_capacity(batch.len());
+        for (obs, floor) in batch.iter().zip(floors) {
+            let def = self.spec.def(&obs.kind)?;
+            let key = (obs.kind.clone(), obs.entity.clone());
+            let state = inner.entities.entry(key).or_insert_with(|| EntityState::new(def));
+            results.push(state.apply(def, obs, floor));
+        }
+        Ok(ObserveOutcome::from_results(batch, results))
+    }
+
+    async fn read(&self, entity: &EntityKey) -> Result<Option<Vec<f64>>, StoreError> {
+        let def = self.spec.def(&entity.kind)?;
+        let inner = self.lock()?;
+        Ok(inner.entities.get(&(entity.kind.clone(), entity.id.clone())).and_then(|s| s.current_values(def)))
+    }
+
+    async fn read_at(&self, entities: &[EntityKey], as_of_ms: i64) -> Result<Vec<Option<Vec<f64>>>, StoreError> {
+        let inner = self.lock()?;
+        entities
+            .iter()
+            .map(|e| {
+                let def = self.spec.def(&e.kind)?;
+                Ok(inner.entities.get(&(e.kind.clone(), e.id.clone())).map(|s| s.values_at(def, as_of_ms)))
+            })
+            .collect()
+    }
+
+    async fn preview(&self, batch: &[Observation]) -> Result<Vec<ObservationResult>, StoreError> {
+        let inner = self.lock()?;
+        batch
             .iter()
             .map(|obs| {
-                entities
-                    .entry(obs.entity.clone())
-                    .or_insert_with(|| EntityState::new(&self.windows))
-                    .apply(&self.windows, self.lateness_ms, obs)
+                let def = self.spec.def(&obs.kind)?;
+                Ok(match inner.entities.get(&(obs.kind.clone(), obs.entity.clone())) {
+                    Some(s) => s.preview(def, obs),
+                    None => EntityState::new(def).preview(def, obs),
+                })
             })
-            .collect())
-    }
-
-    async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {
-        Ok(self.lock()?.get(entity).and_then(|s| s.current_values(&self.windows)))
-    }
-
-    async fn read_at(&self, entity: &str, as_of_ms: i64) -> Result<Option<Vec<f64>>, StoreError> {
-        Ok(self.lock()?.get(entity).map(|s| s.values_at(&self.windows, as_of_ms)))
+            .collect()
     }
 }
 
@@ -63,6 +101,7 @@ mod tests {
     use weir_schemas::store::{Applied, SourcePosition};
 
     use crate::config::FeaturesConfig;
+    use crate::definitions::FeatureDefinitions;
 
     const T0: i64 = 1_767_225_600_000;
 
@@ -71,18 +110,30 @@ mod tests {
     }
 
     fn store() -> EmbeddedStore {
-        let c = FeaturesConfig::default();
-        EmbeddedStore::new(c.window_specs(), c.allowed_lateness_ms())
+        let defs = FeatureDefinitions::new(&FeaturesConfig::default()).unwrap();
+        EmbeddedStore::new(defs.engine_spec().clone())
     }
 
     fn obs(entity: &str, t: i64, value: f64, partition: i32, offset: i64) -> Observation {
         Observation {
+            kind: "card".into(),
             entity: entity.into(),
             event_time_ms: t,
-            value,
+            values: vec![Some(value)],
+            distinct: vec![],
             position: SourcePosition { topic: "transactions".into(), partition, offset },
         }
     }
+
+    fn key(id: &str) -> EntityKey {
+        EntityKey { kind: "card".into(), id: id.into() }
+    }
+
+    fn values(r: &ObserveOutcome) -> Vec<Vec<f64>> {
+        r.results.iter().map(|r| r.values.clone()).collect()
+    }
+
+    // Default card values: count_1m, amount_sum_1m, count_1h, amount_sum_1h, amount_mean_1h.
 
     #[test]
     fn entities_are_independent() {
@@ -96,26 +147,27 @@ mod tests {
             obs("a", T0 + 3_000, 5.0, 0, 1),
         ];
         let r = block_on(s.observe(&batch)).unwrap();
-        let values: Vec<Vec<f64>> = r.iter().map(|r| r.values.clone()).collect();
         assert_eq!(
-            values,
+            values(&r),
             vec![
-                vec![1.0, 10.0, 1.0, 10.0],
-                vec![1.0, 1.0, 1.0, 1.0],
-                vec![2.0, 30.0, 2.0, 30.0],
+                vec![1.0, 10.0, 1.0, 10.0, 10.0],
+                vec![1.0, 1.0, 1.0, 1.0, 1.0],
+                vec![2.0, 30.0, 2.0, 30.0, 15.0],
                 // b at T0 + 120 s: its first event left the 1m window, not the 1h one.
-                vec![1.0, 2.0, 2.0, 3.0],
-                vec![2.0, 30.0, 2.0, 30.0],
+                vec![1.0, 2.0, 2.0, 3.0, 1.5],
+                vec![2.0, 30.0, 2.0, 30.0, 15.0],
             ]
         );
         assert_eq!(
-            r.iter().map(|r| r.applied).collect::<Vec<_>>(),
+            r.results.iter().map(|r| r.applied).collect::<Vec<_>>(),
             vec![Applied::Applied, Applied::Applied, Applied::Applied, Applied::Applied, Applied::Replayed]
         );
+        assert_eq!((r.replayed, r.late_total()), (1, 0));
         assert_eq!(s.entity_count(), 2);
-        assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![2.0, 30.0, 2.0, 30.0]));
-        assert_eq!(block_on(s.read("b")).unwrap(), Some(vec![1.0, 2.0, 2.0, 3.0]));
-        assert_eq!(block_on(s.read("c")).unwrap(), None);
+        assert_eq!(block_on(s.read(&key("a"))).unwrap(), Some(vec![2.0, 30.0, 2.0, 30.0, 15.0]));
+        assert_eq!(block_on(s.read(&key("b"))).unwrap(), Some(vec![1.0, 2.0, 2.0, 3.0, 1.5]));
+        assert_eq!(block_on(s.read(&key("c"))).unwrap(), None);
+        assert!(block_on(s.read(&EntityKey { kind: "user".into(), id: "a".into() })).is_err());
     }
 
     #[test]
@@ -123,27 +175,54 @@ mod tests {
         let s = store();
         let first = [obs("a", T0, 1.0, 0, 10), obs("a", T0 + 1, 2.0, 0, 11)];
         block_on(s.observe(&first)).unwrap();
-        // A replay of the whole batch after a crash, then new events.
         let again = [first[0].clone(), first[1].clone(), obs("a", T0 + 2, 4.0, 0, 12)];
         let r = block_on(s.observe(&again)).unwrap();
-        assert_eq!(r.iter().map(|r| r.applied).collect::<Vec<_>>(), vec![Applied::Replayed, Applied::Replayed, Applied::Applied]);
-        assert_eq!(r[2].values, vec![3.0, 7.0, 3.0, 7.0]);
-        assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![3.0, 7.0, 3.0, 7.0]));
+        assert_eq!(r.results.iter().map(|r| r.applied).collect::<Vec<_>>(), vec![Applied::Replayed, Applied::Replayed, Applied::Applied]);
+        assert_eq!(r.results[2].values[..4], [3.0, 7.0, 3.0, 7.0]);
     }
 
     #[test]
-    fn late_events_are_reported_and_read_is_as_of_the_newest_event() {
+    fn late_events_are_counted_per_kind_and_read_at_slides() {
         let s = store();
         let r = block_on(s.observe(&[obs("a", T0 + 3_600_000, 1.0, 0, 0), obs("a", T0, 9.0, 0, 1)])).unwrap();
-        assert_eq!(r[1].applied, Applied::Late);
-        assert_eq!(r[1].values, vec![0.0; 4]);
-        assert_eq!(block_on(s.read("a")).unwrap(), Some(vec![1.0, 1.0, 1.0, 1.0]));
-        // Request time: as of the newest event it is `read`; windows slide on without events.
-        assert_eq!(block_on(s.read_at("a", T0 + 3_600_000)).unwrap(), Some(vec![1.0, 1.0, 1.0, 1.0]));
-        assert_eq!(block_on(s.read_at("a", T0 + 3_600_000 + 60_000)).unwrap(), Some(vec![0.0, 0.0, 1.0, 1.0]));
-        assert_eq!(block_on(s.read_at("a", T0 + 2 * 3_600_000)).unwrap(), Some(vec![0.0; 4]));
-        assert_eq!(block_on(s.read_at("b", T0)).unwrap(), None);
-        // An empty batch is fine.
-        assert!(block_on(s.observe(&[])).unwrap().is_empty());
+        assert_eq!(r.results[1].applied, Applied::Late);
+        assert_eq!(r.results[1].values, vec![0.0; 5]);
+        assert_eq!(r.late.get("card"), Some(&1));
+        assert_eq!(block_on(s.read(&key("a"))).unwrap(), Some(vec![1.0, 1.0, 1.0, 1.0, 1.0]));
+        let at = |t| block_on(s.read_at(&[key("a"), key("b")], t)).unwrap();
+        assert_eq!(at(T0 + 3_600_000), vec![Some(vec![1.0, 1.0, 1.0, 1.0, 1.0]), None]);
+        assert_eq!(at(T0 + 3_660_000)[0], Some(vec![0.0, 0.0, 1.0, 1.0, 1.0]));
+        assert_eq!(at(T0 + 7_200_000)[0], Some(vec![0.0; 5]));
+        assert!(block_on(s.observe(&[])).unwrap().results.is_empty());
+    }
+
+    #[test]
+    fn partition_watermark_makes_events_late_for_every_entity() {
+        let s = store();
+        // b's first event is 61 s behind what partition 0 has seen (a at T0 + 61 s): late,
+        // although b has no events; on partition 1 the same event is fine.
+        let r = block_on(s.observe(&[
+            obs("a", T0 + 61_000, 1.0, 0, 0),
+            obs("b", T0 - 1, 1.0, 0, 1),
+            obs("b", T0 + 1_000, 1.0, 0, 2),
+            obs("c", T0 - 1, 1.0, 1, 0),
+        ]))
+        .unwrap();
+        let st: Vec<Applied> = r.results.iter().map(|r| r.applied).collect();
+        assert_eq!(st, vec![Applied::Applied, Applied::Late, Applied::Applied, Applied::Applied]);
+        assert_eq!(s.watermark("transactions", 0), Some(T0 + 1_000));
+        assert_eq!(s.watermark("transactions", 1), Some(T0 - 60_001));
+        assert_eq!(s.watermark("transactions", 2), None);
+    }
+
+    #[test]
+    fn preview_includes_the_event_and_writes_nothing() {
+        let s = store();
+        block_on(s.observe(&[obs("a", T0, 10.0, 0, 0)])).unwrap();
+        let p = block_on(s.preview(&[obs("a", T0 + 1_000, 30.0, 0, 0), obs("new", T0, 5.0, 0, 0)])).unwrap();
+        assert_eq!(p[0].values, vec![2.0, 40.0, 2.0, 40.0, 20.0]);
+        assert_eq!(p[1].values, vec![1.0, 5.0, 1.0, 5.0, 5.0]);
+        assert_eq!(block_on(s.read(&key("a"))).unwrap(), Some(vec![1.0, 10.0, 1.0, 10.0, 10.0]));
+        assert_eq!(s.entity_count(), 1);
     }
 }

@@ -1,67 +1,120 @@
-//! The online feature store on Redis.
+//! The online feature store on Redis: a transactional state store. All aggregation runs
+//! in Rust ([`crate::windows`], the code the embedded store runs); Redis keeps each
+//! entity's state as one versioned blob and writes it back only if nobody else did since.
 //!
-//! Key layout (documented for users in the README), for entity kind `card`, id `c42` and
-//! prefix `weir`:
+//! ## Key layout
+//!
+//! For prefix `weir`, entity kind `card`, id `c42` (documented for users in the README):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `weir:{card:c42}` | hash | `count_<w>`, `amount_sum_<w>` per window as of the newest event, `event_time_max`: readable with `redis-cli HGETALL` |
-//! | `weir:{card:c42}:state` | hash | the window state, binary: `h` the header (fingerprint, newest event time, per window the newest pane and running count and sum) as little-endian doubles; one field per ring slot written so far (pane, count, sum), named by 3 bytes: window number from 1, slot / 256, slot % 256; `f:<topic>:<partition>` the replay fence, highest applied offset as text ([`crate::windows`] documents the cells) |
+//! | `weir:{card:c42}` | hash | the entity's values as of its newest event, named like its features without the `card_` prefix (`count_1m`, `amount_sum_1m`, …), plus `event_time_max` (ms): readable with `redis-cli HGETALL` |
+//! | `weir:{card:c42}:state` | hash | `v` the state version (1, 2, …), `s` the state blob ([`EntityState::to_bytes`]: windows, panes, recent times, distinct occurrences or sketches, replay fences) |
+//! | `weir:{wm}:<topic>:<partition>` | string | the partition's watermark, ms ([`crate::windows::PartitionWatermarks`]) |
 //!
-//! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so the
-//! script that updates them is atomic there too.
+//! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so
+//! the script that writes them is atomic there too. Both get a time-to-live of the longest
+//! window plus lateness plus slack, refreshed on every write.
 //!
-//! **Redis Cluster** ([`RedisStore::connect_cluster`]): the redis crate's cluster pipeline
-//! sends a pipeline to the node of its first key and refuses one whose keys lie in several
-//! slots (`CrossSlot`). So a micro-batch is split into one pipeline per hash slot (in
-//! practice per entity), keeping the batch order within each, and all of them are sent at
-//! once: the cluster connection multiplexes them over one connection per node, so the
-//! batch still costs about one round trip. Entities are independent, so the order between
-//! slots does not matter; within an entity it is kept. A group that fails (a node down, a
-//! slot moved) fails the batch, and its replay is safe: observations already applied in
-//! other groups are fenced off and answer as `Replayed`. Both keys get a TTL of the longest window
-//! plus lateness plus slack, refreshed at least once per micro-batch that touches them.
+//! ## A micro-batch
 //!
-//! Each observation is one `EVALSHA` of `apply_observation.lua`; a micro-batch is one
-//! pipeline, so one round trip. The script checks the fence, reads the header and the
-//! ring slots it needs (one `HMGET`; a second only for panes sliding out or an
-//! out-of-order answer), writes what changed (one `HSET`), and answers the aggregates as
-//! of the event time, all atomically: an event is either wholly applied with its fence or
-//! not at all, which is what makes a replay after a crash count every event exactly
-//! once. The readable hash is rewritten by the entity's last observation in each batch
-//! (whatever its status), so after a batch it matches the state.
+//! 1. One round trip: `HMGET v s` of every entity the batch touches, and the watermark
+//!    of every partition in it (pipelined; on a cluster, one pipeline per hash slot, all
+//!    sent at once).
+//! 2. In Rust: every observation in batch order, each entity's from the state just read:
+//!    fence, lateness, windows, answers.
+//! 3. One round trip: per entity, one small Lua script, a compare-and-set: if `v` still
+//!    is what step 1 read, write `s`, `v + 1`, the readable hash, and both TTLs. An entity
+//!    whose observations were all replays is not written.
+//! 4. An entity whose `v` moved (another process wrote it: a merchant is fed by several
+//!    partitions, so by several consumers; or a zombie owner of a revoked partition) is
+//!    read again and its observations recomputed from the new state, then written with
+//!    the same check; at most [`MAX_CAS_ATTEMPTS`] times, then the batch fails with a
+//!    retryable error.
+//! 5. Only when every entity was written: each partition's watermark is raised (to the
+//!    max of the stored one and this batch's), one round trip.
+//!
+//! ## Why a replay is exact
+//!
+//! An entity's state and its replay fences (highest offset applied per source partition)
+//! are one blob, written by one script: an observation is in the state exactly when its
+//! offset is under the fence. The consumer stores offsets to Kafka only after `observe`
+//! returned (all entity writes and the watermarks done), so after a crash everything not
+//! acknowledged is read again, and whatever of it reached Redis is fenced off (answered as
+//! `Replayed`, with the values as of its time) and the rest applied: every event counts
+//! exactly once. The compare-and-set makes a write computed from a stale read impossible,
+//! so two processes (a rebalance's old and new owner, or the feeders of a shared entity)
+//! never lose each other's updates.
+//!
+//! Lateness is decided against the entity's newest event and its partition's watermark.
+//! The stored watermark only ever covers batches whose every entity write succeeded, and
+//! a replay starts at or before the first event not acknowledged and sees every event in
+//! between again, so at each event the replay's watermark is the clean pass's:
+//! `max(stored, events before it on the partition) - lateness`. The same events are late.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
 
 use weir_schemas::StoreError;
-use weir_schemas::store::{Applied, FeatureStore, Observation, ObservationResult};
+use weir_schemas::store::{Applied, EntityKey, FeatureStore, Observation, ObservationResult, ObserveOutcome};
 
-use crate::windows::{EntityState, WindowSpec, layout_fingerprint, value_names, header_cells};
+use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
-const APPLY_SCRIPT: &str = include_str!("apply_observation.lua");
+/// Compare-and-set attempts per entity per batch before giving up (retryable).
+pub const MAX_CAS_ATTEMPTS: usize = 8;
 
-/// Key names for one entity kind under a prefix.
+/// KEYS: state hash, readable hash. ARGV: the version read (`''` for none), the new blob,
+/// the TTL in ms, then field/value pairs of the readable hash. Returns 1 when written, 0
+/// when the version moved (nothing written).
+const CAS_SCRIPT: &str = r#"
+local v = redis.call('HGET', KEYS[1], 'v')
+if (v or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', tostring((tonumber(v) or 0) + 1), 's', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if #ARGV > 3 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+"#;
+
+/// KEYS: a watermark key. ARGV: the new watermark. Keeps the larger.
+const WATERMARK_SCRIPT: &str = r#"
+local old = tonumber(redis.call('GET', KEYS[1]))
+if not old or tonumber(ARGV[1]) > old then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"#;
+
+/// Key names under a prefix.
 #[derive(Debug, Clone)]
 pub struct KeySpace {
     pub prefix: String,
-    pub entity_kind: String,
 }
 
 impl KeySpace {
-    /// The readable feature hash of an entity.
-    pub fn features_key(&self, entity: &str) -> String {
-        format!("{}:{{{}:{}}}", self.prefix, self.entity_kind, entity)
+    pub fn new(prefix: &str) -> Self {
+        KeySpace { prefix: prefix.to_string() }
     }
 
-    /// The internal window state of an entity.
-    pub fn state_key(&self, entity: &str) -> String {
-        format!("{}:{{{}:{}}}:state", self.prefix, self.entity_kind, entity)
+    /// The readable hash of an entity.
+    pub fn features_key(&self, kind: &str, id: &str) -> String {
+        format!("{}:{{{kind}:{id}}}", self.prefix)
+    }
+
+    /// The state hash of an entity.
+    pub fn state_key(&self, kind: &str, id: &str) -> String {
+        format!("{}:{{{kind}:{id}}}:state", self.prefix)
+    }
+
+    /// The watermark of a source partition.
+    pub fn watermark_key(&self, topic: &str, partition: i32) -> String {
+        format!("{}:{{wm}}:{topic}:{partition}", self.prefix)
     }
 }
 
@@ -80,7 +133,7 @@ impl Connection {
         }
     }
 
-    async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+    async fn query_pipeline(&self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
         match self.clone() {
             Connection::Single(mut c) => pipe.query_async(&mut c).await,
             Connection::Cluster(mut c) => pipe.query_async(&mut c).await,
@@ -91,85 +144,58 @@ impl Connection {
 pub struct RedisStore {
     connection: Connection,
     keys: KeySpace,
-    windows: Vec<WindowSpec>,
-    script: String,
-    script_sha: String,
-    /// Field names of the readable hash, in value order.
-    value_fields: Vec<String>,
+    spec: EngineSpec,
+    ttl_ms: i64,
+    cas_sha: String,
+    watermark_sha: String,
+    watermarks: Mutex<PartitionWatermarks>,
 }
 
 fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// The script with this configuration's constants in front of it.
-fn script_for(windows: &[WindowSpec], lateness_ms: i64, ttl_ms: i64) -> String {
-    let list =
-        |f: &dyn Fn(&WindowSpec) -> String| windows.iter().map(f).collect::<Vec<_>>().join(", ");
-    format!(
-        "local CONFIG = {{ lateness = {lateness_ms}, ttl = '{ttl_ms}', fingerprint = {fingerprint},\n  \
-         header = {header}, header_format = '<{header_format}', values_format = '<{values_format}',\n  windows = {{ {windows} }} }}\n{APPLY_SCRIPT}",
-        fingerprint = layout_fingerprint(windows),
-        header = header_cells(windows),
-        header_format = "d".repeat(header_cells(windows)),
-        values_format = "d".repeat(2 * windows.len()),
-        windows = list(&|w| format!(
-            "{{ count_field = 'count_{}', sum_field = 'amount_sum_{}', pane_ms = {}, panes = {}, slots = {} }}",
-            w.name, w.name, w.pane_ms, w.panes, w.slots
-        )),
-    )
+/// One entity touched by a batch: its key, definition, the batch indices of its
+/// observations, and the version read.
+struct Touched<'a> {
+    kind: &'a str,
+    id: &'a str,
+    def: &'a EntityDef,
+    indices: Vec<usize>,
+    version: String,
+    state: Option<Vec<u8>>,
 }
 
 impl RedisStore {
-    /// Connects (with automatic reconnection) and loads the script.
-    pub async fn connect(
-        url: &str,
-        keys: KeySpace,
-        windows: Vec<WindowSpec>,
-        lateness_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<Self, StoreError> {
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Protocol(format!("bad redis url {url:?}: {e}")))?;
+    /// Connects (with automatic reconnection) and loads the scripts.
+    pub async fn connect(url: &str, keys: KeySpace, spec: EngineSpec, ttl_ms: i64) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(|e| StoreError::Protocol(format!("bad redis url {url:?}: {e}")))?;
         let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
-        Self::with_connection(Connection::Single(connection), keys, windows, lateness_ms, ttl_ms).await
+        Self::with_connection(Connection::Single(connection), keys, spec, ttl_ms).await
     }
 
     /// Connects to a Redis Cluster through any of `seeds` (`redis://host:port` of some of
     /// its nodes; the client discovers the rest and follows slot moves) and loads the
-    /// script on every master.
-    pub async fn connect_cluster(
-        seeds: &[String],
-        keys: KeySpace,
-        windows: Vec<WindowSpec>,
-        lateness_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<Self, StoreError> {
+    /// scripts on every master.
+    pub async fn connect_cluster(seeds: &[String], keys: KeySpace, spec: EngineSpec, ttl_ms: i64) -> Result<Self, StoreError> {
         let client = ClusterClient::new(seeds.iter().map(String::as_str))
             .map_err(|e| StoreError::Protocol(format!("bad redis cluster seeds {seeds:?}: {e}")))?;
         let connection = client.get_async_connection().await.map_err(unavailable)?;
-        Self::with_connection(Connection::Cluster(connection), keys, windows, lateness_ms, ttl_ms).await
+        Self::with_connection(Connection::Cluster(connection), keys, spec, ttl_ms).await
     }
 
-    async fn with_connection(
-        connection: Connection,
-        keys: KeySpace,
-        windows: Vec<WindowSpec>,
-        lateness_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<Self, StoreError> {
-        let script = script_for(&windows, lateness_ms, ttl_ms);
-        let script_sha = redis::Script::new(&script).get_hash().to_string();
-        let value_fields = value_names(&windows);
+    async fn with_connection(connection: Connection, keys: KeySpace, spec: EngineSpec, ttl_ms: i64) -> Result<Self, StoreError> {
+        let watermarks = Mutex::new(PartitionWatermarks::new(spec.lateness_ms));
         let store = RedisStore {
             connection,
             keys,
-            windows,
-            script,
-            script_sha,
-            value_fields,
+            spec,
+            ttl_ms,
+            cas_sha: redis::Script::new(CAS_SCRIPT).get_hash().to_string(),
+            watermark_sha: redis::Script::new(WATERMARK_SCRIPT).get_hash().to_string(),
+            watermarks,
         };
-        store.load_script().await?;
+        store.load_scripts().await?;
         Ok(store)
     }
 
@@ -177,167 +203,293 @@ impl RedisStore {
         &self.keys
     }
 
+    pub fn spec(&self) -> &EngineSpec {
+        &self.spec
+    }
+
     /// Whether this store talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.connection, Connection::Cluster(_))
     }
 
-    /// Loads the script (on a cluster: on every master, the client fans `SCRIPT LOAD` out).
-    async fn load_script(&self) -> Result<(), StoreError> {
-        let sha: String = self
-            .connection
-            .query(redis::cmd("SCRIPT").arg("LOAD").arg(&self.script))
-            .await
-            .map_err(unavailable)?;
-        if sha != self.script_sha {
-            return Err(StoreError::Protocol(format!(
-                "redis returned script sha {sha}, expected {}",
-                self.script_sha
-            )));
+    /// Loads the scripts (on a cluster: on every master, the client fans `SCRIPT LOAD` out).
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        for (script, sha) in [(CAS_SCRIPT, &self.cas_sha), (WATERMARK_SCRIPT, &self.watermark_sha)] {
+            let got: String = self.connection.query(redis::cmd("SCRIPT").arg("LOAD").arg(script)).await.map_err(unavailable)?;
+            if &got != sha {
+                return Err(StoreError::Protocol(format!("redis returned script sha {got}, expected {sha}")));
+            }
         }
         Ok(())
     }
 
-    /// One pipeline of the observations `indices` of `batch` (in that order).
-    fn pipeline(&self, batch: &[Observation], indices: impl Iterator<Item = usize>) -> redis::Pipeline {
-        // The last observation of each entity in the batch rewrites its readable hash.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
-        for (i, obs) in batch.iter().enumerate() {
-            last.insert(&obs.entity, i);
+    /// Runs `cmds` (each with the key that routes it) in one round trip: one pipeline, or
+    /// on a cluster one per hash slot, all at once. Replies in `cmds` order.
+    async fn run(&self, cmds: &[(String, Cmd)]) -> Result<Vec<Value>, StoreError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for i in indices {
-            let obs = &batch[i];
-            pipe.cmd("EVALSHA")
-                .arg(&self.script_sha)
-                .arg(2)
-                .arg(self.keys.state_key(&obs.entity))
-                .arg(self.keys.features_key(&obs.entity))
-                .arg(obs.event_time_ms)
-                .arg(format!("{:?}", obs.value))
-                .arg(format!("f:{}:{}", obs.position.topic, obs.position.partition))
-                .arg(obs.position.offset)
-                .arg(if last.get(obs.entity.as_str()) == Some(&i) { "1" } else { "0" });
-        }
-        pipe
-    }
-
-    /// Sends one pipeline of `EVALSHA`s.
-    async fn send(&self, pipe: &Pipeline) -> Result<Vec<Vec<u8>>, StoreError> {
-        match self.connection.query_pipeline(pipe).await {
-            Ok(r) => Ok(r),
-            // A restarted Redis (or a promoted replica) forgets scripts. Nothing was
-            // applied (EVALSHA failed before running), so load it and send again.
+        match self.run_once(cmds).await {
+            // A restarted Redis (or a promoted replica) forgets scripts. EVALSHA failed
+            // before running; the scripts are compare-and-set or idempotent, so sending the
+            // whole round again is safe.
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.load_script().await?;
-                self.connection.query_pipeline(pipe).await.map_err(unavailable)
+                self.load_scripts().await?;
+                self.run_once(cmds).await.map_err(unavailable)
             }
-            // The script refused state written under other window settings: stop.
-            Err(e) if e.to_string().contains("other window settings") => Err(StoreError::Protocol(e.to_string())),
             Err(e) => Err(unavailable(e)),
+            Ok(v) => Ok(v),
         }
     }
 
-    fn parse_reply(&self, reply: &[u8]) -> Result<ObservationResult, StoreError> {
-        let applied = match reply.first() {
-            Some(b'a') => Applied::Applied,
-            Some(b'r') => Applied::Replayed,
-            Some(b'l') => Applied::Late,
-            other => {
-                return Err(StoreError::Protocol(format!(
-                    "unexpected script status {other:?}"
-                )));
+    async fn run_once(&self, cmds: &[(String, Cmd)]) -> RedisResult<Vec<Value>> {
+        let groups: Vec<Vec<usize>> = match &self.connection {
+            Connection::Single(_) => vec![(0..cmds.len()).collect()],
+            Connection::Cluster(_) => {
+                let mut by_slot: HashMap<Slot, Vec<usize>> = HashMap::new();
+                for (i, (key, _)) in cmds.iter().enumerate() {
+                    by_slot.entry(Slot::for_key(key)).or_default().push(i);
+                }
+                by_slot.into_values().collect()
             }
         };
-        let body = &reply[1..];
-        if body.len() != self.value_fields.len() * 8 {
-            return Err(StoreError::Protocol(format!(
-                "script returned {} bytes of values, expected {}",
-                body.len(),
-                self.value_fields.len() * 8
-            )));
-        }
-        let values = body
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        let pipes: Vec<Pipeline> = groups
+            .iter()
+            .map(|g| {
+                let mut pipe = redis::pipe();
+                for &i in g {
+                    pipe.add_command(cmds[i].1.clone());
+                }
+                pipe
+            })
             .collect();
-        Ok(ObservationResult { applied, values })
+        let answers = futures::future::try_join_all(pipes.iter().map(|p| self.connection.query_pipeline(p))).await?;
+        let mut replies = vec![Value::Nil; cmds.len()];
+        for (group, answer) in groups.iter().zip(answers) {
+            if answer.len() != group.len() {
+                return Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "pipeline reply count",
+                    format!("{} replies to {} commands", answer.len(), group.len()),
+                )));
+            }
+            for (&i, reply) in group.iter().zip(answer) {
+                replies[i] = reply;
+            }
+        }
+        Ok(replies)
     }
 
-    /// The entity's whole window state (for request-time reads as of any time, and for
-    /// tests), or `None` if unknown or expired. One round trip.
-    pub async fn read_state(&self, entity: &str) -> Result<Option<EntityState>, StoreError> {
-        let fields: Vec<(Vec<u8>, Vec<u8>)> =
-            self.connection.query(redis::cmd("HGETALL").arg(self.keys.state_key(entity))).await.map_err(unavailable)?;
-        if fields.is_empty() {
-            return Ok(None);
+    fn read_cmd(&self, kind: &str, id: &str) -> (String, Cmd) {
+        let key = self.keys.state_key(kind, id);
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key).arg("v").arg("s");
+        (key, cmd)
+    }
+
+    /// Parses an `HMGET v s` reply: (version, blob).
+    fn parse_state(reply: Value) -> Result<(String, Option<Vec<u8>>), StoreError> {
+        let (v, s): (Option<String>, Option<Vec<u8>>) =
+            redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state read: {e}")))?;
+        Ok((v.unwrap_or_default(), s))
+    }
+
+    fn decode(def: &EntityDef, blob: Option<&[u8]>) -> Result<EntityState, StoreError> {
+        match blob {
+            Some(b) => EntityState::from_bytes(def, b).map_err(StoreError::Protocol),
+            None => Ok(EntityState::new(def)),
         }
-        EntityState::from_hash_fields(&self.windows, &fields).map(Some).map_err(StoreError::Protocol)
+    }
+
+    /// The state of one entity, or `None` if unknown or expired. One round trip.
+    pub async fn read_state(&self, kind: &str, id: &str) -> Result<Option<EntityState>, StoreError> {
+        let def = self.spec.def(kind)?;
+        let reply = self.run(&[self.read_cmd(kind, id)]).await?.pop().unwrap_or(Value::Nil);
+        let (_, blob) = Self::parse_state(reply)?;
+        blob.map(|b| Self::decode(def, Some(&b))).transpose()
+    }
+
+    /// The states of `entities` in one round trip.
+    async fn read_states(&self, entities: &[EntityKey]) -> Result<Vec<Option<EntityState>>, StoreError> {
+        let cmds: Vec<(String, Cmd)> = entities.iter().map(|e| self.read_cmd(&e.kind, &e.id)).collect();
+        let replies = self.run(&cmds).await?;
+        entities
+            .iter()
+            .zip(replies)
+            .map(|(e, reply)| {
+                let def = self.spec.def(&e.kind)?;
+                let (_, blob) = Self::parse_state(reply)?;
+                blob.map(|b| Self::decode(def, Some(&b))).transpose()
+            })
+            .collect()
+    }
+
+    /// The compare-and-set of one entity after applying its observations.
+    fn write_cmd(&self, t: &Touched<'_>, state: &EntityState) -> (String, Cmd) {
+        let key = self.keys.state_key(t.kind, t.id);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.cas_sha).arg(2).arg(&key).arg(self.keys.features_key(t.kind, t.id));
+        cmd.arg(&t.version).arg(state.to_bytes(t.def)).arg(self.ttl_ms);
+        if let Some(values) = state.current_values(t.def) {
+            for (name, v) in t.def.value_names().iter().zip(values) {
+                cmd.arg(name).arg(v.to_string());
+            }
+            cmd.arg("event_time_max").arg(state.max_event_time().unwrap_or_default());
+        }
+        (key, cmd)
     }
 }
 
 impl FeatureStore for RedisStore {
-    async fn observe(&self, batch: &[Observation]) -> Result<Vec<ObservationResult>, StoreError> {
+    async fn observe(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(ObserveOutcome::default());
         }
-        let replies = match &self.connection {
-            Connection::Single(_) => self.send(&self.pipeline(batch, 0..batch.len())).await?,
-            Connection::Cluster(_) => {
-                // One pipeline per hash slot, in batch order within it; all sent at once.
-                let mut groups: HashMap<Slot, Vec<usize>> = HashMap::new();
-                for (i, obs) in batch.iter().enumerate() {
-                    let slot = Slot::for_key(self.keys.state_key(&obs.entity));
-                    groups.entry(slot).or_default().push(i);
+        // The entities touched, in order of first appearance.
+        let mut touched: Vec<Touched<'_>> = Vec::new();
+        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, obs) in batch.iter().enumerate() {
+            let def = self.spec.def(&obs.kind)?;
+            let at = *index.entry((&obs.kind, &obs.entity)).or_insert_with(|| {
+                touched.push(Touched { kind: &obs.kind, id: &obs.entity, def, indices: Vec::new(), version: String::new(), state: None });
+                touched.len() - 1
+            });
+            touched[at].indices.push(i);
+        }
+        let partitions = {
+            let mut p: Vec<(&str, i32)> = Vec::new();
+            for obs in batch {
+                let key = (obs.position.topic.as_str(), obs.position.partition);
+                if !p.contains(&key) {
+                    p.push(key);
                 }
-                let groups: Vec<Vec<usize>> = groups.into_values().collect();
-                let pipes: Vec<Pipeline> =
-                    groups.iter().map(|g| self.pipeline(batch, g.iter().copied())).collect();
-                let answers = futures::future::try_join_all(pipes.iter().map(|p| self.send(p))).await?;
-                let mut replies = vec![Vec::new(); batch.len()];
-                for (group, answer) in groups.iter().zip(answers) {
-                    if answer.len() != group.len() {
-                        return Err(StoreError::Protocol(format!(
-                            "redis answered {} replies to a pipeline of {}",
-                            answer.len(),
-                            group.len()
-                        )));
-                    }
-                    for (&i, reply) in group.iter().zip(answer) {
-                        replies[i] = reply;
-                    }
-                }
-                replies
             }
+            p
         };
-        replies.iter().map(|r| self.parse_reply(r)).collect()
-    }
 
-    /// One `HGETALL` of the state hash; the windows are computed here, by the same code as
-    /// the embedded store.
-    async fn read_at(&self, entity: &str, as_of_ms: i64) -> Result<Option<Vec<f64>>, StoreError> {
-        Ok(self.read_state(entity).await?.map(|s| s.values_at(&self.windows, as_of_ms)))
-    }
-
-    async fn read(&self, entity: &str) -> Result<Option<Vec<f64>>, StoreError> {
-        let values: Vec<Option<String>> = self
-            .connection
-            .query(redis::cmd("HMGET").arg(self.keys.features_key(entity)).arg(&self.value_fields))
-            .await
-            .map_err(unavailable)?;
-        if values.iter().all(Option::is_none) {
-            return Ok(None);
+        // Round trip 1: the states and the partitions' watermarks.
+        let mut cmds: Vec<(String, Cmd)> = touched.iter().map(|t| self.read_cmd(t.kind, t.id)).collect();
+        for (topic, partition) in &partitions {
+            let key = self.keys.watermark_key(topic, *partition);
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(&key);
+            cmds.push((key, cmd));
         }
-        values
-            .into_iter()
-            .zip(&self.value_fields)
-            .map(|(v, name)| match v {
-                Some(s) => s
-                    .parse::<f64>()
-                    .map_err(|_| StoreError::Protocol(format!("field {name} holds {s:?}"))),
-                None => Err(StoreError::Protocol(format!("field {name} is missing"))),
+        let mut replies = self.run(&cmds).await?;
+        let wm_replies = replies.split_off(touched.len());
+        for (t, reply) in touched.iter_mut().zip(replies) {
+            (t.version, t.state) = Self::parse_state(reply)?;
+        }
+        let floors = {
+            let mut wm = self.watermarks.lock().map_err(|_| StoreError::Protocol("watermark lock poisoned".into()))?;
+            for ((topic, partition), reply) in partitions.iter().zip(wm_replies) {
+                let stored: Option<i64> = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("watermark read: {e}")))?;
+                if let Some(w) = stored {
+                    wm.raise(topic, *partition, w);
+                }
+            }
+            wm.floors(batch)
+        };
+
+        // Compute, write with a compare-and-set, recompute and retry the conflicts.
+        let mut results: Vec<Option<ObservationResult>> = vec![None; batch.len()];
+        let mut pending: Vec<usize> = (0..touched.len()).collect();
+        for attempt in 0..MAX_CAS_ATTEMPTS {
+            let mut writes: Vec<(usize, (String, Cmd))> = Vec::new();
+            for &k in &pending {
+                let t = &touched[k];
+                let mut state = Self::decode(t.def, t.state.as_deref())?;
+                let mut changed = false;
+                for &i in &t.indices {
+                    let r = state.apply(t.def, &batch[i], floors[i]);
+                    changed |= r.applied != Applied::Replayed;
+                    results[i] = Some(r);
+                }
+                if changed {
+                    writes.push((k, self.write_cmd(t, &state)));
+                }
+            }
+            let cmds: Vec<(String, Cmd)> = writes.iter().map(|(_, c)| c.clone()).collect();
+            let replies = self.run(&cmds).await?;
+            let mut conflicts = Vec::new();
+            for ((k, _), reply) in writes.iter().zip(replies) {
+                let written: i64 = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
+                if written != 1 {
+                    conflicts.push(*k);
+                }
+            }
+            if conflicts.is_empty() {
+                pending.clear();
+                break;
+            }
+            tracing::debug!(attempt, conflicts = conflicts.len(), "entity states changed under this batch; recomputing them");
+            let keys: Vec<EntityKey> =
+                conflicts.iter().map(|&k| EntityKey { kind: touched[k].kind.to_string(), id: touched[k].id.to_string() }).collect();
+            let cmds: Vec<(String, Cmd)> = keys.iter().map(|e| self.read_cmd(&e.kind, &e.id)).collect();
+            for (&k, reply) in conflicts.iter().zip(self.run(&cmds).await?) {
+                (touched[k].version, touched[k].state) = Self::parse_state(reply)?;
+            }
+            pending = conflicts;
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "{} entities kept changing under this batch ({MAX_CAS_ATTEMPTS} attempts); retry",
+                pending.len()
+            )));
+        }
+
+        // Every entity is written: now the watermarks may advance.
+        let marks = match self.watermarks.lock() {
+            Ok(wm) => wm.of_batch(batch),
+            Err(_) => return Err(StoreError::Protocol("watermark lock poisoned".into())),
+        };
+        let cmds: Vec<(String, Cmd)> = marks
+            .iter()
+            .map(|(topic, partition, w)| {
+                let key = self.keys.watermark_key(topic, *partition);
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(&self.watermark_sha).arg(1).arg(&key).arg(*w);
+                (key, cmd)
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect();
+        self.run(&cmds).await?;
+
+        let results = results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| StoreError::Protocol("an observation got no result".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ObserveOutcome::from_results(batch, results))
+    }
+
+    async fn read(&self, entity: &EntityKey) -> Result<Option<Vec<f64>>, StoreError> {
+        let def = self.spec.def(&entity.kind)?;
+        Ok(self.read_state(&entity.kind, &entity.id).await?.and_then(|s| s.current_values(def)))
+    }
+
+    /// One round trip for all of them (pipelined; per slot in parallel on a cluster); the
+    /// windows are computed here.
+    async fn read_at(&self, entities: &[EntityKey], as_of_ms: i64) -> Result<Vec<Option<Vec<f64>>>, StoreError> {
+        let states = self.read_states(entities).await?;
+        entities
+            .iter()
+            .zip(states)
+            .map(|(e, s)| {
+                let def = self.spec.def(&e.kind)?;
+                Ok(s.map(|s| s.values_at(def, as_of_ms)))
+            })
+            .collect()
+    }
+
+    async fn preview(&self, batch: &[Observation]) -> Result<Vec<ObservationResult>, StoreError> {
+        let keys: Vec<EntityKey> = batch.iter().map(|o| EntityKey { kind: o.kind.clone(), id: o.entity.clone() }).collect();
+        let states = self.read_states(&keys).await?;
+        batch
+            .iter()
+            .zip(states)
+            .map(|(obs, s)| {
+                let def = self.spec.def(&obs.kind)?;
+                Ok(s.unwrap_or_else(|| EntityState::new(def)).preview(def, obs))
+            })
+            .collect()
     }
 }

@@ -1,79 +1,109 @@
-//! Sliding windows in event time, the reference algorithm.
+//! Sliding windows in event time: the aggregation engine shared by every store.
+//!
+//! All aggregation runs here, in Rust: the embedded store keeps [`EntityState`]s in a
+//! map, the Redis store reads them (one compact binary blob per entity), applies the same
+//! code and writes them back with a compare-and-set. So both stores give bit-identical
+//! answers and states by construction.
+//!
+//! ## Panes and windows
 //!
 //! Each window of length `L` is cut into panes of length `P` (`P` divides `L`). An event
 //! at event time `t` falls in pane `p(t) = floor(t / P)`. The window *as of* `t` is the
 //! `L / P` panes ending with `p(t)`: `[p(t) - L/P + 1, p(t)]`.
 //!
+//! Per pane an entity keeps the event count and, for each numeric field its kind
+//! aggregates, `n` (events where the field was present), the sum, min and max; for a
+//! distinct field in sketch mode (below), a HyperLogLog. Only non-empty panes are kept,
+//! sorted by pane index; the oldest are dropped once they are more than the *ring* behind
+//! the newest pane: `L/P + ceil(lateness/P) + 1` panes, just enough that every pane a
+//! non-late event can need is still there.
+//!
 //! ## Cost: running totals, not pane scans
 //!
-//! Per pane we keep a count and a sum, and per window the *running totals* of the window
-//! as of the entity's newest pane (`cur`, the pane of `max_t`). An event in the newest
-//! pane (the common case) costs one pane update and one totals update per window. When an
-//! event moves `cur` forward by `g` panes, the panes that slide out are subtracted: at most
-//! `min(g, L/P)` steps, and a jump of a whole window or more just zeroes the totals. So the
-//! work per event is bounded by how far event time moved, not by the window length: over
-//! any stream an entity walks each pane at most once on the way out.
+//! Per window we keep the *running totals* of the window as of the entity's newest pane
+//! (`cur`, the pane of the newest event): count, and per numeric field `n` and sum. An event
+//! in the newest pane (the common case) costs one pane update and one totals update per
+//! window. When an event moves `cur` forward by `g` panes, the panes that slide out are
+//! subtracted: at most `min(g, L/P)` of them, and a jump of a whole window or more zeroes
+//! the totals. So the work per event is bounded by how far event time moved, not by the
+//! window length.
+//!
+//! Min and max cannot be subtracted: they are cached per window and field, updated as
+//! events come in, and recomputed over the window's panes only when a pane holding the
+//! current min or max slides out. A distinct sketch is cached the same way (registers
+//! merged by max), recomputed when any pane slides out.
 //!
 //! An out-of-order event (within the allowed lateness) updates its own pane, and the
 //! totals if that pane is inside the current window. Its answer *as of its own time* is
 //! derived from the totals by taking off the panes after its pane and adding back the ones
-//! that slid out since — at most `ceil(lateness / P) + 1` panes each way. Only an event
-//! more than a whole window behind `cur` (late, or a replay) is summed pane by pane.
+//! that slid out since (count, sum, mean); min, max and distinct are computed over the
+//! panes of its window.
 //!
 //! Sums are updated by adding and subtracting doubles, so they carry rounding of the order
-//! of 1e-16 times the largest running total. They never reach an empty window by
-//! subtraction (the newest pane is always inside): a jump of a whole window resets the
-//! totals to exactly 0, and an earlier-time answer that counts nothing is exactly 0.
-//! The Redis script performs the same operations in the same order on the same doubles,
-//! so both stores give bit-identical answers (`tests/tests/store_parity.rs`).
+//! of 1e-16 times the largest running total. A field's sum is exactly 0 when its `n` is 0.
 //!
-//! ## The ring, and expiry
+//! ## What each aggregation answers (as of event time `t`, window `w`)
 //!
-//! Panes live in a ring of `L/P + ceil(lateness/P) + 1` slots indexed by `p mod slots`.
-//! A slot holds the pane index it was last written for; a write for a newer pane (or to
-//! an empty slot, count 0) resets it. The ring is just big enough that every pane a non-late event can need is still in
-//! it, so expiry needs no separate sweep and memory per entity is fixed.
-//!
-//! An event is *late* when `t < max_t - lateness`, `max_t` being the newest event time seen
-//! for the entity; late events are not applied (and are counted by the caller).
-//!
-//! ## One flat array of doubles, shared with Redis
-//!
-//! The state is a flat array of `f64` *cells* (layout below) plus the replay fences. The
-//! Redis store keeps the same cells in the entity's state hash: the header as one binary
-//! field, each ring slot ever written as one binary field, each fence as one field
-//! ([`EntityState::from_hash_fields`] reads them back), so the script reads and writes only
-//! the few fields an event touches and parses nothing. [`EntityState::to_bytes`] is the
-//! same state as one compact string. Integers (pane indices, counts, times, offsets) are
-//! exact in a double up to 2^53.
-//!
-//! | cells | meaning |
+//! | kind | value |
 //! |---|---|
-//! | 0 | layout fingerprint ([`layout_fingerprint`]) |
-//! | 1 | `max_t`, the newest applied event time (−∞ before the first) |
-//! | `2 + 3k`, `+1`, `+2` | window `k`: `cur`, count total, sum total |
-//! | from `ring_base(k)` | window `k`'s ring: per slot, pane index, count, sum (all zero when empty) |
+//! | `count` | events in the window |
+//! | `sum` | sum of the field over the window's events where it is present |
+//! | `mean` | that sum / the number of those events |
+//! | `min`, `max` | smallest / largest such value |
+//! | `distinct` | number of distinct values of the field in the window (exact, or estimated; below) |
+//! | `seconds_since_last` | `(t - u) / 1000`, `u` the newest applied event time strictly before `t`; `-1` when there is none (the entity's first event). Not windowed. |
 //!
-//! The header (everything but the rings) is contiguous: one field in Redis, read and
-//! written whole by every event.
+//! An empty window (or no present value) answers `count 0, sum 0, mean 0, min 0, max 0,
+//! distinct 0`.
 //!
-//! Fences follow the cells: per (topic, partition), a little-endian `u16` topic length,
-//! the topic bytes, then the partition and the highest applied offset as doubles.
+//! `seconds_since_last` is exact for any arrival order within the allowed lateness: the
+//! entity keeps its applied event times within the lateness behind its newest, plus the
+//! largest time that fell out of that horizon.
+//!
+//! ## Distinct: exact, then HyperLogLog
+//!
+//! Values are hashed with [`distinct_hash`] (FNV-1a 64 of the value's text, then the
+//! murmur3 `fmix64` finalizer: fixed, identical in every process and version). While the
+//! occurrences `(time, hash)` an entity keeps for a field (those still inside some
+//! window's ring) number at most `distinct_exact_limit`, the count is exact. Beyond that the
+//! field switches, losslessly (the sketches are built from the occurrences), to a
+//! HyperLogLog per pane: 256 one-byte registers (the top 8 hash bits pick a register, the
+//! rank of the first 1 in the other 56 bits is kept by max), merged over the window's panes
+//! by register max. The estimate has a relative standard error of `1.04 / sqrt(256)` =
+//! 6.5 %, with linear counting for small ranges; it is rounded to an integer. A field
+//! stays in sketch mode for the life of the entity's state.
+//!
+//! ## Lateness and replays
+//!
+//! An event is *late* when `t < max_t - lateness` (`max_t` the entity's newest applied event
+//! time) or when it is below its source partition's watermark (given by the store, see
+//! [`PartitionWatermarks`]). Late events are not applied; they are answered with the values
+//! as of their time (over the panes still kept, so possibly partial).
+//!
+//! Each entity keeps, per source (topic, partition), the highest offset applied: an
+//! observation at or below it is a replay, not applied again, and answered as of its time.
+//! A late event's offset is consumed too.
+//!
+//! ## State encoding
+//!
+//! [`EntityState::to_bytes`]: a compact little-endian binary, only non-empty panes, led by
+//! a format version and a layout fingerprint of the entity's definition
+//! ([`EntityDef::fingerprint`]); a state written under another layout is refused with a
+//! clear error instead of being misread. Caches (min/max, merged sketches) are not stored;
+//! they are recomputed on first use.
 
-use weir_schemas::store::{Applied, Observation, ObservationResult};
+use std::collections::{HashMap, VecDeque};
 
+use weir_schemas::StoreError;
+use weir_schemas::store::{Applied, Observation, ObservationResult, SourcePosition};
+
+/// Registers of a distinct sketch.
+pub const HLL_REGISTERS: usize = 256;
+/// Version of the binary state format; part of the fingerprint.
+const FORMAT_VERSION: u8 = 3;
+const MAGIC: u8 = b'w';
 /// `cur` before the first event: below any real pane.
-pub const EMPTY_PANE: f64 = -9_007_199_254_740_992.0;
-
-/// Version of the cell layout; part of the fingerprint, bump it when the layout changes.
-const LAYOUT_VERSION: u32 = 2;
-
-/// Cells before the first window.
-const HEADER_CELLS: usize = 2;
-/// Cells per window in the header: `cur`, count total, sum total.
-const WINDOW_HEAD_CELLS: usize = 3;
-/// Cells per pane: index, count, sum.
-const PANE_CELLS: usize = 3;
+const EMPTY_PANE: i64 = i64::MIN / 4;
 
 /// One window, in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +113,7 @@ pub struct WindowSpec {
     pub pane_ms: i64,
     /// Panes per window, `length / pane`.
     pub panes: i64,
-    /// Ring size: panes + lateness panes + 1.
+    /// Panes kept: panes + lateness panes + 1.
     pub slots: i64,
 }
 
@@ -92,843 +122,1025 @@ impl WindowSpec {
         let (length_ms, pane_ms) = (length_ms as i64, pane_ms as i64);
         let panes = length_ms / pane_ms;
         let slots = panes + (lateness_ms + pane_ms - 1) / pane_ms + 1;
-        WindowSpec {
-            name: name.to_string(),
-            length_ms,
-            pane_ms,
-            panes,
-            slots,
-        }
+        WindowSpec { name: name.to_string(), length_ms, pane_ms, panes, slots }
     }
 
     pub fn pane_of(&self, t: i64) -> i64 {
         t.div_euclid(self.pane_ms)
     }
-
-    /// Cells of this window's ring.
-    pub fn ring_cells(&self) -> usize {
-        PANE_CELLS * self.slots as usize
-    }
 }
 
-/// Names of the values a store returns, in order: per window, count then sum.
-pub fn value_names(windows: &[WindowSpec]) -> Vec<String> {
-    windows
-        .iter()
-        .flat_map(|w| {
-            [
-                format!("count_{}", w.name),
-                format!("amount_sum_{}", w.name),
-            ]
-        })
-        .collect()
+/// What a windowed aggregation computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggKind {
+    Count,
+    Sum,
+    Mean,
+    Min,
+    Max,
+    Distinct,
 }
 
-/// Cells of the header (fingerprint, `max_t`, and per window `cur` and the totals).
-pub fn header_cells(windows: &[WindowSpec]) -> usize {
-    HEADER_CELLS + WINDOW_HEAD_CELLS * windows.len()
-}
-
-/// First cell of each window's ring, and the total number of cells.
-pub fn ring_bases(windows: &[WindowSpec]) -> (Vec<usize>, usize) {
-    let mut bases = Vec::with_capacity(windows.len());
-    let mut next = header_cells(windows);
-    for w in windows {
-        bases.push(next);
-        next += w.ring_cells();
-    }
-    (bases, next)
-}
-
-/// A number that changes whenever the cell layout of these windows does (layout version,
-/// and per window its pane length, panes and slots; not its name). Kept in cell 0 so that
-/// state written under another configuration is refused instead of misread.
-pub fn layout_fingerprint(windows: &[WindowSpec]) -> f64 {
-    // FNV-1a, 32 bits: small enough to be exact in a double and in Lua.
-    let mut h: u32 = 0x811c_9dc5;
-    let mut eat = |x: i64| {
-        for b in x.to_le_bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
+impl AggKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggKind::Count => "count",
+            AggKind::Sum => "sum",
+            AggKind::Mean => "mean",
+            AggKind::Min => "min",
+            AggKind::Max => "max",
+            AggKind::Distinct => "distinct",
         }
-    };
-    eat(i64::from(LAYOUT_VERSION));
-    for w in windows {
-        eat(w.pane_ms);
-        eat(w.panes);
-        eat(w.slots);
     }
-    f64::from(h)
 }
 
-/// One entity's window state: the cells (see the module docs) and the replay fences.
+/// One windowed aggregation of an entity kind.
 #[derive(Debug, Clone, PartialEq)]
+pub struct Aggregation {
+    pub kind: AggKind,
+    /// Index into the kind's numeric fields (sum, mean, min, max) or distinct fields
+    /// (distinct); unused for count.
+    pub field: usize,
+    /// The name part of the value: `<alias>_<kind>_<window>` (unused for count).
+    pub alias: String,
+}
+
+/// What one entity kind aggregates, and how its values are named and ordered.
+///
+/// Value order: per window (in this order), per aggregation (in this order); then
+/// `seconds_since_last` if asked; then the extra means (`<alias>_mean_<w>`) that
+/// transforms need but no aggregation declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityDef {
+    pub kind: String,
+    pub windows: Vec<WindowSpec>,
+    /// Aliases of the numeric fields (in [`Observation::values`] order).
+    pub numeric: Vec<String>,
+    /// Number of distinct fields (in [`Observation::distinct`] order).
+    pub distinct: usize,
+    pub aggregations: Vec<Aggregation>,
+    pub seconds_since_last: bool,
+    /// (numeric field, window index) means appended after everything else.
+    pub extra_means: Vec<(usize, usize)>,
+    pub lateness_ms: i64,
+    pub distinct_exact_limit: usize,
+    extremes: Vec<bool>,
+    names: Vec<String>,
+    fingerprint: u32,
+}
+
+impl EntityDef {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: &str,
+        windows: Vec<WindowSpec>,
+        numeric: Vec<String>,
+        distinct: usize,
+        aggregations: Vec<Aggregation>,
+        seconds_since_last: bool,
+        extra_means: Vec<(usize, usize)>,
+        lateness_ms: i64,
+        distinct_exact_limit: usize,
+    ) -> Self {
+        let mut extremes = vec![false; numeric.len()];
+        for a in &aggregations {
+            if matches!(a.kind, AggKind::Min | AggKind::Max) {
+                extremes[a.field] = true;
+            }
+        }
+        let mut names = Vec::new();
+        for w in &windows {
+            for a in &aggregations {
+                names.push(match a.kind {
+                    AggKind::Count => format!("count_{}", w.name),
+                    k => format!("{}_{}_{}", a.alias, k.as_str(), w.name),
+                });
+            }
+        }
+        if seconds_since_last {
+            names.push("seconds_since_last".to_string());
+        }
+        for &(f, w) in &extra_means {
+            names.push(format!("{}_mean_{}", numeric[f], windows[w].name));
+        }
+        let mut def = EntityDef {
+            kind: kind.to_string(),
+            windows,
+            numeric,
+            distinct,
+            aggregations,
+            seconds_since_last,
+            extra_means,
+            lateness_ms,
+            distinct_exact_limit,
+            extremes,
+            names,
+            fingerprint: 0,
+        };
+        def.fingerprint = def.compute_fingerprint();
+        def
+    }
+
+    /// Names of the values, in order (without the `<kind>_` prefix of feature names).
+    pub fn value_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// A number that changes whenever the state layout does: format version, lateness,
+    /// distinct limit, per window its pane length, panes and ring, the numeric fields and
+    /// which keep min/max, the distinct fields, `seconds_since_last`. Not names or the
+    /// aggregation list (the same state answers any of them). FNV-1a, 32 bits.
+    pub fn fingerprint(&self) -> u32 {
+        self.fingerprint
+    }
+
+    fn compute_fingerprint(&self) -> u32 {
+        let mut h: u32 = 0x811c_9dc5;
+        let mut eat = |x: i64| {
+            for b in x.to_le_bytes() {
+                h ^= u32::from(b);
+                h = h.wrapping_mul(0x0100_0193);
+            }
+        };
+        eat(i64::from(FORMAT_VERSION));
+        eat(self.lateness_ms);
+        eat(self.distinct_exact_limit as i64);
+        eat(self.windows.len() as i64);
+        for w in &self.windows {
+            eat(w.pane_ms);
+            eat(w.panes);
+            eat(w.slots);
+        }
+        eat(self.numeric.len() as i64);
+        for &e in &self.extremes {
+            eat(e as i64);
+        }
+        eat(self.distinct as i64);
+        eat(self.seconds_since_last as i64);
+        h
+    }
+
+    /// The longest window plus the lateness, ms: how long an entity's state matters.
+    pub fn horizon_ms(&self) -> i64 {
+        self.windows.iter().map(|w| w.length_ms).max().unwrap_or(0) + self.lateness_ms
+    }
+}
+
+/// The hash of a distinct value: FNV-1a 64 over its bytes, then murmur3's `fmix64` so
+/// that every bit is well mixed (HyperLogLog reads the top ones). Fixed forever: states
+/// and sketches written by one process are read by others.
+pub fn distinct_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h
+}
+
+/// Adds a hash to HyperLogLog registers.
+fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) {
+    let idx = (h >> 56) as usize;
+    let rank = ((h << 8) | 0x80).leading_zeros() as u8 + 1;
+    if regs[idx] < rank {
+        regs[idx] = rank;
+    }
+}
+
+fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a = (*a).max(*b);
+    }
+}
+
+/// The HyperLogLog estimate (256 registers, linear counting below 2.5 m), rounded.
+pub fn hll_estimate(regs: &[u8; HLL_REGISTERS]) -> f64 {
+    let m = HLL_REGISTERS as f64;
+    let mut sum = 0.0;
+    let mut zeros = 0u32;
+    for &r in regs {
+        sum += f64::from_bits((1023 - u64::from(r)) << 52);
+        zeros += (r == 0) as u32;
+    }
+    let alpha = 0.7213 / (1.0 + 1.079 / m);
+    let e = alpha * m * m / sum;
+    let e = if e <= 2.5 * m && zeros > 0 { m * (m / f64::from(zeros)).ln() } else { e };
+    e.round()
+}
+
+/// Per pane and numeric field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stat {
+    n: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+const EMPTY_STAT: Stat = Stat { n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+/// One window of one entity.
+#[derive(Debug, Clone)]
+struct Window {
+    cur: i64,
+    count: f64,
+    /// Per numeric field: (n, sum) of the current window.
+    totals: Vec<(f64, f64)>,
+    /// Non-empty panes, ascending: (index, count).
+    heads: VecDeque<(i64, f64)>,
+    /// `numeric` stats per pane, aligned with `heads`.
+    stats: VecDeque<Stat>,
+    /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
+    /// field is in sketch mode (fields in exact mode keep zeros).
+    regs: VecDeque<[u8; HLL_REGISTERS]>,
+    /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
+    extremes: Vec<Option<(f64, f64)>>,
+    /// Cache: per distinct field, registers merged over the current window.
+    sketch: Vec<Option<Box<[u8; HLL_REGISTERS]>>>,
+}
+
+impl Window {
+    fn new(nf: usize, nd: usize) -> Self {
+        Window {
+            cur: EMPTY_PANE,
+            count: 0.0,
+            totals: vec![(0.0, 0.0); nf],
+            heads: VecDeque::new(),
+            stats: VecDeque::new(),
+            regs: VecDeque::new(),
+            extremes: vec![None; nf],
+            sketch: vec![None; nd],
+        }
+    }
+
+    /// Position of pane q in `heads`, searching from the newest.
+    fn find(&self, q: i64) -> Result<usize, usize> {
+        let mut i = self.heads.len();
+        while i > 0 {
+            let idx = self.heads[i - 1].0;
+            if idx == q {
+                return Ok(i - 1);
+            }
+            if idx < q {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        Err(0)
+    }
+
+    /// Positions of the panes with index in [lo, hi].
+    fn range(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
+        if lo > hi {
+            return 0..0;
+        }
+        let start = self.heads.partition_point(|h| h.0 < lo);
+        let end = self.heads.partition_point(|h| h.0 <= hi);
+        start..end.max(start)
+    }
+}
+
+/// One entity's state: its windows, recent times, distinct occurrences and replay fences.
+#[derive(Debug, Clone)]
 pub struct EntityState {
-    cells: Vec<f64>,
+    max_t: i64,
+    windows: Vec<Window>,
+    /// Applied event times within the lateness behind `max_t`, ascending
+    /// (`seconds_since_last` only).
+    times: VecDeque<i64>,
+    /// The largest applied time that fell out of `times` (`i64::MIN` if none).
+    older: i64,
+    /// Per distinct field: in sketch mode?
+    sketched: Vec<bool>,
+    /// Per distinct field in exact mode: (time, hash), ascending by time.
+    occurrences: Vec<Vec<(i64, u64)>>,
     /// Highest applied offset per (topic, partition): the replay fence. A short list, not
-    /// a map: an entity is almost always fed by one partition, and a linear scan avoids
-    /// allocating a key per event.
+    /// a map: an entity is almost always fed by one partition.
     fences: Vec<(String, i32, i64)>,
 }
 
+impl PartialEq for EntityState {
+    /// Equal when their encodings are (caches aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.max_t == other.max_t
+            && self.times == other.times
+            && self.older == other.older
+            && self.sketched == other.sketched
+            && self.occurrences == other.occurrences
+            && self.fences() == other.fences()
+            && self.windows.len() == other.windows.len()
+            && self.windows.iter().zip(&other.windows).all(|(a, b)| {
+                a.cur == b.cur
+                    && a.count.to_bits() == b.count.to_bits()
+                    && a.totals.iter().zip(&b.totals).all(|(x, y)| x.0.to_bits() == y.0.to_bits() && x.1.to_bits() == y.1.to_bits())
+                    && a.heads == b.heads
+                    && a.stats == b.stats
+                    && a.regs == b.regs
+            })
+    }
+}
+
 impl EntityState {
-    pub fn new(windows: &[WindowSpec]) -> Self {
-        let (_, len) = ring_bases(windows);
-        let mut cells = vec![0.0; len];
-        cells[0] = layout_fingerprint(windows);
-        cells[1] = f64::NEG_INFINITY;
-        // Ring slots stay all zeros: a slot with count 0 is empty (a written slot holds at
-        // least one event). Redis zero-fills a new string the same way.
-        for k in 0..windows.len() {
-            cells[HEADER_CELLS + WINDOW_HEAD_CELLS * k] = EMPTY_PANE;
-        }
+    pub fn new(def: &EntityDef) -> Self {
         EntityState {
-            cells,
+            max_t: i64::MIN,
+            windows: def.windows.iter().map(|_| Window::new(def.numeric.len(), def.distinct)).collect(),
+            times: VecDeque::new(),
+            older: i64::MIN,
+            sketched: vec![false; def.distinct],
+            occurrences: vec![Vec::new(); def.distinct],
             fences: Vec::new(),
         }
     }
 
     pub fn max_event_time(&self) -> Option<i64> {
-        let t = self.cells[1];
-        (t != f64::NEG_INFINITY).then_some(t as i64)
+        (self.max_t != i64::MIN).then_some(self.max_t)
     }
 
-    /// Applies one observation (unless fenced or late) and returns the aggregates as of its
-    /// event time.
-    pub fn apply(
-        &mut self,
-        windows: &[WindowSpec],
-        lateness_ms: i64,
-        obs: &Observation,
-    ) -> ObservationResult {
+    /// Whether distinct field `d` has switched to sketches.
+    pub fn is_sketched(&self, d: usize) -> bool {
+        self.sketched.get(d).copied().unwrap_or(false)
+    }
+
+    /// Applies one observation (unless fenced or late) and returns the values as of its
+    /// event time. `floor` is its partition's watermark (events below it are late), if any.
+    pub fn apply(&mut self, def: &EntityDef, obs: &Observation, floor: Option<i64>) -> ObservationResult {
         let t = obs.event_time_ms;
         let pos = &obs.position;
-        let fence = self
-            .fences
-            .iter_mut()
-            .find(|(topic, partition, _)| *partition == pos.partition && *topic == pos.topic);
+        let fence = self.fences.iter_mut().find(|(topic, partition, _)| *partition == pos.partition && *topic == pos.topic);
         let applied = match fence {
-            Some((_, _, applied_up_to)) if pos.offset <= *applied_up_to => Applied::Replayed,
+            Some((_, _, up_to)) if pos.offset <= *up_to => Applied::Replayed,
             fence => {
                 match fence {
-                    Some((_, _, applied_up_to)) => *applied_up_to = pos.offset,
-                    None => self
-                        .fences
-                        .push((pos.topic.clone(), pos.partition, pos.offset)),
+                    Some((_, _, up_to)) => *up_to = pos.offset,
+                    None => self.fences.push((pos.topic.clone(), pos.partition, pos.offset)),
                 }
-                if (t as f64) < self.cells[1] - lateness_ms as f64 {
+                if self.is_late(def, t, floor) {
                     Applied::Late
                 } else {
-                    self.add(windows, t, obs.value);
+                    self.add(def, obs);
+                    self.fill_caches(def);
                     Applied::Applied
                 }
             }
         };
-        ObservationResult {
-            applied,
-            values: self.values_at(windows, t),
-        }
+        ObservationResult { applied, values: self.values_at(def, t) }
     }
 
-    /// Adds a non-late event to every window.
-    fn add(&mut self, windows: &[WindowSpec], t: i64, v: f64) {
-        let c = &mut self.cells;
-        let mut r = header_cells(windows);
-        for (k, w) in windows.iter().enumerate() {
-            let b = HEADER_CELLS + WINDOW_HEAD_CELLS * k;
-            let p = w.pane_of(t);
-            let cur = c[b] as i64;
-            if p > cur {
-                if p - cur >= w.panes {
-                    c[b + 1] = 0.0;
-                    c[b + 2] = 0.0;
-                } else {
-                    // Panes [cur - panes + 1, p - panes] slide out, oldest first.
-                    let first = cur - w.panes + 1;
-                    let mut s = first.rem_euclid(w.slots) as usize;
-                    for q in first..=p - w.panes {
-                        let at = r + PANE_CELLS * s;
-                        if c[at] == q as f64 {
-                            c[b + 1] -= c[at + 1];
-                            c[b + 2] -= c[at + 2];
-                        }
-                        s += 1;
-                        if s == w.slots as usize {
-                            s = 0;
+    /// What [`EntityState::apply`] would answer for `obs` without its fence or a
+    /// partition watermark, leaving this state as it is.
+    pub fn preview(&self, def: &EntityDef, obs: &Observation) -> ObservationResult {
+        let t = obs.event_time_ms;
+        if self.is_late(def, t, None) {
+            return ObservationResult { applied: Applied::Late, values: self.values_at(def, t) };
+        }
+        let mut copy = self.clone();
+        copy.add(def, obs);
+        ObservationResult { applied: Applied::Applied, values: copy.values_at(def, t) }
+    }
+
+    fn is_late(&self, def: &EntityDef, t: i64, floor: Option<i64>) -> bool {
+        (self.max_t != i64::MIN && t < self.max_t.saturating_sub(def.lateness_ms)) || floor.is_some_and(|f| t < f)
+    }
+
+    /// Adds a non-late event.
+    fn add(&mut self, def: &EntityDef, obs: &Observation) {
+        let t = obs.event_time_ms;
+        let nf = def.numeric.len();
+        let nd = def.distinct;
+        let any_sketched = self.sketched.iter().any(|&s| s);
+        for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
+            let p = spec.pane_of(t);
+            if p > w.cur {
+                slide(w, spec, p, nf, nd);
+            }
+            let at = match w.find(p) {
+                Ok(i) => i,
+                Err(i) => {
+                    w.heads.insert(i, (p, 0.0));
+                    for k in 0..nf {
+                        w.stats.insert(i * nf + k, EMPTY_STAT);
+                    }
+                    if any_sketched {
+                        for k in 0..nd {
+                            w.regs.insert(i * nd + k, [0; HLL_REGISTERS]);
                         }
                     }
+                    i
                 }
-                c[b] = p as f64;
-            }
-            let at = r + PANE_CELLS * p.rem_euclid(w.slots) as usize;
-            if c[at] < p as f64 || c[at + 1] == 0.0 {
-                c[at] = p as f64;
-                c[at + 1] = 0.0;
-                c[at + 2] = 0.0;
-            }
-            // c[at] > p cannot happen for a non-late event (ring size).
-            if c[at] == p as f64 {
-                c[at + 1] += 1.0;
-                c[at + 2] += v;
-                if p > c[b] as i64 - w.panes {
-                    c[b + 1] += 1.0;
-                    c[b + 2] += v;
-                }
-            }
-            r += w.ring_cells();
-        }
-        if t as f64 > c[1] {
-            c[1] = t as f64;
-        }
-    }
-
-    /// Aggregates as of event time `t`: per window, count then sum.
-    pub fn values_at(&self, windows: &[WindowSpec], t: i64) -> Vec<f64> {
-        let c = &self.cells;
-        let mut out = Vec::with_capacity(windows.len() * 2);
-        let mut r = header_cells(windows);
-        for (k, w) in windows.iter().enumerate() {
-            let b = HEADER_CELLS + WINDOW_HEAD_CELLS * k;
-            let pt = w.pane_of(t);
-            let cur = c[b] as i64;
-            let pane = |q: i64| {
-                let at = r + PANE_CELLS * q.rem_euclid(w.slots) as usize;
-                (c[at] == q as f64).then(|| (c[at + 1], c[at + 2]))
             };
-            let (mut count, mut sum);
-            if pt == cur {
-                (count, sum) = (c[b + 1], c[b + 2]);
-            } else if pt > cur || cur - pt >= w.panes {
-                // Nothing shared with the current window: sum the panes (those still in
-                // the ring; a late event's older panes may have been recycled).
-                (count, sum) = (0.0, 0.0);
-                for q in pt - w.panes + 1..=pt {
-                    if let Some((n, s)) = pane(q) {
-                        count += n;
-                        sum += s;
+            let inside = p > w.cur - spec.panes;
+            w.heads[at].1 += 1.0;
+            if inside {
+                w.count += 1.0;
+            }
+            for (k, v) in obs.values.iter().enumerate().take(nf) {
+                let Some(x) = *v else { continue };
+                let s = &mut w.stats[at * nf + k];
+                s.n += 1.0;
+                s.sum += x;
+                s.min = s.min.min(x);
+                s.max = s.max.max(x);
+                if inside {
+                    let tot = &mut w.totals[k];
+                    if let Some(c) = &mut w.extremes[k] {
+                        *c = if tot.0 == 0.0 { (x, x) } else { (c.0.min(x), c.1.max(x)) };
                     }
+                    tot.0 += 1.0;
+                    tot.1 += x;
+                }
+            }
+            for (d, h) in obs.distinct.iter().enumerate().take(nd) {
+                let Some(h) = *h else { continue };
+                if self.sketched[d] {
+                    hll_add(&mut w.regs[at * nd + d], h);
+                    if inside && let Some(c) = &mut w.sketch[d] {
+                        hll_add(c, h);
+                    }
+                }
+            }
+        }
+        if def.seconds_since_last {
+            let i = self.times.partition_point(|&u| u <= t);
+            self.times.insert(i, t);
+        }
+        for (d, h) in obs.distinct.iter().enumerate().take(nd) {
+            if let (Some(h), false) = (*h, self.sketched[d]) {
+                let occ = &mut self.occurrences[d];
+                let i = occ.len() - occ.iter().rev().take_while(|o| o.0 > t).count();
+                occ.insert(i, (t, h));
+            }
+        }
+        if t > self.max_t {
+            self.max_t = t;
+        }
+        self.prune(def);
+    }
+
+    /// Drops times and occurrences nothing can need any more; switches a distinct field
+    /// over its limit to sketches.
+    fn prune(&mut self, def: &EntityDef) {
+        let keep_from = self.max_t.saturating_sub(def.lateness_ms);
+        while let Some(&u) = self.times.front() {
+            if u >= keep_from {
+                break;
+            }
+            self.older = self.older.max(u);
+            self.times.pop_front();
+        }
+        if def.distinct == 0 {
+            return;
+        }
+        // The oldest time still inside some window's kept panes.
+        let horizon = self
+            .windows
+            .iter()
+            .zip(&def.windows)
+            .map(|(w, s)| (w.cur - s.slots + 1).saturating_mul(s.pane_ms))
+            .min()
+            .unwrap_or(i64::MAX);
+        for d in 0..def.distinct {
+            if self.sketched[d] {
+                continue;
+            }
+            let occ = &mut self.occurrences[d];
+            let drop = occ.partition_point(|o| o.0 < horizon);
+            if drop > 0 {
+                occ.drain(..drop);
+            }
+            if occ.len() > def.distinct_exact_limit {
+                self.to_sketch(def, d);
+            }
+        }
+    }
+
+    /// Switches distinct field `d` to per-pane sketches, built from its occurrences.
+    fn to_sketch(&mut self, def: &EntityDef, d: usize) {
+        let nd = def.distinct;
+        let first = !self.sketched.iter().any(|&s| s);
+        let occ = std::mem::take(&mut self.occurrences[d]);
+        for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
+            if first {
+                w.regs = std::iter::repeat_n([0; HLL_REGISTERS], w.heads.len() * nd).collect();
+            }
+            for &(t, h) in &occ {
+                if let Ok(i) = w.find(spec.pane_of(t)) {
+                    hll_add(&mut w.regs[i * nd + d], h);
+                }
+            }
+            w.sketch[d] = None;
+        }
+        self.sketched[d] = true;
+    }
+
+    /// Recomputes the caches of the current windows that are missing.
+    fn fill_caches(&mut self, def: &EntityDef) {
+        let nf = def.numeric.len();
+        let nd = def.distinct;
+        for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
+            let r = w.range(w.cur - spec.panes + 1, w.cur);
+            for k in 0..nf {
+                if def.extremes[k] && w.extremes[k].is_none() {
+                    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                    for i in r.clone() {
+                        let s = &w.stats[i * nf + k];
+                        lo = lo.min(s.min);
+                        hi = hi.max(s.max);
+                    }
+                    w.extremes[k] = Some((lo, hi));
+                }
+            }
+            for d in 0..nd {
+                if self.sketched[d] && w.sketch[d].is_none() {
+                    let mut regs = Box::new([0u8; HLL_REGISTERS]);
+                    for i in r.clone() {
+                        hll_merge(&mut regs, &w.regs[i * nd + d]);
+                    }
+                    w.sketch[d] = Some(regs);
+                }
+            }
+        }
+    }
+
+    /// The values as of event time `t` (see [`EntityDef`] for the order).
+    pub fn values_at(&self, def: &EntityDef, t: i64) -> Vec<f64> {
+        let mut out = Vec::with_capacity(def.names.len());
+        let mut scratch = Vec::new();
+        let nf = def.numeric.len();
+        let nd = def.distinct;
+        // Per window: count, and (n, sum) of a numeric field, as of t.
+        let totals = |w: &Window, spec: &WindowSpec, field: Option<usize>| -> (f64, f64) {
+            let pt = spec.pane_of(t);
+            let get = |i: usize| match field {
+                None => (w.heads[i].1, 0.0),
+                Some(k) => (w.stats[i * nf + k].n, w.stats[i * nf + k].sum),
+            };
+            if pt == w.cur {
+                return match field {
+                    None => (w.count, 0.0),
+                    Some(k) => w.totals[k],
+                };
+            }
+            let (mut n, mut s);
+            if pt > w.cur || w.cur - pt >= spec.panes {
+                (n, s) = (0.0, 0.0);
+                for i in w.range(pt - spec.panes + 1, pt) {
+                    let (a, b) = get(i);
+                    n += a;
+                    s += b;
                 }
             } else {
-                // The current totals, minus the panes after pt, plus the panes that slid
-                // out of the current window but are inside the window as of t.
-                (count, sum) = (c[b + 1], c[b + 2]);
-                for q in pt + 1..=cur {
-                    if let Some((n, s)) = pane(q) {
-                        count -= n;
-                        sum -= s;
-                    }
+                (n, s) = match field {
+                    None => (w.count, 0.0),
+                    Some(k) => w.totals[k],
+                };
+                for i in w.range(pt + 1, w.cur) {
+                    let (a, b) = get(i);
+                    n -= a;
+                    s -= b;
                 }
-                for q in pt - w.panes + 1..=cur - w.panes {
-                    if let Some((n, s)) = pane(q) {
-                        count += n;
-                        sum += s;
-                    }
-                }
-                if count == 0.0 {
-                    sum = 0.0;
+                for i in w.range(pt - spec.panes + 1, w.cur - spec.panes) {
+                    let (a, b) = get(i);
+                    n += a;
+                    s += b;
                 }
             }
-            out.push(count);
-            out.push(sum);
-            r += w.ring_cells();
+            if n == 0.0 {
+                s = 0.0;
+            }
+            (n, s)
+        };
+        for (w, spec) in self.windows.iter().zip(&def.windows) {
+            let pt = spec.pane_of(t);
+            for a in &def.aggregations {
+                let v = match a.kind {
+                    AggKind::Count => totals(w, spec, None).0,
+                    AggKind::Sum => totals(w, spec, Some(a.field)).1,
+                    AggKind::Mean => {
+                        let (n, s) = totals(w, spec, Some(a.field));
+                        if n > 0.0 { s / n } else { 0.0 }
+                    }
+                    AggKind::Min | AggKind::Max => {
+                        let k = a.field;
+                        let (lo, hi) = match w.extremes[k] {
+                            Some(c) if pt == w.cur => c,
+                            _ => {
+                                let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                                for i in w.range(pt - spec.panes + 1, pt) {
+                                    let s = &w.stats[i * nf + k];
+                                    lo = lo.min(s.min);
+                                    hi = hi.max(s.max);
+                                }
+                                (lo, hi)
+                            }
+                        };
+                        let v = if a.kind == AggKind::Min { lo } else { hi };
+                        if v.is_finite() { v } else { 0.0 }
+                    }
+                    AggKind::Distinct => {
+                        let d = a.field;
+                        if self.sketched[d] {
+                            match &w.sketch[d] {
+                                Some(c) if pt == w.cur => hll_estimate(c),
+                                _ => {
+                                    let mut regs = [0u8; HLL_REGISTERS];
+                                    for i in w.range(pt - spec.panes + 1, pt) {
+                                        hll_merge(&mut regs, &w.regs[i * nd + d]);
+                                    }
+                                    hll_estimate(&regs)
+                                }
+                            }
+                        } else {
+                            let lo = (pt - spec.panes + 1).saturating_mul(spec.pane_ms);
+                            let hi = (pt + 1).saturating_mul(spec.pane_ms);
+                            let occ = &self.occurrences[d];
+                            let start = occ.partition_point(|o| o.0 < lo);
+                            let end = occ.partition_point(|o| o.0 < hi);
+                            scratch.clear();
+                            scratch.extend(occ[start..end.max(start)].iter().map(|o| o.1));
+                            scratch.sort_unstable();
+                            scratch.dedup();
+                            scratch.len() as f64
+                        }
+                    }
+                };
+                out.push(v);
+            }
+        }
+        if def.seconds_since_last {
+            let i = self.times.partition_point(|&u| u < t);
+            let before = if i > 0 { self.times[i - 1] } else { self.older };
+            out.push(if before != i64::MIN && before < t { (t - before) as f64 / 1000.0 } else { -1.0 });
+        }
+        for &(k, wi) in &def.extra_means {
+            let (n, s) = totals(&self.windows[wi], &def.windows[wi], Some(k));
+            out.push(if n > 0.0 { s / n } else { 0.0 });
         }
         out
     }
 
-    /// Aggregates as of the newest event (what the readable Redis hash holds): the running
-    /// totals.
-    pub fn current_values(&self, windows: &[WindowSpec]) -> Option<Vec<f64>> {
-        self.max_event_time()?;
-        let mut out = Vec::with_capacity(windows.len() * 2);
-        for k in 0..windows.len() {
-            let b = HEADER_CELLS + WINDOW_HEAD_CELLS * k;
-            out.push(self.cells[b + 1]);
-            out.push(self.cells[b + 2]);
-        }
-        Some(out)
+    /// Values as of the newest event, or `None` before the first.
+    pub fn current_values(&self, def: &EntityDef) -> Option<Vec<f64>> {
+        self.max_event_time().map(|t| self.values_at(def, t))
     }
 
-    /// The cells (see the module docs).
-    pub fn cells(&self) -> &[f64] {
-        &self.cells
-    }
-
-    /// The replay fences, sorted by topic and partition: (topic, partition, highest applied
-    /// offset).
+    /// The replay fences, sorted: (topic, partition, highest applied offset).
     pub fn fences(&self) -> Vec<(String, i32, i64)> {
         let mut fences = self.fences.clone();
         fences.sort();
         fences
     }
 
-    /// Rebuilds a state from the fields of the Redis state hash (`h` the header as doubles;
-    /// a ring slot named by 3 bytes: window number from 1, slot / 256, slot % 256;
-    /// `f:<topic>:<partition>` a fence), refusing one written for another window layout.
-    pub fn from_hash_fields(windows: &[WindowSpec], fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Self, String> {
-        let mut state = EntityState::new(windows);
-        let (bases, _) = ring_bases(windows);
-        let doubles = |bytes: &[u8]| -> Vec<f64> {
-            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()
-        };
-        let mut header = false;
-        for (name, value) in fields {
-            if let [k, hi, lo] = name[..] {
-                let (k, s) = (k as usize, usize::from(hi) * 256 + usize::from(lo));
-                if k < 1 || k > windows.len() || s >= windows[k - 1].slots as usize {
-                    return Err(format!("unexpected state field {name:?}"));
+    /// The state as compact binary (module docs).
+    pub fn to_bytes(&self, def: &EntityDef) -> Vec<u8> {
+        let nf = def.numeric.len();
+        let nd = def.distinct;
+        let any_sketched = self.sketched.iter().any(|&s| s);
+        let mut out = Vec::with_capacity(64 + self.windows.iter().map(|w| w.heads.len() * (12 + nf * 24)).sum::<usize>());
+        out.push(MAGIC);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&def.fingerprint.to_le_bytes());
+        out.extend_from_slice(&self.max_t.to_le_bytes());
+        out.extend_from_slice(&self.older.to_le_bytes());
+        put_u32(&mut out, self.times.len());
+        for t in &self.times {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        for d in 0..nd {
+            out.push(self.sketched[d] as u8);
+            put_u32(&mut out, self.occurrences[d].len());
+            for (t, h) in &self.occurrences[d] {
+                out.extend_from_slice(&t.to_le_bytes());
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+        for w in &self.windows {
+            out.extend_from_slice(&w.cur.to_le_bytes());
+            out.extend_from_slice(&w.count.to_le_bytes());
+            for (n, s) in &w.totals {
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&s.to_le_bytes());
+            }
+            put_u32(&mut out, w.heads.len());
+            for (i, (q, c)) in w.heads.iter().enumerate() {
+                out.extend_from_slice(&q.to_le_bytes());
+                put_u32(&mut out, *c as usize);
+                for k in 0..nf {
+                    let s = &w.stats[i * nf + k];
+                    put_u32(&mut out, s.n as usize);
+                    out.extend_from_slice(&s.sum.to_le_bytes());
+                    if def.extremes[k] {
+                        out.extend_from_slice(&s.min.to_le_bytes());
+                        out.extend_from_slice(&s.max.to_le_bytes());
+                    }
                 }
-                let cells = doubles(value);
-                if cells.len() != PANE_CELLS || value.len() != PANE_CELLS * 8 {
-                    return Err(format!("state field {name:?} is {} bytes, not {}", value.len(), PANE_CELLS * 8));
-                }
-                let at = bases[k - 1] + PANE_CELLS * s;
-                state.cells[at..at + PANE_CELLS].copy_from_slice(&cells);
-                continue;
-            }
-            let name = String::from_utf8_lossy(name);
-            if name == "h" {
-                let cells = doubles(value);
-                if cells.len() != header_cells(windows) || value.len() % 8 != 0 {
-                    return Err(format!("state header is {} bytes, the window layout needs {}", value.len(), header_cells(windows) * 8));
-                }
-                let expected = layout_fingerprint(windows);
-                if cells[0] != expected {
-                    return Err(format!(
-                        "state has layout fingerprint {}, the configured windows have {expected}: it was written under other window settings",
-                        cells[0]
-                    ));
-                }
-                state.cells[..cells.len()].copy_from_slice(&cells);
-                header = true;
-            } else if let Some(fence) = name.strip_prefix("f:") {
-                let (topic, partition) = fence.rsplit_once(':').ok_or_else(|| format!("bad fence field {name:?}"))?;
-                let partition = partition.parse().map_err(|_| format!("bad fence field {name:?}"))?;
-                let offset = String::from_utf8_lossy(value);
-                let offset = offset.parse().map_err(|_| format!("fence {name:?} holds {offset:?}"))?;
-                state.fences.push((topic.to_string(), partition, offset));
-            } else {
-                return Err(format!("unexpected state field {name:?}"));
-            }
-        }
-        if !header && !fields.is_empty() {
-            return Err("state has no header field".to_string());
-        }
-        state.fences.sort();
-        Ok(state)
-    }
-
-    /// The state as one compact string: cells then fences, little-endian (for snapshots
-    /// and tests; the Redis store keeps the same cells split into hash fields).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let fence_bytes: usize = self
-            .fences
-            .iter()
-            .map(|(topic, _, _)| 2 + topic.len() + 16)
-            .sum();
-        let mut out = Vec::with_capacity(self.cells.len() * 8 + fence_bytes);
-        for x in &self.cells {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        for (topic, partition, offset) in &self.fences {
-            // Topics are at most 249 bytes (Kafka's limit).
-            out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-            out.extend_from_slice(topic.as_bytes());
-            out.extend_from_slice(&f64::from(*partition).to_le_bytes());
-            out.extend_from_slice(&(*offset as f64).to_le_bytes());
-        }
-        out
-    }
-
-    /// Reads a state written by [`EntityState::to_bytes`] or the Redis script, refusing one
-    /// written for another window layout.
-    pub fn from_bytes(windows: &[WindowSpec], bytes: &[u8]) -> Result<Self, String> {
-        let (_, len) = ring_bases(windows);
-        if bytes.len() < len * 8 {
-            return Err(format!(
-                "state is {} bytes, the window layout needs at least {}",
-                bytes.len(),
-                len * 8
-            ));
-        }
-        let double = |at: usize| f64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
-        let cells: Vec<f64> = (0..len).map(|i| double(i * 8)).collect();
-        let expected = layout_fingerprint(windows);
-        if cells[0] != expected {
-            return Err(format!(
-                "state has layout fingerprint {}, the configured windows have {expected}: it was written under other window settings",
-                cells[0]
-            ));
-        }
-        let mut fences = Vec::new();
-        let mut at = len * 8;
-        while at < bytes.len() {
-            let truncated = || format!("fence at byte {at} is truncated");
-            let n = u16::from_le_bytes(
-                bytes
-                    .get(at..at + 2)
-                    .ok_or_else(truncated)?
-                    .try_into()
-                    .unwrap_or([0; 2]),
-            ) as usize;
-            let topic = bytes.get(at + 2..at + 2 + n).ok_or_else(truncated)?;
-            let topic = String::from_utf8(topic.to_vec())
-                .map_err(|_| format!("fence topic at byte {at} is not utf-8"))?;
-            if bytes.len() < at + 2 + n + 16 {
-                return Err(truncated());
-            }
-            fences.push((
-                topic,
-                double(at + 2 + n) as i32,
-                double(at + 2 + n + 8) as i64,
-            ));
-            at += 2 + n + 16;
-        }
-        Ok(EntityState { cells, fences })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use weir_schemas::store::SourcePosition;
-
-    /// 2026-01-01T00:00:00Z, a multiple of both pane lengths below.
-    const T0: i64 = 1_767_225_600_000;
-    const LATENESS: i64 = 60_000;
-
-    /// The default windows: 1m in 5 s panes (12 panes, 12 + 12 + 1 = 25 slots) and 1h in
-    /// 60 s panes (60 panes, 60 + 1 + 1 = 62 slots).
-    fn default_windows() -> Vec<WindowSpec> {
-        vec![
-            WindowSpec::new("1m", 60_000, 5_000, LATENESS),
-            WindowSpec::new("1h", 3_600_000, 60_000, LATENESS),
-        ]
-    }
-
-    fn obs(t: i64, value: f64, offset: i64) -> Observation {
-        obs_at("transactions", 0, t, value, offset)
-    }
-
-    fn obs_at(topic: &str, partition: i32, t: i64, value: f64, offset: i64) -> Observation {
-        Observation {
-            entity: "card-1".into(),
-            event_time_ms: t,
-            value,
-            position: SourcePosition {
-                topic: topic.into(),
-                partition,
-                offset,
-            },
-        }
-    }
-
-    #[test]
-    fn window_spec_geometry() {
-        let w = default_windows();
-        assert_eq!((w[0].panes, w[0].slots), (12, 25));
-        assert_eq!((w[1].panes, w[1].slots), (60, 62));
-        // Lateness not a multiple of the pane rounds up.
-        let odd = WindowSpec::new("x", 10_000, 1_000, 2_500);
-        assert_eq!((odd.panes, odd.slots), (10, 10 + 3 + 1));
-        let none = WindowSpec::new("x", 10_000, 1_000, 0);
-        assert_eq!(none.slots, 11);
-        // Panes are floor(t / P), also before the epoch.
-        assert_eq!(odd.pane_of(0), 0);
-        assert_eq!(odd.pane_of(999), 0);
-        assert_eq!(odd.pane_of(1_000), 1);
-        assert_eq!(odd.pane_of(-1), -1);
-        assert_eq!(odd.pane_of(-1_000), -1);
-        assert_eq!(odd.pane_of(-1_001), -2);
-        assert_eq!(
-            value_names(&w),
-            vec!["count_1m", "amount_sum_1m", "count_1h", "amount_sum_1h"]
-        );
-        assert!(value_names(&[]).is_empty());
-    }
-
-    #[test]
-    fn unknown_entity_has_no_values() {
-        let w = default_windows();
-        let s = EntityState::new(&w);
-        assert_eq!(s.max_event_time(), None);
-        assert_eq!(s.current_values(&w), None);
-        assert_eq!(s.values_at(&w, T0), vec![0.0; 4]);
-    }
-
-    /// One card through both default windows. Pane indices relative to T0:
-    /// p = 1m pane (5 s), q = 1h pane (60 s). Values are [count_1m, sum_1m, count_1h, sum_1h].
-    #[test]
-    fn golden_stream_for_one_card() {
-        let w = default_windows();
-        let mut s = EntityState::new(&w);
-        let mut apply = |o: Observation| s.apply(&w, LATENESS, &o);
-        let applied = |values: [f64; 4]| ObservationResult {
-            applied: Applied::Applied,
-            values: values.to_vec(),
-        };
-
-        // #0 t = T0 exactly on a pane boundary: p0, q0.            1m {#0} = 10; 1h {#0} = 10
-        assert_eq!(apply(obs(T0, 10.0, 0)), applied([1.0, 10.0, 1.0, 10.0]));
-        // #1 last ms of the same 5 s pane: p0.                     10 + 20 = 30
-        assert_eq!(
-            apply(obs(T0 + 4_999, 20.0, 1)),
-            applied([2.0, 30.0, 2.0, 30.0])
-        );
-        // #2 first ms of the next pane: p1.                        30 + 5 = 35
-        assert_eq!(
-            apply(obs(T0 + 5_000, 5.0, 2)),
-            applied([3.0, 35.0, 3.0, 35.0])
-        );
-        // #3 t = T0 + 59 999: p11, window [p0, p11] still holds all. 35 + 1 = 36
-        assert_eq!(
-            apply(obs(T0 + 59_999, 1.0, 3)),
-            applied([4.0, 36.0, 4.0, 36.0])
-        );
-        // #4 t = T0 + 60 000: p12, the 1m window is [p1, p12], so #0 and #1 (p0) slide out:
-        //    1m {#2, #3, #4} = 5 + 1 + 100 = 106; 1h pane q1, window [q-58, q1]: all = 136
-        assert_eq!(
-            apply(obs(T0 + 60_000, 100.0, 4)),
-            applied([3.0, 106.0, 5.0, 136.0])
-        );
-        // #5 out of order, 30 s behind max_t (within lateness): p6, q0. As of ITS time:
-        //    1m [p-5, p6] = {#0, #1, #2, #5} = 10 + 20 + 5 + 7 = 42
-        //    1h [q-59, q0] = {#0, #1, #2, #3, #5} = 10 + 20 + 5 + 1 + 7 = 43 (#4 is in q1)
-        assert_eq!(
-            apply(obs(T0 + 30_000, 7.0, 5)),
-            applied([4.0, 42.0, 5.0, 43.0])
-        );
-        // #6 exactly `lateness` behind max_t (T0 + 60 000): not late. p0, q0.
-        //    1m [p-11, p0] = {#0, #1, #6} = 10 + 20 + 2 = 32
-        //    1h [q-59, q0] = {#0, #1, #2, #3, #5, #6} = 43 + 2 = 45
-        assert_eq!(apply(obs(T0, 2.0, 6)), applied([3.0, 32.0, 6.0, 45.0]));
-        // #7 one ms further back: late, not applied; values as of T0 - 1 (p-1, q-1): empty.
-        assert_eq!(
-            apply(obs(T0 - 1, 1_000.0, 7)),
-            ObservationResult {
-                applied: Applied::Late,
-                values: vec![0.0, 0.0, 0.0, 0.0]
-            }
-        );
-        // #4 again (offset 4 <= fence 7): replayed, values as of its time T0 + 60 000:
-        //    1m [p1, p12] = {#2, #3, #4, #5} = 5 + 1 + 100 + 7 = 113
-        //    1h [q-58, q1] = all applied = 10+20+5+1+100+7+2 = 145
-        let before = s.clone();
-        let mut apply = |o: Observation| s.apply(&w, LATENESS, &o);
-        assert_eq!(
-            apply(obs(T0 + 60_000, 100.0, 4)),
-            ObservationResult {
-                applied: Applied::Replayed,
-                values: vec![4.0, 113.0, 7.0, 145.0]
-            }
-        );
-        // A replay of the late one is a replay too (its offset was consumed).
-        assert_eq!(apply(obs(T0 - 1, 1_000.0, 7)).applied, Applied::Replayed);
-        assert_eq!(s, before, "replays change nothing");
-        assert_eq!(s.max_event_time(), Some(T0 + 60_000));
-        assert_eq!(s.current_values(&w), Some(vec![4.0, 113.0, 7.0, 145.0]));
-
-        // #8 a gap longer than both rings: t = T0 + 3 750 000 = p750 = p0 + 30 * 25 slots
-        //    (the slot of p0, holding {#0, #1, #6}) and q62 = q0 + 62 slots (the slot of q0,
-        //    holding 6 events). Both slots must be reset, not added to:
-        //    1m [p739, p750] = {#8} = 50; 1h [q3, q62] = {#8} = 50
-        let mut apply = |o: Observation| s.apply(&w, LATENESS, &o);
-        assert_eq!(
-            apply(obs(T0 + 3_750_000, 50.0, 8)),
-            applied([1.0, 50.0, 1.0, 50.0])
-        );
-        // #9 exactly lateness behind: t = T0 + 3 690 000 = p738, q61. Its 1m window
-        //    [p727, p738] maps onto the slots of the stale panes p6, p11 and p12 (731, 736,
-        //    737 mod 25), which must be ignored: 1m {#9} = 3; 1h [q2, q61] = {#9} = 3
-        //    (#8 is after it, in p750 / q62).
-        assert_eq!(
-            apply(obs(T0 + 3_690_000, 3.0, 9)),
-            applied([1.0, 3.0, 1.0, 3.0])
-        );
-        // Current values, as of max_t = T0 + 3 750 000:
-        //    1m [p739, p750] = {#8} = 50; 1h [q3, q62] = {#8, #9} = 53
-        assert_eq!(s.current_values(&w), Some(vec![1.0, 50.0, 2.0, 53.0]));
-        assert_eq!(s.max_event_time(), Some(T0 + 3_750_000));
-    }
-
-    #[test]
-    fn fences_are_per_topic_and_partition() {
-        let w = default_windows();
-        let mut s = EntityState::new(&w);
-        assert_eq!(
-            s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 10)).applied,
-            Applied::Applied
-        );
-        assert_eq!(
-            s.apply(&w, LATENESS, &obs_at("a", 1, T0, 1.0, 10)).applied,
-            Applied::Applied
-        );
-        assert_eq!(
-            s.apply(&w, LATENESS, &obs_at("b", 0, T0, 1.0, 10)).applied,
-            Applied::Applied
-        );
-        assert_eq!(
-            s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 10)).applied,
-            Applied::Replayed
-        );
-        assert_eq!(
-            s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 3)).applied,
-            Applied::Replayed
-        );
-        // Offsets may skip (compacted topics, transactional markers).
-        assert_eq!(
-            s.apply(&w, LATENESS, &obs_at("a", 0, T0, 1.0, 12)).applied,
-            Applied::Applied
-        );
-        assert_eq!(s.current_values(&w), Some(vec![4.0, 4.0, 4.0, 4.0]));
-    }
-
-    #[test]
-    fn state_bytes_round_trip_and_refuse_another_layout() {
-        let w = default_windows();
-        let mut s = EntityState::new(&w);
-        s.apply(&w, LATENESS, &obs_at("transactions", 3, T0, 12.5, 41));
-        s.apply(&w, LATENESS, &obs_at("t\u{e9}", 0, T0 + 61_000, 1.0, 2));
-        let bytes = s.to_bytes();
-        // 2 header cells + (3 + 3 * 25) + (3 + 3 * 62) cells, then two fences.
-        let cells = 2 + 78 + 189;
-        assert_eq!(bytes.len(), cells * 8 + (2 + 12 + 16) + (2 + 3 + 16));
-        assert_eq!(EntityState::from_bytes(&w, &bytes), Ok(s.clone()));
-        // Other pane lengths, pane counts or lateness change the layout; names do not.
-        let renamed = vec![
-            WindowSpec::new("a", 60_000, 5_000, LATENESS),
-            WindowSpec::new("b", 3_600_000, 60_000, LATENESS),
-        ];
-        assert_eq!(layout_fingerprint(&renamed), layout_fingerprint(&w));
-        for other in [
-            vec![WindowSpec::new("1m", 60_000, 5_000, LATENESS)],
-            vec![
-                WindowSpec::new("1m", 60_000, 5_000, 0),
-                WindowSpec::new("1h", 3_600_000, 60_000, 0),
-            ],
-            vec![
-                WindowSpec::new("1m", 60_000, 10_000, LATENESS),
-                WindowSpec::new("1h", 3_600_000, 60_000, LATENESS),
-            ],
-        ] {
-            assert_ne!(layout_fingerprint(&other), layout_fingerprint(&w));
-            assert!(EntityState::from_bytes(&other, &bytes).is_err());
-        }
-        assert!(
-            EntityState::from_bytes(&w, &bytes[..100])
-                .unwrap_err()
-                .contains("needs at least")
-        );
-        assert!(
-            EntityState::from_bytes(&w, &bytes[..bytes.len() - 3])
-                .unwrap_err()
-                .contains("truncated")
-        );
-    }
-
-    #[test]
-    fn zero_lateness_refuses_anything_older_than_max() {
-        let w = vec![WindowSpec::new("10s", 10_000, 1_000, 0)];
-        assert_eq!(w[0].slots, 11);
-        let mut s = EntityState::new(&w);
-        assert_eq!(
-            s.apply(&w, 0, &obs(T0 + 5_000, 1.0, 0)).applied,
-            Applied::Applied
-        );
-        assert_eq!(
-            s.apply(&w, 0, &obs(T0 + 5_000, 2.0, 1)).applied,
-            Applied::Applied,
-            "same time is not late"
-        );
-        assert_eq!(
-            s.apply(&w, 0, &obs(T0 + 4_999, 4.0, 2)).applied,
-            Applied::Late
-        );
-        assert_eq!(s.current_values(&w), Some(vec![2.0, 3.0]));
-    }
-
-    /// Brute force: per window, count and sum of the events whose pane is in the window
-    /// as of `t`.
-    fn brute_force(windows: &[WindowSpec], events: &[(i64, f64)], t: i64) -> Vec<f64> {
-        let mut out = Vec::new();
-        for w in windows {
-            let last = w.pane_of(t);
-            let first = last - w.panes + 1;
-            let inside = events
-                .iter()
-                .filter(|(e, _)| (first..=last).contains(&w.pane_of(*e)));
-            let (count, sum) = inside.fold((0u64, 0.0), |(c, s), (_, v)| (c + 1, s + v));
-            out.push(count as f64);
-            out.push(sum);
-        }
-        out
-    }
-
-    fn assert_close(actual: &[f64], expected: &[f64]) -> Result<(), TestCaseError> {
-        prop_assert_eq!(actual.len(), expected.len());
-        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-            if i % 2 == 0 {
-                prop_assert_eq!(a, e, "count {} of {:?} vs {:?}", i / 2, actual, expected);
-            } else {
-                let tol = 1e-9 * a.abs().max(e.abs()).max(1.0);
-                prop_assert!(
-                    (a - e).abs() <= tol,
-                    "sum {}: {} vs {} ({:?} vs {:?})",
-                    i / 2,
-                    a,
-                    e,
-                    actual,
-                    expected
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// (windows, lateness): the defaults, and small windows whose rings wrap often.
-    fn configs() -> impl Strategy<Value = (Vec<WindowSpec>, i64)> {
-        prop_oneof![
-            Just((default_windows(), LATENESS)),
-            Just((
-                vec![
-                    WindowSpec::new("4s", 4_000, 1_000, 7_500),
-                    WindowSpec::new("10s", 10_000, 2_000, 7_500)
-                ],
-                7_500
-            )),
-        ]
-    }
-
-    /// A config and events (time, amount) spanning less than its lateness, so none is late;
-    /// then a permutation of them.
-    fn in_lateness_events()
-    -> impl Strategy<Value = (Vec<WindowSpec>, i64, Vec<(i64, f64)>, Vec<(i64, f64)>)> {
-        configs().prop_flat_map(|(w, lateness)| {
-            let event = (0..lateness, 0.0..5_000.0f64);
-            (
-                Just(w),
-                Just(lateness),
-                0..10_000_000i64,
-                proptest::collection::vec(event, 1..60),
-            )
-                .prop_flat_map(|(w, lateness, base, events)| {
-                    let events: Vec<(i64, f64)> = events
-                        .into_iter()
-                        .map(|(dt, v)| (T0 + base + dt, v))
-                        .collect();
-                    let shuffled = Just(events.clone()).prop_shuffle();
-                    (Just(w), Just(lateness), Just(events), shuffled)
-                })
-        })
-    }
-
-    fn apply_all(
-        w: &[WindowSpec],
-        lateness: i64,
-        events: &[(i64, f64)],
-    ) -> (EntityState, Vec<ObservationResult>) {
-        let mut s = EntityState::new(w);
-        let results = events
-            .iter()
-            .enumerate()
-            .map(|(i, &(t, v))| s.apply(w, lateness, &obs(t, v, i as i64)))
-            .collect();
-        (s, results)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
-        #[test]
-        fn any_order_within_lateness_gives_the_same_windows((w, lateness, events, shuffled) in in_lateness_events()) {
-            let mut sorted = events.clone();
-            sorted.sort_by_key(|e| e.0);
-            let (s_sorted, _) = apply_all(&w, lateness, &sorted);
-            let (s_shuffled, results) = apply_all(&w, lateness, &shuffled);
-            prop_assert!(results.iter().all(|r| r.applied == Applied::Applied));
-            let max_t = events.iter().map(|e| e.0).max().unwrap();
-            prop_assert_eq!(s_sorted.max_event_time(), Some(max_t));
-            prop_assert_eq!(s_shuffled.max_event_time(), Some(max_t));
-            let a = s_sorted.current_values(&w).unwrap();
-            let b = s_shuffled.current_values(&w).unwrap();
-            assert_close(&b, &a)?;
-            assert_close(&a, &brute_force(&w, &events, max_t))?;
-        }
-
-        /// Every answer, in any order, is the brute force over the events applied so far,
-        /// as of the event's own time.
-        #[test]
-        fn each_answer_is_the_brute_force_as_of_its_time((w, lateness, _events, shuffled) in in_lateness_events()) {
-            let (_, results) = apply_all(&w, lateness, &shuffled);
-            for (i, r) in results.iter().enumerate() {
-                assert_close(&r.values, &brute_force(&w, &shuffled[..=i], shuffled[i].0))?;
-            }
-        }
-
-        /// Events over a span wider than the lateness: late ones are refused exactly when
-        /// `t < max_t - lateness`, and the windows are the brute force over the applied ones.
-        #[test]
-        fn late_events_are_refused_and_the_rest_are_exact(
-            (w, lateness) in configs(),
-            steps in proptest::collection::vec((-40_000i64..40_000, 0.0..100.0f64), 1..80),
-        ) {
-            let mut s = EntityState::new(&w);
-            let mut t = T0;
-            let mut max_t = None::<i64>;
-            let mut applied = Vec::new();
-            for (i, (dt, v)) in steps.into_iter().enumerate() {
-                t += dt;
-                let r = s.apply(&w, lateness, &obs(t, v, i as i64));
-                let late = max_t.is_some_and(|m| t < m - lateness);
-                prop_assert_eq!(r.applied, if late { Applied::Late } else { Applied::Applied });
-                if !late {
-                    applied.push((t, v));
-                    max_t = Some(max_t.map_or(t, |m| m.max(t)));
-                    assert_close(&r.values, &brute_force(&w, &applied, t))?;
-                } else {
-                    // A late event's answer can only be partial: panes more than the ring
-                    // behind max_t have been recycled. It never counts more than the truth.
-                    prop_assert_eq!(&r.values, &s.values_at(&w, t));
-                    let truth = brute_force(&w, &applied, t);
-                    for i in (0..truth.len()).step_by(2) {
-                        prop_assert!(r.values[i] <= truth[i], "{:?} vs {:?}", r.values, truth);
+                if any_sketched {
+                    for d in 0..nd {
+                        put_regs(&mut out, &w.regs[i * nd + d]);
                     }
                 }
             }
-            prop_assert_eq!(s.max_event_time(), max_t);
-            let max_t = max_t.unwrap();
-            assert_close(&s.current_values(&w).unwrap(), &brute_force(&w, &applied, max_t))?;
         }
+        put_u32(&mut out, self.fences.len());
+        for (topic, partition, offset) in &self.fences {
+            out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+            out.extend_from_slice(topic.as_bytes());
+            out.extend_from_slice(&partition.to_le_bytes());
+            out.extend_from_slice(&offset.to_le_bytes());
+        }
+        out
+    }
 
-        /// The fence: replaying any prefix of the offsets (same positions) changes nothing
-        /// and answers as of each replayed event's time.
-        #[test]
-        fn replaying_a_prefix_changes_nothing(
-            (w, lateness) in configs(),
-            steps in proptest::collection::vec((-20_000i64..20_000, 0.0..100.0f64), 1..60),
-            prefix in any::<proptest::sample::Index>(),
-        ) {
-            let mut s = EntityState::new(&w);
-            let mut t = T0;
-            let mut batch = Vec::new();
-            for (i, (dt, v)) in steps.into_iter().enumerate() {
-                t += dt;
-                batch.push(obs(t, v, 100 + i as i64));
+    /// Reads a state written by [`EntityState::to_bytes`], refusing one written for another
+    /// layout or format.
+    pub fn from_bytes(def: &EntityDef, bytes: &[u8]) -> Result<Self, String> {
+        let mut r = Reader { bytes, at: 0 };
+        let magic = r.take(1)?[0];
+        let version = r.take(1)?[0];
+        if magic != MAGIC || version != FORMAT_VERSION {
+            return Err(format!(
+                "state of kind {:?} has format {magic}/{version}, this weir reads {MAGIC}/{FORMAT_VERSION}",
+                def.kind
+            ));
+        }
+        let fingerprint = r.u32()?;
+        if fingerprint != def.fingerprint {
+            return Err(format!(
+                "state of kind {:?} has layout fingerprint {fingerprint}, the configured definition has {}: it was written under other feature settings (windows, lateness, fields)",
+                def.kind, def.fingerprint
+            ));
+        }
+        let nf = def.numeric.len();
+        let nd = def.distinct;
+        let mut s = EntityState::new(def);
+        s.max_t = r.i64()?;
+        s.older = r.i64()?;
+        let n = r.count(8)?;
+        for _ in 0..n {
+            s.times.push_back(r.i64()?);
+        }
+        for d in 0..nd {
+            s.sketched[d] = r.take(1)?[0] != 0;
+            let n = r.count(16)?;
+            let mut occ = Vec::with_capacity(n);
+            for _ in 0..n {
+                occ.push((r.i64()?, r.u64()?));
             }
-            for o in &batch {
-                s.apply(&w, lateness, o);
+            s.occurrences[d] = occ;
+        }
+        let any_sketched = s.sketched.iter().any(|&x| x);
+        for (w, _) in s.windows.iter_mut().zip(&def.windows) {
+            w.cur = r.i64()?;
+            w.count = r.f64()?;
+            for k in 0..nf {
+                w.totals[k] = (r.f64()?, r.f64()?);
             }
-            let before = s.clone();
-            let k = prefix.index(batch.len() + 1);
-            for o in &batch[..k] {
-                let r = s.apply(&w, lateness, o);
-                prop_assert_eq!(r.applied, Applied::Replayed);
-                prop_assert_eq!(r.values, before.values_at(&w, o.event_time_ms));
+            let panes = r.count(12)?;
+            for _ in 0..panes {
+                let q = r.i64()?;
+                if w.heads.back().is_some_and(|h| h.0 >= q) {
+                    return Err(format!("state of kind {:?}: panes out of order", def.kind));
+                }
+                w.heads.push_back((q, f64::from(r.u32()?)));
+                for k in 0..nf {
+                    let n = f64::from(r.u32()?);
+                    let sum = r.f64()?;
+                    let (min, max) = if def.extremes[k] { (r.f64()?, r.f64()?) } else { (f64::INFINITY, f64::NEG_INFINITY) };
+                    w.stats.push_back(Stat { n, sum, min, max });
+                }
+                if any_sketched {
+                    for _ in 0..nd {
+                        w.regs.push_back(r.regs()?);
+                    }
+                }
             }
-            prop_assert_eq!(&s, &before);
-            // The next offset is applied again.
-            let next = obs(before.max_event_time().unwrap(), 1.0, 100 + batch.len() as i64);
-            prop_assert_eq!(s.apply(&w, lateness, &next).applied, Applied::Applied);
+        }
+        let n = r.count(14)?;
+        for _ in 0..n {
+            let len = u16::from_le_bytes(r.take(2)?.try_into().unwrap_or([0; 2])) as usize;
+            let topic = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| "fence topic is not utf-8".to_string())?;
+            let partition = r.u32()? as i32;
+            s.fences.push((topic, partition, r.i64()?));
+        }
+        if r.at != bytes.len() {
+            return Err(format!("state of kind {:?} has {} trailing bytes", def.kind, bytes.len() - r.at));
+        }
+        Ok(s)
+    }
+}
+
+/// Moves window `w` forward to pane `p` (> cur): subtracts the panes that slide out of
+/// the window, drops those that leave the ring.
+fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
+    if w.cur == EMPTY_PANE || p - w.cur >= spec.panes {
+        w.count = 0.0;
+        for t in &mut w.totals {
+            *t = (0.0, 0.0);
+        }
+        for e in &mut w.extremes {
+            *e = Some((f64::INFINITY, f64::NEG_INFINITY));
+        }
+        for c in &mut w.sketch {
+            *c = Some(Box::new([0; HLL_REGISTERS]));
+        }
+    } else {
+        // Panes [cur - panes + 1, p - panes] slide out, oldest first.
+        let out = w.range(w.cur - spec.panes + 1, p - spec.panes);
+        if !out.is_empty() {
+            for i in out {
+                w.count -= w.heads[i].1;
+                for k in 0..nf {
+                    let s = w.stats[i * nf + k];
+                    let tot = &mut w.totals[k];
+                    tot.0 -= s.n;
+                    tot.1 -= s.sum;
+                    if let Some(c) = w.extremes[k]
+                        && s.n > 0.0
+                        && (s.min <= c.0 || s.max >= c.1)
+                    {
+                        w.extremes[k] = None;
+                    }
+                }
+            }
+            for c in &mut w.sketch {
+                *c = None;
+            }
+        }
+    }
+    w.cur = p;
+    let keep = w.heads.partition_point(|h| h.0 < p - spec.slots + 1);
+    if keep > 0 {
+        w.heads.drain(..keep);
+        w.stats.drain(..keep * nf);
+        if !w.regs.is_empty() {
+            w.regs.drain(..keep * nd);
         }
     }
 }
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+/// Registers: a count of non-zero ones then (index, value) pairs when that is shorter,
+/// else 255 then all 256.
+fn put_regs(out: &mut Vec<u8>, regs: &[u8; HLL_REGISTERS]) {
+    let nonzero = regs.iter().filter(|&&r| r != 0).count();
+    if nonzero < 127 {
+        out.push(nonzero as u8);
+        for (i, &r) in regs.iter().enumerate() {
+            if r != 0 {
+                out.push(i as u8);
+                out.push(r);
+            }
+        }
+    } else {
+        out.push(255);
+        out.extend_from_slice(regs);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("state is truncated at byte {} (needs {n} more)", self.at))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn eight(&mut self) -> Result<[u8; 8], String> {
+        Ok(self.take(8)?.try_into().unwrap_or([0; 8]))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.eight()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.eight()?))
+    }
+    fn f64(&mut self) -> Result<f64, String> {
+        Ok(f64::from_le_bytes(self.eight()?))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or([0; 4])))
+    }
+    /// A count of items of at least `min_size` bytes each, checked against what is left.
+    fn count(&mut self, min_size: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.bytes.len() - self.at {
+            return Err(format!("state is truncated: {n} items at byte {}", self.at));
+        }
+        Ok(n)
+    }
+    fn regs(&mut self) -> Result<[u8; HLL_REGISTERS], String> {
+        let mut regs = [0u8; HLL_REGISTERS];
+        let n = self.take(1)?[0];
+        if n == 255 {
+            regs.copy_from_slice(self.take(HLL_REGISTERS)?);
+        } else {
+            for pair in self.take(2 * n as usize)?.chunks_exact(2) {
+                regs[pair[0] as usize] = pair[1];
+            }
+        }
+        Ok(regs)
+    }
+}
+
+/// Per source (topic, partition): the newest event time seen, so the *watermark*
+/// `newest - lateness`. An event below its partition's watermark is late, whichever
+/// entity it belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionWatermarks {
+    lateness_ms: i64,
+    newest: HashMap<(String, i32), i64>,
+}
+
+impl PartitionWatermarks {
+    pub fn new(lateness_ms: i64) -> Self {
+        PartitionWatermarks { lateness_ms, newest: HashMap::new() }
+    }
+
+    /// The watermark of `pos`'s partition, if an event was seen on it.
+    pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.newest.get(&(topic.to_string(), partition)).map(|t| t.saturating_sub(self.lateness_ms))
+    }
+
+    /// Raises a partition's watermark to at least `watermark` (a persisted one).
+    pub fn raise(&mut self, topic: &str, partition: i32, watermark: i64) {
+        let t = watermark.saturating_add(self.lateness_ms);
+        let e = self.newest.entry((topic.to_string(), partition)).or_insert(t);
+        *e = (*e).max(t);
+    }
+
+    /// For each observation in batch order, its partition's watermark before it (the
+    /// floor it is late below), advancing the watermarks over the batch.
+    pub fn floors(&mut self, batch: &[Observation]) -> Vec<Option<i64>> {
+        batch
+            .iter()
+            .map(|o| {
+                let key = (o.position.topic.clone(), o.position.partition);
+                let floor = self.newest.get(&key).map(|t| t.saturating_sub(self.lateness_ms));
+                let e = self.newest.entry(key).or_insert(o.event_time_ms);
+                *e = (*e).max(o.event_time_ms);
+                floor
+            })
+            .collect()
+    }
+
+    /// The watermarks of the partitions in `batch` (after it): (topic, partition, watermark).
+    pub fn of_batch(&self, batch: &[Observation]) -> Vec<(String, i32, i64)> {
+        let mut seen: Vec<(String, i32, i64)> = Vec::new();
+        for o in batch {
+            let p = &o.position;
+            if !seen.iter().any(|(t, q, _)| *q == p.partition && *t == p.topic)
+                && let Some(w) = self.watermark(&p.topic, p.partition)
+            {
+                seen.push((p.topic.clone(), p.partition, w));
+            }
+        }
+        seen
+    }
+}
+
+/// The entity kinds a store aggregates, by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSpec {
+    pub entities: Vec<EntityDef>,
+    pub lateness_ms: i64,
+}
+
+impl EngineSpec {
+    pub fn new(entities: Vec<EntityDef>, lateness_ms: i64) -> Self {
+        EngineSpec { entities, lateness_ms }
+    }
+
+    /// The definition of `kind`, or a protocol error naming it.
+    pub fn def(&self, kind: &str) -> Result<&EntityDef, StoreError> {
+        self.entities
+            .iter()
+            .find(|e| e.kind == kind)
+            .ok_or_else(|| StoreError::Protocol(format!("no feature definition for entity kind {kind:?}")))
+    }
+
+    /// The longest horizon of any kind.
+    pub fn horizon_ms(&self) -> i64 {
+        self.entities.iter().map(EntityDef::horizon_ms).max().unwrap_or(0)
+    }
+}
+
+/// A position that no fence ever refuses (for previews).
+pub fn preview_position() -> SourcePosition {
+    SourcePosition { topic: String::new(), partition: -1, offset: i64::MAX }
+}
+
+#[cfg(test)]
+mod tests;

@@ -84,6 +84,26 @@ pub enum SchemaError {
     Encode { what: &'static str, id: u32, message: String },
 }
 
+/// Field paths cannot be read from a writer schema. What to do: stop and fix the feature
+/// definitions (or the schema); this is configuration, found when the decoder is built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PathError {
+    /// The path is not well formed, or the writer schema gives it no readable value (it goes
+    /// through a non-record, or names a record, an array or a map).
+    #[error("field path {path:?}{}: {message}", in_schema(*schema_id))]
+    Path { path: String, schema_id: Option<u32>, message: String },
+    /// The writer schema itself cannot carry field paths (not a record, does not parse).
+    #[error("writer schema{}: {message}", in_schema(*schema_id))]
+    Schema { schema_id: Option<u32>, message: String },
+    /// The subject the decoder is for has no usable schema in the registry.
+    #[error("subject {subject}: {message}")]
+    Subject { subject: String, message: String },
+}
+
+fn in_schema(schema_id: Option<u32>) -> String {
+    schema_id.map(|id| format!(" (schema id {id})")).unwrap_or_default()
+}
+
 /// An online feature store failed. [`StoreError::is_retryable`] says what to do.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -6,6 +6,10 @@
 //!   tool) and the typed Rust structs for them ([`events`]);
 //! - the Confluent wire format and the schema-id registry seam ([`wire`]);
 //! - validation of incoming events with classified errors ([`validate`], [`error`]);
+//! - decoding any Avro record into the values of named field paths ([`paths`]: a
+//!   [`paths::RecordDecoder`] per subject, one compiled program per writer schema, giving
+//!   [`record::EventRecord`]s), so that feature definitions, not Rust structs, say what
+//!   weir reads from an event;
 //! - the contracts between stages: the online feature store trait ([`store`]) and the
 //!   model registry: each version's metadata ([`model`]) and the directory layout with
 //!   promotion and rollback ([`registry`]).
@@ -32,13 +36,14 @@
 pub mod error;
 pub mod events;
 pub mod model;
+pub mod paths;
 pub mod record;
 pub mod registry;
 pub mod store;
 pub mod validate;
 pub mod wire;
 
-pub use error::{ErrorClass, EventError, SchemaError, StoreError};
+pub use error::{ErrorClass, EventError, PathError, SchemaError, StoreError};
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> i64 {

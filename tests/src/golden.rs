@@ -153,7 +153,7 @@ async fn feature_differences_on<'a>(
     let mut differences = Vec::new();
     for (card, fields) in expected {
         let actual: BTreeMap<String, String> =
-            redis::cmd("HGETALL").arg(keys.features_key(card)).query_async(con).await?;
+            redis::cmd("HGETALL").arg(keys.features_key("card", card)).query_async(con).await?;
         for (name, want) in fields {
             let got: f64 = actual.get(name).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
             if !((got - want).abs() <= 1e-9 * want.abs().max(1.0)) {

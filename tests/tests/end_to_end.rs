@@ -119,7 +119,7 @@ async fn ten_thousand_events_with_poison_end_to_end() -> anyhow::Result<()> {
     let client = redis::Client::open(services.redis_url.as_str())?;
     let mut con = client.get_multiplexed_async_connection().await?;
     for (card, _) in &sample {
-        let ttl: i64 = redis::cmd("PTTL").arg(keys.features_key(card)).query_async(&mut con).await?;
+        let ttl: i64 = redis::cmd("PTTL").arg(keys.features_key("card", card)).query_async(&mut con).await?;
         assert!(ttl > 3_600_000, "{card}: ttl {ttl} ms is not longer than the longest window");
     }
     let checked = sample.len();

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use weir::pipeline::{connect_redis_store, load_model};
 use weir::serve::{serve, ScoreResponse};
+use weir_features::definitions::{transaction_record, FeatureDefinitions};
 use weir_schemas::events::Transaction;
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
 use weir_scorer::live::LiveModel;
@@ -54,14 +55,12 @@ async fn serve_scores_an_event_with_the_cards_redis_features() -> anyhow::Result
     let store = Arc::new(connect_redis_store(&config).await?);
     let t0 = weir_schemas::now_ms() - 600_000;
     let history: Vec<Transaction> = (0..12).map(|i| tx(i, "card-7", 10.0 + i as f64 * 3.5, t0)).collect();
+    let defs = FeatureDefinitions::new(&config.features)?;
     let observations: Vec<Observation> = history
         .iter()
         .enumerate()
-        .map(|(i, t)| Observation {
-            entity: t.card_id.clone(),
-            event_time_ms: t.event_time,
-            value: t.amount,
-            position: SourcePosition { topic: "t".into(), partition: 0, offset: i as i64 },
+        .flat_map(|(i, t)| {
+            defs.observations(&transaction_record(t, defs.paths()), SourcePosition { topic: "t".into(), partition: 0, offset: i as i64 })
         })
         .collect();
     store.observe(&observations).await?;

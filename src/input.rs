@@ -1,0 +1,457 @@
+//! `[input]`: what the input topic carries, and the checks every event passes before
+//! anything downstream sees it.
+//!
+//! weir does not need its own event type. The input topic carries records of one schema
+//! subject (weir's `transaction`, the `interaction` example, or a user's own, registered in
+//! the schema map); each message names its writer schema by id, and weir reads, through
+//! that writer schema, only the fields it needs, by path: the feature definitions' fields
+//! (`[features]`), the event id carried on scores, the primary key scores are keyed by,
+//! the attributes the monitor groups by, and the fields the rules below check.
+//!
+//! A failed check is an `Invalid` [`EventError`] naming the field: the event goes to the
+//! dead-letter topic with that reason, and the partition keeps moving.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use weir_schemas::EventError;
+use weir_schemas::validate::ValidationRules;
+use weir_schemas::record::{EventRecord, FieldValue};
+
+/// The `[input]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Schema subject of the input topic's records: each message's writer schema must be
+    /// registered under it. Default `transaction`.
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    /// Path of the event's unique id, carried on its score (labels join on it). Default
+    /// `event_id`.
+    #[serde(default = "default_event_id")]
+    pub event_id: String,
+    /// Path of the key scores are keyed by on the scores topic (and carried in the score's
+    /// `card_id` field): the entity decisions are about. Default `card_id`.
+    #[serde(default = "default_primary_key")]
+    pub primary_key: String,
+    /// Categorical attributes carried on each score, for drift and fairness by group:
+    /// name → path. Default, for transactions: `customer_segment`, `channel`, `country`,
+    /// `currency`, each at the path of the same name.
+    #[serde(default = "default_attributes")]
+    pub attributes: BTreeMap<String, String>,
+    /// Checks on single fields (`[[input.rules]]`). Default (none given): the transaction
+    /// rules, amount in [0, `validation.max_amount`], currency 3 upper-case letters,
+    /// country 2, channel one of pos/ecom/atm. Besides these, every event's time must lie
+    /// within `[validation]`'s skew of now, and its event id, primary key and entity keys
+    /// must be present, non-empty and at most `validation.max_id_len` bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<FieldRule>>,
+}
+
+/// One check on one field. Every given condition must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// The field's path.
+    pub path: String,
+    /// The field must be present and not null. Default true. When false, an absent field
+    /// passes and the other conditions apply to present values only.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Smallest accepted number (the field must be a finite number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest accepted number (the field must be a finite number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Accepted values of a text field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<String>>,
+    /// Exact length of a text field, in bytes, all ASCII upper-case letters (ISO codes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper_code_len: Option<usize>,
+}
+
+fn default_subject() -> String {
+    weir_schemas::wire::subjects::TRANSACTION.to_string()
+}
+fn default_event_id() -> String {
+    "event_id".into()
+}
+fn default_primary_key() -> String {
+    "card_id".into()
+}
+fn default_attributes() -> BTreeMap<String, String> {
+    ["customer_segment", "channel", "country", "currency"].into_iter().map(|a| (a.to_string(), a.to_string())).collect()
+}
+fn yes() -> bool {
+    true
+}
+fn rule(path: &str) -> FieldRule {
+    FieldRule { path: path.into(), required: true, min: None, max: None, one_of: None, upper_code_len: None }
+}
+/// The rules for weir's own transactions.
+pub fn transaction_rules(max_amount: f64) -> Vec<FieldRule> {
+    vec![
+        FieldRule { min: Some(0.0), max: Some(max_amount), ..rule("amount") },
+        FieldRule { upper_code_len: Some(3), ..rule("currency") },
+        FieldRule { upper_code_len: Some(2), ..rule("country") },
+        FieldRule { one_of: Some(vec!["pos".into(), "ecom".into(), "atm".into()]), ..rule("channel") },
+    ]
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            subject: default_subject(),
+            event_id: default_event_id(),
+            primary_key: default_primary_key(),
+            attributes: default_attributes(),
+            rules: None,
+        }
+    }
+}
+
+fn path_problem(at: &str, path: &str) -> Option<String> {
+    let ok = !path.is_empty()
+        && path.split('.').all(|s| {
+            let mut b = s.bytes();
+            matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+                && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        });
+    (!ok).then(|| format!("{at} {path:?} is not a field path (Avro names joined by dots, e.g. user.id)"))
+}
+
+impl InputConfig {
+    /// Every problem with this section, each naming the entry.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.subject.is_empty() {
+            p.push("input.subject is empty".to_string());
+        }
+        p.extend(path_problem("input.event_id", &self.event_id));
+        p.extend(path_problem("input.primary_key", &self.primary_key));
+        for (name, path) in &self.attributes {
+            if name.is_empty() {
+                p.push("input.attributes: an attribute name is empty".to_string());
+            }
+            p.extend(path_problem(&format!("input.attributes.{name}"), path));
+        }
+        for (i, r) in self.rules.iter().flatten().enumerate() {
+            let at = format!("input.rules[{i}] ({:?})", r.path);
+            p.extend(path_problem(&format!("{at}: path"), &r.path));
+            for (what, v) in [("min", r.min), ("max", r.max)] {
+                if v.is_some_and(|v| !v.is_finite()) {
+                    p.push(format!("{at}: {what} must be finite"));
+                }
+            }
+            if let (Some(lo), Some(hi)) = (r.min, r.max)
+                && lo > hi
+            {
+                p.push(format!("{at}: min {lo} is above max {hi}"));
+            }
+            if r.one_of.as_ref().is_some_and(|v| v.is_empty()) {
+                p.push(format!("{at}: one_of is empty: nothing could pass"));
+            }
+            if r.upper_code_len == Some(0) {
+                p.push(format!("{at}: upper_code_len must be > 0"));
+            }
+            let numeric = r.min.is_some() || r.max.is_some();
+            let text = r.one_of.is_some() || r.upper_code_len.is_some();
+            if numeric && text {
+                p.push(format!("{at}: a rule checks a number (min/max) or a text (one_of/upper_code_len), not both"));
+            }
+        }
+        p
+    }
+}
+
+/// A field path fixed for the life of the process, so that errors can name it as the
+/// `&'static str` [`EventError`] carries. Paths come from the configuration: a bounded set,
+/// leaked once at start.
+fn static_path(path: &str) -> &'static str {
+    Box::leak(path.to_string().into_boxed_str())
+}
+
+/// The checks of [`InputConfig::rules`], compiled against the positions of their fields
+/// in the decoded record.
+#[derive(Debug, Clone)]
+pub struct CompiledRules {
+    rules: Vec<(usize, &'static str, FieldRule)>,
+}
+
+impl CompiledRules {
+    /// `index_of(path)` gives the path's position in the decoded record.
+    pub fn new(rules: &[FieldRule], mut index_of: impl FnMut(&str) -> usize) -> Self {
+        CompiledRules { rules: rules.iter().map(|r| (index_of(&r.path), static_path(&r.path), r.clone())).collect() }
+    }
+
+    /// The first failed check, naming the field and the bad value.
+    pub fn check(&self, record: &EventRecord) -> Result<(), EventError> {
+        for (index, path, rule) in &self.rules {
+            let value = record.get(*index);
+            if value.is_absent() {
+                if rule.required {
+                    return Err(EventError::invalid(path, format!("{path} is missing")));
+                }
+                continue;
+            }
+            if rule.min.is_some() || rule.max.is_some() {
+                let Some(x) = value.as_f64().filter(|x| x.is_finite()) else {
+                    return Err(EventError::invalid(path, format!("{path} {} is not a finite number", show(value))));
+                };
+                let (lo, hi) = (rule.min.unwrap_or(f64::NEG_INFINITY), rule.max.unwrap_or(f64::INFINITY));
+                if x < lo || x > hi {
+                    return Err(EventError::invalid(path, format!("{path} {x} is outside [{lo}, {hi}]")));
+                }
+            }
+            if rule.one_of.is_some() || rule.upper_code_len.is_some() {
+                let Some(text) = value.as_key() else {
+                    return Err(EventError::invalid(path, format!("{path} {} is not text", show(value))));
+                };
+                if let Some(allowed) = &rule.one_of
+                    && !allowed.iter().any(|a| a == text.as_ref())
+                {
+                    return Err(EventError::invalid(path, format!("{path} {text:?} is not one of {}", allowed.join(", "))));
+                }
+                if let Some(n) = rule.upper_code_len
+                    && (text.len() != n || !text.bytes().all(|b| b.is_ascii_uppercase()))
+                {
+                    return Err(EventError::invalid(path, format!("{path} {text:?} is not {n} upper-case letters")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything the pipeline reads of an input event, compiled once: the paths to decode
+/// (the feature definitions' first, in their order, so that their indices hold; then the
+/// event id, primary key, attributes and ruled fields not among them) and the checks.
+#[derive(Debug, Clone)]
+pub struct InputPlan {
+    paths: Vec<String>,
+    event_id: usize,
+    primary_key: usize,
+    attributes: Vec<(String, usize)>,
+    /// Event time and entity keys, checked by the feature definitions; here for the
+    /// skew and length checks.
+    event_time: usize,
+    keys: Vec<usize>,
+    rules: CompiledRules,
+    validation: ValidationRules,
+    names: Vec<&'static str>,
+}
+
+impl InputPlan {
+    /// `feature_paths`: the definitions' paths (event time first); `key_paths`: their
+    /// entity keys.
+    pub fn new(input: &InputConfig, validation: &ValidationRules, feature_paths: &[String], key_paths: &[String]) -> Self {
+        let mut paths: Vec<String> = feature_paths.to_vec();
+        let mut index_of = |p: &str| match paths.iter().position(|q| q == p) {
+            Some(i) => i,
+            None => {
+                paths.push(p.to_string());
+                paths.len() - 1
+            }
+        };
+        let event_id = index_of(&input.event_id);
+        let primary_key = index_of(&input.primary_key);
+        let attributes = input.attributes.iter().map(|(name, path)| (name.clone(), index_of(path))).collect();
+        let event_time = 0;
+        let keys = key_paths.iter().map(|p| index_of(p)).collect();
+        let rules = match &input.rules {
+            Some(rules) => rules.clone(),
+            None => transaction_rules(validation.max_amount),
+        };
+        let rules = CompiledRules::new(&rules, &mut index_of);
+        let names = paths.iter().map(|p| static_path(p)).collect();
+        InputPlan { paths, event_id, primary_key, attributes, event_time, keys, rules, validation: validation.clone(), names }
+    }
+
+    /// The paths to decode, in record order.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// Checks a decoded event (after the feature definitions' own check): event id and
+    /// primary key, key lengths, event time within the skew of `now_ms`, the field rules.
+    pub fn check(&self, record: &EventRecord, now_ms: i64) -> Result<(), EventError> {
+        for &i in [self.event_id, self.primary_key].iter().chain(&self.keys) {
+            let path = self.names[i];
+            match record.get(i).as_key() {
+                None => return Err(EventError::invalid(path, format!("{path} is missing or not text"))),
+                Some(k) if k.is_empty() => return Err(EventError::invalid(path, format!("{path} is empty"))),
+                Some(k) if k.len() > self.validation.max_id_len => {
+                    return Err(EventError::invalid(
+                        path,
+                        format!("{path} is {} bytes long, more than {}", k.len(), self.validation.max_id_len),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(t) = record.get(self.event_time).as_i64() {
+            let skew_ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
+            let earliest = now_ms.saturating_sub(skew_ms(self.validation.max_past_skew_secs));
+            let latest = now_ms.saturating_add(skew_ms(self.validation.max_future_skew_secs));
+            if t < earliest || t > latest {
+                let path = self.names[self.event_time];
+                return Err(EventError::invalid(
+                    path,
+                    format!("{path} {t} is outside the accepted skew [{earliest}, {latest}] around now {now_ms}"),
+                ));
+            }
+        }
+        self.rules.check(record)
+    }
+
+    /// The event id of a checked record.
+    pub fn event_id(&self, record: &EventRecord) -> String {
+        record.get(self.event_id).as_key().map(|k| k.into_owned()).unwrap_or_default()
+    }
+
+    /// The primary key of a checked record.
+    pub fn primary_key(&self, record: &EventRecord) -> String {
+        record.get(self.primary_key).as_key().map(|k| k.into_owned()).unwrap_or_default()
+    }
+
+    /// The attributes present in the record, as text.
+    pub fn attributes(&self, record: &EventRecord) -> std::collections::BTreeMap<String, String> {
+        self.attributes
+            .iter()
+            .filter_map(|(name, i)| record.get(*i).as_key().map(|v| (name.clone(), v.into_owned())))
+            .collect()
+    }
+}
+
+fn show(value: &FieldValue) -> String {
+    match value {
+        FieldValue::Str(s) => format!("{s:?}"),
+        FieldValue::Int(i) => i.to_string(),
+        FieldValue::Float(f) => f.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::Bytes(b) => format!("<{} bytes>", b.len()),
+        FieldValue::Null => "null".into(),
+        FieldValue::Missing => "missing".into(),
+    }
+}
+
+/// The values of `paths` in a JSON object (the body of `weir serve`'s `POST /score`):
+/// a path walks nested objects; numbers become `Int` when integral and `Float` otherwise,
+/// strings `Str`, booleans `Bool`, `null` `Null`, anything absent `Missing`.
+pub fn record_from_json(value: &serde_json::Value, paths: &[String]) -> EventRecord {
+    let values = paths
+        .iter()
+        .map(|path| {
+            let mut at = Some(value);
+            for segment in path.split('.') {
+                at = at.and_then(|v| v.as_object()).and_then(|o| o.get(segment));
+            }
+            match at {
+                None => FieldValue::Missing,
+                Some(serde_json::Value::Null) => FieldValue::Null,
+                Some(serde_json::Value::Bool(b)) => FieldValue::Bool(*b),
+                Some(serde_json::Value::Number(n)) => match n.as_i64() {
+                    Some(i) => FieldValue::Int(i),
+                    None => n.as_f64().map(FieldValue::Float).unwrap_or(FieldValue::Missing),
+                },
+                Some(serde_json::Value::String(s)) => FieldValue::Str(s.clone()),
+                Some(_) => FieldValue::Missing,
+            }
+        })
+        .collect();
+    EventRecord::new(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(rules: &[FieldRule], paths: &[&str]) -> CompiledRules {
+        CompiledRules::new(rules, |p| paths.iter().position(|q| *q == p).unwrap())
+    }
+
+    fn record(values: Vec<FieldValue>) -> EventRecord {
+        EventRecord::new(values)
+    }
+
+    #[test]
+    fn defaults_have_no_problems_and_cover_the_transaction_checks() {
+        let c = InputConfig::default();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let paths = ["amount", "currency", "country", "channel"];
+        let rules = compiled(&transaction_rules(1_000_000.0), &paths);
+        let ok = || vec![FieldValue::Float(12.5), FieldValue::Str("EUR".into()), FieldValue::Str("FR".into()), FieldValue::Str("pos".into())];
+        assert_eq!(rules.check(&record(ok())), Ok(()));
+        for (i, bad, needle) in [
+            (0, FieldValue::Float(-1.0), "amount -1 is outside [0, 1000000]"),
+            (0, FieldValue::Float(f64::NAN), "amount NaN is not a finite number"),
+            (0, FieldValue::Str("12".into()), "amount \"12\" is not a finite number"),
+            (1, FieldValue::Str("eur".into()), "currency \"eur\" is not 3 upper-case letters"),
+            (2, FieldValue::Str("FRA".into()), "country \"FRA\" is not 2 upper-case letters"),
+            (3, FieldValue::Str("web".into()), "channel \"web\" is not one of pos, ecom, atm"),
+            (3, FieldValue::Missing, "channel is missing"),
+            (3, FieldValue::Null, "channel is missing"),
+        ] {
+            let mut v = ok();
+            v[i] = bad;
+            let err = rules.check(&record(v)).unwrap_err();
+            assert_eq!(err.class, weir_schemas::ErrorClass::Invalid);
+            assert_eq!(err.field, Some(paths[i]));
+            assert!(err.message.contains(needle), "{} does not contain {needle}", err.message);
+        }
+    }
+
+    #[test]
+    fn optional_fields_pass_when_absent_and_are_checked_when_present() {
+        let r = FieldRule { required: false, min: Some(0.0), ..rule("dwell_ms") };
+        let rules = compiled(&[r], &["dwell_ms"]);
+        assert_eq!(rules.check(&record(vec![FieldValue::Null])), Ok(()));
+        assert_eq!(rules.check(&record(vec![FieldValue::Int(5)])), Ok(()));
+        assert!(rules.check(&record(vec![FieldValue::Int(-5)])).is_err());
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let c = InputConfig {
+            subject: String::new(),
+            event_id: "a..b".into(),
+            primary_key: "1x".into(),
+            attributes: [("seg".to_string(), "user segment".to_string())].into(),
+            rules: Some(vec![
+                FieldRule { min: Some(2.0), max: Some(1.0), ..rule("x") },
+                FieldRule { one_of: Some(vec![]), ..rule("y") },
+                FieldRule { min: Some(f64::NAN), one_of: Some(vec!["a".into()]), ..rule("z") },
+            ]),
+        };
+        let p = c.problems();
+        assert_eq!(p.len(), 8, "{p:#?}");
+        assert!(p.iter().any(|m| m.contains("input.rules[0] (\"x\"): min 2 is above max 1")));
+        assert!(p.iter().any(|m| m.contains("input.attributes.seg \"user segment\" is not a field path")));
+    }
+
+    #[test]
+    fn json_bodies_are_read_by_path() {
+        let body: serde_json::Value = serde_json::json!({
+            "event_id": "e1", "user": {"id": "u7", "age": 31}, "price": 9.5, "ok": true, "gone": null
+        });
+        let paths: Vec<String> = ["event_id", "user.id", "user.age", "price", "ok", "gone", "user.nope", "price.x"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            record_from_json(&body, &paths).values,
+            vec![
+                FieldValue::Str("e1".into()),
+                FieldValue::Str("u7".into()),
+                FieldValue::Int(31),
+                FieldValue::Float(9.5),
+                FieldValue::Bool(true),
+                FieldValue::Null,
+                FieldValue::Missing,
+                FieldValue::Missing,
+            ]
+        );
+    }
+}
