@@ -1,15 +1,16 @@
 //! Cost of the feature engine per event: would catch a window update that grows with the
-//! window length or the number of entities, and a Redis write path that stops batching.
+//! window length or the number of entities, a min/max or distinct that rescans too often,
+//! and a Redis write path that stops batching.
 //!
-//! - `window_update/in_process`: `EntityState::apply` (the embedded store's algorithm and
-//!   the reference for the Lua script) for 4 windows (1 m, 10 m, 1 h, 24 h) on 10 000
-//!   cards with Zipf-like key skew.
-//! - `redis_batch/500`: one micro-batch of 500 observations through `RedisStore::observe`
-//!   (one pipeline of EVALSHA) against a `redis-server` this bench starts on a free port;
-//!   skipped when `redis-server` is not installed.
-//! - `redis_cluster_batch/500`: the same batches against a 3-master Redis Cluster this
-//!   bench forms (`redis-cli --cluster create`): one pipeline per hash slot, sent at once.
-//!   Compare with `redis_batch/500` in the same run.
+//! - `window_update/in_process`: `EntityState::apply` (the engine both stores run) for 4
+//!   windows (1m/5s, 10m/30s, 1h/1m, 24h/30m) × 6 aggregations (count, sum, mean, min,
+//!   max on the amount; distinct merchants) on 100 000 entities with Zipf(1) key skew,
+//!   seeded; one event per iteration, states kept across iterations (time moves on).
+//! - `redis_round_trip/ping`: one `PING`, the floor any batch pays.
+//! - `redis_batch/500`: one micro-batch of 500 events through `RedisStore::observe` (read
+//!   states, compute, compare-and-set per entity, watermarks) against a `redis-server` this
+//!   bench starts on a free port; skipped when `redis-server` is not installed.
+//! - `redis_cluster_batch/500`: the same against a 3-master Redis Cluster this bench forms.
 //!
 //! Run: `cargo bench -p weir-features --bench windows` (`-- redis` for the Redis ones).
 
@@ -18,40 +19,81 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use weir_features::config::{FeaturesConfig, WindowConfig};
+use weir_features::config::{AggregationConfig, EntityConfig, FeaturesConfig, WindowConfig};
+use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
-use weir_features::windows::{EntityState, WindowSpec};
+use weir_features::windows::{distinct_hash, EntityState};
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
 
+const ENTITIES: usize = 100_000;
+
 fn config() -> FeaturesConfig {
+    let agg = |kind: &str, field: &str| AggregationConfig { kind: kind.into(), field: Some(field.into()), alias: None };
     FeaturesConfig {
         windows: vec![
             WindowConfig { name: "1m".into(), length_secs: 60, pane_secs: 5 },
             WindowConfig { name: "10m".into(), length_secs: 600, pane_secs: 30 },
             WindowConfig { name: "1h".into(), length_secs: 3600, pane_secs: 60 },
-            WindowConfig { name: "24h".into(), length_secs: 86_400, pane_secs: 900 },
+            WindowConfig { name: "24h".into(), length_secs: 86_400, pane_secs: 1_800 },
         ],
+        entities: vec![EntityConfig {
+            name: "card".into(),
+            key: "card_id".into(),
+            windows: None,
+            aggregations: vec![
+                AggregationConfig { kind: "count".into(), field: None, alias: None },
+                agg("sum", "amount"),
+                agg("mean", "amount"),
+                agg("min", "amount"),
+                agg("max", "amount"),
+                agg("distinct", "merchant_id"),
+            ],
+        }],
         ..FeaturesConfig::default()
     }
 }
 
-/// Observations in event-time order; card ids drawn with a skew (a few hot cards).
-fn observations(n: usize, cards: u32, seed: u64) -> Vec<Observation> {
+/// Zipf(1) over `n` ranks by inverse CDF.
+struct Zipf(Vec<f64>);
+
+impl Zipf {
+    fn new(n: usize) -> Self {
+        let mut cdf = Vec::with_capacity(n);
+        let mut sum = 0.0;
+        for k in 1..=n {
+            sum += 1.0 / k as f64;
+            cdf.push(sum);
+        }
+        for c in &mut cdf {
+            *c /= sum;
+        }
+        Zipf(cdf)
+    }
+    fn sample(&self, rng: &mut ChaCha8Rng) -> usize {
+        let u: f64 = rng.random();
+        self.0.partition_point(|&c| c < u).min(self.0.len() - 1)
+    }
+}
+
+/// Observations in event-time order (~25 events/s), keys Zipf-skewed.
+fn observations(n: usize, seed: u64) -> Vec<Observation> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let zipf = Zipf::new(ENTITIES);
     let mut t = 1_767_225_600_000i64;
     (0..n)
         .map(|i| {
-            t += rng.random_range(0..40);
-            // u^3 skews towards low ids: the hottest 1 % of cards get ~20 % of events.
-            let u: f64 = rng.random();
-            let card = ((u * u * u) * cards as f64) as u32;
+            t += rng.random_range(0..80);
+            let card = zipf.sample(&mut rng);
+            let merchant: u32 = rng.random_range(0..2_000);
             Observation {
-                entity: format!("card-{card:05}"),
+                kind: "card".into(),
+                entity: format!("card-{card:06}"),
                 event_time_ms: t,
-                value: rng.random_range(1.0..500.0),
+                values: vec![Some(rng.random_range(1.0..500.0))],
+                distinct: vec![Some(distinct_hash(merchant.to_string().as_bytes()))],
                 position: SourcePosition { topic: "transactions".into(), partition: (card % 4) as i32, offset: i as i64 },
             }
         })
@@ -59,28 +101,46 @@ fn observations(n: usize, cards: u32, seed: u64) -> Vec<Observation> {
 }
 
 fn window_update(c: &mut Criterion) {
-    let config = config();
-    let windows: Vec<WindowSpec> = config.window_specs();
-    let lateness = config.allowed_lateness_ms();
-    let obs = observations(100_000, 10_000, 1);
+    let defs = FeatureDefinitions::new(&config()).expect("bench config");
+    let def = defs.engine_spec().entities[0].clone();
+    let obs = observations(2_000_000, 1);
+    let mut states: HashMap<String, EntityState> = HashMap::new();
+    let mut next = 0usize;
     let mut group = c.benchmark_group("window_update");
-    group.throughput(Throughput::Elements(obs.len() as u64));
+    group.throughput(Throughput::Elements(1));
     group.bench_function("in_process", |b| {
-        b.iter_batched(
-            HashMap::<String, EntityState>::new,
-            |mut states| {
-                for o in &obs {
-                    // Look up before inserting so that the bench does not time a key clone per event.
-                    if !states.contains_key(&o.entity) {
-                        states.insert(o.entity.clone(), EntityState::new(&windows));
-                    }
-                    let state = states.get_mut(&o.entity).expect("inserted");
-                    std::hint::black_box(state.apply(&windows, lateness, o));
-                }
-                states
-            },
-            BatchSize::LargeInput,
-        )
+        b.iter(|| {
+            if next == obs.len() {
+                states.clear();
+                next = 0;
+            }
+            let o = &obs[next];
+            next += 1;
+            // Look up before inserting so that the bench does not time a key clone per event.
+            if !states.contains_key(&o.entity) {
+                states.insert(o.entity.clone(), EntityState::new(&def));
+            }
+            let state = states.get_mut(&o.entity).expect("inserted");
+            std::hint::black_box(state.apply(&def, o, None))
+        })
+    });
+    group.finish();
+    eprintln!("window_update: {} entities touched, {} events applied", states.len(), next);
+}
+
+fn redis_batches(c: &mut Criterion, name: &str, store: &RedisStore, runtime: &tokio::runtime::Runtime) {
+    let obs = observations(400_000, 2);
+    let mut batches = obs.chunks(500);
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(500));
+    group.bench_function("500", |b| {
+        b.iter(|| {
+            let batch = batches.next().unwrap_or_else(|| {
+                batches = obs.chunks(500);
+                batches.next().expect("a batch")
+            });
+            runtime.block_on(store.observe(batch)).expect("observe")
+        })
     });
     group.finish();
 }
@@ -102,35 +162,23 @@ fn redis_batch(c: &mut Criterion) {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let config = config();
+    let defs = FeatureDefinitions::new(&config).expect("bench config");
+    let url = format!("redis://127.0.0.1:{port}");
     let store = runtime
-        .block_on(RedisStore::connect(
-            &format!("redis://127.0.0.1:{port}"),
-            KeySpace { prefix: "bench".into(), entity_kind: "card".into() },
-            config.window_specs(),
-            config.allowed_lateness_ms(),
-            config.ttl_ms(),
-        ))
+        .block_on(RedisStore::connect(&url, KeySpace::new("bench"), defs.engine_spec().clone(), config.ttl_ms()))
         .expect("connect to the bench redis");
-    let obs = observations(200_000, 10_000, 2);
-    let mut batches = obs.chunks(500).cycle();
-    let mut group = c.benchmark_group("redis_batch");
-    group.throughput(Throughput::Elements(500));
-    group.bench_function("500", |b| {
-        b.iter(|| {
-            let batch = batches.next().expect("cycle");
-            runtime.block_on(store.observe(batch)).expect("observe")
-        })
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut con = runtime.block_on(client.get_multiplexed_async_connection()).expect("connection");
+    let mut group = c.benchmark_group("redis_round_trip");
+    group.bench_function("ping", |b| {
+        b.iter(|| runtime.block_on(redis::cmd("PING").query_async::<String>(&mut con)).expect("ping"))
     });
     group.finish();
-    // Server time, which the round trip and the client hide: Redis's own count of
-    // microseconds spent in the script per call.
-    let stats: Result<String, _> = runtime.block_on(async {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
-        let mut con = client.get_multiplexed_async_connection().await?;
-        redis::cmd("INFO").arg("commandstats").query_async::<String>(&mut con).await
-    });
-    if let Some(line) = stats.ok().and_then(|s| s.lines().find(|l| l.starts_with("cmdstat_evalsha")).map(str::to_string)) {
-        eprintln!("redis server time per observation: {line}");
+    redis_batches(c, "redis_batch", &store, &runtime);
+    // Server time, which the round trip and the client hide.
+    let stats: Result<String, _> = runtime.block_on(redis::cmd("INFO").arg("commandstats").query_async::<String>(&mut con));
+    for line in stats.unwrap_or_default().lines().filter(|l| l.starts_with("cmdstat_evalsha") || l.starts_with("cmdstat_hmget")) {
+        eprintln!("redis server time: {line}");
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -199,27 +247,12 @@ fn redis_cluster_batch(c: &mut Criterion) {
     if created && ports.iter().all(|&p| ok(p)) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let config = config();
+        let defs = FeatureDefinitions::new(&config).expect("bench config");
         let seeds: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
         let store = runtime
-            .block_on(RedisStore::connect_cluster(
-                &seeds,
-                KeySpace { prefix: "bench".into(), entity_kind: "card".into() },
-                config.window_specs(),
-                config.allowed_lateness_ms(),
-                config.ttl_ms(),
-            ))
+            .block_on(RedisStore::connect_cluster(&seeds, KeySpace::new("bench"), defs.engine_spec().clone(), config.ttl_ms()))
             .expect("connect to the bench cluster");
-        let obs = observations(200_000, 10_000, 2);
-        let mut batches = obs.chunks(500).cycle();
-        let mut group = c.benchmark_group("redis_cluster_batch");
-        group.throughput(Throughput::Elements(500));
-        group.bench_function("500", |b| {
-            b.iter(|| {
-                let batch = batches.next().expect("cycle");
-                runtime.block_on(store.observe(batch)).expect("observe")
-            })
-        });
-        group.finish();
+        redis_batches(c, "redis_cluster_batch", &store, &runtime);
     } else {
         eprintln!("the bench cluster did not form: skipping redis_cluster_batch");
     }

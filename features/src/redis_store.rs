@@ -54,6 +54,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
@@ -149,6 +150,8 @@ pub struct RedisStore {
     cas_sha: String,
     watermark_sha: String,
     watermarks: Mutex<PartitionWatermarks>,
+    /// Compare-and-set writes refused because the entity changed since it was read.
+    conflicts: AtomicU64,
 }
 
 fn unavailable(e: RedisError) -> StoreError {
@@ -194,6 +197,7 @@ impl RedisStore {
             cas_sha: redis::Script::new(CAS_SCRIPT).get_hash().to_string(),
             watermark_sha: redis::Script::new(WATERMARK_SCRIPT).get_hash().to_string(),
             watermarks,
+            conflicts: AtomicU64::new(0),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -205,6 +209,12 @@ impl RedisStore {
 
     pub fn spec(&self) -> &EngineSpec {
         &self.spec
+    }
+
+    /// Entity writes refused so far because another process wrote the entity between this
+    /// store's read and write (each was recomputed and written again).
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
     }
 
     /// Whether this store talks to a Redis Cluster.
@@ -422,6 +432,7 @@ impl FeatureStore for RedisStore {
                 pending.clear();
                 break;
             }
+            self.conflicts.fetch_add(conflicts.len() as u64, Ordering::Relaxed);
             tracing::debug!(attempt, conflicts = conflicts.len(), "entity states changed under this batch; recomputing them");
             let keys: Vec<EntityKey> =
                 conflicts.iter().map(|&k| EntityKey { kind: touched[k].kind.to_string(), id: touched[k].id.to_string() }).collect();

@@ -32,7 +32,7 @@ fn parity_config() -> FeaturesConfig {
         ],
         allowed_lateness_secs: 20,
         // Small, so that busy entities switch to sketches mid-stream.
-        distinct_exact_limit: 40,
+        distinct_exact_limit: 100,
         entities: vec![
             EntityConfig {
                 name: "card".into(),
@@ -193,9 +193,9 @@ async fn check_parity(redis: &RedisStore, defs: &FeatureDefinitions) -> anyhow::
     assert_eq!(redis.read_at(&keys, at).await?, embedded.read_at(&keys, at).await?);
     let next = record(defs, at + 1_000, "card-3", "m-4", Some(12.5));
     assert_eq!(defs.vector_at(redis, &next).await?, defs.vector_at(&embedded, &next).await?);
-    eprintln!("parity: applied {}, replayed {}, late {}; {sketched} cards sketched", counts[0], counts[1], counts[2]);
+    eprintln!("parity: applied {}, replayed {}, late {}; {sketched} of {} entities sketched", counts[0], counts[1], counts[2], keys.len());
     assert!(counts.iter().all(|&c| c > 100), "every path exercised: {counts:?}");
-    assert!(sketched > 0 && sketched < 50, "some cards past the exact distinct limit, not all: {sketched}");
+    assert!(sketched > 0 && sketched < keys.len(), "some entities past the exact distinct limit, not all: {sketched}");
     Ok(())
 }
 
@@ -292,12 +292,12 @@ async fn concurrent_writers_of_shared_entities_lose_nothing() -> anyhow::Result<
             })
             .collect()
     };
-    let run = |store: &RedisStore, batches: Vec<Vec<Observation>>| async move {
+    async fn run(store: &RedisStore, batches: Vec<Vec<Observation>>) -> anyhow::Result<()> {
         for batch in batches {
             store.observe(&batch).await?;
         }
-        anyhow::Ok(())
-    };
+        Ok(())
+    }
     let (ra, rb) = tokio::join!(run(&a, batches(0)), run(&b, batches(1)));
     ra?;
     rb?;
@@ -307,6 +307,7 @@ async fn concurrent_writers_of_shared_entities_lose_nothing() -> anyhow::Result<
         // merchant values: 1m (count, sum, distinct), 1h (count, sum, distinct); 1h count.
         total += values[3];
     }
+    eprintln!("compare-and-set conflicts: {} + {}", a.conflicts(), b.conflicts());
     assert_eq!(total, 2_000.0, "every event of both writers counted once");
     Ok(())
 }
