@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Generate seeded synthetic transactions and delayed labels.
+    /// Generate seeded synthetic transactions (or interactions) and delayed labels.
     Produce(ProduceArgs),
     /// Request-time scoring over HTTP: POST /score (a transaction as JSON), GET /health,
     /// GET /model. Features from Redis; the registry's champion when configured.
@@ -107,13 +107,20 @@ struct ProduceArgs {
     /// Write JSON lines to this file instead of producing to Kafka.
     #[arg(long, conflicts_with_all = ["config", "brokers"])]
     jsonl: Option<PathBuf>,
+    /// What to generate: `transactions` (card payments, fraud labels) or `interactions`
+    /// (recommendation events of `interaction.avsc`, purchase labels). Interactions go to
+    /// the config's input topic (`kafka.topics.transactions`; `interactions` with
+    /// `--brokers`).
+    #[arg(long, value_enum, default_value = "transactions")]
+    kind: weir::produce::ProduceKind,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Event time of the first transaction, ms since the epoch. Default: one hour ago.
     /// Same seed and start → the same bytes.
     #[arg(long)]
     start_ms: Option<i64>,
-    #[arg(long, default_value_t = 10_000)]
+    /// Valid input events to generate (transactions or interactions).
+    #[arg(long, visible_alias = "events", default_value_t = 10_000)]
     transactions: u64,
     /// Transactions per second to send; 0 for as fast as possible.
     #[arg(long, default_value_t = 0.0)]
@@ -122,12 +129,18 @@ struct ProduceArgs {
     cards: u32,
     #[arg(long, default_value_t = 300)]
     merchants: u32,
-    /// Legitimate transactions per second of event time.
-    #[arg(long, default_value_t = 50.0)]
-    event_rate: f64,
-    /// Mean label delay, seconds of event time.
-    #[arg(long, default_value_t = 60.0)]
-    label_delay_secs: f64,
+    /// (interactions) Users.
+    #[arg(long, default_value_t = 1_000)]
+    users: u32,
+    /// (interactions) Items.
+    #[arg(long, default_value_t = 1_500)]
+    items: u32,
+    /// Legitimate transactions (interactions) per second of event time. Default 50 (1).
+    #[arg(long)]
+    event_rate: Option<f64>,
+    /// Mean label delay, seconds of event time. Default 60 (600).
+    #[arg(long)]
+    label_delay_secs: Option<f64>,
     #[arg(long, default_value_t = 0.0)]
     poison_rate: f64,
     /// Shift the amount distribution from this transaction index on.
@@ -299,13 +312,45 @@ async fn learn(config: WeirConfig, status: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn produce_interactions(args: ProduceArgs, start_ms: i64) -> anyhow::Result<()> {
+    let mut g = weir_ingest::generator::interactions::InteractionsConfig::new(args.seed, start_ms, args.transactions);
+    g.users = args.users;
+    g.items = args.items;
+    g.event_rate = args.event_rate.unwrap_or(g.event_rate);
+    g.label_delay_secs_mean = args.label_delay_secs.unwrap_or(g.label_delay_secs_mean);
+    eprintln!("interactions generator: seed {} start_ms {start_ms}", args.seed);
+    let report = if let Some(path) = args.jsonl {
+        weir::produce::interactions_to_jsonl(&path, g)?
+    } else {
+        let (kafka, topics) = match (args.config, args.brokers) {
+            (Some(path), _) => {
+                let kafka = WeirConfig::load(&path)?.kafka;
+                let topics = kafka.topics.clone();
+                (kafka, topics)
+            }
+            (None, Some(brokers)) => {
+                let kafka = KafkaConfig::new(brokers);
+                let topics = weir_ingest::config::TopicsConfig { transactions: "interactions".into(), ..kafka.topics.clone() };
+                (kafka, topics)
+            }
+            (None, None) => anyhow::bail!("give --config, --brokers or --jsonl"),
+        };
+        weir::produce::interactions_to_kafka(&kafka, &topics, g, (args.rate > 0.0).then_some(args.rate)).await?
+    };
+    println!("{} interactions, {} labels", report.transactions, report.labels);
+    Ok(())
+}
+
 async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let start_ms = args.start_ms.unwrap_or_else(|| weir_schemas::now_ms() - 3_600_000);
+    if args.kind == weir::produce::ProduceKind::Interactions {
+        return produce_interactions(args, start_ms).await;
+    }
     let mut g = GeneratorConfig::new(args.seed, start_ms, args.transactions);
     g.cards = args.cards;
     g.merchants = args.merchants;
-    g.event_rate = args.event_rate;
-    g.label_delay_secs_mean = args.label_delay_secs;
+    g.event_rate = args.event_rate.unwrap_or(g.event_rate);
+    g.label_delay_secs_mean = args.label_delay_secs.unwrap_or(g.label_delay_secs_mean);
     g.poison_rate = args.poison_rate;
     g.drift_at = args.drift_at;
     g.concept_change_at = args.concept_change_at;

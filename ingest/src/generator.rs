@@ -17,6 +17,9 @@
 //! average (exponential), in event time; a fraction never arrives. With `poison_rate` > 0,
 //! poison messages are mixed into the transactions stream, one of each [`PoisonKind`] in
 //! turn, each knowing the error class weir must give it.
+//!
+//! [`interactions`] is the same kind of simulation for weir's second example schema
+//! (recommendation-style interactions, purchases as labels).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -28,6 +31,8 @@ use weir_schemas::wire::{write_header, Encoder};
 use weir_schemas::ErrorClass;
 
 use crate::error::Result;
+
+pub mod interactions;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorConfig {

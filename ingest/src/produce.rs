@@ -4,16 +4,58 @@ use std::time::{Duration, Instant};
 
 use crate::config::TopicsConfig;
 use crate::error::Result;
+use crate::generator::interactions::{InteractionContent, InteractionMessage};
 use crate::generator::{Content, GeneratedMessage, Stream};
 use crate::producer::{EventProducer, OutgoingMessage};
 
 /// What was sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProduceReport {
+    /// Valid input events (transactions, or interactions).
     pub transactions: u64,
     pub labels: u64,
     pub poison: u64,
     pub elapsed_ms: u64,
+}
+
+/// A generated message as [`produce_all`] sends it: the messages of both generators.
+pub trait Produced {
+    /// The topic it goes to.
+    fn stream(&self) -> Stream;
+    /// Adds it to the report's counts.
+    fn count(&self, report: &mut ProduceReport);
+    fn into_outgoing(self) -> OutgoingMessage;
+}
+
+impl Produced for GeneratedMessage {
+    fn stream(&self) -> Stream {
+        self.stream
+    }
+    fn count(&self, report: &mut ProduceReport) {
+        match self.content {
+            Content::Transaction { .. } => report.transactions += 1,
+            Content::Label(_) => report.labels += 1,
+            Content::Poison(_) => report.poison += 1,
+        }
+    }
+    fn into_outgoing(self) -> OutgoingMessage {
+        OutgoingMessage::new(self.key, self.payload)
+    }
+}
+
+impl Produced for InteractionMessage {
+    fn stream(&self) -> Stream {
+        self.stream
+    }
+    fn count(&self, report: &mut ProduceReport) {
+        match self.content {
+            InteractionContent::Interaction { .. } => report.transactions += 1,
+            InteractionContent::Label(_) => report.labels += 1,
+        }
+    }
+    fn into_outgoing(self) -> OutgoingMessage {
+        OutgoingMessage::new(self.key, self.payload)
+    }
 }
 
 /// Sends `messages` in chunks, waiting for delivery of each chunk, at most `rate`
@@ -22,7 +64,7 @@ pub struct ProduceReport {
 pub async fn produce_all(
     producer: &EventProducer,
     topics: &TopicsConfig,
-    messages: impl IntoIterator<Item = Result<GeneratedMessage>>,
+    messages: impl IntoIterator<Item = Result<impl Produced>>,
     rate: Option<f64>,
     mut on_chunk: impl FnMut(&ProduceReport),
 ) -> Result<ProduceReport> {
@@ -37,15 +79,10 @@ pub async fn produce_all(
         let next = iter.next().transpose()?;
         let end = next.is_none();
         if let Some(m) = next {
-            match m.content {
-                Content::Transaction { .. } => report.transactions += 1,
-                Content::Label(_) => report.labels += 1,
-                Content::Poison(_) => report.poison += 1,
-            }
-            let out = OutgoingMessage::new(m.key, m.payload);
-            match m.stream {
-                Stream::Transactions => tx_chunk.push(out),
-                Stream::Labels => label_chunk.push(out),
+            m.count(&mut report);
+            match m.stream() {
+                Stream::Transactions => tx_chunk.push(m.into_outgoing()),
+                Stream::Labels => label_chunk.push(m.into_outgoing()),
             }
         }
         if end || tx_chunk.len() >= CHUNK || label_chunk.len() >= CHUNK {
