@@ -217,6 +217,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
         self.stats.replayed.fetch_add(replayed, Ordering::Relaxed);
         metrics::counter!(m::EVENTS_LATE).increment(late);
         metrics::counter!(m::EVENTS_REPLAYED).increment(replayed);
+        for (kind, n) in &outcome.late {
+            metrics::counter!(m::FEATURE_LATE, "entity" => kind.clone()).increment(*n);
+        }
 
         let k = self.definitions.len();
         let mut rows = Vec::with_capacity(valid.len() * k);

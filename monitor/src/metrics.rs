@@ -18,6 +18,9 @@ pub const EVENTS_SCORED: &str = "weir_events_scored_total";
 pub const EVENTS_DEAD_LETTERED: &str = "weir_events_dead_lettered_total";
 /// Events older than the allowed lateness: not applied to the windows.
 pub const EVENTS_LATE: &str = "weir_events_late_total";
+/// Late observations per entity kind (`entity` label): an event late for one entity (say
+/// a merchant fed by a partition far ahead) may be on time for another.
+pub const FEATURE_LATE: &str = "weir_feature_late_observations_total";
 /// Events the feature store had applied before (a replay after a crash or rebalance).
 pub const EVENTS_REPLAYED: &str = "weir_events_replayed_total";
 /// Micro-batches processed.
@@ -62,6 +65,7 @@ pub fn describe() {
     describe_counter!(EVENTS_SCORED, "Events scored, score acknowledged by the broker");
     describe_counter!(EVENTS_DEAD_LETTERED, "Events sent to the dead-letter topic, by error class");
     describe_counter!(EVENTS_LATE, "Events beyond the allowed lateness, not applied to windows");
+    describe_counter!(FEATURE_LATE, "Observations beyond the allowed lateness per entity kind, not applied");
     describe_counter!(EVENTS_REPLAYED, "Events fenced off as already applied (replays)");
     describe_counter!(BATCHES, "Micro-batches processed");
     describe_histogram!(BATCH_SIZE, Unit::Count, "Events per micro-batch");
