@@ -682,7 +682,6 @@ impl EntityState {
     /// The values as of event time `t` (see [`EntityDef`] for the order).
     pub fn values_at(&self, def: &EntityDef, t: i64) -> Vec<f64> {
         let mut out = Vec::with_capacity(def.names.len());
-        let mut scratch = HashSet64::default();
         // Exact distinct counts per field, all windows at once, computed on first use.
         let mut exact: Vec<Vec<f64>> = vec![Vec::new(); def.distinct];
         let nf = def.numeric.len();
@@ -772,7 +771,7 @@ impl EntityState {
                             }
                         } else {
                             if exact[d].is_empty() {
-                                exact[d] = exact_distinct(&self.occurrences[d], &def.windows, t, &mut scratch);
+                                exact[d] = SCRATCH.with(|set| exact_distinct(&self.occurrences[d], &def.windows, t, &mut set.borrow_mut()));
                             }
                             exact[d][wi]
                         }
@@ -941,6 +940,11 @@ impl EntityState {
         }
         Ok(s)
     }
+}
+
+thread_local! {
+    /// The hash set exact distinct counts reuse (no allocation per event).
+    static SCRATCH: std::cell::RefCell<HashSet64> = std::cell::RefCell::new(HashSet64::default());
 }
 
 /// A set of hashes for exact distinct counts: open addressing, cleared by generation.
