@@ -125,7 +125,14 @@ fn window_update(c: &mut Criterion) {
         })
     });
     group.finish();
-    eprintln!("window_update: {} entities touched, {} events applied", states.len(), next);
+    let bytes: usize = states.values().map(|s| s.to_bytes(&def).len()).sum();
+    let largest = states.values().map(|s| s.to_bytes(&def).len()).max().unwrap_or(0);
+    eprintln!(
+        "window_update: {} entities touched, {} events applied; state {} bytes on average, {largest} at most",
+        states.len(),
+        next,
+        bytes / states.len().max(1)
+    );
 }
 
 fn redis_batches(c: &mut Criterion, name: &str, store: &RedisStore, runtime: &tokio::runtime::Runtime) {

@@ -303,13 +303,15 @@ pub fn distinct_hash(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Adds a hash to HyperLogLog registers.
-fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) {
+/// Adds a hash to HyperLogLog registers; whether a register changed.
+fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) -> bool {
     let idx = (h >> 56) as usize;
     let rank = ((h << 8) | 0x80).leading_zeros() as u8 + 1;
-    if regs[idx] < rank {
+    let changed = regs[idx] < rank;
+    if changed {
         regs[idx] = rank;
     }
+    changed
 }
 
 fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
@@ -360,8 +362,10 @@ struct Window {
     regs: VecDeque<[u8; HLL_REGISTERS]>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
     extremes: Vec<Option<(f64, f64)>>,
-    /// Cache: per distinct field, registers merged over the current window.
+    /// Cache: per distinct field, registers merged over the current window, and their
+    /// estimate (`None` after a register changed).
     sketch: Vec<Option<Box<[u8; HLL_REGISTERS]>>>,
+    estimate: Vec<Option<f64>>,
 }
 
 impl Window {
@@ -375,6 +379,7 @@ impl Window {
             regs: VecDeque::new(),
             extremes: vec![None; nf],
             sketch: vec![None; nd],
+            estimate: vec![None; nd],
         }
     }
 
@@ -559,8 +564,8 @@ impl EntityState {
                 let Some(h) = *h else { continue };
                 if self.sketched[d] {
                     hll_add(&mut w.regs[at * nd + d], h);
-                    if inside && let Some(c) = &mut w.sketch[d] {
-                        hll_add(c, h);
+                    if inside && let Some(c) = &mut w.sketch[d] && hll_add(c, h) {
+                        w.estimate[d] = None;
                     }
                 }
             }
@@ -634,6 +639,7 @@ impl EntityState {
                 }
             }
             w.sketch[d] = None;
+            w.estimate[d] = None;
         }
         self.sketched[d] = true;
     }
@@ -643,11 +649,13 @@ impl EntityState {
         let nf = def.numeric.len();
         let nd = def.distinct;
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
-            let r = w.range(w.cur - spec.panes + 1, w.cur);
+            // The current window's panes, found on first need.
+            let mut r: Option<std::ops::Range<usize>> = None;
+            let mut r = |w: &Window| r.get_or_insert_with(|| w.range(w.cur - spec.panes + 1, w.cur)).clone();
             for k in 0..nf {
                 if def.extremes[k] && w.extremes[k].is_none() {
                     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-                    for i in r.clone() {
+                    for i in r(w) {
                         let s = &w.stats[i * nf + k];
                         lo = lo.min(s.min);
                         hi = hi.max(s.max);
@@ -658,10 +666,14 @@ impl EntityState {
             for d in 0..nd {
                 if self.sketched[d] && w.sketch[d].is_none() {
                     let mut regs = Box::new([0u8; HLL_REGISTERS]);
-                    for i in r.clone() {
+                    for i in r(w) {
                         hll_merge(&mut regs, &w.regs[i * nd + d]);
                     }
                     w.sketch[d] = Some(regs);
+                    w.estimate[d] = None;
+                }
+                if let (Some(regs), None) = (&w.sketch[d], w.estimate[d]) {
+                    w.estimate[d] = Some(hll_estimate(regs));
                 }
             }
         }
@@ -670,7 +682,8 @@ impl EntityState {
     /// The values as of event time `t` (see [`EntityDef`] for the order).
     pub fn values_at(&self, def: &EntityDef, t: i64) -> Vec<f64> {
         let mut out = Vec::with_capacity(def.names.len());
-        let mut scratch = Vec::new();
+        // Exact distinct counts per field, all windows at once, computed on first use.
+        let mut exact: Vec<Vec<f64>> = vec![Vec::new(); def.distinct];
         let nf = def.numeric.len();
         let nd = def.distinct;
         // Per window: count, and (n, sum) of a numeric field, as of t.
@@ -715,7 +728,7 @@ impl EntityState {
             }
             (n, s)
         };
-        for (w, spec) in self.windows.iter().zip(&def.windows) {
+        for (wi, (w, spec)) in self.windows.iter().zip(&def.windows).enumerate() {
             let pt = spec.pane_of(t);
             for a in &def.aggregations {
                 let v = match a.kind {
@@ -745,8 +758,9 @@ impl EntityState {
                     AggKind::Distinct => {
                         let d = a.field;
                         if self.sketched[d] {
-                            match &w.sketch[d] {
-                                Some(c) if pt == w.cur => hll_estimate(c),
+                            match (&w.sketch[d], w.estimate[d]) {
+                                (_, Some(e)) if pt == w.cur => e,
+                                (Some(c), None) if pt == w.cur => hll_estimate(c),
                                 _ => {
                                     let mut regs = [0u8; HLL_REGISTERS];
                                     for i in w.range(pt - spec.panes + 1, pt) {
@@ -756,16 +770,10 @@ impl EntityState {
                                 }
                             }
                         } else {
-                            let lo = (pt - spec.panes + 1).saturating_mul(spec.pane_ms);
-                            let hi = (pt + 1).saturating_mul(spec.pane_ms);
-                            let occ = &self.occurrences[d];
-                            let start = occ.partition_point(|o| o.0 < lo);
-                            let end = occ.partition_point(|o| o.0 < hi);
-                            scratch.clear();
-                            scratch.extend(occ[start..end.max(start)].iter().map(|o| o.1));
-                            scratch.sort_unstable();
-                            scratch.dedup();
-                            scratch.len() as f64
+                            if exact[d].is_empty() {
+                                exact[d] = SCRATCH.with(|set| exact_distinct(&self.occurrences[d], &def.windows, t, &mut set.borrow_mut()));
+                            }
+                            exact[d][wi]
                         }
                     }
                 };
@@ -934,6 +942,87 @@ impl EntityState {
     }
 }
 
+thread_local! {
+    /// The hash set exact distinct counts reuse (no allocation per event).
+    static SCRATCH: std::cell::RefCell<HashSet64> = std::cell::RefCell::new(HashSet64::default());
+}
+
+/// A set of hashes for exact distinct counts: open addressing, cleared by generation.
+#[derive(Default)]
+struct HashSet64 {
+    keys: Vec<u64>,
+    stamps: Vec<u32>,
+    generation: u32,
+}
+
+impl HashSet64 {
+    /// Empties the set, sized for up to `n` elements.
+    fn reset(&mut self, n: usize) {
+        let size = (2 * n).next_power_of_two().max(16);
+        if self.keys.len() < size {
+            self.keys = vec![0; size];
+            self.stamps = vec![0; size];
+            self.generation = 0;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+    }
+
+    /// Inserts `h`; whether it was new.
+    fn insert(&mut self, h: u64) -> bool {
+        let mask = self.keys.len() - 1;
+        let mut i = (h as usize) & mask;
+        loop {
+            if self.stamps[i] != self.generation {
+                self.stamps[i] = self.generation;
+                self.keys[i] = h;
+                return true;
+            }
+            if self.keys[i] == h {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// Exact distinct counts of `occ` (ascending by time) in every window as of `t`. The
+/// windows whose end is past the newest occurrence (all of them when `t` is the newest
+/// event) are counted in one pass from the newest occurrence back, by window start.
+fn exact_distinct(occ: &[(i64, u64)], windows: &[WindowSpec], t: i64, set: &mut HashSet64) -> Vec<f64> {
+    let ranges: Vec<(i64, i64)> = windows
+        .iter()
+        .map(|s| {
+            let pt = s.pane_of(t);
+            ((pt - s.panes + 1).saturating_mul(s.pane_ms), (pt + 1).saturating_mul(s.pane_ms))
+        })
+        .collect();
+    let newest = occ.last().map_or(i64::MIN, |o| o.0);
+    let mut out = vec![0.0; windows.len()];
+    let mut open: Vec<usize> = (0..windows.len()).filter(|&k| ranges[k].1 > newest).collect();
+    open.sort_by_key(|&k| std::cmp::Reverse(ranges[k].0));
+    set.reset(occ.len());
+    let (mut j, mut count) = (occ.len(), 0.0);
+    for &k in &open {
+        while j > 0 && occ[j - 1].0 >= ranges[k].0 {
+            j -= 1;
+            count += set.insert(occ[j].1) as u8 as f64;
+        }
+        out[k] = count;
+    }
+    for k in (0..windows.len()).filter(|&k| ranges[k].1 <= newest) {
+        let (lo, hi) = ranges[k];
+        let start = occ.partition_point(|o| o.0 < lo);
+        let end = occ.partition_point(|o| o.0 < hi).max(start);
+        set.reset(end - start);
+        out[k] = occ[start..end].iter().map(|o| set.insert(o.1) as u8 as f64).sum();
+    }
+    out
+}
+
 /// Moves window `w` forward to pane `p` (> cur): subtracts the panes that slide out of
 /// the window, drops those that leave the ring.
 fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
@@ -948,6 +1037,7 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         for c in &mut w.sketch {
             *c = Some(Box::new([0; HLL_REGISTERS]));
         }
+        w.estimate.iter_mut().for_each(|e| *e = Some(0.0));
     } else {
         // Panes [cur - panes + 1, p - panes] slide out, oldest first.
         let out = w.range(w.cur - spec.panes + 1, p - spec.panes);
@@ -971,6 +1061,9 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 *c = None;
             }
         }
+    }
+    if w.sketch.iter().any(Option::is_none) {
+        w.estimate.iter_mut().for_each(|e| *e = None);
     }
     w.cur = p;
     let keep = w.heads.partition_point(|h| h.0 < p - spec.slots + 1);
