@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use weir_schemas::EventError;
 use weir_schemas::validate::ValidationRules;
-use weir_schemas::record::{EventRecord, FieldValue};
+use weir_schemas::record::{EventRecord, FieldValue, intern_path};
 
 /// The `[input]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,13 +166,6 @@ impl InputConfig {
     }
 }
 
-/// A field path fixed for the life of the process, so that errors can name it as the
-/// `&'static str` [`EventError`] carries. Paths come from the configuration: a bounded set,
-/// leaked once at start.
-fn static_path(path: &str) -> &'static str {
-    Box::leak(path.to_string().into_boxed_str())
-}
-
 /// The checks of [`InputConfig::rules`], compiled against the positions of their fields
 /// in the decoded record.
 #[derive(Debug, Clone)]
@@ -183,7 +176,7 @@ pub struct CompiledRules {
 impl CompiledRules {
     /// `index_of(path)` gives the path's position in the decoded record.
     pub fn new(rules: &[FieldRule], mut index_of: impl FnMut(&str) -> usize) -> Self {
-        CompiledRules { rules: rules.iter().map(|r| (index_of(&r.path), static_path(&r.path), r.clone())).collect() }
+        CompiledRules { rules: rules.iter().map(|r| (index_of(&r.path), intern_path(&r.path), r.clone())).collect() }
     }
 
     /// The first failed check, naming the field and the bad value.
@@ -265,7 +258,7 @@ impl InputPlan {
             None => transaction_rules(validation.max_amount),
         };
         let rules = CompiledRules::new(&rules, &mut index_of);
-        let names = paths.iter().map(|p| static_path(p)).collect();
+        let names = paths.iter().map(|p| intern_path(p)).collect();
         InputPlan { paths, event_id, primary_key, attributes, event_time, keys, rules, validation: validation.clone(), names }
     }
 
@@ -337,33 +330,6 @@ fn show(value: &FieldValue) -> String {
     }
 }
 
-/// The values of `paths` in a JSON object (the body of `weir serve`'s `POST /score`):
-/// a path walks nested objects; numbers become `Int` when integral and `Float` otherwise,
-/// strings `Str`, booleans `Bool`, `null` `Null`, anything absent `Missing`.
-pub fn record_from_json(value: &serde_json::Value, paths: &[String]) -> EventRecord {
-    let values = paths
-        .iter()
-        .map(|path| {
-            let mut at = Some(value);
-            for segment in path.split('.') {
-                at = at.and_then(|v| v.as_object()).and_then(|o| o.get(segment));
-            }
-            match at {
-                None => FieldValue::Missing,
-                Some(serde_json::Value::Null) => FieldValue::Null,
-                Some(serde_json::Value::Bool(b)) => FieldValue::Bool(*b),
-                Some(serde_json::Value::Number(n)) => match n.as_i64() {
-                    Some(i) => FieldValue::Int(i),
-                    None => n.as_f64().map(FieldValue::Float).unwrap_or(FieldValue::Missing),
-                },
-                Some(serde_json::Value::String(s)) => FieldValue::Str(s.clone()),
-                Some(_) => FieldValue::Missing,
-            }
-        })
-        .collect();
-    EventRecord::new(values)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,29 +395,5 @@ mod tests {
         assert_eq!(p.len(), 8, "{p:#?}");
         assert!(p.iter().any(|m| m.contains("input.rules[0] (\"x\"): min 2 is above max 1")));
         assert!(p.iter().any(|m| m.contains("input.attributes.seg \"user segment\" is not a field path")));
-    }
-
-    #[test]
-    fn json_bodies_are_read_by_path() {
-        let body: serde_json::Value = serde_json::json!({
-            "event_id": "e1", "user": {"id": "u7", "age": 31}, "price": 9.5, "ok": true, "gone": null
-        });
-        let paths: Vec<String> = ["event_id", "user.id", "user.age", "price", "ok", "gone", "user.nope", "price.x"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        assert_eq!(
-            record_from_json(&body, &paths).values,
-            vec![
-                FieldValue::Str("e1".into()),
-                FieldValue::Str("u7".into()),
-                FieldValue::Int(31),
-                FieldValue::Float(9.5),
-                FieldValue::Bool(true),
-                FieldValue::Null,
-                FieldValue::Missing,
-                FieldValue::Missing,
-            ]
-        );
     }
 }

@@ -69,11 +69,12 @@ pub async fn serve<S: FeatureStore + 'static>(
     model: Arc<LiveModel>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let definitions = FeatureDefinitions::new(&config.features)?;
     let app = Arc::new(App {
         store,
         model,
-        plan: crate::pipeline::input_plan(config, &FeatureDefinitions::new(&config.features)?),
-        definitions: FeatureDefinitions::new(&config.features)?,
+        plan: crate::pipeline::input_plan(config, &definitions),
+        definitions,
         scorer: config.scorer.clone(),
         max_body: MAX_BODY,
     });
@@ -151,7 +152,7 @@ impl<S: FeatureStore + 'static> App<S> {
         if !event.is_object() {
             return Err(bad("the body must be a json object: the event, its fields by name".to_string()));
         }
-        let fields = crate::input::record_from_json(&event, self.plan.paths());
+        let fields = weir_schemas::record::EventRecord::from_json(&event, self.plan.paths());
         self.definitions.check(&fields).map_err(|e| bad(e.to_string()))?;
         self.plan.check(&fields, weir_schemas::now_ms()).map_err(|e| bad(e.to_string()))?;
         // As of the request's event time, this event included, as on the stream; one

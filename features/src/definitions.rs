@@ -51,7 +51,7 @@ use std::collections::BTreeSet;
 use weir_schemas::store::FeatureStore;
 use weir_schemas::{EventError, StoreError};
 use weir_schemas::events::Transaction;
-use weir_schemas::record::{EventRecord, FieldValue};
+use weir_schemas::record::{EventRecord, FieldValue, intern_path};
 use weir_schemas::store::{Observation, ObservationResult, SourcePosition};
 
 use crate::transforms;
@@ -463,7 +463,7 @@ fn build(config: &FeaturesConfig) -> Result<FeatureDefinitions, Vec<String>> {
             EntityDef::new(&kind, windows, aliases, nd, aggs, ssl, extra, lateness, config.distinct_exact_limit)
         })
         .collect();
-    let static_paths = paths.0.iter().map(|p| intern(p)).collect();
+    let static_paths = paths.0.iter().map(|p| intern_path(p)).collect();
     Ok(FeatureDefinitions {
         paths: paths.0,
         static_paths,
@@ -475,19 +475,6 @@ fn build(config: &FeaturesConfig) -> Result<FeatureDefinitions, Vec<String>> {
         numeric_paths: numeric_paths.into_iter().collect(),
         spec: EngineSpec::new(entities_defs, lateness),
     })
-}
-
-/// A `&'static str` for a path ([`EventError`] names fields that way): each distinct
-/// path is leaked once per process, and there are only as many as the config names.
-fn intern(path: &str) -> &'static str {
-    static PATHS: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
-    let Ok(mut paths) = PATHS.lock() else { return "field" };
-    if let Some(p) = paths.get(path) {
-        return p;
-    }
-    let p: &'static str = Box::leak(path.to_string().into_boxed_str());
-    paths.insert(p);
-    p
 }
 
 /// The hash of a distinct value ([`distinct_hash`] of its text: strings as they are,

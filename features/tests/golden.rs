@@ -9,7 +9,7 @@
 use weir_features::config::FeaturesConfig;
 use weir_features::definitions::FeatureDefinitions;
 use weir_features::memory::EmbeddedStore;
-use weir_schemas::record::{EventRecord, FieldValue};
+use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, EntityKey, FeatureStore, Observation, SourcePosition};
 
 const GOLDEN: &str = include_str!("golden/features.json");
@@ -37,17 +37,7 @@ fn golden() -> (serde_json::Value, FeatureDefinitions, Vec<Vec<Observation>>) {
         .unwrap()
         .iter()
         .map(|e| {
-            let values = defs
-                .paths()
-                .iter()
-                .map(|p| match &e["fields"][p] {
-                    serde_json::Value::Null => FieldValue::Missing,
-                    serde_json::Value::String(s) => FieldValue::Str(s.clone()),
-                    n if n.is_i64() => FieldValue::Int(n.as_i64().unwrap()),
-                    n => FieldValue::Float(n.as_f64().unwrap()),
-                })
-                .collect();
-            let record = EventRecord::new(values);
+            let record = EventRecord::from_json(&e["fields"], defs.paths());
             defs.check(&record).unwrap();
             let position = SourcePosition {
                 topic: topic.into(),

@@ -9,6 +9,8 @@
 //! reads them by index.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 /// The value of one field path in one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +82,48 @@ impl EventRecord {
     pub fn get(&self, i: usize) -> &FieldValue {
         self.values.get(i).unwrap_or(&FieldValue::Missing)
     }
+
+    /// The values of `paths` in a JSON object (`weir serve`'s request body, golden files):
+    /// a path walks nested objects; numbers become `Int` when integral and `Float`
+    /// otherwise, strings `Str`, booleans `Bool`, `null` `Null`, anything absent (or an
+    /// array or object at the end of the path) `Missing`.
+    pub fn from_json(value: &serde_json::Value, paths: &[String]) -> Self {
+        let values = paths
+            .iter()
+            .map(|path| {
+                let mut at = Some(value);
+                for segment in path.split('.') {
+                    at = at.and_then(|v| v.as_object()).and_then(|o| o.get(segment));
+                }
+                match at {
+                    None => FieldValue::Missing,
+                    Some(serde_json::Value::Null) => FieldValue::Null,
+                    Some(serde_json::Value::Bool(b)) => FieldValue::Bool(*b),
+                    Some(serde_json::Value::Number(n)) => match n.as_i64() {
+                        Some(i) => FieldValue::Int(i),
+                        None => n.as_f64().map(FieldValue::Float).unwrap_or(FieldValue::Missing),
+                    },
+                    Some(serde_json::Value::String(s)) => FieldValue::Str(s.clone()),
+                    Some(_) => FieldValue::Missing,
+                }
+            })
+            .collect();
+        EventRecord::new(values)
+    }
+}
+
+/// A `&'static str` for a field path, for errors that name the field
+/// ([`crate::EventError`] holds a `&'static str`): each distinct path is leaked once per
+/// process, and paths come from the configuration, so there are only as many as it names.
+pub fn intern_path(path: &str) -> &'static str {
+    static PATHS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let Ok(mut paths) = PATHS.lock() else { return "field" };
+    if let Some(p) = paths.get(path) {
+        return p;
+    }
+    let p: &'static str = Box::leak(path.to_string().into_boxed_str());
+    paths.insert(p);
+    p
 }
 
 #[cfg(test)]
@@ -97,5 +141,38 @@ mod tests {
         assert!(FieldValue::Null.is_absent() && FieldValue::Missing.is_absent());
         let r = EventRecord::new(vec![FieldValue::Int(1)]);
         assert_eq!(r.get(5), &FieldValue::Missing);
+    }
+
+    #[test]
+    fn interned_paths_are_leaked_once() {
+        let a = intern_path("user.id");
+        let b = intern_path(&String::from("user.id"));
+        assert_eq!(a, "user.id");
+        assert!(std::ptr::eq(a, b));
+    }
+
+    #[test]
+    fn json_objects_are_read_by_path() {
+        let body = serde_json::json!({
+            "event_id": "e1", "user": {"id": "u7", "age": 31}, "price": 9.5, "ok": true, "gone": null
+        });
+        let paths: Vec<String> = ["event_id", "user.id", "user.age", "price", "ok", "gone", "user.nope", "price.x", "user"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            EventRecord::from_json(&body, &paths).values,
+            vec![
+                FieldValue::Str("e1".into()),
+                FieldValue::Str("u7".into()),
+                FieldValue::Int(31),
+                FieldValue::Float(9.5),
+                FieldValue::Bool(true),
+                FieldValue::Null,
+                FieldValue::Missing,
+                FieldValue::Missing,
+                FieldValue::Missing,
+            ]
+        );
     }
 }

@@ -214,22 +214,13 @@ async fn redis_store_matches_the_brute_force_golden_stream() -> anyhow::Result<(
         .into_iter()
         .flatten()
         .map(|e| {
-            let values = defs
-                .paths()
-                .iter()
-                .map(|p| match &e["fields"][p] {
-                    serde_json::Value::Null => FieldValue::Missing,
-                    serde_json::Value::String(s) => FieldValue::Str(s.clone()),
-                    n if n.is_i64() => FieldValue::Int(n.as_i64().unwrap_or_default()),
-                    n => FieldValue::Float(n.as_f64().unwrap_or_default()),
-                })
-                .collect();
+            let record = EventRecord::from_json(&e["fields"], defs.paths());
             let position = SourcePosition {
                 topic: topic.into(),
                 partition: e["partition"].as_i64().unwrap_or_default() as i32,
                 offset: e["offset"].as_i64().unwrap_or_default(),
             };
-            defs.observations(&EventRecord::new(values), position)
+            defs.observations(&record, position)
         })
         .collect();
     let expected = golden["expected"].as_array().cloned().unwrap_or_default();
