@@ -179,10 +179,39 @@ const CURRENCY: &str = "EUR";
 
 /// Something scheduled at an event time; `seq` breaks ties deterministically.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
+struct Pending<K> {
     time: i64,
     seq: u64,
-    what: PendingKind,
+    what: K,
+}
+
+/// What a generator has scheduled, popped earliest event time first; ties come out in
+/// scheduling order, so a seed always gives the same stream. Shared by both generators.
+#[derive(Debug)]
+struct Schedule<K> {
+    queue: BinaryHeap<Reverse<Pending<K>>>,
+    seq: u64,
+}
+
+impl<K: Ord> Schedule<K> {
+    fn new() -> Self {
+        Schedule { queue: BinaryHeap::new(), seq: 0 }
+    }
+
+    fn push(&mut self, time: i64, what: K) {
+        self.seq += 1;
+        self.queue.push(Reverse(Pending { time, seq: self.seq, what }));
+    }
+
+    fn pop(&mut self) -> Option<Pending<K>> {
+        self.queue.pop().map(|Reverse(p)| p)
+    }
+}
+
+/// An exponentially distributed gap with mean `mean_secs`, in whole milliseconds.
+fn exp_ms(rng: &mut ChaCha8Rng, mean_secs: f64) -> i64 {
+    let u: f64 = rng.random::<f64>().max(1e-12);
+    (-u.ln() * mean_secs * 1000.0) as i64
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -200,8 +229,7 @@ pub struct Generator {
     rng: ChaCha8Rng,
     cards: Vec<Card>,
     risky_merchants: u32,
-    queue: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    queue: Schedule<PendingKind>,
     labels: Vec<Option<Label>>,
     emitted_transactions: u64,
     poison_index: usize,
@@ -236,8 +264,7 @@ impl Generator {
             .collect();
         let risky_merchants = (cfg.merchants / 50).max(1);
         let mut g = Generator {
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Schedule::new(),
             labels: Vec::new(),
             emitted_transactions: 0,
             poison_index: 0,
@@ -254,13 +281,7 @@ impl Generator {
     }
 
     fn schedule(&mut self, time: i64, what: PendingKind) {
-        self.seq += 1;
-        self.queue.push(Reverse(Pending { time, seq: self.seq, what }));
-    }
-
-    fn exp_ms(&mut self, mean_secs: f64) -> i64 {
-        let u: f64 = self.rng.random::<f64>().max(1e-12);
-        (-u.ln() * mean_secs * 1000.0) as i64
+        self.queue.push(time, what);
     }
 
     /// Produces the next message, or `None` when all transactions and their labels are out.
@@ -274,13 +295,13 @@ impl Generator {
             return self.poison().map(Some);
         }
         loop {
-            let Some(Reverse(p)) = self.queue.pop() else { return Ok(None) };
+            let Some(p) = self.queue.pop() else { return Ok(None) };
             let done = self.emitted_transactions >= self.cfg.transactions;
             match p.what {
                 PendingKind::Legit if done => continue,
                 PendingKind::Burst { .. } if done => continue,
                 PendingKind::Legit => {
-                    let gap = self.exp_ms(1.0 / self.cfg.event_rate);
+                    let gap = exp_ms(&mut self.rng, 1.0 / self.cfg.event_rate);
                     self.schedule(p.time + gap.max(1), PendingKind::Legit);
                     if self.rng.random::<f64>() < self.cfg.burst_probability {
                         self.start_burst(p.time);
@@ -403,7 +424,7 @@ impl Generator {
             event_time: time,
         };
         if self.rng.random::<f64>() >= self.cfg.label_missing_rate {
-            let delay = self.exp_ms(self.cfg.label_delay_secs_mean);
+            let delay = exp_ms(&mut self.rng, self.cfg.label_delay_secs_mean);
             let label = Label {
                 event_id: tx.event_id.clone(),
                 card_id: tx.card_id.clone(),

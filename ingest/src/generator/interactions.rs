@@ -30,15 +30,14 @@
 //! Interactions are keyed by user id and come out in event-time order (labels in
 //! label-time order, merged into the same sequence), so no event is late for weir.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weir_schemas::events::{Action, Interaction, Item, Label, User};
 use weir_schemas::wire::Encoder;
 
-use super::{normal, Stream};
+use super::{exp_ms, normal, Schedule, Stream};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,14 +184,6 @@ struct Session {
     steps_left: u32,
 }
 
-/// Something scheduled at an event time; `seq` breaks ties deterministically.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
-    time: i64,
-    seq: u64,
-    what: PendingKind,
-}
-
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum PendingKind {
     /// The next session start.
@@ -212,8 +203,7 @@ pub struct InteractionsGenerator {
     items: Vec<ItemProfile>,
     by_category: Vec<CategoryItems>,
     sessions: Vec<Option<Session>>,
-    queue: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    queue: Schedule<PendingKind>,
     labels: Vec<Option<Label>>,
     emitted: u64,
     interaction_encoder: Encoder,
@@ -276,8 +266,7 @@ impl InteractionsGenerator {
             items,
             by_category,
             sessions: Vec::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Schedule::new(),
             labels: Vec::new(),
             emitted: 0,
             interaction_encoder,
@@ -290,13 +279,7 @@ impl InteractionsGenerator {
     }
 
     fn schedule(&mut self, time: i64, what: PendingKind) {
-        self.seq += 1;
-        self.queue.push(Reverse(Pending { time, seq: self.seq, what }));
-    }
-
-    fn exp_ms(&mut self, mean_secs: f64) -> i64 {
-        let u: f64 = self.rng.random::<f64>().max(1e-12);
-        (-u.ln() * mean_secs * 1000.0) as i64
+        self.queue.push(time, what);
     }
 
     /// Mean session length over session starts (segments weighted by how often they come;
@@ -309,12 +292,12 @@ impl InteractionsGenerator {
     /// Produces the next message, or `None` when all interactions and their labels are out.
     pub fn next_message(&mut self) -> Result<Option<InteractionMessage>> {
         loop {
-            let Some(Reverse(p)) = self.queue.pop() else { return Ok(None) };
+            let Some(p) = self.queue.pop() else { return Ok(None) };
             let done = self.emitted >= self.cfg.events;
             match p.what {
                 PendingKind::NewSession | PendingKind::Step(_) if done => continue,
                 PendingKind::NewSession => {
-                    let gap = self.exp_ms(Self::mean_session_events() / self.cfg.event_rate);
+                    let gap = exp_ms(&mut self.rng, Self::mean_session_events() / self.cfg.event_rate);
                     self.schedule(p.time + gap.max(1), PendingKind::NewSession);
                     let s = self.start_session();
                     return self.step(p.time, s).map(Some);
@@ -445,7 +428,7 @@ impl InteractionsGenerator {
         session.steps_left -= 1;
         if session.steps_left > 0 {
             // Bursts: a return to an item, or a quick look after a view, comes seconds later.
-            let gap = if revisit || self.rng.random::<f64>() < 0.3 { self.exp_ms(4.0) } else { self.exp_ms(25.0) };
+            let gap = if revisit || self.rng.random::<f64>() < 0.3 { exp_ms(&mut self.rng, 4.0) } else { exp_ms(&mut self.rng, 25.0) };
             self.sessions[s] = Some(session);
             self.schedule(time + gap.max(1), PendingKind::Step(s));
         }
@@ -465,7 +448,7 @@ impl InteractionsGenerator {
         };
         let payload = self.interaction_encoder.encode(&interaction)?;
         if self.rng.random::<f64>() >= self.cfg.label_missing_rate {
-            let delay = self.exp_ms(self.cfg.label_delay_secs_mean);
+            let delay = exp_ms(&mut self.rng, self.cfg.label_delay_secs_mean);
             self.labels.push(Some(Label {
                 event_id: interaction.event_id.clone(),
                 card_id: interaction.user.id.clone(),
