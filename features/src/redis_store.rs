@@ -70,6 +70,9 @@ use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 /// Compare-and-set attempts per entity per batch before giving up (retryable).
 pub const MAX_CAS_ATTEMPTS: usize = 8;
 
+/// Entities whose states a store keeps decoded in memory by default ([`RedisStore::with_state_cache`]).
+pub const DEFAULT_STATE_CACHE_ENTITIES: usize = 100_000;
+
 /// KEYS: state hash, readable hash. ARGV: the version read (`''` for none), the new blob,
 /// the TTL in ms, then field/value pairs of the readable hash. Returns 1 when written, 0
 /// when the version moved (nothing written).
@@ -152,6 +155,59 @@ pub struct RedisStore {
     watermarks: Mutex<PartitionWatermarks>,
     /// Compare-and-set writes refused because the entity changed since it was read.
     conflicts: AtomicU64,
+    /// States this store wrote last, decoded (module docs: "The state cache").
+    cache: Mutex<StateCache>,
+}
+
+/// The states this store wrote last, with the version each was written as: a cached
+/// state is current exactly when Redis still holds that version, which the
+/// compare-and-set checks anyway. Bounded: the least recently used are dropped.
+struct StateCache {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<(String, String), Cached>,
+    hits: u64,
+    misses: u64,
+}
+
+struct Cached {
+    version: String,
+    state: EntityState,
+    used: u64,
+}
+
+impl StateCache {
+    fn new(capacity: usize) -> Self {
+        StateCache { capacity, tick: 0, entries: HashMap::new(), hits: 0, misses: 0 }
+    }
+
+    /// Takes an entity's state out (so that a concurrent batch cannot use it too).
+    fn take(&mut self, kind: &str, id: &str) -> Option<(String, EntityState)> {
+        // The key is built only on a probe; the map is keyed by owned strings.
+        let found = self.entries.remove(&(kind.to_string(), id.to_string())).map(|c| (c.version, c.state));
+        if found.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        found
+    }
+
+    fn put(&mut self, kind: &str, id: &str, version: String, state: EntityState) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.tick += 1;
+        self.entries.insert((kind.to_string(), id.to_string()), Cached { version, state, used: self.tick });
+        if self.entries.len() > self.capacity {
+            // Drop the least recently used tenth at once: O(n) every capacity/10 inserts.
+            let keep = self.capacity - self.capacity / 10;
+            let mut ticks: Vec<u64> = self.entries.values().map(|c| c.used).collect();
+            let cut = ticks.len() - keep;
+            let (_, &mut oldest_kept, _) = ticks.select_nth_unstable(cut);
+            self.entries.retain(|_, c| c.used >= oldest_kept);
+        }
+    }
 }
 
 fn unavailable(e: RedisError) -> StoreError {
@@ -159,14 +215,14 @@ fn unavailable(e: RedisError) -> StoreError {
 }
 
 /// One entity touched by a batch: its key, definition, the batch indices of its
-/// observations, and the version read.
+/// observations, and the version and state it is computed from (cached or read; `None`
+/// before either).
 struct Touched<'a> {
     kind: &'a str,
     id: &'a str,
     def: &'a EntityDef,
     indices: Vec<usize>,
-    version: String,
-    state: Option<Vec<u8>>,
+    base: Option<(String, EntityState)>,
 }
 
 impl RedisStore {
@@ -198,6 +254,7 @@ impl RedisStore {
             watermark_sha: redis::Script::new(WATERMARK_SCRIPT).get_hash().to_string(),
             watermarks,
             conflicts: AtomicU64::new(0),
+            cache: Mutex::new(StateCache::new(DEFAULT_STATE_CACHE_ENTITIES)),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -215,6 +272,21 @@ impl RedisStore {
     /// store's read and write (each was recomputed and written again).
     pub fn conflicts(&self) -> u64 {
         self.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Keeps up to `entities` states decoded in memory between batches (0: none), instead
+    /// of [`DEFAULT_STATE_CACHE_ENTITIES`].
+    pub fn with_state_cache(self, entities: usize) -> Self {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = StateCache::new(entities);
+        }
+        self
+    }
+
+    /// (hits, misses) of the state cache so far: entities a batch found decoded in memory,
+    /// and those it had to read from Redis.
+    pub fn state_cache_stats(&self) -> (u64, u64) {
+        self.cache.lock().map(|c| (c.hits, c.misses)).unwrap_or_default()
     }
 
     /// Whether this store talks to a Redis Cluster.
@@ -334,12 +406,13 @@ impl RedisStore {
             .collect()
     }
 
-    /// The compare-and-set of one entity after applying its observations.
-    fn write_cmd(&self, t: &Touched<'_>, state: &EntityState) -> (String, Cmd) {
+    /// The compare-and-set of one entity after applying its observations: written if
+    /// Redis still holds `version`.
+    fn write_cmd(&self, t: &Touched<'_>, version: &str, state: &EntityState) -> (String, Cmd) {
         let key = self.keys.state_key(t.kind, t.id);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.cas_sha).arg(2).arg(&key).arg(self.keys.features_key(t.kind, t.id));
-        cmd.arg(&t.version).arg(state.to_bytes(t.def)).arg(self.ttl_ms);
+        cmd.arg(version).arg(state.to_bytes(t.def)).arg(self.ttl_ms);
         if let Some(values) = state.current_values(t.def) {
             for (name, v) in t.def.value_names().iter().zip(values) {
                 cmd.arg(name).arg(v.to_string());
@@ -348,6 +421,15 @@ impl RedisStore {
         }
         (key, cmd)
     }
+
+    fn lock_cache(&self) -> Result<std::sync::MutexGuard<'_, StateCache>, StoreError> {
+        self.cache.lock().map_err(|_| StoreError::Protocol("state cache lock poisoned".into()))
+    }
+}
+
+/// The version the compare-and-set script writes after `version` (`''` is 0).
+fn next_version(version: &str) -> String {
+    (version.parse::<u64>().unwrap_or(0) + 1).to_string()
 }
 
 impl FeatureStore for RedisStore {
@@ -361,7 +443,7 @@ impl FeatureStore for RedisStore {
         for (i, obs) in batch.iter().enumerate() {
             let def = self.spec.def(&obs.kind)?;
             let at = *index.entry((&obs.kind, &obs.entity)).or_insert_with(|| {
-                touched.push(Touched { kind: &obs.kind, id: &obs.entity, def, indices: Vec::new(), version: String::new(), state: None });
+                touched.push(Touched { kind: &obs.kind, id: &obs.entity, def, indices: Vec::new(), base: None });
                 touched.len() - 1
             });
             touched[at].indices.push(i);
@@ -377,8 +459,18 @@ impl FeatureStore for RedisStore {
             p
         };
 
-        // Round trip 1: the states and the partitions' watermarks.
-        let mut cmds: Vec<(String, Cmd)> = touched.iter().map(|t| self.read_cmd(t.kind, t.id)).collect();
+        // The states this store wrote last; the compare-and-set finds out if one is stale.
+        {
+            let mut cache = self.lock_cache()?;
+            for t in &mut touched {
+                t.base = cache.take(t.kind, t.id);
+            }
+        }
+
+        // Round trip 1: the states not cached, and the partitions' watermarks (always: another
+        // process may have owned a partition in between).
+        let missing: Vec<usize> = (0..touched.len()).filter(|&k| touched[k].base.is_none()).collect();
+        let mut cmds: Vec<(String, Cmd)> = missing.iter().map(|&k| self.read_cmd(touched[k].kind, touched[k].id)).collect();
         for (topic, partition) in &partitions {
             let key = self.keys.watermark_key(topic, *partition);
             let mut cmd = redis::cmd("GET");
@@ -386,9 +478,10 @@ impl FeatureStore for RedisStore {
             cmds.push((key, cmd));
         }
         let mut replies = self.run(&cmds).await?;
-        let wm_replies = replies.split_off(touched.len());
-        for (t, reply) in touched.iter_mut().zip(replies) {
-            (t.version, t.state) = Self::parse_state(reply)?;
+        let wm_replies = replies.split_off(missing.len());
+        for (&k, reply) in missing.iter().zip(replies) {
+            let (version, blob) = Self::parse_state(reply)?;
+            touched[k].base = Some((version, Self::decode(touched[k].def, blob.as_deref())?));
         }
         let floors = {
             let mut wm = self.watermarks.lock().map_err(|_| StoreError::Protocol("watermark lock poisoned".into()))?;
@@ -403,12 +496,15 @@ impl FeatureStore for RedisStore {
 
         // Compute, write with a compare-and-set, recompute and retry the conflicts.
         let mut results: Vec<Option<ObservationResult>> = vec![None; batch.len()];
+        // Per entity, once settled: the version Redis holds and the state it holds.
+        let mut settled: Vec<Option<(String, EntityState)>> = (0..touched.len()).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..touched.len()).collect();
         for attempt in 0..MAX_CAS_ATTEMPTS {
-            let mut writes: Vec<(usize, (String, Cmd))> = Vec::new();
+            let mut writes: Vec<(usize, String, EntityState)> = Vec::new();
+            let mut cmds: Vec<(String, Cmd)> = Vec::new();
             for &k in &pending {
-                let t = &touched[k];
-                let mut state = Self::decode(t.def, t.state.as_deref())?;
+                let t = &mut touched[k];
+                let (version, mut state) = t.base.take().ok_or_else(|| StoreError::Protocol("an entity has no state to compute from".into()))?;
                 let mut changed = false;
                 for &i in &t.indices {
                     let r = state.apply(t.def, &batch[i], floors[i]);
@@ -416,16 +512,20 @@ impl FeatureStore for RedisStore {
                     results[i] = Some(r);
                 }
                 if changed {
-                    writes.push((k, self.write_cmd(t, &state)));
+                    cmds.push(self.write_cmd(t, &version, &state));
+                    writes.push((k, version, state));
+                } else {
+                    settled[k] = Some((version, state));
                 }
             }
-            let cmds: Vec<(String, Cmd)> = writes.iter().map(|(_, c)| c.clone()).collect();
             let replies = self.run(&cmds).await?;
             let mut conflicts = Vec::new();
-            for ((k, _), reply) in writes.iter().zip(replies) {
+            for ((k, version, state), reply) in writes.into_iter().zip(replies) {
                 let written: i64 = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
-                if written != 1 {
-                    conflicts.push(*k);
+                if written == 1 {
+                    settled[k] = Some((next_version(&version), state));
+                } else {
+                    conflicts.push(k);
                 }
             }
             if conflicts.is_empty() {
@@ -434,11 +534,10 @@ impl FeatureStore for RedisStore {
             }
             self.conflicts.fetch_add(conflicts.len() as u64, Ordering::Relaxed);
             tracing::debug!(attempt, conflicts = conflicts.len(), "entity states changed under this batch; recomputing them");
-            let keys: Vec<EntityKey> =
-                conflicts.iter().map(|&k| EntityKey { kind: touched[k].kind.to_string(), id: touched[k].id.to_string() }).collect();
-            let cmds: Vec<(String, Cmd)> = keys.iter().map(|e| self.read_cmd(&e.kind, &e.id)).collect();
+            let cmds: Vec<(String, Cmd)> = conflicts.iter().map(|&k| self.read_cmd(touched[k].kind, touched[k].id)).collect();
             for (&k, reply) in conflicts.iter().zip(self.run(&cmds).await?) {
-                (touched[k].version, touched[k].state) = Self::parse_state(reply)?;
+                let (version, blob) = Self::parse_state(reply)?;
+                touched[k].base = Some((version, Self::decode(touched[k].def, blob.as_deref())?));
             }
             pending = conflicts;
         }
@@ -447,6 +546,14 @@ impl FeatureStore for RedisStore {
                 "{} entities kept changing under this batch ({MAX_CAS_ATTEMPTS} attempts); retry",
                 pending.len()
             )));
+        }
+        {
+            let mut cache = self.lock_cache()?;
+            for (t, s) in touched.iter().zip(settled) {
+                if let Some((version, state)) = s {
+                    cache.put(t.kind, t.id, version, state);
+                }
+            }
         }
 
         // Every entity is written: now the watermarks may advance.

@@ -70,8 +70,23 @@
 //! HyperLogLog per pane: 256 one-byte registers (the top 8 hash bits pick a register, the
 //! rank of the first 1 in the other 56 bits is kept by max), merged over the window's panes
 //! by register max. The estimate has a relative standard error of `1.04 / sqrt(256)` =
-//! 6.5 %, with linear counting for small ranges; it is rounded to an integer. A field
-//! stays in sketch mode for the life of the entity's state.
+//! 6.5 %, with linear counting for small ranges; it is rounded to an integer. The
+//! harmonic sum behind the estimate is kept in fixed point (`2^-r` as `2^(64-r)` in a
+//! `u128`), exact and order-independent, so a window's merged sketch updates its estimate
+//! in O(1) per register change and a state read back from Redis answers bit for bit what
+//! the live one does.
+//!
+//! Exact counts as of the newest pane are kept incrementally (per value its newest
+//! occurrence, per window its start and count: O(windows) per in-order event, see
+//! `DistinctIndex`); answers as of an older time count the occurrences of that window.
+//!
+//! A sketched field keeps recording occurrences as a *shadow*, complete for the times
+//! after a mark (the newest time when it switched, or when the shadow last overflowed the
+//! limit and was restarted). Once every window's ring starts after the mark, the shadow
+//! holds every occurrence still in a ring and is within the limit: the field goes back to
+//! exact counts. So an entity that was busy for a while is exact again one horizon (the
+//! longest ring) after it calmed down, and a field at the limit cannot flap between modes
+//! faster than once per horizon.
 //!
 //! ## Lateness and replays
 //!
@@ -100,7 +115,7 @@ use weir_schemas::store::{Applied, Observation, ObservationResult, SourcePositio
 /// Registers of a distinct sketch.
 pub const HLL_REGISTERS: usize = 256;
 /// Version of the binary state format; part of the fingerprint.
-const FORMAT_VERSION: u8 = 3;
+const FORMAT_VERSION: u8 = 4;
 const MAGIC: u8 = b'w';
 /// `cur` before the first event: below any real pane.
 const EMPTY_PANE: i64 = i64::MIN / 4;
@@ -303,15 +318,15 @@ pub fn distinct_hash(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Adds a hash to HyperLogLog registers; whether a register changed.
-fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) -> bool {
-    let idx = (h >> 56) as usize;
-    let rank = ((h << 8) | 0x80).leading_zeros() as u8 + 1;
-    let changed = regs[idx] < rank;
-    if changed {
-        regs[idx] = rank;
-    }
-    changed
+/// Where a hash goes in HyperLogLog registers: (register, rank of the first 1 bit).
+fn hll_slot(h: u64) -> (usize, u8) {
+    ((h >> 56) as usize, ((h << 8) | 0x80).leading_zeros() as u8 + 1)
+}
+
+/// Adds a hash to HyperLogLog registers.
+fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) {
+    let (idx, rank) = hll_slot(h);
+    regs[idx] = regs[idx].max(rank);
 }
 
 fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
@@ -320,19 +335,59 @@ fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
     }
 }
 
-/// The HyperLogLog estimate (256 registers, linear counting below 2.5 m), rounded.
-pub fn hll_estimate(regs: &[u8; HLL_REGISTERS]) -> f64 {
+/// `2^-r` in fixed point (`2^(64 - r)`): ranks are at most 57, so a sum of 256 terms is
+/// exact in a `u128` and does not depend on the order it was added in.
+fn hll_term(r: u8) -> u128 {
+    1u128 << (64 - u32::from(r.min(64)))
+}
+
+/// The HyperLogLog estimate from the harmonic sum (fixed point, [`hll_term`]) and the
+/// number of zero registers: linear counting below 2.5 m, rounded.
+fn hll_estimate_from(sum: u128, zeros: u32) -> f64 {
     let m = HLL_REGISTERS as f64;
-    let mut sum = 0.0;
-    let mut zeros = 0u32;
-    for &r in regs {
-        sum += f64::from_bits((1023 - u64::from(r)) << 52);
-        zeros += (r == 0) as u32;
-    }
+    // Scaling by a power of two is exact: the only rounding is the u128 -> f64 conversion.
+    let harmonic = sum as f64 / 18_446_744_073_709_551_616.0;
     let alpha = 0.7213 / (1.0 + 1.079 / m);
-    let e = alpha * m * m / sum;
+    let e = alpha * m * m / harmonic;
     let e = if e <= 2.5 * m && zeros > 0 { m * (m / f64::from(zeros)).ln() } else { e };
     e.round()
+}
+
+/// The HyperLogLog estimate (256 registers, linear counting below 2.5 m), rounded.
+pub fn hll_estimate(regs: &[u8; HLL_REGISTERS]) -> f64 {
+    Sketch::from_regs(*regs).estimate()
+}
+
+/// Registers merged over a window, with their harmonic sum and zero count kept up to
+/// date, so the estimate after a register changes costs O(1) instead of a pass over 256
+/// registers, and equals a recount from the registers bit for bit.
+#[derive(Debug, Clone)]
+struct Sketch {
+    regs: [u8; HLL_REGISTERS],
+    sum: u128,
+    zeros: u32,
+}
+
+impl Sketch {
+    fn from_regs(regs: [u8; HLL_REGISTERS]) -> Self {
+        let sum = regs.iter().map(|&r| hll_term(r)).sum();
+        let zeros = regs.iter().filter(|&&r| r == 0).count() as u32;
+        Sketch { regs, sum, zeros }
+    }
+
+    fn add(&mut self, h: u64) {
+        let (idx, rank) = hll_slot(h);
+        let old = self.regs[idx];
+        if old < rank {
+            self.regs[idx] = rank;
+            self.sum = self.sum - hll_term(old) + hll_term(rank);
+            self.zeros -= (old == 0) as u32;
+        }
+    }
+
+    fn estimate(&self) -> f64 {
+        hll_estimate_from(self.sum, self.zeros)
+    }
 }
 
 /// Per pane and numeric field.
@@ -362,10 +417,9 @@ struct Window {
     regs: VecDeque<[u8; HLL_REGISTERS]>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
     extremes: Vec<Option<(f64, f64)>>,
-    /// Cache: per distinct field, registers merged over the current window, and their
-    /// estimate (`None` after a register changed).
-    sketch: Vec<Option<Box<[u8; HLL_REGISTERS]>>>,
-    estimate: Vec<Option<f64>>,
+    /// Cache: per distinct field in sketch mode, registers merged over the current window
+    /// (`None` to recompute).
+    sketch: Vec<Option<Box<Sketch>>>,
 }
 
 impl Window {
@@ -379,7 +433,6 @@ impl Window {
             regs: VecDeque::new(),
             extremes: vec![None; nf],
             sketch: vec![None; nd],
-            estimate: vec![None; nd],
         }
     }
 
@@ -410,6 +463,120 @@ impl Window {
     }
 }
 
+/// A `Hasher` for keys that already are well-mixed 64-bit hashes ([`distinct_hash`]).
+#[derive(Default, Clone, Copy)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Exact distinct counts of one field as of each window's newest pane, kept up to date as
+/// occurrences arrive in time order, so that an event costs O(windows) instead of a pass
+/// over the occurrences.
+///
+/// As of the newest pane, a window holds the occurrences at or after its start `lo`, and
+/// a value is in it exactly when the value's newest occurrence is. So per value we keep
+/// the position of its newest occurrence, and per window the position of its first
+/// occurrence and the number of values whose newest occurrence is at or after it. An
+/// occurrence appended at the end can only make its value newer; a window start moving
+/// past a value's newest occurrence takes that value out. Positions are absolute
+/// (`base` + index in the occurrence list) so that dropping from the front moves nothing.
+///
+/// Derived data: never stored, invalid after an out-of-order insertion (positions shift)
+/// or a load, then rebuilt in one pass on next need.
+#[derive(Debug, Clone, Default)]
+struct DistinctIndex {
+    valid: bool,
+    /// Absolute position of the first occurrence in the list.
+    base: u64,
+    /// Occurrences below this absolute position are accounted for.
+    synced: u64,
+    /// Per value hash: absolute position of its newest occurrence.
+    newest: HashMap<u64, u64, std::hash::BuildHasherDefault<PreHashed>>,
+    /// Per window: absolute position of its first occurrence, and its distinct count.
+    start: Vec<u64>,
+    count: Vec<u32>,
+}
+
+impl DistinctIndex {
+    /// Accounts for `dropped`, the occurrences about to leave the front of the list (all
+    /// before every window's start).
+    fn drop_front(&mut self, dropped: &[(i64, u64)]) {
+        if self.valid {
+            for (i, o) in dropped.iter().enumerate() {
+                let at = self.base + i as u64;
+                if at < self.synced && self.newest.get(&o.1) == Some(&at) {
+                    self.newest.remove(&o.1);
+                }
+            }
+            let end = self.base + dropped.len() as u64;
+            if self.start.iter().any(|&s| s < end) {
+                self.valid = false;
+            }
+            self.synced = self.synced.max(end);
+        }
+        self.base += dropped.len() as u64;
+    }
+
+    /// Brings the index up to date with `occ` and the windows' current panes.
+    fn sync(&mut self, occ: &[(i64, u64)], windows: &[Window], specs: &[WindowSpec]) {
+        let lo = |k: usize| (windows[k].cur - specs[k].panes + 1).saturating_mul(specs[k].pane_ms);
+        let end = self.base + occ.len() as u64;
+        if !self.valid {
+            self.newest.clear();
+            for (i, o) in occ.iter().enumerate() {
+                self.newest.insert(o.1, self.base + i as u64);
+            }
+            self.start = (0..specs.len()).map(|k| self.base + occ.partition_point(|o| o.0 < lo(k)) as u64).collect();
+            self.count = self.start.iter().map(|&s| self.newest.values().filter(|&&p| p >= s).count() as u32).collect();
+            self.synced = end;
+            self.valid = true;
+            return;
+        }
+        for at in self.synced..end {
+            let h = occ[(at - self.base) as usize].1;
+            let old = self.newest.insert(h, at);
+            // The value's newest occurrence moves to `at`, which every window contains
+            // (starts never pass `synced`); count it where its old one was not.
+            for (count, &start) in self.count.iter_mut().zip(&self.start) {
+                if old.is_none_or(|p| p < start) {
+                    *count += 1;
+                }
+            }
+        }
+        self.synced = end;
+        for k in 0..specs.len() {
+            let lo = lo(k);
+            while self.start[k] < end {
+                let o = occ[(self.start[k] - self.base) as usize];
+                if o.0 >= lo {
+                    break;
+                }
+                if self.newest.get(&o.1) == Some(&self.start[k]) {
+                    self.count[k] -= 1;
+                }
+                self.start[k] += 1;
+            }
+        }
+    }
+
+    /// Window `k`'s count, if the index is up to date with a list of `len` occurrences.
+    fn count(&self, k: usize, len: usize) -> Option<f64> {
+        (self.valid && self.synced == self.base + len as u64).then(|| f64::from(self.count[k]))
+    }
+}
+
 /// One entity's state: its windows, recent times, distinct occurrences and replay fences.
 #[derive(Debug, Clone)]
 pub struct EntityState {
@@ -422,8 +589,16 @@ pub struct EntityState {
     older: i64,
     /// Per distinct field: in sketch mode?
     sketched: Vec<bool>,
-    /// Per distinct field in exact mode: (time, hash), ascending by time.
+    /// Per distinct field: (time, hash), ascending by time (equal times in arrival order).
+    /// In exact mode every occurrence inside some window's ring; in sketch mode a shadow
+    /// that is complete for times after `exact_from` and at most the limit long, so the
+    /// field can go back to exact once the sketched data has left every ring.
     occurrences: Vec<Vec<(i64, u64)>>,
+    /// Per distinct field in sketch mode: the shadow occurrences hold every occurrence
+    /// with a time after this one. `i64::MIN` in exact mode.
+    exact_from: Vec<i64>,
+    /// Cache per distinct field in exact mode: the counts as of each window's newest pane.
+    distinct_index: Vec<DistinctIndex>,
     /// Highest applied offset per (topic, partition): the replay fence. A short list, not
     /// a map: an entity is almost always fed by one partition.
     fences: Vec<(String, i32, i64)>,
@@ -437,6 +612,7 @@ impl PartialEq for EntityState {
             && self.older == other.older
             && self.sketched == other.sketched
             && self.occurrences == other.occurrences
+            && self.exact_from == other.exact_from
             && self.fences() == other.fences()
             && self.windows.len() == other.windows.len()
             && self.windows.iter().zip(&other.windows).all(|(a, b)| {
@@ -459,6 +635,8 @@ impl EntityState {
             older: i64::MIN,
             sketched: vec![false; def.distinct],
             occurrences: vec![Vec::new(); def.distinct],
+            exact_from: vec![i64::MIN; def.distinct],
+            distinct_index: vec![DistinctIndex::default(); def.distinct],
             fences: Vec::new(),
         }
     }
@@ -564,8 +742,8 @@ impl EntityState {
                 let Some(h) = *h else { continue };
                 if self.sketched[d] {
                     hll_add(&mut w.regs[at * nd + d], h);
-                    if inside && let Some(c) = &mut w.sketch[d] && hll_add(c, h) {
-                        w.estimate[d] = None;
+                    if inside && let Some(c) = &mut w.sketch[d] {
+                        c.add(h);
                     }
                 }
             }
@@ -575,10 +753,16 @@ impl EntityState {
             self.times.insert(i, t);
         }
         for (d, h) in obs.distinct.iter().enumerate().take(nd) {
-            if let (Some(h), false) = (*h, self.sketched[d]) {
+            if let Some(h) = *h {
                 let occ = &mut self.occurrences[d];
                 let i = occ.len() - occ.iter().rev().take_while(|o| o.0 > t).count();
-                occ.insert(i, (t, h));
+                if i == occ.len() {
+                    occ.push((t, h));
+                } else {
+                    // Out of order: the index's positions shift; rebuilt on next need.
+                    occ.insert(i, (t, h));
+                    self.distinct_index[d].valid = false;
+                }
             }
         }
         if t > self.max_t {
@@ -588,7 +772,8 @@ impl EntityState {
     }
 
     /// Drops times and occurrences nothing can need any more; switches a distinct field
-    /// over its limit to sketches.
+    /// over its limit to sketches, and a sketched one back to exact once every ring holds
+    /// only times its shadow occurrences cover.
     fn prune(&mut self, def: &EntityDef) {
         let keep_from = self.max_t.saturating_sub(def.lateness_ms);
         while let Some(&u) = self.times.front() {
@@ -610,16 +795,42 @@ impl EntityState {
             .min()
             .unwrap_or(i64::MAX);
         for d in 0..def.distinct {
-            if self.sketched[d] {
-                continue;
-            }
             let occ = &mut self.occurrences[d];
             let drop = occ.partition_point(|o| o.0 < horizon);
             if drop > 0 {
+                self.distinct_index[d].drop_front(&occ[..drop]);
                 occ.drain(..drop);
             }
-            if occ.len() > def.distinct_exact_limit {
-                self.to_sketch(def, d);
+            let over = occ.len() > def.distinct_exact_limit;
+            match (self.sketched[d], over) {
+                (false, true) => self.to_sketch(def, d),
+                (true, true) => {
+                    // The shadow overflowed: start it again from here.
+                    occ.clear();
+                    self.exact_from[d] = self.max_t;
+                }
+                (true, false) if horizon > self.exact_from[d] => self.to_exact(def, d),
+                _ => {}
+            }
+        }
+    }
+
+    /// Switches sketched field `d` back to exact counts from its shadow occurrences (which
+    /// cover every time still in a ring).
+    fn to_exact(&mut self, def: &EntityDef, d: usize) {
+        let nd = def.distinct;
+        self.sketched[d] = false;
+        self.exact_from[d] = i64::MIN;
+        self.distinct_index[d].valid = false;
+        let none_sketched = !self.sketched.iter().any(|&s| s);
+        for w in &mut self.windows {
+            w.sketch[d] = None;
+            if none_sketched {
+                w.regs = VecDeque::new();
+            } else {
+                for i in 0..w.heads.len() {
+                    w.regs[i * nd + d] = [0; HLL_REGISTERS];
+                }
             }
         }
     }
@@ -629,6 +840,9 @@ impl EntityState {
         let nd = def.distinct;
         let first = !self.sketched.iter().any(|&s| s);
         let occ = std::mem::take(&mut self.occurrences[d]);
+        // The shadow starts empty: complete for what comes after the newest time so far.
+        self.exact_from[d] = self.max_t;
+        self.distinct_index[d] = DistinctIndex::default();
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
             if first {
                 w.regs = std::iter::repeat_n([0; HLL_REGISTERS], w.heads.len() * nd).collect();
@@ -639,7 +853,6 @@ impl EntityState {
                 }
             }
             w.sketch[d] = None;
-            w.estimate[d] = None;
         }
         self.sketched[d] = true;
     }
@@ -665,16 +878,17 @@ impl EntityState {
             }
             for d in 0..nd {
                 if self.sketched[d] && w.sketch[d].is_none() {
-                    let mut regs = Box::new([0u8; HLL_REGISTERS]);
+                    let mut regs = [0u8; HLL_REGISTERS];
                     for i in r(w) {
                         hll_merge(&mut regs, &w.regs[i * nd + d]);
                     }
-                    w.sketch[d] = Some(regs);
-                    w.estimate[d] = None;
+                    w.sketch[d] = Some(Box::new(Sketch::from_regs(regs)));
                 }
-                if let (Some(regs), None) = (&w.sketch[d], w.estimate[d]) {
-                    w.estimate[d] = Some(hll_estimate(regs));
-                }
+            }
+        }
+        for d in 0..nd {
+            if !self.sketched[d] {
+                self.distinct_index[d].sync(&self.occurrences[d], &self.windows, &def.windows);
             }
         }
     }
@@ -758,9 +972,8 @@ impl EntityState {
                     AggKind::Distinct => {
                         let d = a.field;
                         if self.sketched[d] {
-                            match (&w.sketch[d], w.estimate[d]) {
-                                (_, Some(e)) if pt == w.cur => e,
-                                (Some(c), None) if pt == w.cur => hll_estimate(c),
+                            match &w.sketch[d] {
+                                Some(c) if pt == w.cur => c.estimate(),
                                 _ => {
                                     let mut regs = [0u8; HLL_REGISTERS];
                                     for i in w.range(pt - spec.panes + 1, pt) {
@@ -769,6 +982,8 @@ impl EntityState {
                                     hll_estimate(&regs)
                                 }
                             }
+                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len()) {
+                            n
                         } else {
                             if exact[d].is_empty() {
                                 exact[d] = SCRATCH.with(|set| exact_distinct(&self.occurrences[d], &def.windows, t, &mut set.borrow_mut()));
@@ -821,6 +1036,7 @@ impl EntityState {
         }
         for d in 0..nd {
             out.push(self.sketched[d] as u8);
+            out.extend_from_slice(&self.exact_from[d].to_le_bytes());
             put_u32(&mut out, self.occurrences[d].len());
             for (t, h) in &self.occurrences[d] {
                 out.extend_from_slice(&t.to_le_bytes());
@@ -894,6 +1110,7 @@ impl EntityState {
         }
         for d in 0..nd {
             s.sketched[d] = r.take(1)?[0] != 0;
+            s.exact_from[d] = r.i64()?;
             let n = r.count(16)?;
             let mut occ = Vec::with_capacity(n);
             for _ in 0..n {
@@ -1035,9 +1252,8 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
             *e = Some((f64::INFINITY, f64::NEG_INFINITY));
         }
         for c in &mut w.sketch {
-            *c = Some(Box::new([0; HLL_REGISTERS]));
+            *c = Some(Box::new(Sketch::from_regs([0; HLL_REGISTERS])));
         }
-        w.estimate.iter_mut().for_each(|e| *e = Some(0.0));
     } else {
         // Panes [cur - panes + 1, p - panes] slide out, oldest first.
         let out = w.range(w.cur - spec.panes + 1, p - spec.panes);
@@ -1061,9 +1277,6 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 *c = None;
             }
         }
-    }
-    if w.sketch.iter().any(Option::is_none) {
-        w.estimate.iter_mut().for_each(|e| *e = None);
     }
     w.cur = p;
     let keep = w.heads.partition_point(|h| h.0 < p - spec.slots + 1);

@@ -325,6 +325,65 @@ fn hash_is_fixed() {
     assert_eq!(format!("{:016x}", distinct_hash(b"card-1")), "2ef6cb114039dc73");
 }
 
+/// Regression: once sketched, a field stayed sketched for the life of the state. It goes
+/// back to exact counts one ring after it calmed down, and is exact from then on.
+#[test]
+fn a_sketched_field_goes_back_to_exact_after_a_quiet_horizon() {
+    let windows = vec![WindowSpec::new("4s", 4_000, 1_000, 2_000), WindowSpec::new("10s", 10_000, 2_000, 2_000)];
+    let def = full_def(windows, 2_000, 5);
+    let mut s = EntityState::new(&def);
+    let mut applied: Vec<Ev> = Vec::new();
+    let mut offset = 0;
+    let mut push = |s: &mut EntityState, e: Ev| {
+        offset += 1;
+        applied.push(e);
+        (s.apply(&def, &obs(e, offset), None), applied.clone())
+    };
+    // A burst of 20 distinct values in 2 s: over the limit of 5, sketched.
+    for i in 0..20 {
+        push(&mut s, (T0 + i * 100, Some(1.0), Some(i as u32)));
+    }
+    assert!(s.is_sketched(0));
+    // Quiet: one value every 3 s. The rings (10 s + lateness) forget the burst after ~14 s.
+    let mut t = T0 + 2_000;
+    let mut back_at = None;
+    for k in 0..10 {
+        t += 3_000;
+        let (r, so_far) = push(&mut s, (t, Some(2.0), Some(100 + (k % 3) as u32)));
+        if !s.is_sketched(0) {
+            back_at.get_or_insert(t);
+            assert_eq!(r.values, brute_force(&def, &so_far, t), "exact again at {t}");
+        }
+    }
+    let back_at = back_at.expect("the field went back to exact");
+    assert!(back_at - T0 <= 2_000 + 10_000 + 2_000 + 2 * 3_000 + 2_000, "back to exact only at +{} ms", back_at - T0);
+    // The state survives its encoding in exact mode again.
+    let read = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap();
+    assert_eq!(read.current_values(&def), s.current_values(&def));
+    assert!(!read.is_sketched(0));
+}
+
+/// Regression: the exact distinct count rescanned every occurrence of the entity on every
+/// event. The incremental index (and every other cache) answers exactly what counting
+/// from scratch does, checked on a long in-order stream where values repeat and expire.
+#[test]
+fn incremental_distinct_counts_equal_a_recount_on_a_long_stream() {
+    let def = full_def(default_windows(LATENESS), LATENESS, 100_000);
+    let mut s = EntityState::new(&def);
+    let mut t = T0;
+    let mut x: u64 = 7;
+    for i in 0..6_000 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        t += (x >> 60) as i64 * 250;
+        let r = s.apply(&def, &obs((t, Some(1.0), Some((x >> 33) as u32 % 300)), i), None);
+        if i % 500 == 0 {
+            let read = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap();
+            assert_eq!(r.values, read.values_at(&def, t), "event {i}");
+        }
+    }
+    assert!(!s.is_sketched(0));
+}
+
 #[test]
 fn hyperloglog_error_on_50k_distinct_values() {
     // 50 000 distinct values over a 24 h window: the estimate is within 3 standard errors
@@ -439,6 +498,29 @@ proptest! {
         prop_assert_eq!(&s, &before);
         let next = obs((before.max_event_time().unwrap(), Some(1.0), None), 100 + batch.len() as i64);
         prop_assert_eq!(s.apply(&def, &next, None).applied, Applied::Applied);
+    }
+
+    /// The live state's caches (incremental exact distinct counts, cached min/max, merged
+    /// sketches with their running harmonic sum) answer exactly what the same state read
+    /// back from its bytes does (no caches: everything counted from panes and
+    /// occurrences), after every event, in any order, across switches between exact and
+    /// sketched and back.
+    #[test]
+    fn caches_answer_like_a_state_read_back(
+        (w, lateness) in configs(),
+        steps in proptest::collection::vec((-6_000i64..15_000, value(), distinct_value()), 1..150),
+        limit in prop_oneof![Just(0usize), Just(4), Just(12), Just(1_000)],
+    ) {
+        let def = full_def(w, lateness, limit);
+        let mut s = EntityState::new(&def);
+        let mut t = T0;
+        for (i, (dt, v, d)) in steps.into_iter().enumerate() {
+            t += dt;
+            let r = s.apply(&def, &obs((t, v, d), i as i64), None);
+            let read = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap();
+            prop_assert_eq!(&r.values, &read.values_at(&def, t), "event {}", i);
+            prop_assert_eq!(s.current_values(&def), read.current_values(&def), "event {}", i);
+        }
     }
 
     /// Switching to sketches is lossless: an entity that switched mid-stream answers like
