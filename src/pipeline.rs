@@ -364,10 +364,12 @@ pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisSto
         RedisStore::connect_cluster(&seeds, keys, spec, ttl)
             .await
             .with_context(|| format!("connecting to the redis cluster at {seeds:?}"))
+            .map(|s| s.with_state_cache(redis.state_cache_entities))
     } else {
         RedisStore::connect(&redis.url, keys, spec, ttl)
             .await
             .with_context(|| format!("connecting to redis at {}", redis.url))
+            .map(|s| s.with_state_cache(redis.state_cache_entities))
     }
 }
 

@@ -13,18 +13,21 @@
 //! | `weir:{wm}:<topic>:<partition>` | string | the partition's watermark, ms ([`crate::windows::PartitionWatermarks`]) |
 //!
 //! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so
-//! the script that writes them is atomic there too. Both get a time-to-live of the longest
-//! window plus lateness plus slack, refreshed on every write.
+//! the script that writes them is atomic there too. Every key gets a time-to-live of the
+//! longest window plus lateness plus slack, refreshed on every write: a watermark lives as
+//! long as the states written with it, so a partition idle for longer leaves nothing behind
+//! (and a replay that late finds neither, consistently).
 //!
 //! ## A micro-batch
 //!
-//! 1. One round trip: `HMGET v s` of every entity the batch touches, and the watermark
-//!    of every partition in it (pipelined; on a cluster, one pipeline per hash slot, all
-//!    sent at once).
-//! 2. In Rust: every observation in batch order, each entity's from the state just read:
-//!    fence, lateness, windows, answers.
-//! 3. One round trip: per entity, one small Lua script, a compare-and-set: if `v` still
-//!    is what step 1 read, write `s`, `v + 1`, the readable hash, and both TTLs. An entity
+//! 1. One round trip: `HMGET v s` of every entity the batch touches that is not in the
+//!    state cache (below), and the watermark of every partition in it (pipelined; on a
+//!    cluster, one pipeline per hash slot, all sent at once).
+//! 2. In Rust: every observation in batch order, each entity's from its cached or read
+//!    state: fence, lateness, windows, answers.
+//! 3. One round trip: per entity a compare-and-set, in one Lua script call per up to
+//!    32 entities of one hash slot: if `v` still is the version the state was computed
+//!    from, write `s`, `v + 1`, the readable hash, and both TTLs. An entity
 //!    whose observations were all replays is not written.
 //! 4. An entity whose `v` moved (another process wrote it: a merchant is fed by several
 //!    partitions, so by several consumers; or a zombie owner of a revoked partition) is
@@ -33,6 +36,19 @@
 //!    retryable error.
 //! 5. Only when every entity was written: each partition's watermark is raised (to the
 //!    max of the stored one and this batch's), one round trip.
+//!
+//! ## The state cache
+//!
+//! A process that owns a partition is almost always the only writer of the entities it
+//! feeds, so reading back the state it wrote one batch ago is wasted work: a round trip of
+//! blobs and a decode per entity. The store keeps the states it wrote, decoded, with the
+//! version each was written as (bounded, least recently used dropped;
+//! [`RedisStore::with_state_cache`]). A cached state is used only through the
+//! compare-and-set on its version: if anyone else wrote the entity since (a shared
+//! merchant, the other owner around a rebalance) or its keys expired, the write is refused
+//! and the entity is read and recomputed as in step 4. So the cache changes the cost, never
+//! the result. The watermarks are read every batch regardless (another process may have
+//! owned the partition in between).
 //!
 //! ## Why a replay is exact
 //!
@@ -73,25 +89,47 @@ pub const MAX_CAS_ATTEMPTS: usize = 8;
 /// Entities whose states a store keeps decoded in memory by default ([`RedisStore::with_state_cache`]).
 pub const DEFAULT_STATE_CACHE_ENTITIES: usize = 100_000;
 
-/// KEYS: state hash, readable hash. ARGV: the version read (`''` for none), the new blob,
-/// the TTL in ms, then field/value pairs of the readable hash. Returns 1 when written, 0
-/// when the version moved (nothing written).
+/// The compare-and-set of several entities (one hash slot) in one call, each on its own:
+/// KEYS per entity its state hash and readable hash. ARGV: the TTL in ms, then per entity
+/// the version its state was computed from (`''` for none), the new blob, the number `n`
+/// of readable values, and `n` field/value pairs. Returns per entity 1 when written, 0
+/// when its version moved (that entity untouched).
 const CAS_SCRIPT: &str = r#"
-local v = redis.call('HGET', KEYS[1], 'v')
-if (v or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', tostring((tonumber(v) or 0) + 1), 's', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if #ARGV > 3 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local ttl = ARGV[1]
+local out = {}
+local a = 2
+for i = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[a + 2])
+  local v = redis.call('HGET', KEYS[i], 'v')
+  if (v or '') == ARGV[a] then
+    redis.call('HSET', KEYS[i], 'v', tostring((tonumber(v) or 0) + 1), 's', ARGV[a + 1])
+    redis.call('PEXPIRE', KEYS[i], ttl)
+    if n > 0 then
+      redis.call('HSET', KEYS[i + 1], unpack(ARGV, a + 3, a + 2 + 2 * n))
+      redis.call('PEXPIRE', KEYS[i + 1], ttl)
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  a = a + 3 + 2 * n
 end
-return 1
+return out
 "#;
 
-/// KEYS: a watermark key. ARGV: the new watermark. Keeps the larger.
+/// Entities per compare-and-set call: enough to spread the call's fixed cost, few enough
+/// that one call holds Redis (single-threaded) for well under a millisecond.
+const CAS_ENTITIES_PER_CALL: usize = 32;
+
+/// KEYS: a watermark key. ARGV: the new watermark, the TTL in ms. Keeps the larger, and
+/// refreshes the TTL either way.
 const WATERMARK_SCRIPT: &str = r#"
 local old = tonumber(redis.call('GET', KEYS[1]))
-if not old or tonumber(ARGV[1]) > old then redis.call('SET', KEYS[1], ARGV[1]) end
+if not old or tonumber(ARGV[1]) > old then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 1
 "#;
 
@@ -406,20 +444,61 @@ impl RedisStore {
             .collect()
     }
 
-    /// The compare-and-set of one entity after applying its observations: written if
-    /// Redis still holds `version`.
-    fn write_cmd(&self, t: &Touched<'_>, version: &str, state: &EntityState) -> (String, Cmd) {
-        let key = self.keys.state_key(t.kind, t.id);
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.cas_sha).arg(2).arg(&key).arg(self.keys.features_key(t.kind, t.id));
-        cmd.arg(version).arg(state.to_bytes(t.def)).arg(self.ttl_ms);
-        if let Some(values) = state.current_values(t.def) {
-            for (name, v) in t.def.value_names().iter().zip(values) {
-                cmd.arg(name).arg(v.to_string());
+    /// The compare-and-set calls for `writes` (entity, version computed from, new state):
+    /// per hash slot (all one slot on a single Redis), [`CAS_ENTITIES_PER_CALL`] entities
+    /// per call. Each call comes with the positions in `writes` it answers for.
+    fn write_cmds(&self, touched: &[Touched<'_>], writes: &[(usize, String, EntityState)]) -> Vec<((String, Cmd), Vec<usize>)> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        if self.is_cluster() {
+            let mut by_slot: HashMap<Slot, usize> = HashMap::new();
+            for (w, (k, _, _)) in writes.iter().enumerate() {
+                let t = &touched[*k];
+                let slot = Slot::for_key(&self.keys.state_key(t.kind, t.id));
+                let g = *by_slot.entry(slot).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[g].push(w);
             }
-            cmd.arg("event_time_max").arg(state.max_event_time().unwrap_or_default());
+        } else {
+            groups.push((0..writes.len()).collect());
         }
-        (key, cmd)
+        let mut calls = Vec::new();
+        for group in groups {
+            for chunk in group.chunks(CAS_ENTITIES_PER_CALL) {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(&self.cas_sha).arg(2 * chunk.len());
+                let mut route = String::new();
+                for &w in chunk {
+                    let t = &touched[writes[w].0];
+                    let key = self.keys.state_key(t.kind, t.id);
+                    cmd.arg(&key).arg(self.keys.features_key(t.kind, t.id));
+                    if route.is_empty() {
+                        route = key;
+                    }
+                }
+                cmd.arg(self.ttl_ms);
+                for &w in chunk {
+                    let (k, version, state) = &writes[w];
+                    let def = touched[*k].def;
+                    cmd.arg(version.as_str()).arg(state.to_bytes(def));
+                    match state.current_values(def) {
+                        Some(values) => {
+                            cmd.arg(values.len() + 1);
+                            for (name, v) in def.value_names().iter().zip(values) {
+                                cmd.arg(name).arg(v.to_string());
+                            }
+                            cmd.arg("event_time_max").arg(state.max_event_time().unwrap_or_default());
+                        }
+                        None => {
+                            cmd.arg(0);
+                        }
+                    }
+                }
+                calls.push(((route, cmd), chunk.to_vec()));
+            }
+        }
+        calls
     }
 
     fn lock_cache(&self) -> Result<std::sync::MutexGuard<'_, StateCache>, StoreError> {
@@ -501,7 +580,6 @@ impl FeatureStore for RedisStore {
         let mut pending: Vec<usize> = (0..touched.len()).collect();
         for attempt in 0..MAX_CAS_ATTEMPTS {
             let mut writes: Vec<(usize, String, EntityState)> = Vec::new();
-            let mut cmds: Vec<(String, Cmd)> = Vec::new();
             for &k in &pending {
                 let t = &mut touched[k];
                 let (version, mut state) = t.base.take().ok_or_else(|| StoreError::Protocol("an entity has no state to compute from".into()))?;
@@ -512,17 +590,27 @@ impl FeatureStore for RedisStore {
                     results[i] = Some(r);
                 }
                 if changed {
-                    cmds.push(self.write_cmd(t, &version, &state));
                     writes.push((k, version, state));
                 } else {
                     settled[k] = Some((version, state));
                 }
             }
+            let calls = self.write_cmds(&touched, &writes);
+            let cmds: Vec<(String, Cmd)> = calls.iter().map(|(c, _)| c.clone()).collect();
             let replies = self.run(&cmds).await?;
+            let mut written = vec![false; writes.len()];
+            for ((_, answers_for), reply) in calls.iter().zip(replies) {
+                let flags: Vec<i64> = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
+                if flags.len() != answers_for.len() {
+                    return Err(StoreError::Protocol(format!("state write: {} answers for {} entities", flags.len(), answers_for.len())));
+                }
+                for (&w, flag) in answers_for.iter().zip(flags) {
+                    written[w] = flag == 1;
+                }
+            }
             let mut conflicts = Vec::new();
-            for ((k, version, state), reply) in writes.into_iter().zip(replies) {
-                let written: i64 = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
-                if written == 1 {
+            for ((k, version, state), written) in writes.into_iter().zip(written) {
+                if written {
                     settled[k] = Some((next_version(&version), state));
                 } else {
                     conflicts.push(k);
@@ -566,7 +654,7 @@ impl FeatureStore for RedisStore {
             .map(|(topic, partition, w)| {
                 let key = self.keys.watermark_key(topic, *partition);
                 let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(&self.watermark_sha).arg(1).arg(&key).arg(*w);
+                cmd.arg(&self.watermark_sha).arg(1).arg(&key).arg(*w).arg(self.ttl_ms);
                 (key, cmd)
             })
             .collect();

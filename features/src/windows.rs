@@ -369,10 +369,16 @@ struct Sketch {
 }
 
 impl Sketch {
+    const EMPTY: Sketch = Sketch { regs: [0; HLL_REGISTERS], sum: (HLL_REGISTERS as u128) << 64, zeros: HLL_REGISTERS as u32 };
+
     fn from_regs(regs: [u8; HLL_REGISTERS]) -> Self {
-        let sum = regs.iter().map(|&r| hll_term(r)).sum();
-        let zeros = regs.iter().filter(|&&r| r == 0).count() as u32;
-        Sketch { regs, sum, zeros }
+        // A histogram of the ranks, then one term per rank (u128 shifts are not free).
+        let mut ranks = [0u32; 65];
+        for &r in &regs {
+            ranks[usize::from(r.min(64))] += 1;
+        }
+        let sum = ranks.iter().enumerate().map(|(r, &n)| u128::from(n) * hll_term(r as u8)).sum();
+        Sketch { regs, sum, zeros: ranks[0] }
     }
 
     fn add(&mut self, h: u64) {
@@ -896,13 +902,13 @@ impl EntityState {
     /// The values as of event time `t` (see [`EntityDef`] for the order).
     pub fn values_at(&self, def: &EntityDef, t: i64) -> Vec<f64> {
         let mut out = Vec::with_capacity(def.names.len());
-        // Exact distinct counts per field, all windows at once, computed on first use.
-        let mut exact: Vec<Vec<f64>> = vec![Vec::new(); def.distinct];
+        // Exact distinct counts per field, all windows at once, counted on first use (when
+        // the incremental index cannot answer).
+        let mut exact: Vec<Vec<f64>> = Vec::new();
         let nf = def.numeric.len();
         let nd = def.distinct;
-        // Per window: count, and (n, sum) of a numeric field, as of t.
-        let totals = |w: &Window, spec: &WindowSpec, field: Option<usize>| -> (f64, f64) {
-            let pt = spec.pane_of(t);
+        // Per window: count, and (n, sum) of a numeric field, as of t (in pane pt).
+        let totals = |w: &Window, spec: &WindowSpec, pt: i64, field: Option<usize>| -> (f64, f64) {
             let get = |i: usize| match field {
                 None => (w.heads[i].1, 0.0),
                 Some(k) => (w.stats[i * nf + k].n, w.stats[i * nf + k].sum),
@@ -946,10 +952,10 @@ impl EntityState {
             let pt = spec.pane_of(t);
             for a in &def.aggregations {
                 let v = match a.kind {
-                    AggKind::Count => totals(w, spec, None).0,
-                    AggKind::Sum => totals(w, spec, Some(a.field)).1,
+                    AggKind::Count => totals(w, spec, pt, None).0,
+                    AggKind::Sum => totals(w, spec, pt, Some(a.field)).1,
                     AggKind::Mean => {
-                        let (n, s) = totals(w, spec, Some(a.field));
+                        let (n, s) = totals(w, spec, pt, Some(a.field));
                         if n > 0.0 { s / n } else { 0.0 }
                     }
                     AggKind::Min | AggKind::Max => {
@@ -985,6 +991,9 @@ impl EntityState {
                         } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len()) {
                             n
                         } else {
+                            if exact.is_empty() {
+                                exact = vec![Vec::new(); def.distinct];
+                            }
                             if exact[d].is_empty() {
                                 exact[d] = SCRATCH.with(|set| exact_distinct(&self.occurrences[d], &def.windows, t, &mut set.borrow_mut()));
                             }
@@ -1001,7 +1010,8 @@ impl EntityState {
             out.push(if before != i64::MIN && before < t { (t - before) as f64 / 1000.0 } else { -1.0 });
         }
         for &(k, wi) in &def.extra_means {
-            let (n, s) = totals(&self.windows[wi], &def.windows[wi], Some(k));
+            let spec = &def.windows[wi];
+            let (n, s) = totals(&self.windows[wi], spec, spec.pane_of(t), Some(k));
             out.push(if n > 0.0 { s / n } else { 0.0 });
         }
         out
@@ -1251,8 +1261,10 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         for e in &mut w.extremes {
             *e = Some((f64::INFINITY, f64::NEG_INFINITY));
         }
-        for c in &mut w.sketch {
-            *c = Some(Box::new(Sketch::from_regs([0; HLL_REGISTERS])));
+        // Only sketched fields have a merged sketch (and `None` is recomputed from the
+        // panes, which are empty for this window now).
+        for c in w.sketch.iter_mut().flatten() {
+            **c = Sketch::EMPTY;
         }
     } else {
         // Panes [cur - panes + 1, p - panes] slide out, oldest first.

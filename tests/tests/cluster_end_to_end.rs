@@ -27,6 +27,7 @@ async fn weir_run_on_a_redis_cluster_scores_everything_with_golden_features() ->
         url: cluster.seeds[0].clone(),
         cluster: true,
         cluster_seeds: cluster.seeds[1..].to_vec(),
+        ..RedisConfig::single("")
     });
     // This test is about scores and features; the monitor would publish drift alerts to a
     // topic not created here.
