@@ -453,7 +453,7 @@ impl RedisStore {
             let mut by_slot: HashMap<Slot, usize> = HashMap::new();
             for (w, (k, _, _)) in writes.iter().enumerate() {
                 let t = &touched[*k];
-                let slot = Slot::for_key(&self.keys.state_key(t.kind, t.id));
+                let slot = Slot::for_key(self.keys.state_key(t.kind, t.id));
                 let g = *by_slot.entry(slot).or_insert_with(|| {
                     groups.push(Vec::new());
                     groups.len() - 1

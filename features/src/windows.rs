@@ -809,13 +809,13 @@ impl EntityState {
             }
             let over = occ.len() > def.distinct_exact_limit;
             match (self.sketched[d], over) {
-                (false, true) => self.to_sketch(def, d),
+                (false, true) => self.switch_to_sketch(def, d),
                 (true, true) => {
                     // The shadow overflowed: start it again from here.
                     occ.clear();
                     self.exact_from[d] = self.max_t;
                 }
-                (true, false) if horizon > self.exact_from[d] => self.to_exact(def, d),
+                (true, false) if horizon > self.exact_from[d] => self.switch_to_exact(def, d),
                 _ => {}
             }
         }
@@ -823,7 +823,7 @@ impl EntityState {
 
     /// Switches sketched field `d` back to exact counts from its shadow occurrences (which
     /// cover every time still in a ring).
-    fn to_exact(&mut self, def: &EntityDef, d: usize) {
+    fn switch_to_exact(&mut self, def: &EntityDef, d: usize) {
         let nd = def.distinct;
         self.sketched[d] = false;
         self.exact_from[d] = i64::MIN;
@@ -842,7 +842,7 @@ impl EntityState {
     }
 
     /// Switches distinct field `d` to per-pane sketches, built from its occurrences.
-    fn to_sketch(&mut self, def: &EntityDef, d: usize) {
+    fn switch_to_sketch(&mut self, def: &EntityDef, d: usize) {
         let nd = def.distinct;
         let first = !self.sketched.iter().any(|&s| s);
         let occ = std::mem::take(&mut self.occurrences[d]);
