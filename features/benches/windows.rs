@@ -29,7 +29,11 @@ use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_features::windows::{distinct_hash, EntityState};
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
 
-const ENTITIES: usize = 100_000;
+/// Entities the keys are drawn from; `WEIR_BENCH_ENTITIES` overrides it (a few thousand
+/// fit in the CPU caches: the difference is what cache misses cost).
+fn entities() -> usize {
+    std::env::var("WEIR_BENCH_ENTITIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
+}
 
 fn config() -> FeaturesConfig {
     let agg = |kind: &str, field: &str| AggregationConfig { kind: kind.into(), field: Some(field.into()), alias: None };
@@ -82,7 +86,7 @@ impl Zipf {
 /// Observations in event-time order (~25 events/s), keys Zipf-skewed.
 fn observations(n: usize, seed: u64) -> Vec<Observation> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let zipf = Zipf::new(ENTITIES);
+    let zipf = Zipf::new(entities());
     let mut t = 1_767_225_600_000i64;
     (0..n)
         .map(|i| {

@@ -330,15 +330,29 @@ fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) {
 }
 
 fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
-    for (a, b) in into.iter_mut().zip(from) {
-        *a = (*a).max(*b);
+    // Fixed-size chunks so that this compiles to byte-wise SIMD max.
+    for (a, b) in into.chunks_exact_mut(32).zip(from.chunks_exact(32)) {
+        for i in 0..32 {
+            a[i] = a[i].max(b[i]);
+        }
     }
 }
 
-/// `2^-r` in fixed point (`2^(64 - r)`): ranks are at most 57, so a sum of 256 terms is
-/// exact in a `u128` and does not depend on the order it was added in.
+/// `2^-r` in fixed point (`2^(64 - r)`) for every rank `r` a register can hold (at most
+/// 57; 64 covers any byte after `min`): a sum of 256 terms is exact in a `u128` and does
+/// not depend on the order it was added in.
+const HLL_TERMS: [u128; 65] = {
+    let mut t = [0u128; 65];
+    let mut r = 0;
+    while r < 65 {
+        t[r] = 1u128 << (64 - r);
+        r += 1;
+    }
+    t
+};
+
 fn hll_term(r: u8) -> u128 {
-    1u128 << (64 - u32::from(r.min(64)))
+    HLL_TERMS[usize::from(r.min(64))]
 }
 
 /// The HyperLogLog estimate from the harmonic sum (fixed point, [`hll_term`]) and the
@@ -372,13 +386,13 @@ impl Sketch {
     const EMPTY: Sketch = Sketch { regs: [0; HLL_REGISTERS], sum: (HLL_REGISTERS as u128) << 64, zeros: HLL_REGISTERS as u32 };
 
     fn from_regs(regs: [u8; HLL_REGISTERS]) -> Self {
-        // A histogram of the ranks, then one term per rank (u128 shifts are not free).
-        let mut ranks = [0u32; 65];
+        let mut sum = 0u128;
+        let mut zeros = 0u32;
         for &r in &regs {
-            ranks[usize::from(r.min(64))] += 1;
+            sum += hll_term(r);
+            zeros += u32::from(r == 0);
         }
-        let sum = ranks.iter().enumerate().map(|(r, &n)| u128::from(n) * hll_term(r as u8)).sum();
-        Sketch { regs, sum, zeros: ranks[0] }
+        Sketch { regs, sum, zeros }
     }
 
     fn add(&mut self, h: u64) {
@@ -950,6 +964,9 @@ impl EntityState {
         };
         for (wi, (w, spec)) in self.windows.iter().zip(&def.windows).enumerate() {
             let pt = spec.pane_of(t);
+            if pt == w.cur && self.current_window_values(def, wi, &mut out) {
+                continue;
+            }
             for a in &def.aggregations {
                 let v = match a.kind {
                     AggKind::Count => totals(w, spec, pt, None).0,
@@ -1015,6 +1032,41 @@ impl EntityState {
             out.push(if n > 0.0 { s / n } else { 0.0 });
         }
         out
+    }
+
+    /// The fast path of [`EntityState::values_at`] for a time in window `wi`'s newest pane:
+    /// every value straight from the running totals and caches. Pushes the window's values
+    /// and returns true, or pushes nothing and returns false when some cache is missing.
+    fn current_window_values(&self, def: &EntityDef, wi: usize, out: &mut Vec<f64>) -> bool {
+        let w = &self.windows[wi];
+        let ready = def.aggregations.iter().all(|a| match a.kind {
+            AggKind::Min | AggKind::Max => w.extremes[a.field].is_some(),
+            AggKind::Distinct if self.sketched[a.field] => w.sketch[a.field].is_some(),
+            AggKind::Distinct => self.distinct_index[a.field].count(wi, self.occurrences[a.field].len()).is_some(),
+            _ => true,
+        });
+        if !ready {
+            return false;
+        }
+        for a in &def.aggregations {
+            let k = a.field;
+            out.push(match a.kind {
+                AggKind::Count => w.count,
+                AggKind::Sum => w.totals[k].1,
+                AggKind::Mean => {
+                    let (n, s) = w.totals[k];
+                    if n > 0.0 { s / n } else { 0.0 }
+                }
+                AggKind::Min | AggKind::Max => {
+                    let (lo, hi) = w.extremes[k].unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+                    let v = if a.kind == AggKind::Min { lo } else { hi };
+                    if v.is_finite() { v } else { 0.0 }
+                }
+                AggKind::Distinct if self.sketched[k] => w.sketch[k].as_ref().map_or(0.0, |c| c.estimate()),
+                AggKind::Distinct => self.distinct_index[k].count(wi, self.occurrences[k].len()).unwrap_or(0.0),
+            });
+        }
+        true
     }
 
     /// Values as of the newest event, or `None` before the first.
