@@ -329,12 +329,12 @@ fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) {
     regs[idx] = regs[idx].max(rank);
 }
 
+/// Register-wise max. Not inlined: on its own it compiles to 16 SIMD byte-max
+/// instructions, while inlined into a loop over panes it was left scalar (10x the work).
+#[inline(never)]
 fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
-    // Fixed-size chunks so that this compiles to byte-wise SIMD max.
-    for (a, b) in into.chunks_exact_mut(32).zip(from.chunks_exact(32)) {
-        for i in 0..32 {
-            a[i] = a[i].max(b[i]);
-        }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a = (*a).max(*b);
     }
 }
 
@@ -386,12 +386,8 @@ impl Sketch {
     const EMPTY: Sketch = Sketch { regs: [0; HLL_REGISTERS], sum: (HLL_REGISTERS as u128) << 64, zeros: HLL_REGISTERS as u32 };
 
     fn from_regs(regs: [u8; HLL_REGISTERS]) -> Self {
-        let mut sum = 0u128;
-        let mut zeros = 0u32;
-        for &r in &regs {
-            sum += hll_term(r);
-            zeros += u32::from(r == 0);
-        }
+        let sum = regs.iter().map(|&r| hll_term(r)).sum();
+        let zeros = regs.iter().filter(|&&r| r == 0).count() as u32;
         Sketch { regs, sum, zeros }
     }
 
