@@ -720,6 +720,15 @@ impl EntityState {
             }
             let at = match w.find(p) {
                 Ok(i) => i,
+                // The common case: a new newest pane.
+                Err(i) if i == w.heads.len() => {
+                    w.heads.push_back((p, 0.0));
+                    w.stats.extend(std::iter::repeat_n(EMPTY_STAT, nf));
+                    if any_sketched {
+                        w.regs.extend(std::iter::repeat_n([0; HLL_REGISTERS], nd));
+                    }
+                    i
+                }
                 Err(i) => {
                     w.heads.insert(i, (p, 0.0));
                     for k in 0..nf {
@@ -894,11 +903,17 @@ impl EntityState {
             }
             for d in 0..nd {
                 if self.sketched[d] && w.sketch[d].is_none() {
-                    let mut regs = [0u8; HLL_REGISTERS];
-                    for i in r(w) {
-                        hll_merge(&mut regs, &w.regs[i * nd + d]);
-                    }
-                    w.sketch[d] = Some(Box::new(Sketch::from_regs(regs)));
+                    let panes = r(w);
+                    let sketch = if panes.is_empty() {
+                        Sketch::EMPTY
+                    } else {
+                        let mut regs = [0u8; HLL_REGISTERS];
+                        for i in panes {
+                            hll_merge(&mut regs, &w.regs[i * nd + d]);
+                        }
+                        Sketch::from_regs(regs)
+                    };
+                    w.sketch[d] = Some(Box::new(sketch));
                 }
             }
         }
@@ -1339,12 +1354,17 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         }
     }
     w.cur = p;
-    let keep = w.heads.partition_point(|h| h.0 < p - spec.slots + 1);
-    if keep > 0 {
-        w.heads.drain(..keep);
-        w.stats.drain(..keep * nf);
+    // Panes that left the ring are the oldest: drop them from the front.
+    let first_kept = p - spec.slots + 1;
+    while w.heads.front().is_some_and(|h| h.0 < first_kept) {
+        w.heads.pop_front();
+        for _ in 0..nf {
+            w.stats.pop_front();
+        }
         if !w.regs.is_empty() {
-            w.regs.drain(..keep * nd);
+            for _ in 0..nd {
+                w.regs.pop_front();
+            }
         }
     }
 }
