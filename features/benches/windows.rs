@@ -109,19 +109,44 @@ fn observations(n: usize, seed: u64) -> Vec<Observation> {
 /// the steady mix of busy and quiet entities (not the start-up, when every entity is new).
 const WARM_EVENTS: usize = 1_000_000;
 
+/// The timed part, out of line so that a profiler can collect it alone
+/// (`valgrind --tool=callgrind --toggle-collect='*apply_timed*'`).
+#[inline(never)]
+fn apply_timed(states: &mut HashMap<String, EntityState>, events: &[Observation], apply: &impl Fn(&mut HashMap<String, EntityState>, &Observation)) -> Duration {
+    let start = Instant::now();
+    for o in events {
+        apply(states, o);
+    }
+    start.elapsed()
+}
+
 fn window_update(c: &mut Criterion) {
     let defs = FeatureDefinitions::new(&config()).expect("bench config");
     let def = defs.engine_spec().entities[0].clone();
     let obs = observations(3_000_000, 1);
     let mut states: HashMap<String, EntityState> = HashMap::new();
     let apply = |states: &mut HashMap<String, EntityState>, o: &Observation| {
-        // Look up before inserting so that the bench does not time a key clone per event.
-        if !states.contains_key(&o.entity) {
-            states.insert(o.entity.clone(), EntityState::new(&def));
+        // One lookup per event; a key is cloned only for a new entity.
+        if let Some(state) = states.get_mut(&o.entity) {
+            std::hint::black_box(state.apply(&def, o, None));
+            return;
         }
-        let state = states.get_mut(&o.entity).expect("inserted");
+        let mut state = EntityState::new(&def);
         std::hint::black_box(state.apply(&def, o, None));
+        states.insert(o.entity.clone(), state);
     };
+    // `WEIR_BENCH_PROFILE_EVENTS=n`: warm up, apply the next n events once, print the time
+    // and stop; for an instruction count that machine noise cannot move:
+    // `valgrind --tool=callgrind --toggle-collect='*apply_timed*' <bench binary> --bench in_process`.
+    if let Some(n) = std::env::var("WEIR_BENCH_PROFILE_EVENTS").ok().and_then(|v| v.parse::<usize>().ok()) {
+        for o in &obs[..WARM_EVENTS] {
+            apply(&mut states, o);
+        }
+        let n = n.min(obs.len() - WARM_EVENTS);
+        let elapsed = apply_timed(&mut states, &obs[WARM_EVENTS..WARM_EVENTS + n], &apply);
+        eprintln!("window_update: {n} events after {WARM_EVENTS} untimed: {:.3} µs per event", elapsed.as_secs_f64() * 1e6 / n as f64);
+        return;
+    }
     let mut next = obs.len();
     let mut timed = 0usize;
     let mut group = c.benchmark_group("window_update");
@@ -140,11 +165,7 @@ fn window_update(c: &mut Criterion) {
                     next = WARM_EVENTS;
                 }
                 let n = left.min(obs.len() - next);
-                let start = Instant::now();
-                for o in &obs[next..next + n] {
-                    apply(&mut states, o);
-                }
-                elapsed += start.elapsed();
+                elapsed += apply_timed(&mut states, &obs[next..next + n], &apply);
                 next += n;
                 timed += n;
                 left -= n;
