@@ -425,9 +425,9 @@ struct Window {
     /// Per numeric field: (n, sum) of the current window.
     totals: Vec<(f64, f64)>,
     /// Non-empty panes, ascending: (index, count).
-    heads: VecDeque<(i64, f64)>,
+    heads: Vec<(i64, f64)>,
     /// `numeric` stats per pane, aligned with `heads`.
-    stats: VecDeque<Stat>,
+    stats: Vec<Stat>,
     /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
     /// field is in sketch mode (fields in exact mode keep zeros).
     regs: VecDeque<[u8; HLL_REGISTERS]>,
@@ -444,8 +444,8 @@ impl Window {
             cur: EMPTY_PANE,
             count: 0.0,
             totals: vec![(0.0, 0.0); nf],
-            heads: VecDeque::new(),
-            stats: VecDeque::new(),
+            heads: Vec::new(),
+            stats: Vec::new(),
             regs: VecDeque::new(),
             extremes: vec![None; nf],
             sketch: vec![None; nd],
@@ -722,10 +722,14 @@ impl EntityState {
                 Ok(i) => i,
                 // The common case: a new newest pane.
                 Err(i) if i == w.heads.len() => {
-                    w.heads.push_back((p, 0.0));
-                    w.stats.extend(std::iter::repeat_n(EMPTY_STAT, nf));
+                    w.heads.push((p, 0.0));
+                    for _ in 0..nf {
+                        w.stats.push(EMPTY_STAT);
+                    }
                     if any_sketched {
-                        w.regs.extend(std::iter::repeat_n([0; HLL_REGISTERS], nd));
+                        for _ in 0..nd {
+                            w.regs.push_back([0; HLL_REGISTERS]);
+                        }
                     }
                     i
                 }
@@ -1201,15 +1205,15 @@ impl EntityState {
             let panes = r.count(12)?;
             for _ in 0..panes {
                 let q = r.i64()?;
-                if w.heads.back().is_some_and(|h| h.0 >= q) {
+                if w.heads.last().is_some_and(|h| h.0 >= q) {
                     return Err(format!("state of kind {:?}: panes out of order", def.kind));
                 }
-                w.heads.push_back((q, f64::from(r.u32()?)));
+                w.heads.push((q, f64::from(r.u32()?)));
                 for k in 0..nf {
                     let n = f64::from(r.u32()?);
                     let sum = r.f64()?;
                     let (min, max) = if def.extremes[k] { (r.f64()?, r.f64()?) } else { (f64::INFINITY, f64::NEG_INFINITY) };
-                    w.stats.push_back(Stat { n, sum, min, max });
+                    w.stats.push(Stat { n, sum, min, max });
                 }
                 if any_sketched {
                     for _ in 0..nd {
@@ -1356,15 +1360,14 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     w.cur = p;
     // Panes that left the ring are the oldest: drop them from the front.
     let first_kept = p - spec.slots + 1;
-    while w.heads.front().is_some_and(|h| h.0 < first_kept) {
-        w.heads.pop_front();
-        for _ in 0..nf {
-            w.stats.pop_front();
-        }
+    let gone = w.heads.iter().take_while(|h| h.0 < first_kept).count();
+    if gone > 0 {
+        // A short memmove for the pane heads and stats (a window keeps at most its ring of
+        // panes); the 256-byte sketch registers sit in a ring buffer, which moves nothing.
+        w.heads.drain(..gone);
+        w.stats.drain(..gone * nf);
         if !w.regs.is_empty() {
-            for _ in 0..nd {
-                w.regs.pop_front();
-            }
+            w.regs.drain(..gone * nd);
         }
     }
 }
