@@ -523,6 +523,9 @@ struct DistinctIndex {
     /// Per window: absolute position of its first occurrence, and its distinct count.
     start: Vec<u64>,
     count: Vec<u32>,
+    /// Per window: its newest pane when the index last synced; a count answers only for
+    /// that pane (the windows can slide without a sync, as in a preview).
+    synced_cur: Vec<i64>,
 }
 
 impl DistinctIndex {
@@ -557,6 +560,7 @@ impl DistinctIndex {
             self.start = (0..specs.len()).map(|k| self.base + occ.partition_point(|o| o.0 < lo(k)) as u64).collect();
             self.count = self.start.iter().map(|&s| self.newest.values().filter(|&&p| p >= s).count() as u32).collect();
             self.synced = end;
+            self.synced_cur = windows.iter().map(|w| w.cur).collect();
             self.valid = true;
             return;
         }
@@ -584,12 +588,14 @@ impl DistinctIndex {
                 }
                 self.start[k] += 1;
             }
+            self.synced_cur[k] = windows[k].cur;
         }
     }
 
-    /// Window `k`'s count, if the index is up to date with a list of `len` occurrences.
-    fn count(&self, k: usize, len: usize) -> Option<f64> {
-        (self.valid && self.synced == self.base + len as u64).then(|| f64::from(self.count[k]))
+    /// Window `k`'s count as of its newest pane `cur`, if the index was synced with a list
+    /// of `len` occurrences and that pane.
+    fn count(&self, k: usize, len: usize, cur: i64) -> Option<f64> {
+        (self.valid && self.synced == self.base + len as u64 && self.synced_cur[k] == cur).then(|| f64::from(self.count[k]))
     }
 }
 
@@ -1020,7 +1026,7 @@ impl EntityState {
                                     hll_estimate(&regs)
                                 }
                             }
-                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len()) {
+                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur) {
                             n
                         } else {
                             if exact.is_empty() {
@@ -1057,7 +1063,7 @@ impl EntityState {
         let ready = def.aggregations.iter().all(|a| match a.kind {
             AggKind::Min | AggKind::Max => w.extremes[a.field].is_some(),
             AggKind::Distinct if self.sketched[a.field] => w.sketch[a.field].is_some(),
-            AggKind::Distinct => self.distinct_index[a.field].count(wi, self.occurrences[a.field].len()).is_some(),
+            AggKind::Distinct => self.distinct_index[a.field].count(wi, self.occurrences[a.field].len(), w.cur).is_some(),
             _ => true,
         });
         if !ready {
@@ -1078,7 +1084,7 @@ impl EntityState {
                     if v.is_finite() { v } else { 0.0 }
                 }
                 AggKind::Distinct if self.sketched[k] => w.sketch[k].as_ref().map_or(0.0, |c| c.estimate()),
-                AggKind::Distinct => self.distinct_index[k].count(wi, self.occurrences[k].len()).unwrap_or(0.0),
+                AggKind::Distinct => self.distinct_index[k].count(wi, self.occurrences[k].len(), w.cur).unwrap_or(0.0),
             });
         }
         true

@@ -363,6 +363,23 @@ fn a_sketched_field_goes_back_to_exact_after_a_quiet_horizon() {
     assert!(!read.is_sketched(0));
 }
 
+/// Regression (found in review): a preview of a live state answered the distinct count of
+/// the windows before the previewed event slid them, when that event had no distinct value
+/// (the incremental index was taken as current). The embedded store previews live states,
+/// the Redis store decoded ones, so request-time vectors differed between the stores.
+#[test]
+fn preview_of_an_event_without_a_distinct_value_slides_the_distinct_counts() {
+    let def = full_def(default_windows(LATENESS), LATENESS, 256);
+    let (state, _) = apply_all(&def, &[(T0, Some(1.0), Some(7))]);
+    let next: Ev = (T0 + 120_000, Some(2.0), None);
+    let previewed = state.preview(&def, &obs(next, 1)).values;
+    let applied = state.clone().apply(&def, &obs(next, 1), None).values;
+    let decoded = EntityState::from_bytes(&def, &state.to_bytes(&def)).unwrap().preview(&def, &obs(next, 1)).values;
+    assert_eq!(previewed[5], 0.0, "distinct_1m two minutes later");
+    assert_eq!(previewed, applied);
+    assert_eq!(previewed, decoded);
+}
+
 /// Regression: the exact distinct count rescanned every occurrence of the entity on every
 /// event. The incremental index (and every other cache) answers exactly what counting
 /// from scratch does, checked on a long in-order stream where values repeat and expire.
@@ -520,6 +537,33 @@ proptest! {
             let read = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap();
             prop_assert_eq!(&r.values, &read.values_at(&def, t), "event {}", i);
             prop_assert_eq!(s.current_values(&def), read.current_values(&def), "event {}", i);
+        }
+    }
+
+    /// A preview answers the same from a live state (caches warm) as from the same state
+    /// read back from its bytes (the Redis store's case), and as applying would.
+    #[test]
+    fn previews_agree_live_and_read_back(
+        (w, lateness) in configs(),
+        steps in proptest::collection::vec((-6_000i64..15_000, value(), distinct_value()), 2..80),
+        limit in prop_oneof![Just(0usize), Just(5), Just(1_000)],
+    ) {
+        let def = full_def(w, lateness, limit);
+        let mut s = EntityState::new(&def);
+        let mut t = T0;
+        let events: Vec<Ev> = steps.iter().map(|&(dt, v, d)| { t += dt; (t, v, d) }).collect();
+        let (last, rest) = events.split_last().unwrap();
+        for (i, &e) in rest.iter().enumerate() {
+            s.apply(&def, &obs(e, i as i64), None);
+        }
+        let next = obs(*last, rest.len() as i64);
+        let live = s.preview(&def, &next);
+        let read = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap().preview(&def, &next);
+        prop_assert_eq!(&live.values, &read.values);
+        prop_assert_eq!(live.applied, read.applied);
+        let applied = s.clone().apply(&def, &next, None);
+        if applied.applied == Applied::Applied {
+            prop_assert_eq!(&live.values, &applied.values);
         }
     }
 
