@@ -9,7 +9,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `weir:{card:c42}` | hash | the entity's values as of its newest event, named like its features without the `card_` prefix (`count_1m`, `amount_sum_1m`, …), plus `event_time_max` (ms): readable with `redis-cli HGETALL` |
-//! | `weir:{card:c42}:state` | hash | `v` the state version (1, 2, …), `s` the state blob ([`EntityState::to_bytes`]: windows, panes, recent times, distinct occurrences or sketches, replay fences) |
+//! | `weir:{card:c42}:state` | hash | `v` the state version (`<incarnation>:<counter>`, the incarnation the server clock in µs when the entity was created: versions never repeat), `s` the state blob ([`EntityState::to_bytes`]: windows, panes, recent times, distinct occurrences or sketches, replay fences) |
 //! | `weir:{wm}:<topic>:<partition>` | string | the partition's watermark, ms ([`crate::windows::PartitionWatermarks`]) |
 //!
 //! The `{card:c42}` hash tag puts both keys of an entity in one Redis Cluster slot, so
@@ -27,7 +27,7 @@
 //!    state: fence, lateness, windows, answers.
 //! 3. One round trip: per entity a compare-and-set, in one Lua script call per up to
 //!    32 entities of one hash slot: if `v` still is the version the state was computed
-//!    from, write `s`, `v + 1`, the readable hash, and both TTLs. An entity
+//!    from, write `s`, the next version, the readable hash, and both TTLs. An entity
 //!    whose observations were all replays is not written.
 //! 4. An entity whose `v` moved (another process wrote it: a merchant is fed by several
 //!    partitions, so by several consumers; or a zombie owner of a revoked partition) is
@@ -92,8 +92,15 @@ pub const DEFAULT_STATE_CACHE_ENTITIES: usize = 100_000;
 /// The compare-and-set of several entities (one hash slot) in one call, each on its own:
 /// KEYS per entity its state hash and readable hash. ARGV: the TTL in ms, then per entity
 /// the version its state was computed from (`''` for none), the new blob, the number `n`
-/// of readable values, and `n` field/value pairs. Returns per entity 1 when written, 0
-/// when its version moved (that entity untouched).
+/// of readable values, and `n` field/value pairs. Returns per entity the version written,
+/// or nil when its version moved (that entity untouched).
+///
+/// A version is `<incarnation>:<counter>`; a new entity's incarnation is the server's
+/// clock in microseconds. So versions never repeat, even when an entity's keys expire (or
+/// are flushed, or lost in a failover) and it is created again: a state cached under an
+/// old version can never pass the check against a new incarnation (found in review: with
+/// a plain counter restarting at 1, it could, and silently dropped the other writer's
+/// events).
 const CAS_SCRIPT: &str = r#"
 local ttl = ARGV[1]
 local out = {}
@@ -102,15 +109,23 @@ for i = 1, #KEYS, 2 do
   local n = tonumber(ARGV[a + 2])
   local v = redis.call('HGET', KEYS[i], 'v')
   if (v or '') == ARGV[a] then
-    redis.call('HSET', KEYS[i], 'v', tostring((tonumber(v) or 0) + 1), 's', ARGV[a + 1])
+    local nv
+    if v then
+      local inc, c = string.match(v, '^(.*):(%d+)$')
+      if inc then nv = inc .. ':' .. tostring(tonumber(c) + 1) else nv = v .. ':1' end
+    else
+      local t = redis.call('TIME')
+      nv = t[1] .. string.format('%06d', tonumber(t[2])) .. ':1'
+    end
+    redis.call('HSET', KEYS[i], 'v', nv, 's', ARGV[a + 1])
     redis.call('PEXPIRE', KEYS[i], ttl)
     if n > 0 then
       redis.call('HSET', KEYS[i + 1], unpack(ARGV, a + 3, a + 2 + 2 * n))
       redis.call('PEXPIRE', KEYS[i + 1], ttl)
     end
-    out[#out + 1] = 1
+    out[#out + 1] = nv
   else
-    out[#out + 1] = 0
+    out[#out + 1] = false
   end
   a = a + 3 + 2 * n
 end
@@ -261,6 +276,8 @@ struct Touched<'a> {
     def: &'a EntityDef,
     indices: Vec<usize>,
     base: Option<(String, EntityState)>,
+    /// Whether `base` came from the state cache (not checked against Redis yet).
+    cached: bool,
 }
 
 impl RedisStore {
@@ -509,11 +526,6 @@ impl RedisStore {
     }
 }
 
-/// The version the compare-and-set script writes after `version` (`''` is 0).
-fn next_version(version: &str) -> String {
-    (version.parse::<u64>().unwrap_or(0) + 1).to_string()
-}
-
 impl FeatureStore for RedisStore {
     async fn observe(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
         if batch.is_empty() {
@@ -525,7 +537,7 @@ impl FeatureStore for RedisStore {
         for (i, obs) in batch.iter().enumerate() {
             let def = self.spec.def(&obs.kind)?;
             let at = *index.entry((&obs.kind, &obs.entity)).or_insert_with(|| {
-                touched.push(Touched { kind: &obs.kind, id: &obs.entity, def, indices: Vec::new(), base: None });
+                touched.push(Touched { kind: &obs.kind, id: &obs.entity, def, indices: Vec::new(), base: None, cached: false });
                 touched.len() - 1
             });
             touched[at].indices.push(i);
@@ -546,6 +558,7 @@ impl FeatureStore for RedisStore {
             let mut cache = self.lock_cache()?;
             for t in &mut touched {
                 t.base = cache.take(t.kind, t.id);
+                t.cached = t.base.is_some();
             }
         }
 
@@ -583,6 +596,9 @@ impl FeatureStore for RedisStore {
         let mut pending: Vec<usize> = (0..touched.len()).collect();
         for attempt in 0..MAX_CAS_ATTEMPTS {
             let mut writes: Vec<(usize, String, EntityState)> = Vec::new();
+            // Cached entities with nothing to write (all replays): their answers came from
+            // the cached state, so check its version is still Redis's (else recompute).
+            let mut checks: Vec<(usize, String, EntityState)> = Vec::new();
             for &k in &pending {
                 let t = &mut touched[k];
                 let (version, mut state) = t.base.take().ok_or_else(|| StoreError::Protocol("an entity has no state to compute from".into()))?;
@@ -594,27 +610,44 @@ impl FeatureStore for RedisStore {
                 }
                 if changed {
                     writes.push((k, version, state));
+                } else if t.cached {
+                    checks.push((k, version, state));
                 } else {
                     settled[k] = Some((version, state));
                 }
             }
             let calls = self.write_cmds(&touched, &writes);
-            let cmds: Vec<(String, Cmd)> = calls.iter().map(|(c, _)| c.clone()).collect();
-            let replies = self.run(&cmds).await?;
-            let mut written = vec![false; writes.len()];
+            let mut cmds: Vec<(String, Cmd)> = calls.iter().map(|(c, _)| c.clone()).collect();
+            for (k, _, _) in &checks {
+                let key = self.keys.state_key(touched[*k].kind, touched[*k].id);
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(&key).arg("v");
+                cmds.push((key, cmd));
+            }
+            let mut replies = self.run(&cmds).await?;
+            let check_replies = replies.split_off(calls.len());
+            let mut written: Vec<Option<String>> = vec![None; writes.len()];
             for ((_, answers_for), reply) in calls.iter().zip(replies) {
-                let flags: Vec<i64> = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
-                if flags.len() != answers_for.len() {
-                    return Err(StoreError::Protocol(format!("state write: {} answers for {} entities", flags.len(), answers_for.len())));
+                let versions: Vec<Option<String>> =
+                    redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
+                if versions.len() != answers_for.len() {
+                    return Err(StoreError::Protocol(format!("state write: {} answers for {} entities", versions.len(), answers_for.len())));
                 }
-                for (&w, flag) in answers_for.iter().zip(flags) {
-                    written[w] = flag == 1;
+                for (&w, version) in answers_for.iter().zip(versions) {
+                    written[w] = version;
                 }
             }
             let mut conflicts = Vec::new();
-            for ((k, version, state), written) in writes.into_iter().zip(written) {
-                if written {
-                    settled[k] = Some((next_version(&version), state));
+            for ((k, _, state), written) in writes.into_iter().zip(written) {
+                match written {
+                    Some(version) => settled[k] = Some((version, state)),
+                    None => conflicts.push(k),
+                }
+            }
+            for ((k, version, state), reply) in checks.into_iter().zip(check_replies) {
+                let held: Option<String> = redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("version check: {e}")))?;
+                if held.unwrap_or_default() == version {
+                    settled[k] = Some((version, state));
                 } else {
                     conflicts.push(k);
                 }
@@ -629,6 +662,7 @@ impl FeatureStore for RedisStore {
             for (&k, reply) in conflicts.iter().zip(self.run(&cmds).await?) {
                 let (version, blob) = Self::parse_state(reply)?;
                 touched[k].base = Some((version, Self::decode(touched[k].def, blob.as_deref())?));
+                touched[k].cached = false;
             }
             pending = conflicts;
         }
