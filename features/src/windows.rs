@@ -270,6 +270,11 @@ impl EntityDef {
     }
 
     fn compute_fingerprint(&self) -> u32 {
+        self.fingerprint_of_format(FORMAT_VERSION)
+    }
+
+    /// The fingerprint a state of format `format` carries under this definition.
+    fn fingerprint_of_format(&self, format: u8) -> u32 {
         let mut h: u32 = 0x811c_9dc5;
         let mut eat = |x: i64| {
             for b in x.to_le_bytes() {
@@ -277,7 +282,7 @@ impl EntityDef {
                 h = h.wrapping_mul(0x0100_0193);
             }
         };
-        eat(i64::from(FORMAT_VERSION));
+        eat(i64::from(format));
         eat(self.lateness_ms);
         eat(self.distinct_exact_limit as i64);
         eat(self.windows.len() as i64);
@@ -1163,23 +1168,25 @@ impl EntityState {
         out
     }
 
-    /// Reads a state written by [`EntityState::to_bytes`], refusing one written for another
+    /// Reads a state written by [`EntityState::to_bytes`] (or by the previous format, 3,
+    /// which lacks the shadow mark of sketched fields), refusing one written for another
     /// layout or format.
     pub fn from_bytes(def: &EntityDef, bytes: &[u8]) -> Result<Self, String> {
         let mut r = Reader { bytes, at: 0 };
         let magic = r.take(1)?[0];
         let version = r.take(1)?[0];
-        if magic != MAGIC || version != FORMAT_VERSION {
+        if magic != MAGIC || !(version == FORMAT_VERSION || version == 3) {
             return Err(format!(
-                "state of kind {:?} has format {magic}/{version}, this weir reads {MAGIC}/{FORMAT_VERSION}",
+                "state of kind {:?} has format {magic}/{version}, this weir reads {MAGIC}/3 and {MAGIC}/{FORMAT_VERSION}",
                 def.kind
             ));
         }
         let fingerprint = r.u32()?;
-        if fingerprint != def.fingerprint {
+        let expected = if version == FORMAT_VERSION { def.fingerprint } else { def.fingerprint_of_format(version) };
+        if fingerprint != expected {
             return Err(format!(
-                "state of kind {:?} has layout fingerprint {fingerprint}, the configured definition has {}: it was written under other feature settings (windows, lateness, fields)",
-                def.kind, def.fingerprint
+                "state of kind {:?} has layout fingerprint {fingerprint}, the configured definition has {expected}: it was written under other feature settings (windows, lateness, fields)",
+                def.kind
             ));
         }
         let nf = def.numeric.len();
@@ -1193,7 +1200,12 @@ impl EntityState {
         }
         for d in 0..nd {
             s.sketched[d] = r.take(1)?[0] != 0;
-            s.exact_from[d] = r.i64()?;
+            s.exact_from[d] = if version == 3 {
+                // Format 3 kept no shadow: it is complete only for what comes next.
+                if s.sketched[d] { s.max_t } else { i64::MIN }
+            } else {
+                r.i64()?
+            };
             let n = r.count(16)?;
             let mut occ = Vec::with_capacity(n);
             for _ in 0..n {

@@ -363,6 +363,33 @@ fn a_sketched_field_goes_back_to_exact_after_a_quiet_horizon() {
     assert!(!read.is_sketched(0));
 }
 
+/// States written by the previous format (3: no shadow mark for sketched fields) are read,
+/// not refused: an upgrade must not stop the pipeline on every entity already in Redis.
+#[test]
+fn format_3_states_are_read() {
+    let def = full_def(default_windows(LATENESS), LATENESS, 5);
+    let events: Vec<Ev> = (0..40).map(|i| (T0 + i * 700, Some(i as f64), Some((i % 9) as u32))).collect();
+    let (state, _) = apply_all(&def, &events);
+    assert!(state.is_sketched(0));
+    // Format 3 is format 4 without the 8-byte mark after each distinct field's mode byte.
+    let v4 = state.to_bytes(&def);
+    let mut v3 = vec![MAGIC, 3];
+    v3.extend_from_slice(&def.fingerprint_of_format(3).to_le_bytes());
+    let mut at = 6;
+    let times = u32::from_le_bytes(v4[at + 16..at + 20].try_into().unwrap()) as usize;
+    let distinct_at = at + 20 + 8 * times;
+    v3.extend_from_slice(&v4[at..distinct_at + 1]);
+    at = distinct_at + 1 + 8;
+    v3.extend_from_slice(&v4[at..]);
+    let read = EntityState::from_bytes(&def, &v3).unwrap();
+    assert_eq!(read.current_values(&def), state.current_values(&def));
+    assert!(read.is_sketched(0));
+    // Another format is still refused by name.
+    let mut v2 = v4.clone();
+    v2[1] = 2;
+    assert!(EntityState::from_bytes(&def, &v2).unwrap_err().contains("format"));
+}
+
 /// Regression (found in review): a preview of a live state answered the distinct count of
 /// the windows before the previewed event slid them, when that event had no distinct value
 /// (the incremental index was taken as current). The embedded store previews live states,
