@@ -15,7 +15,6 @@
 //!
 //! Run: `cargo bench -p weir-features --bench windows` (`-- redis` for the Redis ones).
 
-use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,7 +111,7 @@ const WARM_EVENTS: usize = 1_000_000;
 /// The timed part, out of line so that a profiler can collect it alone
 /// (`valgrind --tool=callgrind --toggle-collect='*apply_timed*'`).
 #[inline(never)]
-fn apply_timed(states: &mut HashMap<String, EntityState>, events: &[Observation], apply: &impl Fn(&mut HashMap<String, EntityState>, &Observation)) -> Duration {
+fn apply_timed(states: &mut foldhash::HashMap<String, EntityState>, events: &[Observation], apply: &impl Fn(&mut foldhash::HashMap<String, EntityState>, &Observation)) -> Duration {
     let start = Instant::now();
     for o in events {
         apply(states, o);
@@ -124,9 +123,10 @@ fn window_update(c: &mut Criterion) {
     let defs = FeatureDefinitions::new(&config()).expect("bench config");
     let def = defs.engine_spec().entities[0].clone();
     let obs = observations(3_000_000, 1);
-    let mut states: HashMap<String, EntityState> = HashMap::new();
-    let apply = |states: &mut HashMap<String, EntityState>, o: &Observation| {
-        // One lookup per event; a key is cloned only for a new entity.
+    let mut states: foldhash::HashMap<String, EntityState> = foldhash::HashMap::default();
+    let apply = |states: &mut foldhash::HashMap<String, EntityState>, o: &Observation| {
+        // As the embedded store does: one lookup per event (foldhash), a key cloned only for
+        // a new entity.
         if let Some(state) = states.get_mut(&o.entity) {
             std::hint::black_box(state.apply(&def, o, None));
             return;

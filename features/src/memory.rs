@@ -10,9 +10,20 @@ use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResul
 
 use crate::windows::{EngineSpec, EntityState, PartitionWatermarks};
 
+/// Entity states by kind, then id: looked up by `&str`, so an event allocates nothing to
+/// find its entity (keys are cloned only for a new one). foldhash: seeded per map like
+/// std's SipHash, several times faster on short keys.
+type ById = foldhash::HashMap<String, EntityState>;
+
 struct Inner {
-    entities: HashMap<(String, String), EntityState>,
+    entities: HashMap<String, ById>,
     watermarks: PartitionWatermarks,
+}
+
+impl Inner {
+    fn get(&self, kind: &str, id: &str) -> Option<&EntityState> {
+        self.entities.get(kind)?.get(id)
+    }
 }
 
 pub struct EmbeddedStore {
@@ -31,12 +42,12 @@ impl EmbeddedStore {
     }
 
     pub fn entity_count(&self) -> usize {
-        self.inner.lock().map(|m| m.entities.len()).unwrap_or(0)
+        self.inner.lock().map(|m| m.entities.values().map(|e| e.len()).sum()).unwrap_or(0)
     }
 
     /// A copy of an entity's state (tests compare it with the Redis store's).
     pub fn state(&self, kind: &str, entity: &str) -> Option<EntityState> {
-        self.inner.lock().ok()?.entities.get(&(kind.to_string(), entity.to_string())).cloned()
+        self.inner.lock().ok()?.get(kind, entity).cloned()
     }
 
     /// The watermark of a source partition, if an event was seen on it.
@@ -56,9 +67,18 @@ impl FeatureStore for EmbeddedStore {
         let mut results = Vec::with_capacity(batch.len());
         for (obs, floor) in batch.iter().zip(floors) {
             let def = self.spec.def(&obs.kind)?;
-            let key = (obs.kind.clone(), obs.entity.clone());
-            let state = inner.entities.entry(key).or_insert_with(|| EntityState::new(def));
-            results.push(state.apply(def, obs, floor));
+            if !inner.entities.contains_key(&obs.kind) {
+                inner.entities.insert(obs.kind.clone(), ById::default());
+            }
+            let states = inner.entities.get_mut(&obs.kind).ok_or_else(|| StoreError::Protocol("entity kind vanished".into()))?;
+            match states.get_mut(&obs.entity) {
+                Some(state) => results.push(state.apply(def, obs, floor)),
+                None => {
+                    let mut state = EntityState::new(def);
+                    results.push(state.apply(def, obs, floor));
+                    states.insert(obs.entity.clone(), state);
+                }
+            }
         }
         Ok(ObserveOutcome::from_results(batch, results))
     }
@@ -66,7 +86,7 @@ impl FeatureStore for EmbeddedStore {
     async fn read(&self, entity: &EntityKey) -> Result<Option<Vec<f64>>, StoreError> {
         let def = self.spec.def(&entity.kind)?;
         let inner = self.lock()?;
-        Ok(inner.entities.get(&(entity.kind.clone(), entity.id.clone())).and_then(|s| s.current_values(def)))
+        Ok(inner.get(&entity.kind, &entity.id).and_then(|s| s.current_values(def)))
     }
 
     async fn read_at(&self, entities: &[EntityKey], as_of_ms: i64) -> Result<Vec<Option<Vec<f64>>>, StoreError> {
@@ -75,7 +95,7 @@ impl FeatureStore for EmbeddedStore {
             .iter()
             .map(|e| {
                 let def = self.spec.def(&e.kind)?;
-                Ok(inner.entities.get(&(e.kind.clone(), e.id.clone())).map(|s| s.values_at(def, as_of_ms)))
+                Ok(inner.get(&e.kind, &e.id).map(|s| s.values_at(def, as_of_ms)))
             })
             .collect()
     }
@@ -86,7 +106,7 @@ impl FeatureStore for EmbeddedStore {
             .iter()
             .map(|obs| {
                 let def = self.spec.def(&obs.kind)?;
-                Ok(match inner.entities.get(&(obs.kind.clone(), obs.entity.clone())) {
+                Ok(match inner.get(&obs.kind, &obs.entity) {
                     Some(s) => s.preview(def, obs),
                     None => EntityState::new(def).preview(def, obs),
                 })

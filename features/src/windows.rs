@@ -626,6 +626,9 @@ pub struct EntityState {
     exact_from: Vec<i64>,
     /// Cache per distinct field in exact mode: the counts as of each window's newest pane.
     distinct_index: Vec<DistinctIndex>,
+    /// Every cache is filled for the current panes (set by `fill_caches`, cleared by any
+    /// change): the values of a newest pane need no check.
+    warm: bool,
     /// Highest applied offset per (topic, partition): the replay fence. A short list, not
     /// a map: an entity is almost always fed by one partition.
     fences: Vec<(String, i32, i64)>,
@@ -664,6 +667,7 @@ impl EntityState {
             occurrences: vec![Vec::new(); def.distinct],
             exact_from: vec![i64::MIN; def.distinct],
             distinct_index: vec![DistinctIndex::default(); def.distinct],
+            warm: false,
             fences: Vec::new(),
         }
     }
@@ -720,6 +724,7 @@ impl EntityState {
 
     /// Adds a non-late event.
     fn add(&mut self, def: &EntityDef, obs: &Observation) {
+        self.warm = false;
         let t = obs.event_time_ms;
         let nf = def.numeric.len();
         let nd = def.distinct;
@@ -937,6 +942,7 @@ impl EntityState {
                 self.distinct_index[d].sync(&self.occurrences[d], &self.windows, &def.windows);
             }
         }
+        self.warm = true;
     }
 
     /// The values as of event time `t` (see [`EntityDef`] for the order).
@@ -1065,7 +1071,8 @@ impl EntityState {
     /// and returns true, or pushes nothing and returns false when some cache is missing.
     fn current_window_values(&self, def: &EntityDef, wi: usize, out: &mut Vec<f64>) -> bool {
         let w = &self.windows[wi];
-        let ready = def.aggregations.iter().all(|a| match a.kind {
+        let ready = self.warm
+            || def.aggregations.iter().all(|a| match a.kind {
             AggKind::Min | AggKind::Max => w.extremes[a.field].is_some(),
             AggKind::Distinct if self.sketched[a.field] => w.sketch[a.field].is_some(),
             AggKind::Distinct => self.distinct_index[a.field].count(wi, self.occurrences[a.field].len(), w.cur).is_some(),
