@@ -732,7 +732,7 @@ impl EntityState {
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
             let p = spec.pane_of(t);
             if p > w.cur {
-                slide(w, spec, p, nf, nd);
+                slide(w, spec, p, nf, nd, &self.sketched);
             }
             let at = match w.find(p) {
                 Ok(i) => i,
@@ -1344,7 +1344,7 @@ fn exact_distinct(occ: &[(i64, u64)], windows: &[WindowSpec], t: i64, set: &mut 
 
 /// Moves window `w` forward to pane `p` (> cur): subtracts the panes that slide out of
 /// the window, drops those that leave the ring.
-fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
+fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize, sketched: &[bool]) {
     if w.cur == EMPTY_PANE || p - w.cur >= spec.panes {
         w.count = 0.0;
         for t in &mut w.totals {
@@ -1377,8 +1377,29 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                     }
                 }
             }
-            for c in &mut w.sketch {
-                *c = None;
+            if w.count == 0.0 {
+                // Nothing left in the window: its caches are known without a pass (a quiet
+                // entity's short windows empty out on almost every event; recomputing a
+                // merged sketch costs a pass over 256 registers per pane).
+                for t in &mut w.totals {
+                    *t = (0.0, 0.0);
+                }
+                for e in &mut w.extremes {
+                    *e = Some((f64::INFINITY, f64::NEG_INFINITY));
+                }
+                for (c, &on) in w.sketch.iter_mut().zip(sketched) {
+                    *c = on.then(|| Box::new(Sketch::EMPTY));
+                }
+            } else {
+                for t in &mut w.totals {
+                    // A sum is exactly 0 when no value is left (no rounding residue).
+                    if t.0 == 0.0 {
+                        t.1 = 0.0;
+                    }
+                }
+                for c in &mut w.sketch {
+                    *c = None;
+                }
             }
         }
     }
