@@ -218,7 +218,10 @@ pub struct RedisStore {
 struct StateCache {
     capacity: usize,
     tick: u64,
-    entries: HashMap<(String, String), Cached>,
+    /// By kind, then id (looked up by `&str`: no allocation per entity per batch). A slot
+    /// is `None` while a batch has the state out.
+    entries: HashMap<String, foldhash::HashMap<String, Option<Cached>>>,
+    len: usize,
     hits: u64,
     misses: u64,
 }
@@ -231,13 +234,12 @@ struct Cached {
 
 impl StateCache {
     fn new(capacity: usize) -> Self {
-        StateCache { capacity, tick: 0, entries: HashMap::new(), hits: 0, misses: 0 }
+        StateCache { capacity, tick: 0, entries: HashMap::new(), len: 0, hits: 0, misses: 0 }
     }
 
     /// Takes an entity's state out (so that a concurrent batch cannot use it too).
     fn take(&mut self, kind: &str, id: &str) -> Option<(String, EntityState)> {
-        // The key is built only on a probe; the map is keyed by owned strings.
-        let found = self.entries.remove(&(kind.to_string(), id.to_string())).map(|c| (c.version, c.state));
+        let found = self.entries.get_mut(kind).and_then(|m| m.get_mut(id)).and_then(Option::take).map(|c| (c.version, c.state));
         if found.is_some() {
             self.hits += 1;
         } else {
@@ -251,14 +253,31 @@ impl StateCache {
             return;
         }
         self.tick += 1;
-        self.entries.insert((kind.to_string(), id.to_string()), Cached { version, state, used: self.tick });
-        if self.entries.len() > self.capacity {
-            // Drop the least recently used tenth at once: O(n) every capacity/10 inserts.
+        let cached = Some(Cached { version, state, used: self.tick });
+        if !self.entries.contains_key(kind) {
+            self.entries.insert(kind.to_string(), foldhash::HashMap::default());
+        }
+        let Some(by_id) = self.entries.get_mut(kind) else { return };
+        match by_id.get_mut(id) {
+            Some(slot) => *slot = cached,
+            None => {
+                by_id.insert(id.to_string(), cached);
+                self.len += 1;
+            }
+        }
+        if self.len > self.capacity {
+            // Drop the least recently used tenth at once (and slots a batch holds): O(n)
+            // every capacity/10 inserts.
             let keep = self.capacity - self.capacity / 10;
-            let mut ticks: Vec<u64> = self.entries.values().map(|c| c.used).collect();
-            let cut = ticks.len() - keep;
-            let (_, &mut oldest_kept, _) = ticks.select_nth_unstable(cut);
-            self.entries.retain(|_, c| c.used >= oldest_kept);
+            let mut ticks: Vec<u64> = self.entries.values().flat_map(|m| m.values().flatten().map(|c| c.used)).collect();
+            let oldest_kept = match ticks.len().checked_sub(keep) {
+                Some(cut) if cut < ticks.len() => *ticks.select_nth_unstable(cut).1,
+                _ => 0,
+            };
+            for by_id in self.entries.values_mut() {
+                by_id.retain(|_, c| c.as_ref().is_some_and(|c| c.used >= oldest_kept));
+            }
+            self.len = self.entries.values().map(|m| m.len()).sum();
         }
     }
 }
@@ -734,5 +753,42 @@ impl FeatureStore for RedisStore {
                 Ok(s.unwrap_or_else(|| EntityState::new(def)).preview(def, obs))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FeaturesConfig;
+    use crate::definitions::FeatureDefinitions;
+
+    fn state() -> EntityState {
+        let defs = FeatureDefinitions::new(&FeaturesConfig::default()).expect("default features");
+        EntityState::new(&defs.engine_spec().entities[0])
+    }
+
+    #[test]
+    fn state_cache_takes_puts_and_drops_the_least_recently_used() {
+        let mut cache = StateCache::new(10);
+        for i in 0..10 {
+            cache.put("card", &format!("c{i}"), format!("v{i}"), state());
+        }
+        // Taken out, not there for a second taker; put back under its new version.
+        assert_eq!(cache.take("card", "c0").map(|(v, _)| v), Some("v0".to_string()));
+        assert!(cache.take("card", "c0").is_none());
+        cache.put("card", "c0", "v0b".into(), state());
+        assert_eq!(cache.len, 10);
+        // One over capacity: the least recently used tenth goes (c1, not c0, which was just
+        // put back), the newest stays.
+        cache.put("merchant", "m1", "w1".into(), state());
+        assert!(cache.len <= 10, "{}", cache.len);
+        assert!(cache.take("card", "c1").is_none());
+        assert_eq!(cache.take("card", "c0").map(|(v, _)| v), Some("v0b".to_string()));
+        assert_eq!(cache.take("merchant", "m1").map(|(v, _)| v), Some("w1".to_string()));
+        assert_eq!((cache.hits, cache.misses), (3, 2));
+        // Capacity 0: nothing is kept.
+        let mut off = StateCache::new(0);
+        off.put("card", "c", "v".into(), state());
+        assert!(off.take("card", "c").is_none());
     }
 }
