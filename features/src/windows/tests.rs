@@ -452,6 +452,14 @@ fn hyperloglog_error_on_50k_distinct_values() {
     }
     assert!((hll_estimate(&regs) - 20.0).abs() <= 2.0, "{}", hll_estimate(&regs));
     assert_eq!(hll_estimate(&[0; HLL_REGISTERS]), 0.0);
+    // The linear counting table is the formula, bit for bit.
+    for zeros in 1..=HLL_REGISTERS {
+        let m = HLL_REGISTERS as f64;
+        assert_eq!(LINEAR_COUNTING[zeros].to_bits(), (m * (m / zeros as f64).ln()).to_bits());
+    }
+    // The constant empty sketch is the sketch of zero registers, estimate included.
+    let empty = Sketch::from_regs([0; HLL_REGISTERS]);
+    assert_eq!((Sketch::EMPTY.sum, Sketch::EMPTY.zeros, Sketch::EMPTY.estimate), (empty.sum, empty.zeros, empty.estimate));
 }
 
 proptest! {
