@@ -6,13 +6,15 @@
 //!   and aggregations per entity, over any event schema (fields named by path), the
 //!   feature vector's names and order ([`config`], [`definitions`]);
 //! - sliding-window aggregation per entity in event time: count, sum, mean, min, max,
-//!   distinct (exact, then HyperLogLog), seconds since the last event; panes plus running
-//!   totals per window, so the cost of an event does not grow with the window
-//!   ([`windows`]). All aggregation runs in Rust, shared by both stores;
+//!   distinct (exact and incremental, then HyperLogLog, and back to exact once a busy
+//!   entity calms down), seconds since the last event; panes plus running totals per
+//!   window, so the cost of an event does not grow with the window ([`windows`]). All
+//!   aggregation runs in Rust, shared by both stores;
 //! - the online stores behind [`weir_schemas::store::FeatureStore`]: Redis for production
-//!   ([`redis_store`], a transactional state store: read states, compute here, write back
-//!   with a compare-and-set) and an in-process one for `weir demo` and tests ([`memory`]),
-//!   which give the same answers and states, bit for bit;
+//!   ([`redis_store`], a transactional state store: states this process wrote stay decoded
+//!   in memory, others are read; compute here; write back with a compare-and-set on a
+//!   version that never repeats) and an in-process one for `weir demo` and tests
+//!   ([`memory`]), which give the same answers and states, bit for bit;
 //! - replay safety: each entity keeps, per source partition, the highest offset applied,
 //!   written atomically with its windows, so a replay after a crash applies nothing twice;
 //!   per partition watermarks make a replay decide lateness as the first pass did.
