@@ -455,11 +455,13 @@ struct Window {
     extremes: Vec<Option<(f64, f64)>>,
     /// Cache: per distinct field in sketch mode, registers merged over the current window
     /// (`None` to recompute).
-    sketch: Vec<Option<Box<Sketch>>>,
+    /// Empty until some field is sketched (then one slot per distinct field), so that an
+    /// exact-only entity carries none; a slot is rewritten in place, never reallocated.
+    sketch: Vec<Option<Sketch>>,
 }
 
 impl Window {
-    fn new(nf: usize, nd: usize) -> Self {
+    fn new(nf: usize) -> Self {
         Window {
             cur: EMPTY_PANE,
             count: 0.0,
@@ -468,7 +470,7 @@ impl Window {
             stats: Vec::new(),
             regs: VecDeque::new(),
             extremes: vec![None; nf],
-            sketch: vec![None; nd],
+            sketch: Vec::new(),
         }
     }
 
@@ -675,7 +677,7 @@ impl EntityState {
     pub fn new(def: &EntityDef) -> Self {
         EntityState {
             max_t: i64::MIN,
-            windows: def.windows.iter().map(|_| Window::new(def.numeric.len(), def.distinct)).collect(),
+            windows: def.windows.iter().map(|_| Window::new(def.numeric.len())).collect(),
             times: VecDeque::new(),
             older: i64::MIN,
             sketched: vec![false; def.distinct],
@@ -884,10 +886,11 @@ impl EntityState {
         self.distinct_index[d].valid = false;
         let none_sketched = !self.sketched.iter().any(|&s| s);
         for w in &mut self.windows {
-            w.sketch[d] = None;
             if none_sketched {
+                w.sketch = Vec::new();
                 w.regs = VecDeque::new();
             } else {
+                w.sketch[d] = None;
                 for i in 0..w.heads.len() {
                     w.regs[i * nd + d] = [0; HLL_REGISTERS];
                 }
@@ -906,6 +909,7 @@ impl EntityState {
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
             if first {
                 w.regs = std::iter::repeat_n([0; HLL_REGISTERS], w.heads.len() * nd).collect();
+                w.sketch = vec![None; nd];
             }
             for &(t, h) in &occ {
                 if let Ok(i) = w.find(spec.pane_of(t)) {
@@ -948,7 +952,7 @@ impl EntityState {
                         }
                         Sketch::from_regs(regs)
                     };
-                    w.sketch[d] = Some(Box::new(sketch));
+                    w.sketch[d] = Some(sketch);
                 }
             }
         }
@@ -1237,6 +1241,9 @@ impl EntityState {
         }
         let any_sketched = s.sketched.iter().any(|&x| x);
         for (w, _) in s.windows.iter_mut().zip(&def.windows) {
+            if any_sketched {
+                w.sketch = vec![None; nd];
+            }
             w.cur = r.i64()?;
             w.count = r.f64()?;
             for k in 0..nf {
@@ -1371,7 +1378,7 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize, sketch
         // Only sketched fields have a merged sketch (and `None` is recomputed from the
         // panes, which are empty for this window now).
         for c in w.sketch.iter_mut().flatten() {
-            **c = Sketch::EMPTY;
+            *c = Sketch::EMPTY;
         }
     } else {
         // Panes [cur - panes + 1, p - panes] slide out, oldest first.
@@ -1403,7 +1410,7 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize, sketch
                     *e = Some((f64::INFINITY, f64::NEG_INFINITY));
                 }
                 for (c, &on) in w.sketch.iter_mut().zip(sketched) {
-                    *c = on.then(|| Box::new(Sketch::EMPTY));
+                    *c = on.then_some(Sketch::EMPTY);
                 }
             } else {
                 for t in &mut w.totals {
