@@ -380,27 +380,16 @@ impl RedisStore {
     }
 
     /// Runs `cmds` (each with the key that routes it) in one round trip: one pipeline, or
-    /// on a cluster one per hash slot, all at once. Replies in `cmds` order.
-    async fn run(&self, cmds: &[(String, Cmd)]) -> Result<Vec<Value>, StoreError> {
+    /// on a cluster one per hash slot, all at once. Replies in `cmds` order. Takes the
+    /// commands by value: they carry state blobs, and are moved into the pipelines, not
+    /// copied.
+    async fn run(&self, cmds: Vec<(String, Cmd)>) -> Result<Vec<Value>, StoreError> {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        match self.run_once(cmds).await {
-            // A restarted Redis (or a promoted replica) forgets scripts. EVALSHA failed
-            // before running; the scripts are compare-and-set or idempotent, so sending the
-            // whole round again is safe.
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.load_scripts().await?;
-                self.run_once(cmds).await.map_err(unavailable)
-            }
-            Err(e) => Err(unavailable(e)),
-            Ok(v) => Ok(v),
-        }
-    }
-
-    async fn run_once(&self, cmds: &[(String, Cmd)]) -> RedisResult<Vec<Value>> {
+        let n = cmds.len();
         let groups: Vec<Vec<usize>> = match &self.connection {
-            Connection::Single(_) => vec![(0..cmds.len()).collect()],
+            Connection::Single(_) => vec![(0..n).collect()],
             Connection::Cluster(_) => {
                 let mut by_slot: HashMap<Slot, Vec<usize>> = HashMap::new();
                 for (i, (key, _)) in cmds.iter().enumerate() {
@@ -409,18 +398,36 @@ impl RedisStore {
                 by_slot.into_values().collect()
             }
         };
+        let mut cmds: Vec<Option<Cmd>> = cmds.into_iter().map(|(_, c)| Some(c)).collect();
         let pipes: Vec<Pipeline> = groups
             .iter()
             .map(|g| {
                 let mut pipe = redis::pipe();
                 for &i in g {
-                    pipe.add_command(cmds[i].1.clone());
+                    if let Some(cmd) = cmds[i].take() {
+                        pipe.add_command(cmd);
+                    }
                 }
                 pipe
             })
             .collect();
+        match self.send(&groups, &pipes, n).await {
+            // A restarted Redis (or a promoted replica) forgets scripts. EVALSHA failed
+            // before running; the scripts are compare-and-set or idempotent, so sending the
+            // whole round again is safe.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.load_scripts().await?;
+                self.send(&groups, &pipes, n).await.map_err(unavailable)
+            }
+            Err(e) => Err(unavailable(e)),
+            Ok(v) => Ok(v),
+        }
+    }
+
+    /// Sends the pipelines at once; the `n` replies in the order of the commands.
+    async fn send(&self, groups: &[Vec<usize>], pipes: &[Pipeline], n: usize) -> RedisResult<Vec<Value>> {
         let answers = futures::future::try_join_all(pipes.iter().map(|p| self.connection.query_pipeline(p))).await?;
-        let mut replies = vec![Value::Nil; cmds.len()];
+        let mut replies = vec![Value::Nil; n];
         for (group, answer) in groups.iter().zip(answers) {
             if answer.len() != group.len() {
                 return Err(RedisError::from((
@@ -460,7 +467,7 @@ impl RedisStore {
     /// The state of one entity, or `None` if unknown or expired. One round trip.
     pub async fn read_state(&self, kind: &str, id: &str) -> Result<Option<EntityState>, StoreError> {
         let def = self.spec.def(kind)?;
-        let reply = self.run(&[self.read_cmd(kind, id)]).await?.pop().unwrap_or(Value::Nil);
+        let reply = self.run(vec![self.read_cmd(kind, id)]).await?.pop().unwrap_or(Value::Nil);
         let (_, blob) = Self::parse_state(reply)?;
         blob.map(|b| Self::decode(def, Some(&b))).transpose()
     }
@@ -468,7 +475,7 @@ impl RedisStore {
     /// The states of `entities` in one round trip.
     async fn read_states(&self, entities: &[EntityKey]) -> Result<Vec<Option<EntityState>>, StoreError> {
         let cmds: Vec<(String, Cmd)> = entities.iter().map(|e| self.read_cmd(&e.kind, &e.id)).collect();
-        let replies = self.run(&cmds).await?;
+        let replies = self.run(cmds).await?;
         entities
             .iter()
             .zip(replies)
@@ -483,7 +490,7 @@ impl RedisStore {
     /// The compare-and-set calls for `writes` (entity, version computed from, new state):
     /// per hash slot (all one slot on a single Redis), [`CAS_ENTITIES_PER_CALL`] entities
     /// per call. Each call comes with the positions in `writes` it answers for.
-    fn write_cmds(&self, touched: &[Touched<'_>], writes: &[(usize, String, EntityState)]) -> Vec<((String, Cmd), Vec<usize>)> {
+    fn write_cmds(&self, touched: &[Touched<'_>], writes: &[(usize, String, EntityState)]) -> (Vec<(String, Cmd)>, Vec<Vec<usize>>) {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         if self.is_cluster() {
             let mut by_slot: HashMap<Slot, usize> = HashMap::new();
@@ -499,7 +506,7 @@ impl RedisStore {
         } else {
             groups.push((0..writes.len()).collect());
         }
-        let mut calls = Vec::new();
+        let (mut calls, mut answers_for) = (Vec::new(), Vec::new());
         for group in groups {
             for chunk in group.chunks(CAS_ENTITIES_PER_CALL) {
                 let mut cmd = redis::cmd("EVALSHA");
@@ -534,10 +541,11 @@ impl RedisStore {
                         }
                     }
                 }
-                calls.push(((route, cmd), chunk.to_vec()));
+                calls.push((route, cmd));
+                answers_for.push(chunk.to_vec());
             }
         }
-        calls
+        (calls, answers_for)
     }
 
     fn lock_cache(&self) -> Result<std::sync::MutexGuard<'_, StateCache>, StoreError> {
@@ -591,7 +599,7 @@ impl FeatureStore for RedisStore {
             cmd.arg(&key);
             cmds.push((key, cmd));
         }
-        let mut replies = self.run(&cmds).await?;
+        let mut replies = self.run(cmds).await?;
         let wm_replies = replies.split_off(missing.len());
         for (&k, reply) in missing.iter().zip(replies) {
             let (version, blob) = Self::parse_state(reply)?;
@@ -635,18 +643,18 @@ impl FeatureStore for RedisStore {
                     settled[k] = Some((version, state));
                 }
             }
-            let calls = self.write_cmds(&touched, &writes);
-            let mut cmds: Vec<(String, Cmd)> = calls.iter().map(|(c, _)| c.clone()).collect();
+            let (mut cmds, answers_for) = self.write_cmds(&touched, &writes);
+            let calls = cmds.len();
             for (k, _, _) in &checks {
                 let key = self.keys.state_key(touched[*k].kind, touched[*k].id);
                 let mut cmd = redis::cmd("HGET");
                 cmd.arg(&key).arg("v");
                 cmds.push((key, cmd));
             }
-            let mut replies = self.run(&cmds).await?;
-            let check_replies = replies.split_off(calls.len());
+            let mut replies = self.run(cmds).await?;
+            let check_replies = replies.split_off(calls);
             let mut written: Vec<Option<String>> = vec![None; writes.len()];
-            for ((_, answers_for), reply) in calls.iter().zip(replies) {
+            for (answers_for, reply) in answers_for.iter().zip(replies) {
                 let versions: Vec<Option<String>> =
                     redis::from_redis_value(reply).map_err(|e| StoreError::Protocol(format!("state write: {e}")))?;
                 if versions.len() != answers_for.len() {
@@ -678,7 +686,7 @@ impl FeatureStore for RedisStore {
             self.conflicts.fetch_add(conflicts.len() as u64, Ordering::Relaxed);
             tracing::debug!(attempt, conflicts = conflicts.len(), "entity states changed under this batch; recomputing them");
             let cmds: Vec<(String, Cmd)> = conflicts.iter().map(|&k| self.read_cmd(touched[k].kind, touched[k].id)).collect();
-            for (&k, reply) in conflicts.iter().zip(self.run(&cmds).await?) {
+            for (&k, reply) in conflicts.iter().zip(self.run(cmds).await?) {
                 let (version, blob) = Self::parse_state(reply)?;
                 touched[k].base = Some((version, Self::decode(touched[k].def, blob.as_deref())?));
                 touched[k].cached = false;
@@ -714,7 +722,7 @@ impl FeatureStore for RedisStore {
                 (key, cmd)
             })
             .collect();
-        self.run(&cmds).await?;
+        self.run(cmds).await?;
 
         let results = results
             .into_iter()
