@@ -281,23 +281,30 @@ async fn redis_store_matches_the_brute_force_golden_stream() -> anyhow::Result<(
     Ok(())
 }
 
+/// Two Redis stores (as two processes would hold) on one fresh key space, with `defs`.
+async fn two_stores(services: &Services, prefix: &str, defs: &FeatureDefinitions) -> anyhow::Result<(RedisStore, RedisStore)> {
+    let prefix = unique(prefix);
+    let connect = || RedisStore::connect(&services.redis_url, KeySpace::new(&prefix), defs.engine_spec().clone(), parity_config().ttl_ms());
+    Ok((connect().await?, connect().await?))
+}
+
+/// The observations of one event of card-1 at merchant m-1.
+fn card_1_event(defs: &FeatureDefinitions, t: i64, amount: f64, partition: i32, offset: i64) -> Vec<Observation> {
+    let r = record(defs, t, "card-1", "m-1", Some(amount));
+    defs.observations(&r, SourcePosition { topic: "tx".into(), partition, offset })
+}
+
 /// A state cached by one store goes stale when another process writes the entity: the
 /// compare-and-set refuses the write, the store reads the entity again and recomputes, and
 /// the result is what one store alone would have computed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_cached_state_is_refused_and_recomputed() -> anyhow::Result<()> {
     let services = Services::start()?;
-    let config = parity_config();
-    let defs = FeatureDefinitions::new(&config)?;
-    let prefix = unique("stale");
-    let connect = || RedisStore::connect(&services.redis_url, KeySpace::new(&prefix), defs.engine_spec().clone(), config.ttl_ms());
-    let (a, b) = (connect().await?, connect().await?);
+    let defs = FeatureDefinitions::new(&parity_config())?;
+    let (a, b) = two_stores(&services, "stale", &defs).await?;
     let embedded = EmbeddedStore::new(defs.engine_spec().clone());
     let t0 = 1_767_225_600_000i64;
-    let batch = |i: i64, partition: i32| -> Vec<Observation> {
-        let r = record(&defs, t0 + i * 1_000, "card-1", "m-1", Some(10.0 + i as f64));
-        defs.observations(&r, SourcePosition { topic: "tx".into(), partition, offset: i })
-    };
+    let batch = |i: i64, partition: i32| card_1_event(&defs, t0 + i * 1_000, 10.0 + i as f64, partition, i);
     // a writes (and caches) card-1; b writes it behind a's back; a writes again.
     for (store, i, partition) in [(&a, 1, 0), (&a, 2, 0), (&b, 3, 1), (&a, 4, 0), (&b, 5, 1), (&a, 6, 0)] {
         let got = store.observe(&batch(i, partition)).await?;
@@ -320,16 +327,10 @@ async fn a_stale_cached_state_is_refused_and_recomputed() -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_state_never_passes_against_a_recreated_entity() -> anyhow::Result<()> {
     let services = Services::start()?;
-    let config = parity_config();
-    let defs = FeatureDefinitions::new(&config)?;
-    let prefix = unique("aba");
-    let connect = || RedisStore::connect(&services.redis_url, KeySpace::new(&prefix), defs.engine_spec().clone(), config.ttl_ms());
-    let (a, b) = (connect().await?, connect().await?);
+    let defs = FeatureDefinitions::new(&parity_config())?;
+    let (a, b) = two_stores(&services, "aba", &defs).await?;
     let t0 = 1_767_225_600_000i64;
-    let event = |t: i64, amount: f64, partition: i32, offset: i64| -> Vec<Observation> {
-        let r = record(&defs, t, "card-1", "m-1", Some(amount));
-        defs.observations(&r, SourcePosition { topic: "tx".into(), partition, offset })
-    };
+    let event = |t, amount, partition, offset| card_1_event(&defs, t, amount, partition, offset);
     a.observe(&event(t0, 1.0, 0, 1)).await?;
     // The entity's keys vanish (as after a flush or a failover), and b creates it afresh.
     let client = redis::Client::open(services.redis_url.as_str())?;
@@ -358,17 +359,11 @@ async fn a_cached_state_never_passes_against_a_recreated_entity() -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_are_answered_from_the_current_state_not_a_stale_cache() -> anyhow::Result<()> {
     let services = Services::start()?;
-    let config = parity_config();
-    let defs = FeatureDefinitions::new(&config)?;
-    let prefix = unique("replaycache");
-    let connect = || RedisStore::connect(&services.redis_url, KeySpace::new(&prefix), defs.engine_spec().clone(), config.ttl_ms());
-    let (a, b) = (connect().await?, connect().await?);
+    let defs = FeatureDefinitions::new(&parity_config())?;
+    let (a, b) = two_stores(&services, "replaycache", &defs).await?;
     let embedded = EmbeddedStore::new(defs.engine_spec().clone());
     let t0 = 1_767_225_600_000i64;
-    let event = |t: i64, amount: f64, partition: i32, offset: i64| -> Vec<Observation> {
-        let r = record(&defs, t, "card-1", "m-1", Some(amount));
-        defs.observations(&r, SourcePosition { topic: "tx".into(), partition, offset })
-    };
+    let event = |t, amount, partition, offset| card_1_event(&defs, t, amount, partition, offset);
     // a applies its event; b applies an earlier one in the same pane; a sees its own again.
     let values = |o: &ObserveOutcome| o.results.iter().map(|r| (r.applied, r.values.clone())).collect::<Vec<_>>();
     for (store, e) in [(&a, event(t0 + 1_000, 1.0, 0, 1)), (&b, event(t0 + 500, 2.0, 1, 1)), (&a, event(t0 + 1_000, 1.0, 0, 1))] {
@@ -385,11 +380,8 @@ async fn replays_are_answered_from_the_current_state_not_a_stale_cache() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_of_shared_entities_lose_nothing() -> anyhow::Result<()> {
     let services = Services::start()?;
-    let config = parity_config();
-    let defs = FeatureDefinitions::new(&config)?;
-    let prefix = unique("cas");
-    let connect = || RedisStore::connect(&services.redis_url, KeySpace::new(&prefix), defs.engine_spec().clone(), config.ttl_ms());
-    let (a, b) = (connect().await?, connect().await?);
+    let defs = FeatureDefinitions::new(&parity_config())?;
+    let (a, b) = two_stores(&services, "cas", &defs).await?;
     let t0 = 1_767_225_600_000i64;
     // Per writer 40 batches of 25 events, all on 3 merchants, 1 s apart, one partition each.
     let batches = |partition: i32| -> Vec<Vec<Observation>> {
