@@ -220,6 +220,15 @@ impl FeaturesConfig {
     }
 }
 
+/// Asserts that `config` has exactly one problem, naming `needle` (tests of this crate).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn one_problem(config: &FeaturesConfig, needle: &str) {
+    let p = config.problems();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains(needle), "{:?} does not contain {needle:?}", p[0]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,13 +239,6 @@ mod tests {
 
     fn with_windows(windows: Vec<WindowConfig>) -> FeaturesConfig {
         FeaturesConfig { windows, ..FeaturesConfig::default() }
-    }
-
-    #[track_caller]
-    fn one_problem(config: &FeaturesConfig, needle: &str) {
-        let p = config.problems();
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains(needle), "{:?} does not contain {needle:?}", p[0]);
     }
 
     #[test]

@@ -300,18 +300,7 @@ mod tests {
     }
 
     fn tx() -> Transaction {
-        Transaction {
-            event_id: "tx-1".into(),
-            card_id: "card-00042".into(),
-            merchant_id: "m-0007".into(),
-            device_id: "dev-00042-1".into(),
-            amount: 123.45,
-            currency: "EUR".into(),
-            country: "FR".into(),
-            channel: "ecom".into(),
-            customer_segment: "premium".into(),
-            event_time: 1_767_225_600_123,
-        }
+        Transaction::sample()
     }
 
     fn score() -> Score {

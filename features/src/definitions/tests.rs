@@ -261,12 +261,7 @@ fn with(transforms: Vec<TransformConfig>, entities: Vec<EntityConfig>) -> Featur
     FeaturesConfig { transforms, entities, ..FeaturesConfig::default() }
 }
 
-#[track_caller]
-fn one_problem(config: &FeaturesConfig, needle: &str) {
-    let p = config.problems();
-    assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].contains(needle), "{:?} does not contain {needle:?}", p[0]);
-}
+use crate::config::one_problem;
 
 #[test]
 fn value_transform_with_a_default() {
