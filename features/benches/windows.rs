@@ -54,8 +54,9 @@ fn config() -> FeaturesConfig {
                 agg("min", "amount"),
                 agg("max", "amount"),
                 agg("distinct", "merchant_id"),
-            ],
+            ].into_iter().filter(|a| std::env::var("NODIST").is_err() || a.kind != "distinct").collect(),
         }],
+        distinct_exact_limit: std::env::var("LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
         ..FeaturesConfig::default()
     }
 }
@@ -97,7 +98,7 @@ fn observations(n: usize, seed: u64) -> Vec<Observation> {
                 entity: format!("card-{card:06}"),
                 event_time_ms: t,
                 values: vec![Some(rng.random_range(1.0..500.0))],
-                distinct: vec![Some(distinct_hash(merchant.to_string().as_bytes()))],
+                distinct: if std::env::var("NODIST").is_ok() { vec![] } else { vec![Some(distinct_hash(merchant.to_string().as_bytes()))] },
                 position: SourcePosition { topic: "transactions".into(), partition: (card % 4) as i32, offset: i as i64 },
             }
         })

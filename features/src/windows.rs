@@ -143,6 +143,19 @@ impl WindowSpec {
     pub fn pane_of(&self, t: i64) -> i64 {
         t.div_euclid(self.pane_ms)
     }
+
+    /// [`WindowSpec::pane_of`], without a division when `t` is in pane `near` or the next
+    /// (most events of a busy entity): a 64-bit division costs tens of cycles, and an
+    /// event needs one per window.
+    fn pane_near(&self, t: i64, near: i64) -> i64 {
+        if let Some(from) = near.checked_mul(self.pane_ms)
+            && let Some(d) = t.checked_sub(from)
+            && (0..2 * self.pane_ms).contains(&d)
+        {
+            return near + i64::from(d >= self.pane_ms);
+        }
+        self.pane_of(t)
+    }
 }
 
 /// What a windowed aggregation computes.
@@ -201,7 +214,21 @@ pub struct EntityDef {
     pub distinct_exact_limit: usize,
     extremes: Vec<bool>,
     names: Vec<String>,
+    /// The aggregations compiled for the per-event fast path (one window's values).
+    value_ops: Vec<ValueOp>,
     fingerprint: u32,
+}
+
+/// One value of a window, as [`EntityState::current_window_values`] computes it: an
+/// [`Aggregation`] without its name, small and `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ValueOp {
+    Count,
+    Sum(usize),
+    Mean(usize),
+    Min(usize),
+    Max(usize),
+    Distinct(usize),
 }
 
 impl EntityDef {
@@ -250,8 +277,21 @@ impl EntityDef {
             distinct_exact_limit,
             extremes,
             names,
+            value_ops: Vec::new(),
             fingerprint: 0,
         };
+        def.value_ops = def
+            .aggregations
+            .iter()
+            .map(|a| match a.kind {
+                AggKind::Count => ValueOp::Count,
+                AggKind::Sum => ValueOp::Sum(a.field),
+                AggKind::Mean => ValueOp::Mean(a.field),
+                AggKind::Min => ValueOp::Min(a.field),
+                AggKind::Max => ValueOp::Max(a.field),
+                AggKind::Distinct => ValueOp::Distinct(a.field),
+            })
+            .collect();
         def.fingerprint = def.compute_fingerprint();
         def
     }
@@ -607,9 +647,9 @@ struct Window {
     /// Per numeric field: (n, sum) of the current window.
     totals: Vec<(f64, f64)>,
     /// Non-empty panes, ascending: (index, count).
-    heads: Vec<(i64, f64)>,
+    heads: Fifo<(i64, f64)>,
     /// `numeric` stats per pane, aligned with `heads`.
-    stats: Vec<Stat>,
+    stats: Fifo<Stat>,
     /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
     /// field is in sketch mode (fields in exact mode keep zeros).
     regs: VecDeque<[u8; HLL_REGISTERS]>,
@@ -628,8 +668,8 @@ impl Window {
             cur: EMPTY_PANE,
             count: 0.0,
             totals: vec![(0.0, 0.0); nf],
-            heads: Vec::new(),
-            stats: Vec::new(),
+            heads: Fifo::default(),
+            stats: Fifo::default(),
             regs: VecDeque::new(),
             extremes: vec![None; nf],
             sketch: Vec::new(),
@@ -783,6 +823,80 @@ impl DistinctIndex {
     }
 }
 
+/// A list whose oldest items are dropped often (a window's panes, a distinct field's
+/// occurrences): dropping moves nothing (the live list starts at `head`), and the dead
+/// prefix is compacted away once it is as long as the live list, so memory stays within
+/// 2x and the moves cost O(1) per item. (Draining a `Vec` moved the whole list, up to a
+/// window's ring of panes or `distinct_exact_limit` occurrences, on most events of a busy
+/// entity.) Reads and writes go through the live slice.
+#[derive(Debug, Clone)]
+struct Fifo<T> {
+    items: Vec<T>,
+    head: usize,
+}
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo { items: Vec::new(), head: 0 }
+    }
+}
+
+impl<T> std::ops::Deref for Fifo<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items[self.head..]
+    }
+}
+
+impl<T> std::ops::DerefMut for Fifo<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.items[self.head..]
+    }
+}
+
+impl<T: PartialEq> PartialEq for Fifo<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T> From<Vec<T>> for Fifo<T> {
+    fn from(items: Vec<T>) -> Self {
+        Fifo { items, head: 0 }
+    }
+}
+
+impl<T> Fifo<T> {
+    fn push(&mut self, x: T) {
+        self.items.push(x);
+    }
+
+    /// Inserts at position `i` of the live list.
+    fn insert(&mut self, i: usize, x: T) {
+        self.items.insert(self.head + i, x);
+    }
+
+    /// Drops the `n` oldest.
+    fn drop_front(&mut self, n: usize) {
+        self.head += n;
+        if self.head == self.items.len() {
+            self.items.clear();
+            self.head = 0;
+        } else if self.head >= 16 && 2 * self.head >= self.items.len() {
+            self.items.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.head = 0;
+    }
+}
+
+/// A distinct field's occurrences `(time, hash)`, ascending by time.
+type Occurrences = Fifo<(i64, u64)>;
+
 /// One entity's state: its windows, recent times, distinct occurrences and replay fences.
 #[derive(Debug, Clone)]
 pub struct EntityState {
@@ -799,7 +913,7 @@ pub struct EntityState {
     /// In exact mode every occurrence inside some window's ring; in sketch mode a shadow
     /// that is complete for times after `exact_from` and at most the limit long, so the
     /// field can go back to exact once the sketched data has left every ring.
-    occurrences: Vec<Vec<(i64, u64)>>,
+    occurrences: Vec<Occurrences>,
     /// Per distinct field in sketch mode: the shadow occurrences hold every occurrence
     /// with a time after this one. `i64::MIN` in exact mode.
     exact_from: Vec<i64>,
@@ -843,7 +957,7 @@ impl EntityState {
             times: VecDeque::new(),
             older: i64::MIN,
             sketched: vec![false; def.distinct],
-            occurrences: vec![Vec::new(); def.distinct],
+            occurrences: vec![Occurrences::default(); def.distinct],
             exact_from: vec![i64::MIN; def.distinct],
             distinct_index: vec![DistinctIndex::default(); def.distinct],
             warm: false,
@@ -909,7 +1023,7 @@ impl EntityState {
         let nd = def.distinct;
         let any_sketched = self.sketched.iter().any(|&s| s);
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
-            let p = spec.pane_of(t);
+            let p = spec.pane_near(t, w.cur);
             if p > w.cur {
                 slide(w, spec, p, nf, nd);
             }
@@ -1020,10 +1134,11 @@ impl EntityState {
             .unwrap_or(i64::MAX);
         for d in 0..def.distinct {
             let occ = &mut self.occurrences[d];
-            let drop = occ.partition_point(|o| o.0 < horizon);
+            // Usually none or one: a scan from the oldest, not a binary search.
+            let drop = occ.iter().take_while(|o| o.0 < horizon).count();
             if drop > 0 {
                 self.distinct_index[d].drop_front(&occ[..drop]);
-                occ.drain(..drop);
+                occ.drop_front(drop);
             }
             let over = occ.len() > def.distinct_exact_limit;
             match (self.sketched[d], over) {
@@ -1073,7 +1188,7 @@ impl EntityState {
                 w.regs = std::iter::repeat_n([0; HLL_REGISTERS], w.heads.len() * nd).collect();
                 w.sketch = vec![None; nd];
             }
-            for &(t, h) in &occ {
+            for &(t, h) in occ.iter() {
                 if let Ok(i) = w.find(spec.pane_of(t)) {
                     hll_add(&mut w.regs[i * nd + d], h);
                 }
@@ -1172,7 +1287,8 @@ impl EntityState {
             (n, s)
         };
         for (wi, (w, spec)) in self.windows.iter().zip(&def.windows).enumerate() {
-            let pt = spec.pane_of(t);
+            // The newest event is in every window's newest pane (no division needed).
+            let pt = if t == self.max_t { w.cur } else { spec.pane_of(t) };
             if pt == w.cur && self.current_window_values(def, wi, &mut out) {
                 continue;
             }
@@ -1237,7 +1353,8 @@ impl EntityState {
         }
         for &(k, wi) in &def.extra_means {
             let spec = &def.windows[wi];
-            let (n, s) = totals(&self.windows[wi], spec, spec.pane_of(t), Some(k));
+            let w = &self.windows[wi];
+            let (n, s) = totals(w, spec, if t == self.max_t { w.cur } else { spec.pane_of(t) }, Some(k));
             out.push(if n > 0.0 { s / n } else { 0.0 });
         }
         out
@@ -1248,34 +1365,31 @@ impl EntityState {
     /// and returns true, or pushes nothing and returns false when some cache is missing.
     fn current_window_values(&self, def: &EntityDef, wi: usize, out: &mut Vec<f64>) -> bool {
         let w = &self.windows[wi];
+        let start = w.cur - def.windows[wi].panes + 1;
         let ready = self.warm
-            || def.aggregations.iter().all(|a| match a.kind {
-            AggKind::Min | AggKind::Max => w.extremes[a.field].is_some(),
-            AggKind::Distinct if self.sketched[a.field] => w.sketch[a.field].as_ref().is_some_and(|c| c.is_current(w.cur - def.windows[wi].panes + 1)),
-            AggKind::Distinct => self.distinct_index[a.field].count(wi, self.occurrences[a.field].len(), w.cur).is_some(),
-            _ => true,
-        });
+            || def.value_ops.iter().all(|op| match *op {
+                ValueOp::Min(k) | ValueOp::Max(k) => w.extremes[k].is_some(),
+                ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().is_some_and(|c| c.is_current(start)),
+                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).is_some(),
+                _ => true,
+            });
         if !ready {
             return false;
         }
-        for a in &def.aggregations {
-            let k = a.field;
-            out.push(match a.kind {
-                AggKind::Count => w.count,
-                AggKind::Sum => w.totals[k].1,
-                AggKind::Mean => {
-                    let (n, s) = w.totals[k];
-                    if n > 0.0 { s / n } else { 0.0 }
-                }
-                AggKind::Min | AggKind::Max => {
-                    let (lo, hi) = w.extremes[k].unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
-                    let v = if a.kind == AggKind::Min { lo } else { hi };
-                    if v.is_finite() { v } else { 0.0 }
-                }
-                AggKind::Distinct if self.sketched[k] => w.sketch[k].as_ref().map_or(0.0, |c| c.merged.estimate()),
-                AggKind::Distinct => self.distinct_index[k].count(wi, self.occurrences[k].len(), w.cur).unwrap_or(0.0),
-            });
-        }
+        let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+        // One `extend` over a slice: reserved once, written without per-value checks.
+        out.extend(def.value_ops.iter().map(|op| match *op {
+            ValueOp::Count => w.count,
+            ValueOp::Sum(k) => w.totals[k].1,
+            ValueOp::Mean(k) => {
+                let (n, s) = w.totals[k];
+                if n > 0.0 { s / n } else { 0.0 }
+            }
+            ValueOp::Min(k) => finite(w.extremes[k].map_or(f64::INFINITY, |c| c.0)),
+            ValueOp::Max(k) => finite(w.extremes[k].map_or(f64::NEG_INFINITY, |c| c.1)),
+            ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate()),
+            ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0),
+        }));
         true
     }
 
@@ -1310,7 +1424,7 @@ impl EntityState {
             out.push(self.sketched[d] as u8);
             out.extend_from_slice(&self.exact_from[d].to_le_bytes());
             put_u32(&mut out, self.occurrences[d].len());
-            for (t, h) in &self.occurrences[d] {
+            for (t, h) in self.occurrences[d].iter() {
                 out.extend_from_slice(&t.to_le_bytes());
                 out.extend_from_slice(&h.to_le_bytes());
             }
@@ -1395,7 +1509,7 @@ impl EntityState {
             for _ in 0..n {
                 occ.push((r.i64()?, r.u64()?));
             }
-            s.occurrences[d] = occ;
+            s.occurrences[d] = occ.into();
         }
         let any_sketched = s.sketched.iter().any(|&x| x);
         for (w, _) in s.windows.iter_mut().zip(&def.windows) {
@@ -1587,8 +1701,8 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     if gone > 0 {
         // A short memmove for the pane heads and stats (a window keeps at most its ring of
         // panes); the 256-byte sketch registers sit in a ring buffer, which moves nothing.
-        w.heads.drain(..gone);
-        w.stats.drain(..gone * nf);
+        w.heads.drop_front(gone);
+        w.stats.drop_front(gone * nf);
         if !w.regs.is_empty() {
             w.regs.drain(..gone * nd);
         }

@@ -465,6 +465,21 @@ fn hyperloglog_error_on_50k_distinct_values() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
+    /// The division-free pane lookup answers what the division does, for any time and hint
+    /// (including the empty window's and ones whose pane start overflows).
+    #[test]
+    fn pane_near_equals_pane_of(
+        pane_ms in prop_oneof![Just(1i64), 1i64..5_000, Just(1_800_000i64)],
+        t in prop_oneof![-10_000_000i64..10_000_000, any::<i64>()],
+        offset in -3i64..4,
+        wild in prop_oneof![Just(EMPTY_PANE), Just(i64::MAX), Just(i64::MIN), any::<i64>()],
+        use_wild in any::<bool>(),
+    ) {
+        let spec = WindowSpec::new("w", pane_ms as u64 * 4, pane_ms as u64, 0);
+        let near = if use_wild { wild } else { spec.pane_of(t).saturating_add(offset) };
+        prop_assert_eq!(spec.pane_near(t, near), spec.pane_of(t));
+    }
+
     #[test]
     fn any_order_within_lateness_gives_the_same_windows((w, lateness, events, shuffled) in in_lateness_events()) {
         let def = full_def(w, lateness, 1_000);
