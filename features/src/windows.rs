@@ -107,7 +107,13 @@
 //! clear error instead of being misread. Caches (min/max, merged sketches) are not stored;
 //! they are recomputed on first use.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex};
+
+// Small per-entity lists (per numeric field, per window, per distinct field) are kept
+// inline: a quiet entity's state is read cold from memory on each of its events, and every
+// separate allocation it points to is another cache miss.
+use smallvec::{SmallVec, smallvec};
 
 use weir_schemas::StoreError;
 use weir_schemas::store::{Applied, Observation, ObservationResult, SourcePosition};
@@ -645,7 +651,7 @@ struct Window {
     cur: i64,
     count: f64,
     /// Per numeric field: (n, sum) of the current window.
-    totals: Vec<(f64, f64)>,
+    totals: SmallVec<[(f64, f64); 2]>,
     /// Non-empty panes, ascending: (index, count).
     heads: Fifo<(i64, f64)>,
     /// `numeric` stats per pane, aligned with `heads`.
@@ -654,7 +660,7 @@ struct Window {
     /// field is in sketch mode (fields in exact mode keep zeros).
     regs: VecDeque<[u8; HLL_REGISTERS]>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
-    extremes: Vec<Option<(f64, f64)>>,
+    extremes: SmallVec<[Option<(f64, f64)>; 2]>,
     /// Cache: per distinct field in sketch mode, registers merged over the current window
     /// (`None` to build from the panes).
     /// Empty until some field is sketched (then one slot per distinct field), so that an
@@ -667,11 +673,11 @@ impl Window {
         Window {
             cur: EMPTY_PANE,
             count: 0.0,
-            totals: vec![(0.0, 0.0); nf],
+            totals: smallvec![(0.0, 0.0); nf],
             heads: Fifo::default(),
             stats: Fifo::default(),
             regs: VecDeque::new(),
-            extremes: vec![None; nf],
+            extremes: smallvec![None; nf],
             sketch: Vec::new(),
         }
     }
@@ -745,11 +751,11 @@ struct DistinctIndex {
     /// Per value hash: absolute position of its newest occurrence.
     newest: HashMap<u64, u64, std::hash::BuildHasherDefault<PreHashed>>,
     /// Per window: absolute position of its first occurrence, and its distinct count.
-    start: Vec<u64>,
-    count: Vec<u32>,
+    start: SmallVec<[u64; 4]>,
+    count: SmallVec<[u32; 4]>,
     /// Per window: its newest pane when the index last synced; a count answers only for
     /// that pane (the windows can slide without a sync, as in a preview).
-    synced_cur: Vec<i64>,
+    synced_cur: SmallVec<[i64; 4]>,
 }
 
 impl DistinctIndex {
@@ -897,34 +903,49 @@ impl<T> Fifo<T> {
 /// A distinct field's occurrences `(time, hash)`, ascending by time.
 type Occurrences = Fifo<(i64, u64)>;
 
+/// The one shared copy of a topic name, for replay fences. Taken when an entity first sees
+/// a partition or is read back, not per event; a process knows a handful of topics.
+fn intern_topic(topic: &str) -> Arc<str> {
+    static TOPICS: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+    let mut topics = TOPICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(t) = topics.get(topic) {
+        return t.clone();
+    }
+    let t: Arc<str> = topic.into();
+    topics.insert(t.clone());
+    t
+}
+
 /// One entity's state: its windows, recent times, distinct occurrences and replay fences.
 #[derive(Debug, Clone)]
 pub struct EntityState {
     max_t: i64,
-    windows: Vec<Window>,
+    windows: SmallVec<[Window; 4]>,
     /// Applied event times within the lateness behind `max_t`, ascending
     /// (`seconds_since_last` only).
     times: VecDeque<i64>,
     /// The largest applied time that fell out of `times` (`i64::MIN` if none).
     older: i64,
     /// Per distinct field: in sketch mode?
-    sketched: Vec<bool>,
+    sketched: SmallVec<[bool; 2]>,
     /// Per distinct field: (time, hash), ascending by time (equal times in arrival order).
     /// In exact mode every occurrence inside some window's ring; in sketch mode a shadow
     /// that is complete for times after `exact_from` and at most the limit long, so the
     /// field can go back to exact once the sketched data has left every ring.
-    occurrences: Vec<Occurrences>,
+    occurrences: SmallVec<[Occurrences; 1]>,
     /// Per distinct field in sketch mode: the shadow occurrences hold every occurrence
     /// with a time after this one. `i64::MIN` in exact mode.
-    exact_from: Vec<i64>,
+    exact_from: SmallVec<[i64; 2]>,
     /// Cache per distinct field in exact mode: the counts as of each window's newest pane.
-    distinct_index: Vec<DistinctIndex>,
+    distinct_index: SmallVec<[DistinctIndex; 1]>,
     /// Every cache is filled for the current panes (set by `fill_caches`, cleared by any
     /// change): the values of a newest pane need no check.
     warm: bool,
     /// Highest applied offset per (topic, partition): the replay fence. A short list, not
     /// a map: an entity is almost always fed by one partition.
-    fences: Vec<(String, i32, i64)>,
+    /// Topics are interned ([`intern_topic`]): comparing one on every event reads memory
+    /// every entity shares, not a string of this entity's own (a cache miss per event).
+    fences: SmallVec<[(Arc<str>, i32, i64); 1]>,
 }
 
 impl PartialEq for EntityState {
@@ -956,12 +977,12 @@ impl EntityState {
             windows: def.windows.iter().map(|_| Window::new(def.numeric.len())).collect(),
             times: VecDeque::new(),
             older: i64::MIN,
-            sketched: vec![false; def.distinct],
-            occurrences: vec![Occurrences::default(); def.distinct],
-            exact_from: vec![i64::MIN; def.distinct],
-            distinct_index: vec![DistinctIndex::default(); def.distinct],
+            sketched: smallvec![false; def.distinct],
+            occurrences: smallvec![Occurrences::default(); def.distinct],
+            exact_from: smallvec![i64::MIN; def.distinct],
+            distinct_index: smallvec![DistinctIndex::default(); def.distinct],
             warm: false,
-            fences: Vec::new(),
+            fences: SmallVec::new(),
         }
     }
 
@@ -979,13 +1000,13 @@ impl EntityState {
     pub fn apply(&mut self, def: &EntityDef, obs: &Observation, floor: Option<i64>) -> ObservationResult {
         let t = obs.event_time_ms;
         let pos = &obs.position;
-        let fence = self.fences.iter_mut().find(|(topic, partition, _)| *partition == pos.partition && *topic == pos.topic);
+        let fence = self.fences.iter_mut().find(|(topic, partition, _)| *partition == pos.partition && **topic == *pos.topic);
         let applied = match fence {
             Some((_, _, up_to)) if pos.offset <= *up_to => Applied::Replayed,
             fence => {
                 match fence {
                     Some((_, _, up_to)) => *up_to = pos.offset,
-                    None => self.fences.push((pos.topic.clone(), pos.partition, pos.offset)),
+                    None => self.fences.push((intern_topic(&pos.topic), pos.partition, pos.offset)),
                 }
                 if self.is_late(def, t, floor) {
                     Applied::Late
@@ -1400,7 +1421,7 @@ impl EntityState {
 
     /// The replay fences, sorted: (topic, partition, highest applied offset).
     pub fn fences(&self) -> Vec<(String, i32, i64)> {
-        let mut fences = self.fences.clone();
+        let mut fences: Vec<(String, i32, i64)> = self.fences.iter().map(|(t, p, o)| (t.to_string(), *p, *o)).collect();
         fences.sort();
         fences
     }
@@ -1544,7 +1565,7 @@ impl EntityState {
         let n = r.count(14)?;
         for _ in 0..n {
             let len = u16::from_le_bytes(r.take(2)?.try_into().unwrap_or([0; 2])) as usize;
-            let topic = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| "fence topic is not utf-8".to_string())?;
+            let topic = intern_topic(std::str::from_utf8(r.take(len)?).map_err(|_| "fence topic is not utf-8".to_string())?);
             let partition = r.u32()? as i32;
             s.fences.push((topic, partition, r.i64()?));
         }
