@@ -389,6 +389,86 @@ fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
     }
 }
 
+/// Set registers a pane keeps as a list before it switches to all 256.
+const PANE_SPARSE_MAX: usize = 12;
+
+/// One pane's HyperLogLog registers: while few are set (most panes hold a handful of
+/// values) a short list of (register, rank) sorted by register, kept inline; once more are
+/// set, all 256. A new pane then costs a few bytes instead of 256 zeroed ones, and an
+/// entity's panes a fraction of the memory (its state is read cold on most of its
+/// events). Only the representation differs: every operation answers as the 256
+/// registers would, and the state encoding is the same.
+#[derive(Debug, Clone)]
+enum PaneRegs {
+    Sparse(SmallVec<[(u8, u8); PANE_SPARSE_MAX]>),
+    Dense(Box<[u8; HLL_REGISTERS]>),
+}
+
+impl Default for PaneRegs {
+    fn default() -> Self {
+        PaneRegs::Sparse(SmallVec::new())
+    }
+}
+
+impl PartialEq for PaneRegs {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_dense() == other.to_dense()
+    }
+}
+
+impl PaneRegs {
+    fn from_dense(regs: &[u8; HLL_REGISTERS]) -> Self {
+        let set = regs.iter().filter(|&&r| r != 0).count();
+        if set <= PANE_SPARSE_MAX {
+            PaneRegs::Sparse(regs.iter().enumerate().filter(|(_, r)| **r != 0).map(|(i, &r)| (i as u8, r)).collect())
+        } else {
+            PaneRegs::Dense(Box::new(*regs))
+        }
+    }
+
+    fn to_dense(&self) -> [u8; HLL_REGISTERS] {
+        match self {
+            PaneRegs::Sparse(set) => {
+                let mut regs = [0; HLL_REGISTERS];
+                for &(i, r) in set {
+                    regs[usize::from(i)] = r;
+                }
+                regs
+            }
+            PaneRegs::Dense(regs) => **regs,
+        }
+    }
+
+    fn add(&mut self, h: u64) {
+        let (idx, rank) = hll_slot(h);
+        match self {
+            PaneRegs::Dense(regs) => regs[idx] = regs[idx].max(rank),
+            PaneRegs::Sparse(set) => match set.binary_search_by_key(&(idx as u8), |e| e.0) {
+                Ok(j) => set[j].1 = set[j].1.max(rank),
+                Err(_) if set.len() == PANE_SPARSE_MAX => {
+                    let mut regs = Box::new(self.to_dense());
+                    regs[idx] = rank;
+                    *self = PaneRegs::Dense(regs);
+                }
+                Err(j) => set.insert(j, (idx as u8, rank)),
+            },
+        }
+    }
+
+    /// Register-wise max into `into`.
+    fn merge_into(&self, into: &mut [u8; HLL_REGISTERS]) {
+        match self {
+            PaneRegs::Sparse(set) => {
+                for &(i, r) in set {
+                    let a = &mut into[usize::from(i)];
+                    *a = (*a).max(r);
+                }
+            }
+            PaneRegs::Dense(regs) => hll_merge(into, regs),
+        }
+    }
+}
+
 /// `2^-r` in fixed point (`2^(64 - r)`) for every rank `r` a register can hold (at most
 /// 57; 64 covers any byte after `min`): a sum of 256 terms is exact in a `u128` and does
 /// not depend on the order it was added in.
@@ -529,7 +609,7 @@ struct WindowSketch {
 
 impl WindowSketch {
     /// The merged sketch of the window `[start, cur]` of `heads`, field `d` of `nd`.
-    fn build(start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<[u8; HLL_REGISTERS]>, nd: usize, d: usize) -> Self {
+    fn build(start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) -> Self {
         let mut s = WindowSketch {
             merged: Sketch::EMPTY,
             start,
@@ -568,14 +648,14 @@ impl WindowSketch {
         regs
     }
 
-    fn rebuild(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<[u8; HLL_REGISTERS]>, nd: usize, d: usize) {
+    fn rebuild(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
         let lo = heads.partition_point(|h| h.0 < start);
         let mut hi = heads.partition_point(|h| h.0 <= cur).max(lo);
         self.front = [0; HLL_REGISTERS];
         self.front_from = i64::MAX;
         if hi > lo && heads[hi - 1].0 == cur {
             hi -= 1;
-            self.front = regs[hi * nd + d];
+            self.front = regs[hi * nd + d].to_dense();
             self.front_from = cur;
         }
         self.back.clear();
@@ -583,14 +663,14 @@ impl WindowSketch {
         self.first = 0;
         let mut acc = [0u8; HLL_REGISTERS];
         for i in (lo..hi).rev() {
-            hll_merge(&mut acc, &regs[i * nd + d]);
+            regs[i * nd + d].merge_into(&mut acc);
             self.back[i - lo] = (heads[i].0, acc);
         }
         self.stale = false;
     }
 
     /// Brings the window to `[start, cur]` after panes slid out.
-    fn advance(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<[u8; HLL_REGISTERS]>, nd: usize, d: usize) {
+    fn advance(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
         let first = self.first;
         while self.first < self.back.len() && self.back[self.first].0 < start {
             self.first += 1;
@@ -658,7 +738,7 @@ struct Window {
     stats: Fifo<Stat>,
     /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
     /// field is in sketch mode (fields in exact mode keep zeros).
-    regs: VecDeque<[u8; HLL_REGISTERS]>,
+    regs: VecDeque<PaneRegs>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
     extremes: SmallVec<[Option<(f64, f64)>; 2]>,
     /// Cache: per distinct field in sketch mode, registers merged over the current window
@@ -1058,7 +1138,7 @@ impl EntityState {
                     }
                     if any_sketched {
                         for _ in 0..nd {
-                            w.regs.push_back([0; HLL_REGISTERS]);
+                            w.regs.push_back(PaneRegs::default());
                         }
                     }
                     i
@@ -1070,7 +1150,7 @@ impl EntityState {
                     }
                     if any_sketched {
                         for k in 0..nd {
-                            w.regs.insert(i * nd + k, [0; HLL_REGISTERS]);
+                            w.regs.insert(i * nd + k, PaneRegs::default());
                         }
                     }
                     i
@@ -1100,7 +1180,7 @@ impl EntityState {
             for (d, h) in obs.distinct.iter().enumerate().take(nd) {
                 let Some(h) = *h else { continue };
                 if self.sketched[d] {
-                    hll_add(&mut w.regs[at * nd + d], h);
+                    w.regs[at * nd + d].add(h);
                     if inside && let Some(c) = &mut w.sketch[d] {
                         c.add(p, h);
                     }
@@ -1190,7 +1270,7 @@ impl EntityState {
             } else {
                 w.sketch[d] = None;
                 for i in 0..w.heads.len() {
-                    w.regs[i * nd + d] = [0; HLL_REGISTERS];
+                    w.regs[i * nd + d] = PaneRegs::default();
                 }
             }
         }
@@ -1206,12 +1286,12 @@ impl EntityState {
         self.distinct_index[d] = DistinctIndex::default();
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
             if first {
-                w.regs = std::iter::repeat_n([0; HLL_REGISTERS], w.heads.len() * nd).collect();
+                w.regs = std::iter::repeat_n(PaneRegs::default(), w.heads.len() * nd).collect();
                 w.sketch = vec![None; nd];
             }
             for &(t, h) in occ.iter() {
                 if let Ok(i) = w.find(spec.pane_of(t)) {
-                    hll_add(&mut w.regs[i * nd + d], h);
+                    w.regs[i * nd + d].add(h);
                 }
             }
             w.sketch[d] = None;
@@ -1346,7 +1426,7 @@ impl EntityState {
                                 _ => {
                                     let mut regs = [0u8; HLL_REGISTERS];
                                     for i in w.range(pt - spec.panes + 1, pt) {
-                                        hll_merge(&mut regs, &w.regs[i * nd + d]);
+                                        w.regs[i * nd + d].merge_into(&mut regs);
                                     }
                                     hll_estimate(&regs)
                                 }
@@ -1472,7 +1552,7 @@ impl EntityState {
                 }
                 if any_sketched {
                     for d in 0..nd {
-                        put_regs(&mut out, &w.regs[i * nd + d]);
+                        put_regs(&mut out, &w.regs[i * nd + d].to_dense());
                     }
                 }
             }
@@ -1557,7 +1637,7 @@ impl EntityState {
                 }
                 if any_sketched {
                     for _ in 0..nd {
-                        w.regs.push_back(r.regs()?);
+                        w.regs.push_back(PaneRegs::from_dense(&r.regs()?));
                     }
                 }
             }

@@ -465,6 +465,30 @@ fn hyperloglog_error_on_50k_distinct_values() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
+    /// A pane's registers, sparse or dense, answer what 256 plain registers do: after any
+    /// sequence of hashes (few, so it stays a list, or many, so it switches), merged into
+    /// any registers, and read back from their encoding.
+    #[test]
+    fn pane_registers_equal_plain_registers(
+        hashes in proptest::collection::vec(any::<u64>(), 0..40),
+        into in proptest::collection::vec(0u8..8, HLL_REGISTERS),
+    ) {
+        let mut pane = PaneRegs::default();
+        let mut plain = [0u8; HLL_REGISTERS];
+        for &h in &hashes {
+            pane.add(h);
+            hll_add(&mut plain, h);
+            prop_assert_eq!(pane.to_dense(), plain);
+        }
+        let set = plain.iter().filter(|&&r| r != 0).count();
+        prop_assert_eq!(matches!(pane, PaneRegs::Sparse(_)), set <= PANE_SPARSE_MAX);
+        let (mut a, mut b): ([u8; HLL_REGISTERS], [u8; HLL_REGISTERS]) = (into.clone().try_into().unwrap(), into.try_into().unwrap());
+        pane.merge_into(&mut a);
+        hll_merge(&mut b, &plain);
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(PaneRegs::from_dense(&plain), pane);
+    }
+
     /// The division-free pane lookup answers what the division does, for any time and hint
     /// (including the empty window's and ones whose pane start overflows).
     #[test]
