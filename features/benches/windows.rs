@@ -2,7 +2,8 @@
 //! window length or the number of entities, a min/max or distinct that rescans too often,
 //! and a Redis write path that stops batching.
 //!
-//! - `window_update/in_process`: `EntityState::apply` (the engine both stores run) for 4
+//! - `window_update/in_process`: `EmbeddedStore::observe` (the engine both stores run, on
+//!   the in-process map, with its batch path: watermarks, prefetching, answers) for 4
 //!   windows (1m/5s, 10m/30s, 1h/1m, 24h/30m) × 6 aggregations (count, sum, mean, min,
 //!   max on the amount; distinct merchants) on 100 000 entities with Zipf(1) key skew,
 //!   seeded; the first 1 000 000 events are applied untimed (full windows, the steady mix
@@ -27,7 +28,8 @@ use rand_chacha::ChaCha8Rng;
 use weir_features::config::{AggregationConfig, EntityConfig, FeaturesConfig, WindowConfig};
 use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
-use weir_features::windows::{distinct_hash, EntityState};
+use weir_features::memory::EmbeddedStore;
+use weir_features::windows::{distinct_hash, EngineSpec};
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
 
 /// Entities the keys are drawn from; `WEIR_BENCH_ENTITIES` overrides it (a few thousand
@@ -113,59 +115,57 @@ const WARM_EVENTS: usize = 1_000_000;
 /// Events per micro-batch, as the consumer hands them to the store.
 const BATCH: usize = 500;
 
-/// Applies `events` one micro-batch at a time and returns the time spent applying. Each
-/// batch is first copied fresh, untimed: in the pipeline the store gets a batch the
-/// consumer has just decoded, hot in the CPU caches, not events that sat in a 3-million
-/// event array (whose strings, read cold, cost several cache misses per event that the
-/// engine does not).
-fn apply_timed(states: &mut foldhash::HashMap<String, EntityState>, events: &[Observation], apply: &impl Fn(&mut foldhash::HashMap<String, EntityState>, &Observation)) -> Duration {
+/// Applies `events` to the embedded store one micro-batch at a time and returns the time
+/// spent in the store. Each batch is first copied fresh, untimed: in the pipeline the store
+/// gets a batch the consumer has just decoded, hot in the CPU caches, not events that sat
+/// in a 3-million event array (whose strings, read cold, cost several cache misses per
+/// event that the engine does not).
+fn apply_timed(store: &EmbeddedStore, runtime: &tokio::runtime::Runtime, events: &[Observation]) -> Duration {
     let mut elapsed = Duration::ZERO;
     for chunk in events.chunks(BATCH) {
         let batch = chunk.to_vec();
-        elapsed += apply_batch(states, &batch, apply);
+        elapsed += apply_batch(store, runtime, &batch);
     }
     elapsed
 }
 
 /// The timed part, out of line so that a profiler can collect it alone
-/// (`valgrind --tool=callgrind --toggle-collect='*apply_batch*'`).
+/// (`valgrind --tool=callgrind --toggle-collect='*apply_batch*'`): the store's whole batch
+/// path, answers included (and dropped).
 #[inline(never)]
-fn apply_batch(states: &mut foldhash::HashMap<String, EntityState>, batch: &[Observation], apply: &dyn Fn(&mut foldhash::HashMap<String, EntityState>, &Observation)) -> Duration {
+fn apply_batch(store: &EmbeddedStore, runtime: &tokio::runtime::Runtime, batch: &[Observation]) -> Duration {
     let start = Instant::now();
-    for o in batch {
-        apply(states, o);
-    }
+    let outcome = runtime.block_on(store.observe(batch)).expect("observe");
+    std::hint::black_box(outcome);
     start.elapsed()
+}
+
+/// A store with the first `WARM_EVENTS` events applied.
+fn warmed_store(spec: &EngineSpec, runtime: &tokio::runtime::Runtime, obs: &[Observation]) -> EmbeddedStore {
+    let store = EmbeddedStore::new(spec.clone());
+    for chunk in obs[..WARM_EVENTS].chunks(BATCH) {
+        runtime.block_on(store.observe(chunk)).expect("observe");
+    }
+    store
 }
 
 fn window_update(c: &mut Criterion) {
     let defs = FeatureDefinitions::new(&config()).expect("bench config");
-    let def = defs.engine_spec().entities[0].clone();
+    let spec = defs.engine_spec().clone();
+    let def = spec.entities[0].clone();
     let obs = observations(3_000_000, 1);
-    let mut states: foldhash::HashMap<String, EntityState> = foldhash::HashMap::default();
-    let apply = |states: &mut foldhash::HashMap<String, EntityState>, o: &Observation| {
-        // As the embedded store does: one lookup per event (foldhash), a key cloned only for
-        // a new entity.
-        if let Some(state) = states.get_mut(&o.entity) {
-            std::hint::black_box(state.apply(&def, o, None));
-            return;
-        }
-        let mut state = EntityState::new(&def);
-        std::hint::black_box(state.apply(&def, o, None));
-        states.insert(o.entity.clone(), state);
-    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     // `WEIR_BENCH_PROFILE_EVENTS=n`: warm up, apply the next n events once, print the time
     // and stop; for an instruction count that machine noise cannot move:
     // `valgrind --tool=callgrind --toggle-collect='*apply_batch*' <bench binary> --bench in_process`.
     if let Some(n) = std::env::var("WEIR_BENCH_PROFILE_EVENTS").ok().and_then(|v| v.parse::<usize>().ok()) {
-        for o in &obs[..WARM_EVENTS] {
-            apply(&mut states, o);
-        }
+        let store = warmed_store(&spec, &runtime, &obs);
         let n = n.min(obs.len() - WARM_EVENTS);
-        let elapsed = apply_timed(&mut states, &obs[WARM_EVENTS..WARM_EVENTS + n], &apply);
+        let elapsed = apply_timed(&store, &runtime, &obs[WARM_EVENTS..WARM_EVENTS + n]);
         eprintln!("window_update: {n} events after {WARM_EVENTS} untimed: {:.3} µs per event", elapsed.as_secs_f64() * 1e6 / n as f64);
         return;
     }
+    let mut store = None;
     let mut next = obs.len();
     let mut timed = 0usize;
     let mut group = c.benchmark_group("window_update");
@@ -177,14 +177,11 @@ fn window_update(c: &mut Criterion) {
             while left > 0 {
                 if next == obs.len() {
                     // Start again from empty states, warmed up untimed.
-                    states.clear();
-                    for o in &obs[..WARM_EVENTS] {
-                        apply(&mut states, o);
-                    }
+                    store = Some(warmed_store(&spec, &runtime, &obs));
                     next = WARM_EVENTS;
                 }
                 let n = left.min(obs.len() - next);
-                elapsed += apply_timed(&mut states, &obs[next..next + n], &apply);
+                elapsed += apply_timed(store.as_ref().expect("warmed"), &runtime, &obs[next..next + n]);
                 next += n;
                 timed += n;
                 left -= n;
@@ -193,12 +190,14 @@ fn window_update(c: &mut Criterion) {
         })
     });
     group.finish();
-    let bytes: usize = states.values().map(|s| s.to_bytes(&def).len()).sum();
-    let largest = states.values().map(|s| s.to_bytes(&def).len()).max().unwrap_or(0);
+    let Some(store) = store else { return };
+    let ids: std::collections::BTreeSet<&str> = obs.iter().map(|o| o.entity.as_str()).collect();
+    let sizes: Vec<usize> = ids.iter().filter_map(|id| store.state("card", id)).map(|s| s.to_bytes(&def).len()).collect();
     eprintln!(
-        "window_update: {} entities, {timed} events timed after {WARM_EVENTS} untimed; state {} bytes on average, {largest} at most",
-        states.len(),
-        bytes / states.len().max(1)
+        "window_update: {} entities, {timed} events timed after {WARM_EVENTS} untimed; state {} bytes on average, {} at most",
+        store.entity_count(),
+        sizes.iter().sum::<usize>() / sizes.len().max(1),
+        sizes.iter().max().unwrap_or(&0)
     );
 }
 

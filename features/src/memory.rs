@@ -2,7 +2,6 @@
 //! `weir demo` and tests. Same code, so the same answers as the Redis store, bit for bit.
 //! State (and the partition watermarks) lives as long as the process.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use weir_schemas::StoreError;
@@ -15,8 +14,13 @@ use crate::windows::{EngineSpec, EntityState, PartitionWatermarks};
 /// std's SipHash, several times faster on short keys.
 type ById = foldhash::HashMap<String, EntityState>;
 
+/// Events whose states are looked up and prefetched ahead of applying them: enough misses
+/// in flight to overlap, few enough states (tens of KB) that they are still in cache when
+/// their events are applied.
+const PREFETCH_RUN: usize = 32;
+
 struct Inner {
-    entities: HashMap<String, ById>,
+    entities: foldhash::HashMap<String, ById>,
     watermarks: PartitionWatermarks,
 }
 
@@ -34,7 +38,7 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     pub fn new(spec: EngineSpec) -> Self {
         let watermarks = PartitionWatermarks::new(spec.lateness_ms);
-        EmbeddedStore { spec, inner: Mutex::new(Inner { entities: HashMap::new(), watermarks }) }
+        EmbeddedStore { spec, inner: Mutex::new(Inner { entities: Default::default(), watermarks }) }
     }
 
     pub fn spec(&self) -> &EngineSpec {
@@ -65,7 +69,16 @@ impl FeatureStore for EmbeddedStore {
         let mut inner = self.lock()?;
         let floors = inner.watermarks.floors(batch);
         let mut results = Vec::with_capacity(batch.len());
-        for (obs, floor) in batch.iter().zip(floors) {
+        for (i, (obs, floor)) in batch.iter().zip(floors).enumerate() {
+            if i % PREFETCH_RUN == 0 {
+                // The next run's states: looked up together (their misses overlap) and
+                // prefetched, so applying finds them in cache.
+                for o in batch[i..].iter().take(PREFETCH_RUN) {
+                    if let Some(state) = inner.get(&o.kind, &o.entity) {
+                        state.prefetch();
+                    }
+                }
+            }
             let def = self.spec.def(&obs.kind)?;
             if !inner.entities.contains_key(&obs.kind) {
                 inner.entities.insert(obs.kind.clone(), ById::default());
