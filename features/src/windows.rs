@@ -1945,11 +1945,13 @@ impl PartitionWatermarks {
     /// For each observation in batch order, its partition's watermark before it (the
     /// floor it is late below), advancing the watermarks over the batch.
     pub fn floors(&mut self, batch: &[Observation]) -> Vec<Option<i64>> {
-        batch
-            .iter()
-            .map(|o| {
-                let lateness_ms = self.lateness_ms;
-                match self.partition(&o.position.topic).entry(o.position.partition) {
+        let lateness_ms = self.lateness_ms;
+        let mut floors = Vec::with_capacity(batch.len());
+        // A batch is runs of one topic (usually one run): its partitions are found once per run.
+        for run in batch.chunk_by(|a, b| a.position.topic == b.position.topic) {
+            let partitions = self.partition(&run[0].position.topic);
+            for o in run {
+                floors.push(match partitions.entry(o.position.partition) {
                     std::collections::hash_map::Entry::Occupied(mut e) => {
                         let floor = e.get().saturating_sub(lateness_ms);
                         *e.get_mut() = (*e.get()).max(o.event_time_ms);
@@ -1959,9 +1961,10 @@ impl PartitionWatermarks {
                         e.insert(o.event_time_ms);
                         None
                     }
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        floors
     }
 
     /// The partitions of `topic`, created on first sight.

@@ -276,6 +276,10 @@ fn watermarks_per_partition() {
     wm.raise("a", 1, 500);
     wm.raise("a", 1, 5);
     assert_eq!(wm.watermark("a", 1), Some(500));
+    // Topics interleaved in a batch: each partition of each topic keeps its own watermark.
+    let mixed = [obs_at("b", 0, (300, None, None), 0), obs_at("a", 0, (250, None, None), 3), obs_at("b", 0, (100, None, None), 1), obs_at("a", 0, (260, None, None), 4)];
+    assert_eq!(wm.floors(&mixed), vec![None, Some(190), Some(290), Some(240)]);
+    assert_eq!((wm.watermark("a", 0), wm.watermark("b", 0), wm.watermark("b", 1)), (Some(250), Some(290), None));
 }
 
 #[test]
