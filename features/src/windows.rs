@@ -30,8 +30,10 @@
 //!
 //! Min and max cannot be subtracted: they are cached per window and field, updated as
 //! events come in, and recomputed over the window's panes only when a pane holding the
-//! current min or max slides out. A distinct sketch is cached the same way (registers
-//! merged by max), recomputed when any pane slides out.
+//! current min or max slides out. A distinct sketch's registers merged over the window
+//! (by max, which cannot be subtracted either) are kept by a two-stacks sliding aggregate
+//! (see `WindowSketch`): a pane sliding out costs one register merge amortized, and the
+//! estimate changes only where a register does.
 //!
 //! An out-of-order event (within the allowed lateness) updates its own pane, and the
 //! totals if that pane is inside the current window. Its answer *as of its own time* is
@@ -68,8 +70,9 @@
 //! window's ring) number at most `distinct_exact_limit`, the count is exact. Beyond that the
 //! field switches, losslessly (the sketches are built from the occurrences), to a
 //! HyperLogLog per pane: 256 one-byte registers (the top 8 hash bits pick a register, the
-//! rank of the first 1 in the other 56 bits is kept by max), merged over the window's panes
-//! by register max. The estimate has a relative standard error of `1.04 / sqrt(256)` =
+//! rank of the first 1 in the other 56 bits is kept by max; in memory a pane with at most
+//! 12 set registers keeps them as a short list, see `PaneRegs`), merged over the window's
+//! panes by register max. The estimate has a relative standard error of `1.04 / sqrt(256)` =
 //! 6.5 %, with linear counting for small ranges; it is rounded to an integer. The
 //! harmonic sum behind the estimate is kept in fixed point (`2^-r` as `2^(64-r)` in a
 //! `u128`), exact and order-independent, so a window's merged sketch updates its estimate
