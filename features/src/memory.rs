@@ -7,12 +7,34 @@ use std::sync::Mutex;
 use weir_schemas::StoreError;
 use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResult, ObserveOutcome};
 
-use crate::windows::{EngineSpec, EntityState, PartitionWatermarks};
+use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
-/// Entity states by kind, then id: looked up by `&str`, so an event allocates nothing to
-/// find its entity (keys are cloned only for a new one). foldhash: seeded per map like
-/// std's SipHash, several times faster on short keys.
-type ById = foldhash::HashMap<String, EntityState>;
+/// The states of one entity kind: a slab, and each id's slot in it. Looked up by `&str`
+/// (keys are cloned only for a new entity); foldhash: seeded per map like std's SipHash,
+/// several times faster on short keys. A batch's events find their slots once, in the
+/// prefetch pass, and are applied through the slot: one hash lookup per event.
+#[derive(Default)]
+struct KindStates {
+    slots: foldhash::HashMap<String, u32>,
+    states: Vec<EntityState>,
+}
+
+impl KindStates {
+    fn get(&self, id: &str) -> Option<&EntityState> {
+        self.slots.get(id).map(|&i| &self.states[i as usize])
+    }
+
+    /// The slot of `id`'s state, created empty if it has none yet.
+    fn slot(&mut self, def: &EntityDef, id: &str) -> usize {
+        if let Some(&i) = self.slots.get(id) {
+            return i as usize;
+        }
+        let i = self.states.len();
+        self.states.push(EntityState::new(def));
+        self.slots.insert(id.to_owned(), i as u32);
+        i
+    }
+}
 
 /// Events whose states are looked up and prefetched ahead of applying them: enough misses
 /// in flight to overlap, few enough states (tens of KB) that they are still in cache when
@@ -20,13 +42,15 @@ type ById = foldhash::HashMap<String, EntityState>;
 const PREFETCH_RUN: usize = 32;
 
 struct Inner {
-    entities: foldhash::HashMap<String, ById>,
+    /// Per entity kind, in the order of the spec's definitions.
+    kinds: Vec<KindStates>,
     watermarks: PartitionWatermarks,
 }
 
 impl Inner {
-    fn get(&self, kind: &str, id: &str) -> Option<&EntityState> {
-        self.entities.get(kind)?.get(id)
+    fn get(&self, spec: &EngineSpec, kind: &str, id: &str) -> Option<&EntityState> {
+        let k = spec.entities.iter().position(|e| e.kind == kind)?;
+        self.kinds[k].get(id)
     }
 }
 
@@ -38,7 +62,8 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     pub fn new(spec: EngineSpec) -> Self {
         let watermarks = PartitionWatermarks::new(spec.lateness_ms);
-        EmbeddedStore { spec, inner: Mutex::new(Inner { entities: Default::default(), watermarks }) }
+        let kinds = spec.entities.iter().map(|_| KindStates::default()).collect();
+        EmbeddedStore { spec, inner: Mutex::new(Inner { kinds, watermarks }) }
     }
 
     pub fn spec(&self) -> &EngineSpec {
@@ -46,12 +71,12 @@ impl EmbeddedStore {
     }
 
     pub fn entity_count(&self) -> usize {
-        self.inner.lock().map(|m| m.entities.values().map(|e| e.len()).sum()).unwrap_or(0)
+        self.inner.lock().map(|m| m.kinds.iter().map(|k| k.states.len()).sum()).unwrap_or(0)
     }
 
     /// A copy of an entity's state (tests compare it with the Redis store's).
     pub fn state(&self, kind: &str, entity: &str) -> Option<EntityState> {
-        self.inner.lock().ok()?.get(kind, entity).cloned()
+        self.inner.lock().ok()?.get(&self.spec, kind, entity).cloned()
     }
 
     /// The watermark of a source partition, if an event was seen on it.
@@ -66,31 +91,30 @@ impl EmbeddedStore {
 
 impl FeatureStore for EmbeddedStore {
     async fn observe(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
+        // Every kind is known before anything is applied: a bad batch changes nothing.
+        let mut kind_of: Vec<usize> = Vec::with_capacity(batch.len());
+        for obs in batch {
+            // Batches are mostly one kind: compare with the previous event's first.
+            match kind_of.last() {
+                Some(&k) if self.spec.entities[k].kind == obs.kind => kind_of.push(k),
+                _ => kind_of.push(self.spec.index(&obs.kind)?),
+            }
+        }
         let mut inner = self.lock()?;
+        let inner = &mut *inner;
         let floors = inner.watermarks.floors(batch);
         let mut results = Vec::with_capacity(batch.len());
-        for (i, (obs, floor)) in batch.iter().zip(floors).enumerate() {
-            if i % PREFETCH_RUN == 0 {
-                // The next run's states: looked up together (their misses overlap) and
-                // prefetched, so applying finds them in cache.
-                for o in batch[i..].iter().take(PREFETCH_RUN) {
-                    if let Some(state) = inner.get(&o.kind, &o.entity) {
-                        state.prefetch();
-                    }
-                }
+        let mut slots = [0usize; PREFETCH_RUN];
+        for ((run, kinds), floors) in batch.chunks(PREFETCH_RUN).zip(kind_of.chunks(PREFETCH_RUN)).zip(floors.chunks(PREFETCH_RUN)) {
+            // The run's states: looked up together (their misses overlap) and prefetched,
+            // so that applying finds them in cache.
+            for ((obs, &k), slot) in run.iter().zip(kinds).zip(&mut slots) {
+                let states = &mut inner.kinds[k];
+                *slot = states.slot(&self.spec.entities[k], &obs.entity);
+                states.states[*slot].prefetch();
             }
-            let def = self.spec.def(&obs.kind)?;
-            if !inner.entities.contains_key(&obs.kind) {
-                inner.entities.insert(obs.kind.clone(), ById::default());
-            }
-            let states = inner.entities.get_mut(&obs.kind).ok_or_else(|| StoreError::Protocol("entity kind vanished".into()))?;
-            match states.get_mut(&obs.entity) {
-                Some(state) => results.push(state.apply(def, obs, floor)),
-                None => {
-                    let mut state = EntityState::new(def);
-                    results.push(state.apply(def, obs, floor));
-                    states.insert(obs.entity.clone(), state);
-                }
+            for (((obs, &k), &slot), &floor) in run.iter().zip(kinds).zip(&slots).zip(floors) {
+                results.push(inner.kinds[k].states[slot].apply(&self.spec.entities[k], obs, floor));
             }
         }
         Ok(ObserveOutcome::from_results(batch, results))
@@ -99,7 +123,7 @@ impl FeatureStore for EmbeddedStore {
     async fn read(&self, entity: &EntityKey) -> Result<Option<Vec<f64>>, StoreError> {
         let def = self.spec.def(&entity.kind)?;
         let inner = self.lock()?;
-        Ok(inner.get(&entity.kind, &entity.id).and_then(|s| s.current_values(def)))
+        Ok(inner.get(&self.spec, &entity.kind, &entity.id).and_then(|s| s.current_values(def)))
     }
 
     async fn read_at(&self, entities: &[EntityKey], as_of_ms: i64) -> Result<Vec<Option<Vec<f64>>>, StoreError> {
@@ -108,7 +132,7 @@ impl FeatureStore for EmbeddedStore {
             .iter()
             .map(|e| {
                 let def = self.spec.def(&e.kind)?;
-                Ok(inner.get(&e.kind, &e.id).map(|s| s.values_at(def, as_of_ms)))
+                Ok(inner.get(&self.spec, &e.kind, &e.id).map(|s| s.values_at(def, as_of_ms)))
             })
             .collect()
     }
@@ -119,7 +143,7 @@ impl FeatureStore for EmbeddedStore {
             .iter()
             .map(|obs| {
                 let def = self.spec.def(&obs.kind)?;
-                Ok(match inner.get(&obs.kind, &obs.entity) {
+                Ok(match inner.get(&self.spec, &obs.kind, &obs.entity) {
                     Some(s) => s.preview(def, obs),
                     None => EntityState::new(def).preview(def, obs),
                 })
@@ -167,6 +191,33 @@ mod tests {
     }
 
     // Default card values: count_1m, amount_sum_1m, count_1h, amount_sum_1h, amount_mean_1h.
+
+    #[test]
+    fn a_batch_with_an_unknown_kind_changes_nothing() {
+        let s = store();
+        let mut stray = obs("a", T0 + 1_000, 1.0, 0, 1);
+        stray.kind = "merchant_typo".into();
+        let err = block_on(s.observe(&[obs("a", T0, 10.0, 0, 0), stray])).unwrap_err();
+        assert!(err.to_string().contains("merchant_typo"), "{err}");
+        assert_eq!(s.entity_count(), 0);
+        assert_eq!(s.watermark("transactions", 0), None);
+        // The good event alone is applied as if the bad batch never came.
+        let r = block_on(s.observe(&[obs("a", T0, 10.0, 0, 0)])).unwrap();
+        assert_eq!(values(&r), vec![vec![1.0, 10.0, 1.0, 10.0, 10.0]]);
+    }
+
+    #[test]
+    fn long_batches_with_repeated_entities_equal_one_event_at_a_time() {
+        // More events than one prefetch run, entities recurring within and across runs.
+        let events: Vec<Observation> =
+            (0..200).map(|i| obs(&format!("e{}", (i * 7) % 13), T0 + i * 900, i as f64, (i % 3) as i32, i)).collect();
+        let whole = store();
+        let one_by_one = store();
+        let together = values(&block_on(whole.observe(&events)).unwrap());
+        let alone: Vec<Vec<f64>> = events.iter().flat_map(|e| values(&block_on(one_by_one.observe(std::slice::from_ref(e))).unwrap())).collect();
+        assert_eq!(together, alone);
+        assert_eq!(whole.entity_count(), 13);
+    }
 
     #[test]
     fn entities_are_independent() {

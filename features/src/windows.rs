@@ -2007,9 +2007,14 @@ impl EngineSpec {
 
     /// The definition of `kind`, or a protocol error naming it.
     pub fn def(&self, kind: &str) -> Result<&EntityDef, StoreError> {
+        Ok(&self.entities[self.index(kind)?])
+    }
+
+    /// The position of `kind`'s definition in `entities`.
+    pub fn index(&self, kind: &str) -> Result<usize, StoreError> {
         self.entities
             .iter()
-            .find(|e| e.kind == kind)
+            .position(|e| e.kind == kind)
             .ok_or_else(|| StoreError::Protocol(format!("no feature definition for entity kind {kind:?}")))
     }
 
