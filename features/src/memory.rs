@@ -108,10 +108,15 @@ impl FeatureStore for EmbeddedStore {
         for ((run, kinds), floors) in batch.chunks(PREFETCH_RUN).zip(kind_of.chunks(PREFETCH_RUN)).zip(floors.chunks(PREFETCH_RUN)) {
             // The run's states: looked up together (their misses overlap) and prefetched,
             // so that applying finds them in cache.
+            // In two passes: each state's own lines first, all in flight together, then
+            // (once they have arrived) what its lists point to.
             for ((obs, &k), slot) in run.iter().zip(kinds).zip(&mut slots) {
                 let states = &mut inner.kinds[k];
                 *slot = states.slot(&self.spec.entities[k], &obs.entity);
-                states.states[*slot].prefetch();
+                states.states[*slot].prefetch_lines();
+            }
+            for (&k, &slot) in kinds.iter().zip(&slots) {
+                inner.kinds[k].states[slot].prefetch();
             }
             for (((obs, &k), &slot), &floor) in run.iter().zip(kinds).zip(&slots).zip(floors) {
                 results.push(inner.kinds[k].states[slot].apply(&self.spec.entities[k], obs, floor));

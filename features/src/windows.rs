@@ -989,18 +989,25 @@ type Occurrences = Fifo<(i64, u64)>;
 /// Starts loading the cache line holding `x` (a hint: no effect on results).
 #[inline(always)]
 fn prefetch<T>(x: Option<&T>) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(x) = x {
-        // SAFETY: a prefetch has no architectural effect and never faults; the pointer
-        // comes from a live reference anyway. SSE is part of the x86_64 baseline.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast::<i8>()) };
+        prefetch_address((x as *const T).cast::<u8>());
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
 }
 
-/// The one shared copy of a topic name, for replay fences. Taken when an entity first sees
-/// a partition or is read back, not per event; a process knows a handful of topics.
+/// Starts loading the cache line holding `address` (a hint: no effect on results).
+#[inline(always)]
+fn prefetch_address(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no architectural effect and never faults, whatever the
+    // address (callers pass addresses inside live objects anyway). SSE is part of the
+    // x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
 fn intern_topic(topic: &str) -> Arc<str> {
     static TOPICS: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
     let mut topics = TOPICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -1098,6 +1105,15 @@ impl EntityState {
         }
         for occ in &self.occurrences {
             prefetch(occ.last());
+        }
+    }
+
+    /// Asks the CPU to start loading every cache line of this state's own struct (not
+    /// what its lists point to: see [`EntityState::prefetch`]).
+    pub fn prefetch_lines(&self) {
+        let start = (self as *const Self).cast::<u8>();
+        for offset in (0..std::mem::size_of::<Self>()).step_by(64) {
+            prefetch_address(start.wrapping_add(offset));
         }
     }
 
@@ -1513,18 +1529,24 @@ impl EntityState {
             return false;
         }
         let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+        // The lists each value reads, as plain slices once per window (not an inline-or-heap
+        // check per value).
+        let (totals, extremes, sketches): (&[(f64, f64)], &[Option<(f64, f64)>], &[Option<WindowSketch>]) =
+            (&w.totals, &w.extremes, &w.sketch);
+        let (sketched, index, occurrences): (&[bool], &[DistinctIndex], &[Occurrences]) =
+            (&self.sketched, &self.distinct_index, &self.occurrences);
         // One `extend` over a slice: reserved once, written without per-value checks.
         out.extend(def.value_ops.iter().map(|op| match *op {
             ValueOp::Count => w.count,
-            ValueOp::Sum(k) => w.totals[k].1,
+            ValueOp::Sum(k) => totals[k].1,
             ValueOp::Mean(k) => {
-                let (n, s) = w.totals[k];
+                let (n, s) = totals[k];
                 if n > 0.0 { s / n } else { 0.0 }
             }
-            ValueOp::Min(k) => finite(w.extremes[k].map_or(f64::INFINITY, |c| c.0)),
-            ValueOp::Max(k) => finite(w.extremes[k].map_or(f64::NEG_INFINITY, |c| c.1)),
-            ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate()),
-            ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0),
+            ValueOp::Min(k) => finite(extremes[k].map_or(f64::INFINITY, |c| c.0)),
+            ValueOp::Max(k) => finite(extremes[k].map_or(f64::NEG_INFINITY, |c| c.1)),
+            ValueOp::Distinct(d) if sketched[d] => sketches[d].as_ref().map_or(0.0, |c| c.merged.estimate()),
+            ValueOp::Distinct(d) => index[d].count(wi, occurrences[d].len(), w.cur).unwrap_or(0.0),
         }));
         true
     }
