@@ -1529,24 +1529,18 @@ impl EntityState {
             return false;
         }
         let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-        // The lists each value reads, as plain slices once per window (not an inline-or-heap
-        // check per value).
-        let (totals, extremes, sketches): (&[(f64, f64)], &[Option<(f64, f64)>], &[Option<WindowSketch>]) =
-            (&w.totals, &w.extremes, &w.sketch);
-        let (sketched, index, occurrences): (&[bool], &[DistinctIndex], &[Occurrences]) =
-            (&self.sketched, &self.distinct_index, &self.occurrences);
         // One `extend` over a slice: reserved once, written without per-value checks.
         out.extend(def.value_ops.iter().map(|op| match *op {
             ValueOp::Count => w.count,
-            ValueOp::Sum(k) => totals[k].1,
+            ValueOp::Sum(k) => w.totals[k].1,
             ValueOp::Mean(k) => {
-                let (n, s) = totals[k];
+                let (n, s) = w.totals[k];
                 if n > 0.0 { s / n } else { 0.0 }
             }
-            ValueOp::Min(k) => finite(extremes[k].map_or(f64::INFINITY, |c| c.0)),
-            ValueOp::Max(k) => finite(extremes[k].map_or(f64::NEG_INFINITY, |c| c.1)),
-            ValueOp::Distinct(d) if sketched[d] => sketches[d].as_ref().map_or(0.0, |c| c.merged.estimate()),
-            ValueOp::Distinct(d) => index[d].count(wi, occurrences[d].len(), w.cur).unwrap_or(0.0),
+            ValueOp::Min(k) => finite(w.extremes[k].map_or(f64::INFINITY, |c| c.0)),
+            ValueOp::Max(k) => finite(w.extremes[k].map_or(f64::NEG_INFINITY, |c| c.1)),
+            ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate()),
+            ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0),
         }));
         true
     }
