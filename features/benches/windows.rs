@@ -155,13 +155,24 @@ fn window_update(c: &mut Criterion) {
     let def = spec.entities[0].clone();
     let obs = observations(3_000_000, 1);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    // `WEIR_BENCH_PROFILE_EVENTS=n`: warm up, apply the next n events once, print the time
-    // and stop; for an instruction count that machine noise cannot move:
+    // `WEIR_BENCH_PROFILE_EVENTS=n`: warm up, apply the next n events once (or those of
+    // some entities: `WEIR_BENCH_RANKS` below), print the time and stop; for an instruction count that machine noise cannot move:
     // `valgrind --tool=callgrind --toggle-collect='*apply_batch*' <bench binary> --bench in_process`.
     if let Some(n) = std::env::var("WEIR_BENCH_PROFILE_EVENTS").ok().and_then(|v| v.parse::<usize>().ok()) {
         let store = warmed_store(&spec, &runtime, &obs);
         let n = n.min(obs.len() - WARM_EVENTS);
-        let elapsed = apply_timed(&store, &runtime, &obs[WARM_EVENTS..WARM_EVENTS + n]);
+        let mut timed = obs[WARM_EVENTS..WARM_EVENTS + n].to_vec();
+        // `WEIR_BENCH_RANKS=lo..hi`: time only the events of the entities of those ranks
+        // (0 the busiest), the others left out, to compare busy and quiet entities' costs.
+        if let Some((lo, hi)) = std::env::var("WEIR_BENCH_RANKS").ok().and_then(|v| {
+            let (lo, hi) = v.split_once("..")?;
+            Some((lo.parse::<usize>().ok()?, hi.parse::<usize>().ok()?))
+        }) {
+            timed.retain(|o| o.entity["card-".len()..].parse::<usize>().is_ok_and(|rank| (lo..hi).contains(&rank)));
+            eprintln!("window_update: timing the {} events of entity ranks {lo}..{hi}", timed.len());
+        }
+        let n = timed.len();
+        let elapsed = apply_timed(&store, &runtime, &timed);
         eprintln!("window_update: {n} events after {WARM_EVENTS} untimed: {:.3} µs per event", elapsed.as_secs_f64() * 1e6 / n as f64);
         return;
     }
