@@ -49,8 +49,7 @@ struct Inner {
 
 impl Inner {
     fn get(&self, spec: &EngineSpec, kind: &str, id: &str) -> Option<&EntityState> {
-        let k = spec.entities.iter().position(|e| e.kind == kind)?;
-        self.kinds[k].get(id)
+        self.kinds[spec.index(kind).ok()?].get(id)
     }
 }
 
@@ -106,10 +105,9 @@ impl FeatureStore for EmbeddedStore {
         let mut results = Vec::with_capacity(batch.len());
         let mut slots = [0usize; PREFETCH_RUN];
         for ((run, kinds), floors) in batch.chunks(PREFETCH_RUN).zip(kind_of.chunks(PREFETCH_RUN)).zip(floors.chunks(PREFETCH_RUN)) {
-            // The run's states: looked up together (their misses overlap) and prefetched,
-            // so that applying finds them in cache.
-            // In two passes: each state's own lines first, all in flight together, then
-            // (once they have arrived) what its lists point to.
+            // The run's states, looked up together and prefetched in two passes (each state's
+            // own lines, all in flight at once; then, once they have arrived, what its lists
+            // point to), so that applying finds them in cache.
             for ((obs, &k), slot) in run.iter().zip(kinds).zip(&mut slots) {
                 let states = &mut inner.kinds[k];
                 *slot = states.slot(&self.spec.entities[k], &obs.entity);

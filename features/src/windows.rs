@@ -1008,6 +1008,8 @@ fn prefetch_address(address: *const u8) {
     let _ = address;
 }
 
+/// The one shared copy of a topic name, for replay fences. Taken when an entity first sees
+/// a partition or is read back, not per event; a process knows a handful of topics.
 fn intern_topic(topic: &str) -> Arc<str> {
     static TOPICS: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
     let mut topics = TOPICS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
