@@ -15,6 +15,8 @@ use weir_online_learner::checkpoint::RedisCheckpoint;
 use weir_online_learner::learner::LearnerState;
 use weir_schemas::events::Label;
 
+use crate::setup::one_record_per_batch;
+
 /// 64-bit FNV-1a, written out here again so the expected fingerprint does not come from
 /// the code under test.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -44,7 +46,13 @@ pub fn expected_learned(labels: &[Label]) -> (u64, u64) {
 
 /// Produces `messages`, then runs the scoring pipeline in process until `transactions`
 /// scores are on the scores topic, and stops it.
+///
+/// The labels and the scores are written one record per batch: the learner's tests resume
+/// a learner from committed offsets inside these topics ([`one_record_per_batch`]).
 pub async fn produce_and_score(config: &WeirConfig, messages: Vec<GeneratedMessage>, transactions: u64) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    config.kafka = one_record_per_batch(&config.kafka);
+    let config = &config;
     let producer = EventProducer::new(&config.kafka)?;
     produce_all(&producer, &config.kafka.topics, messages.into_iter().map(Ok), None, |_| {}).await?;
     let store = Arc::new(connect_redis_store(config).await?);

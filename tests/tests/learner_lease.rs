@@ -167,11 +167,15 @@ async fn second_learner_waits_then_takes_over_and_the_paused_one_cannot_write() 
     assert!(!status.success(), "the replaced learner exited cleanly:\n{first_log}");
     assert!(first_log.contains("lease lost"), "{first_log}");
 
-    wait_for("every label learned", Duration::from_secs(180), async || {
+    let all_learned = wait_for("every label learned", Duration::from_secs(180), async || {
         anyhow::ensure!(second.exited()?.is_none(), "second exited:\n{}", second.log_text());
         Ok(learned_now(&config).await? >= expected_count)
     })
-    .await?;
+    .await;
+    if let Err(e) = all_learned {
+        let learned = learned_now(&config).await?;
+        anyhow::bail!("{e:#}: {learned} of {expected_count} learned\nsecond learner's log:\n{}", second.log_text());
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let status = second.interrupt(Duration::from_secs(30))?;
     anyhow::ensure!(status.success(), "weir learn exited with {status}");
