@@ -32,6 +32,10 @@ use weir_features::memory::EmbeddedStore;
 use weir_features::windows::{distinct_hash, EngineSpec};
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
 
+/// The `weir` binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Entities the keys are drawn from; `WEIR_BENCH_ENTITIES` overrides it (a few thousand
 /// fit in the CPU caches: the difference is what cache misses cost).
 fn entities() -> usize {
