@@ -16,9 +16,9 @@ use weir_ingest::generator::GeneratorConfig;
 use weir_scorer::live::{LiveModel, Target};
 
 /// mimalloc, not the system allocator: every event allocates small short-lived buffers
-/// (decoded records, feature answers, encoded scores) from the threads of one runtime,
-/// which mimalloc's thread-local free lists serve in a few instructions where glibc's
-/// malloc takes about a hundred (counted on the feature bench, which uses it too).
+/// (decoded records, feature answers, encoded scores). On the feature bench, which uses it
+/// too, it cut the window update from 5 670 to 5 540 instructions per event and its wall
+/// time by about a third (README, Benchmarks).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -50,9 +50,7 @@ pub fn expected_learned(labels: &[Label]) -> (u64, u64) {
 /// The labels and the scores are written one record per batch: the learner's tests resume
 /// a learner from committed offsets inside these topics ([`one_record_per_batch`]).
 pub async fn produce_and_score(config: &WeirConfig, messages: Vec<GeneratedMessage>, transactions: u64) -> anyhow::Result<()> {
-    let mut config = config.clone();
-    config.kafka = one_record_per_batch(&config.kafka);
-    let config = &config;
+    let config = &WeirConfig { kafka: one_record_per_batch(&config.kafka), ..config.clone() };
     let producer = EventProducer::new(&config.kafka)?;
     produce_all(&producer, &config.kafka.topics, messages.into_iter().map(Ok), None, |_| {}).await?;
     let store = Arc::new(connect_redis_store(config).await?);

@@ -33,12 +33,8 @@ struct World {
 }
 
 impl World {
-    /// The world with its events produced one record per batch, so that a restart that
-    /// resumes from a committed offset inside the stream misses nothing on Tansu 0.6.0
-    /// (point 3 of the comment at the two-process tests: a fetch from inside a stored
-    /// batch skips the rest of it). Before, the ten-kill test lost the events between a
-    /// committed offset and the end of its batch whenever a process was killed before
-    /// applying them, and timed out waiting for their scores.
+    /// The world with its events produced ([`one_record_per_batch`]: a restart resumes
+    /// from a committed offset inside the stream).
     async fn new(events: u64, seed: u64, tune: impl FnOnce(&mut WeirConfig)) -> anyhow::Result<Self> {
         let (world, messages) = Self::unproduced(events, seed, tune).await?;
         produce(&one_record_per_batch(&world.config.kafka), messages, None).await?;
@@ -297,8 +293,6 @@ async fn sigkill_before_any_commit_then_restart_counts_once() -> anyhow::Result<
 /// Each restart waits out the session timeout first, so the broker has evicted the dead
 /// member when the new one joins: Tansu 0.6.0 mishandles a dead member that is evicted
 /// while live members remain (points 1 and 2 of the comment at the two-process tests).
-/// Each restart resumes from a committed offset inside the stream, hence the input one
-/// record per batch ([`World::new`], point 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_random_sigkills_over_fifty_thousand_events_count_once() -> anyhow::Result<()> {
     const EVENTS: usize = 50_000;
