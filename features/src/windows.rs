@@ -225,7 +225,43 @@ pub struct EntityDef {
     names: Vec<String>,
     /// The aggregations compiled for the per-event fast path (one window's values).
     value_ops: Vec<ValueOp>,
+    /// Per aggregation, where its value sits in a window's [`WindowAnswers`]; empty when
+    /// the kind has too many fields for them (then `value_ops` are evaluated one by one).
+    answer_slots: Vec<u8>,
     fingerprint: u32,
+}
+
+/// Every value a window can answer from its running totals and caches, computed in one
+/// straight pass (count; per numeric field sum, mean, min, max; per distinct field its
+/// count) and then gathered in the aggregations' order through
+/// [`EntityDef::answer_slots`]. Evaluating the aggregations one by one dispatched on the
+/// kind and re-found the field's totals for every value: on the feature bench (24 values
+/// per event) the pass and gather save 188 of 5 387 instructions per event (callgrind).
+struct WindowAnswers([f64; Self::LEN]);
+
+impl WindowAnswers {
+    /// A power of two, so that a slot masked by `LEN - 1` is in bounds without a check.
+    const LEN: usize = 32;
+
+    fn fits(numeric: usize, distinct: usize) -> bool {
+        1 + 4 * numeric + distinct <= Self::LEN
+    }
+
+    fn slot(op: ValueOp, numeric: usize) -> u8 {
+        let slot = match op {
+            ValueOp::Count => 0,
+            ValueOp::Sum(k) => 1 + 4 * k,
+            ValueOp::Mean(k) => 2 + 4 * k,
+            ValueOp::Min(k) => 3 + 4 * k,
+            ValueOp::Max(k) => 4 + 4 * k,
+            ValueOp::Distinct(d) => 1 + 4 * numeric + d,
+        };
+        slot as u8
+    }
+
+    fn get(&self, slot: u8) -> f64 {
+        self.0[usize::from(slot) & (Self::LEN - 1)]
+    }
 }
 
 /// One value of a window, as [`EntityState::current_window_values`] computes it: an
@@ -287,6 +323,7 @@ impl EntityDef {
             extremes,
             names,
             value_ops: Vec::new(),
+            answer_slots: Vec::new(),
             fingerprint: 0,
         };
         def.value_ops = def
@@ -301,6 +338,10 @@ impl EntityDef {
                 AggKind::Distinct => ValueOp::Distinct(a.field),
             })
             .collect();
+        if WindowAnswers::fits(def.numeric.len(), def.distinct) {
+            let nf = def.numeric.len();
+            def.answer_slots = def.value_ops.iter().map(|&op| WindowAnswers::slot(op, nf)).collect();
+        }
         def.fingerprint = def.compute_fingerprint();
         def
     }
@@ -781,6 +822,15 @@ impl Window {
         Err(0)
     }
 
+    /// [`Window::range`] for panes at the old end of the ring (those sliding out, behind
+    /// at most the lateness panes): a scan from the oldest finds them in a step or two,
+    /// where a binary search over a busy window's panes takes about six per bound.
+    fn front_range(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
+        let start = self.heads.iter().take_while(|h| h.0 < lo).count();
+        let end = start + self.heads[start..].iter().take_while(|h| h.0 <= hi).count();
+        start..end
+    }
+
     /// Positions of the panes with index in [lo, hi].
     fn range(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
         if lo > hi {
@@ -986,6 +1036,11 @@ impl<T> Fifo<T> {
 /// A distinct field's occurrences `(time, hash)`, ascending by time.
 type Occurrences = Fifo<(i64, u64)>;
 
+/// Window `wi`'s bit in a mask of windows; windows from the 64th on share the last bit.
+fn window_bit(wi: usize) -> u64 {
+    1 << wi.min(63)
+}
+
 /// Starts loading the cache line holding `x` (a hint: no effect on results).
 #[inline(always)]
 fn prefetch<T>(x: Option<&T>) {
@@ -1144,8 +1199,8 @@ impl EntityState {
                 if self.is_late(def, t, floor) {
                     Applied::Late
                 } else {
-                    self.add(def, obs);
-                    self.fill_caches(def);
+                    let stale = self.add(def, obs);
+                    self.fill_caches(def, stale);
                     Applied::Applied
                 }
             }
@@ -1169,15 +1224,24 @@ impl EntityState {
         (self.max_t != i64::MIN && t < self.max_t.saturating_sub(def.lateness_ms)) || floor.is_some_and(|f| t < f)
     }
 
-    /// Adds a non-late event.
-    fn add(&mut self, def: &EntityDef, obs: &Observation) {
+    /// Adds a non-late event. Returns the windows whose caches may be missing now (a
+    /// [`window_bit`] mask): those the event slid or did not fall in the newest pane of.
+    /// In a window whose newest pane it fell in, the merged sketches and extremes were
+    /// updated in place and still answer, so [`EntityState::fill_caches`] can skip it.
+    /// All windows if the caches were not all filled before, or a distinct field changed
+    /// mode.
+    fn add(&mut self, def: &EntityDef, obs: &Observation) -> u64 {
+        let mut stale = if self.warm { 0 } else { u64::MAX };
         self.warm = false;
         let t = obs.event_time_ms;
         let nf = def.numeric.len();
         let nd = def.distinct;
         let any_sketched = self.sketched.iter().any(|&s| s);
-        for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
+        for (wi, (w, spec)) in self.windows.iter_mut().zip(&def.windows).enumerate() {
             let p = spec.pane_near(t, w.cur);
+            if p != w.cur {
+                stale |= window_bit(wi);
+            }
             if p > w.cur {
                 slide(w, spec, p, nf, nd);
             }
@@ -1260,13 +1324,16 @@ impl EntityState {
         if t > self.max_t {
             self.max_t = t;
         }
-        self.prune(def);
+        if !self.prune(def) {
+            stale = u64::MAX;
+        }
+        stale
     }
 
     /// Drops times and occurrences nothing can need any more; switches a distinct field
     /// over its limit to sketches, and a sketched one back to exact once every ring holds
-    /// only times its shadow occurrences cover.
-    fn prune(&mut self, def: &EntityDef) {
+    /// only times its shadow occurrences cover. Returns false if some field switched.
+    fn prune(&mut self, def: &EntityDef) -> bool {
         let keep_from = self.max_t.saturating_sub(def.lateness_ms);
         while let Some(&u) = self.times.front() {
             if u >= keep_from {
@@ -1276,7 +1343,7 @@ impl EntityState {
             self.times.pop_front();
         }
         if def.distinct == 0 {
-            return;
+            return true;
         }
         // The oldest time still inside some window's kept panes.
         let horizon = self
@@ -1286,6 +1353,7 @@ impl EntityState {
             .map(|(w, s)| (w.cur - s.slots + 1).saturating_mul(s.pane_ms))
             .min()
             .unwrap_or(i64::MAX);
+        let mut kept = true;
         for d in 0..def.distinct {
             let occ = &mut self.occurrences[d];
             // Usually none or one: a scan from the oldest, not a binary search.
@@ -1296,16 +1364,23 @@ impl EntityState {
             }
             let over = occ.len() > def.distinct_exact_limit;
             match (self.sketched[d], over) {
-                (false, true) => self.switch_to_sketch(def, d),
+                (false, true) => {
+                    self.switch_to_sketch(def, d);
+                    kept = false;
+                }
                 (true, true) => {
                     // The shadow overflowed: start it again from here.
                     occ.clear();
                     self.exact_from[d] = self.max_t;
                 }
-                (true, false) if horizon > self.exact_from[d] => self.switch_to_exact(def, d),
+                (true, false) if horizon > self.exact_from[d] => {
+                    self.switch_to_exact(def, d);
+                    kept = false;
+                }
                 _ => {}
             }
         }
+        kept
     }
 
     /// Switches sketched field `d` back to exact counts from its shadow occurrences (which
@@ -1352,11 +1427,15 @@ impl EntityState {
         self.sketched[d] = true;
     }
 
-    /// Recomputes the caches of the current windows that are missing.
-    fn fill_caches(&mut self, def: &EntityDef) {
+    /// Recomputes the missing caches of the current windows in `stale` (a [`window_bit`]
+    /// mask; the others' are known to be filled) and syncs the distinct indexes.
+    fn fill_caches(&mut self, def: &EntityDef, stale: u64) {
         let nf = def.numeric.len();
         let nd = def.distinct;
-        for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
+        for (wi, (w, spec)) in self.windows.iter_mut().zip(&def.windows).enumerate() {
+            if stale & window_bit(wi) == 0 {
+                continue;
+            }
             // The current window's panes, found on first need.
             let mut r: Option<std::ops::Range<usize>> = None;
             let mut r = |w: &Window| r.get_or_insert_with(|| w.range(w.cur - spec.panes + 1, w.cur)).clone();
@@ -1531,6 +1610,25 @@ impl EntityState {
             return false;
         }
         let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+        if !def.answer_slots.is_empty() {
+            let mut answers = WindowAnswers([0.0; WindowAnswers::LEN]);
+            let (count, rest) = answers.0.split_at_mut(1);
+            count[0] = w.count;
+            let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
+            for ((slots, &(n, s)), extremes) in numeric.chunks_exact_mut(4).zip(w.totals.iter()).zip(w.extremes.iter()) {
+                let (lo, hi) = extremes.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+                slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
+            }
+            for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
+                *slot = if self.sketched[d] {
+                    w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate())
+                } else {
+                    self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
+                };
+            }
+            out.extend(def.answer_slots.iter().map(|&slot| answers.get(slot)));
+            return true;
+        }
         // One `extend` over a slice: reserved once, written without per-value checks.
         out.extend(def.value_ops.iter().map(|op| match *op {
             ValueOp::Count => w.count,
@@ -1808,7 +1906,7 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         }
     } else {
         // Panes [cur - panes + 1, p - panes] slide out, oldest first.
-        let out = w.range(w.cur - spec.panes + 1, p - spec.panes);
+        let out = w.front_range(w.cur - spec.panes + 1, p - spec.panes);
         if !out.is_empty() {
             for i in out {
                 w.count -= w.heads[i].1;
