@@ -882,13 +882,84 @@ struct DistinctIndex {
     /// Occurrences below this absolute position are accounted for.
     synced: u64,
     /// Per value hash: absolute position of its newest occurrence.
-    newest: HashMap<u64, u64, std::hash::BuildHasherDefault<PreHashed>>,
+    newest: Newest,
     /// Per window: absolute position of its first occurrence, and its distinct count.
     start: SmallVec<[u64; 4]>,
     count: SmallVec<[u32; 4]>,
     /// Per window: its newest pane when the index last synced; a count answers only for
     /// that pane (the windows can slide without a sync, as in a preview).
     synced_cur: SmallVec<[i64; 4]>,
+}
+
+/// [`DistinctIndex::newest`]: per value hash, the position of its newest occurrence. A
+/// short list scanned in place while the values are few (a quiet entity's usual case, so
+/// its event reads no hash table of its own, cold in memory), a hash map beyond.
+#[derive(Debug, Clone)]
+enum Newest {
+    Few(SmallVec<[(u64, u64); Newest::FEW]>),
+    Many(HashMap<u64, u64, std::hash::BuildHasherDefault<PreHashed>>),
+}
+
+impl Default for Newest {
+    fn default() -> Self {
+        Newest::Few(SmallVec::new())
+    }
+}
+
+impl Newest {
+    const FEW: usize = 8;
+
+    fn get(&self, h: u64) -> Option<u64> {
+        match self {
+            Newest::Few(few) => few.iter().find(|e| e.0 == h).map(|e| e.1),
+            Newest::Many(many) => many.get(&h).copied(),
+        }
+    }
+
+    /// Sets `h`'s position, returning the one it had.
+    fn insert(&mut self, h: u64, at: u64) -> Option<u64> {
+        match self {
+            Newest::Few(few) => {
+                if let Some(e) = few.iter_mut().find(|e| e.0 == h) {
+                    return Some(std::mem::replace(&mut e.1, at));
+                }
+                if few.len() < Self::FEW {
+                    few.push((h, at));
+                } else {
+                    let mut many: HashMap<u64, u64, _> = few.iter().copied().collect();
+                    many.insert(h, at);
+                    *self = Newest::Many(many);
+                }
+                None
+            }
+            Newest::Many(many) => many.insert(h, at),
+        }
+    }
+
+    fn remove(&mut self, h: u64) {
+        match self {
+            Newest::Few(few) => {
+                if let Some(i) = few.iter().position(|e| e.0 == h) {
+                    few.swap_remove(i);
+                }
+            }
+            Newest::Many(many) => {
+                many.remove(&h);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Newest::default();
+    }
+
+    /// How many values have their newest occurrence at or after position `from`.
+    fn count_from(&self, from: u64) -> usize {
+        match self {
+            Newest::Few(few) => few.iter().filter(|e| e.1 >= from).count(),
+            Newest::Many(many) => many.values().filter(|&&at| at >= from).count(),
+        }
+    }
 }
 
 impl DistinctIndex {
@@ -898,8 +969,8 @@ impl DistinctIndex {
         if self.valid {
             for (i, o) in dropped.iter().enumerate() {
                 let at = self.base + i as u64;
-                if at < self.synced && self.newest.get(&o.1) == Some(&at) {
-                    self.newest.remove(&o.1);
+                if at < self.synced && self.newest.get(o.1) == Some(at) {
+                    self.newest.remove(o.1);
                 }
             }
             let end = self.base + dropped.len() as u64;
@@ -921,7 +992,7 @@ impl DistinctIndex {
                 self.newest.insert(o.1, self.base + i as u64);
             }
             self.start = (0..specs.len()).map(|k| self.base + occ.partition_point(|o| o.0 < lo(k)) as u64).collect();
-            self.count = self.start.iter().map(|&s| self.newest.values().filter(|&&p| p >= s).count() as u32).collect();
+            self.count = self.start.iter().map(|&s| self.newest.count_from(s) as u32).collect();
             self.synced = end;
             self.synced_cur = windows.iter().map(|w| w.cur).collect();
             self.valid = true;
@@ -946,7 +1017,7 @@ impl DistinctIndex {
                 if o.0 >= lo {
                     break;
                 }
-                if self.newest.get(&o.1) == Some(&self.start[k]) {
+                if self.newest.get(o.1) == Some(self.start[k]) {
                     self.count[k] -= 1;
                 }
                 self.start[k] += 1;

@@ -665,3 +665,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_newest_positions_answer_alike_in_a_short_list_and_in_a_map() {
+    let mut newest = Newest::default();
+    let mut model = std::collections::HashMap::new();
+    let mut many = false;
+    // Values 0..20 arrive, each twice; the ninth distinct one turns the list into a map.
+    for (at, h) in (0..20u64).chain(0..20).enumerate() {
+        let at = at as u64;
+        assert_eq!(newest.insert(h, at), model.insert(h, at));
+        // A map, once more than `FEW` values were held at once; it stays one.
+        many |= model.len() > Newest::FEW;
+        assert_eq!(matches!(newest, Newest::Many(_)), many);
+        if at % 7 == 3 {
+            newest.remove(h);
+            model.remove(&h);
+        }
+        for v in 0..21 {
+            assert_eq!(newest.get(v), model.get(&v).copied());
+        }
+        for from in [0, 5, 19, 25, 40] {
+            assert_eq!(newest.count_from(from), model.values().filter(|&&p| p >= from).count());
+        }
+    }
+    newest.clear();
+    assert!(matches!(newest, Newest::Few(ref few) if few.is_empty()));
+}
