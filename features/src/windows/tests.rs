@@ -692,3 +692,37 @@ fn the_newest_positions_answer_alike_in_a_short_list_and_in_a_map() {
     newest.clear();
     assert!(matches!(newest, Newest::Few(ref few) if few.is_empty()));
 }
+
+#[test]
+fn a_kind_with_too_many_fields_for_the_gathered_answers_evaluates_them_one_by_one() {
+    // 8 numeric fields: 1 + 4 × 8 + 1 slots, more than `WindowAnswers` holds.
+    let fields: Vec<String> = (0..8).map(|k| format!("x{k}")).collect();
+    let mut aggregations = vec![agg(AggKind::Count, 0, "")];
+    for (k, name) in fields.iter().enumerate() {
+        for kind in [AggKind::Sum, AggKind::Mean, AggKind::Min, AggKind::Max] {
+            aggregations.push(agg(kind, k, name));
+        }
+    }
+    aggregations.push(agg(AggKind::Distinct, 0, "d"));
+    let def = EntityDef::new("e", default_windows(LATENESS), fields, 1, aggregations, false, vec![], LATENESS, 256);
+    assert!(def.answer_slots.is_empty());
+    let mut state = EntityState::new(&def);
+    let event = |t: i64, scale: f64, d: u32, offset: i64| Observation {
+        values: (1..=8).map(|k| Some(scale * f64::from(k))).collect(),
+        ..obs((t, None, Some(d)), offset)
+    };
+    state.apply(&def, &event(T0, 1.0, 7, 0), None);
+    let r = state.apply(&def, &event(T0 + 1_000, 10.0, 8, 1), None);
+    // Per window (both hold both events): count 2; per field k (1-based) sum 11k, mean
+    // 5.5k, min k, max 10k; 2 distinct.
+    let mut expected = Vec::new();
+    for _ in 0..2 {
+        expected.push(2.0);
+        for k in 1..=8 {
+            let k = f64::from(k);
+            expected.extend([11.0 * k, 5.5 * k, k, 10.0 * k]);
+        }
+        expected.push(2.0);
+    }
+    assert_eq!(r.values, expected);
+}
