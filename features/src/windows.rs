@@ -226,7 +226,8 @@ pub struct EntityDef {
     /// The aggregations compiled for the per-event fast path (one window's values).
     value_ops: Vec<ValueOp>,
     /// Per aggregation, where its value sits in a window's [`WindowAnswers`]; empty when
-    /// the kind has too many fields for them (then `value_ops` are evaluated one by one).
+    /// the kind has too many fields for them (then [`EntityState::values_at`] evaluates
+    /// the aggregations one by one).
     answer_slots: Vec<u8>,
     fingerprint: u32,
 }
@@ -264,8 +265,8 @@ impl WindowAnswers {
     }
 }
 
-/// One value of a window, as [`EntityState::current_window_values`] computes it: an
-/// [`Aggregation`] without its name, small and `Copy`.
+/// One value of a window: an [`Aggregation`] without its name, small and `Copy` (what
+/// [`EntityState::current_window_values`] checks the caches for and gathers by).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum ValueOp {
     Count,
@@ -1665,9 +1666,14 @@ impl EntityState {
     }
 
     /// The fast path of [`EntityState::values_at`] for a time in window `wi`'s newest pane:
-    /// every value straight from the running totals and caches. Pushes the window's values
-    /// and returns true, or pushes nothing and returns false when some cache is missing.
+    /// every value straight from the running totals and caches, through [`WindowAnswers`].
+    /// Pushes the window's values and returns true, or pushes nothing and returns false
+    /// when some cache is missing or the kind is too wide for `WindowAnswers` (then
+    /// `values_at` evaluates the aggregations one by one).
     fn current_window_values(&self, def: &EntityDef, wi: usize, out: &mut Vec<f64>) -> bool {
+        if def.answer_slots.is_empty() {
+            return false;
+        }
         let w = &self.windows[wi];
         let start = w.cur - def.windows[wi].panes + 1;
         let ready = self.warm
@@ -1681,38 +1687,22 @@ impl EntityState {
             return false;
         }
         let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-        if !def.answer_slots.is_empty() {
-            let mut answers = WindowAnswers([0.0; WindowAnswers::LEN]);
-            let (count, rest) = answers.0.split_at_mut(1);
-            count[0] = w.count;
-            let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
-            for ((slots, &(n, s)), extremes) in numeric.chunks_exact_mut(4).zip(w.totals.iter()).zip(w.extremes.iter()) {
-                let (lo, hi) = extremes.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
-                slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
-            }
-            for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
-                *slot = if self.sketched[d] {
-                    w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate())
-                } else {
-                    self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
-                };
-            }
-            out.extend(def.answer_slots.iter().map(|&slot| answers.get(slot)));
-            return true;
+        let mut answers = WindowAnswers([0.0; WindowAnswers::LEN]);
+        let (count, rest) = answers.0.split_at_mut(1);
+        count[0] = w.count;
+        let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
+        for ((slots, &(n, s)), extremes) in numeric.chunks_exact_mut(4).zip(w.totals.iter()).zip(w.extremes.iter()) {
+            let (lo, hi) = extremes.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
         }
-        // One `extend` over a slice: reserved once, written without per-value checks.
-        out.extend(def.value_ops.iter().map(|op| match *op {
-            ValueOp::Count => w.count,
-            ValueOp::Sum(k) => w.totals[k].1,
-            ValueOp::Mean(k) => {
-                let (n, s) = w.totals[k];
-                if n > 0.0 { s / n } else { 0.0 }
-            }
-            ValueOp::Min(k) => finite(w.extremes[k].map_or(f64::INFINITY, |c| c.0)),
-            ValueOp::Max(k) => finite(w.extremes[k].map_or(f64::NEG_INFINITY, |c| c.1)),
-            ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate()),
-            ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0),
-        }));
+        for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
+            *slot = if self.sketched[d] {
+                w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate())
+            } else {
+                self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
+            };
+        }
+        out.extend(def.answer_slots.iter().map(|&slot| answers.get(slot)));
         true
     }
 
