@@ -653,8 +653,8 @@ struct WindowSketch {
 }
 
 impl WindowSketch {
-    /// The merged sketch of the window `[start, cur]` of `heads`, field `d` of `nd`.
-    fn build(start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) -> Self {
+    /// The merged sketch of the window `[start, cur]` of `panes`, field `d` of `nd`.
+    fn build(start: i64, cur: i64, panes: &[Pane], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) -> Self {
         let mut s = WindowSketch {
             merged: Sketch::EMPTY,
             start,
@@ -664,7 +664,7 @@ impl WindowSketch {
             front_from: i64::MAX,
             stale: false,
         };
-        s.rebuild(start, cur, heads, regs, nd, d);
+        s.rebuild(start, cur, panes, regs, nd, d);
         s.merged = Sketch::from_regs(s.registers());
         s
     }
@@ -693,12 +693,12 @@ impl WindowSketch {
         regs
     }
 
-    fn rebuild(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
-        let lo = heads.partition_point(|h| h.0 < start);
-        let mut hi = heads.partition_point(|h| h.0 <= cur).max(lo);
+    fn rebuild(&mut self, start: i64, cur: i64, panes: &[Pane], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
+        let lo = panes.partition_point(|h| h.idx < start);
+        let mut hi = panes.partition_point(|h| h.idx <= cur).max(lo);
         self.front = [0; HLL_REGISTERS];
         self.front_from = i64::MAX;
-        if hi > lo && heads[hi - 1].0 == cur {
+        if hi > lo && panes[hi - 1].idx == cur {
             hi -= 1;
             self.front = regs[hi * nd + d].to_dense();
             self.front_from = cur;
@@ -709,20 +709,20 @@ impl WindowSketch {
         let mut acc = [0u8; HLL_REGISTERS];
         for i in (lo..hi).rev() {
             regs[i * nd + d].merge_into(&mut acc);
-            self.back[i - lo] = (heads[i].0, acc);
+            self.back[i - lo] = (panes[i].idx, acc);
         }
         self.stale = false;
     }
 
     /// Brings the window to `[start, cur]` after panes slid out.
-    fn advance(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
+    fn advance(&mut self, start: i64, cur: i64, panes: &[Pane], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
         let first = self.first;
         while self.first < self.back.len() && self.back[self.first].0 < start {
             self.first += 1;
         }
         let rebuild = self.stale || self.front_from < start;
         if rebuild {
-            self.rebuild(start, cur, heads, regs, nd, d);
+            self.rebuild(start, cur, panes, regs, nd, d);
         }
         if rebuild || self.first != first {
             let regs = self.registers();
@@ -770,6 +770,118 @@ struct Stat {
 
 const EMPTY_STAT: Stat = Stat { n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
 
+/// One non-empty pane of a window: its index, its event count, and the stats of the
+/// kind's first numeric field (those of the others are in [`Panes`]' second list). One
+/// record, so that the newest pane an event updates is one place in memory: a quiet
+/// entity's event reads each window's list cold, and a head and its stats in two lists
+/// were two cache misses and two allocations per window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pane {
+    idx: i64,
+    count: f64,
+    first: Stat,
+}
+
+impl Pane {
+    fn new(idx: i64) -> Self {
+        Pane { idx, count: 0.0, first: EMPTY_STAT }
+    }
+}
+
+/// A window's non-empty panes, ascending by index: [`Pane`] records, and for a kind with
+/// more than one numeric field the other fields' stats, `more_per` per pane, in a list
+/// aligned with them (empty otherwise). Read and written through the live slice of
+/// records and [`Panes::stat`]. Dropping the oldest moves nothing, as in a [`Fifo`]: both
+/// lists start at `head` panes in, and are compacted together.
+#[derive(Debug, Clone)]
+struct Panes {
+    items: Vec<Pane>,
+    more: Vec<Stat>,
+    /// Panes dropped from the front of `items` (and `more_per` times as many stats from
+    /// `more`). A `u32`, like `more_per`, so the two share a word: a window's ring holds
+    /// far fewer panes.
+    head: u32,
+    more_per: u32,
+}
+
+impl std::ops::Deref for Panes {
+    type Target = [Pane];
+    fn deref(&self) -> &[Pane] {
+        &self.items[self.head as usize..]
+    }
+}
+
+impl std::ops::DerefMut for Panes {
+    fn deref_mut(&mut self) -> &mut [Pane] {
+        &mut self.items[self.head as usize..]
+    }
+}
+
+impl PartialEq for Panes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other && self.more[self.more_start()..] == other.more[other.more_start()..]
+    }
+}
+
+impl Panes {
+    /// No panes, for a kind with `nf` numeric fields.
+    fn new(nf: usize) -> Self {
+        Panes { items: Vec::new(), more: Vec::new(), head: 0, more_per: nf.saturating_sub(1) as u32 }
+    }
+
+    fn more_start(&self) -> usize {
+        self.head as usize * self.more_per as usize
+    }
+
+    /// Pane `i`'s stats of numeric field `k`.
+    fn stat(&self, i: usize, k: usize) -> &Stat {
+        match k {
+            0 => &self[i].first,
+            _ => &self.more[(self.head as usize + i) * self.more_per as usize + k - 1],
+        }
+    }
+
+    fn stat_mut(&mut self, i: usize, k: usize) -> &mut Stat {
+        match k {
+            0 => &mut self[i].first,
+            _ => {
+                let at = (self.head as usize + i) * self.more_per as usize + k - 1;
+                &mut self.more[at]
+            }
+        }
+    }
+
+    /// Appends an empty pane `idx` (newer than every pane).
+    fn push(&mut self, idx: i64) {
+        self.items.push(Pane::new(idx));
+        self.more.extend(std::iter::repeat_n(EMPTY_STAT, self.more_per as usize));
+    }
+
+    /// Inserts an empty pane `idx` at position `i` of the live list.
+    fn insert(&mut self, i: usize, idx: i64) {
+        let at = self.head as usize + i;
+        self.items.insert(at, Pane::new(idx));
+        let per = self.more_per as usize;
+        self.more.splice(at * per..at * per, std::iter::repeat_n(EMPTY_STAT, per));
+    }
+
+    /// Drops the `n` oldest panes.
+    fn drop_front(&mut self, n: usize) {
+        let head = self.head as usize + n;
+        if head == self.items.len() {
+            self.items.clear();
+            self.more.clear();
+            self.head = 0;
+        } else if head >= 16 && 2 * head >= self.items.len() {
+            self.items.drain(..head);
+            self.more.drain(..head * self.more_per as usize);
+            self.head = 0;
+        } else {
+            self.head = head as u32;
+        }
+    }
+}
+
 /// One window of one entity.
 #[derive(Debug, Clone)]
 struct Window {
@@ -777,11 +889,9 @@ struct Window {
     count: f64,
     /// Per numeric field: (n, sum) of the current window.
     totals: SmallVec<[(f64, f64); 2]>,
-    /// Non-empty panes, ascending: (index, count).
-    heads: Fifo<(i64, f64)>,
-    /// `numeric` stats per pane, aligned with `heads`.
-    stats: Fifo<Stat>,
-    /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
+    /// Non-empty panes, ascending by index, with their stats.
+    panes: Panes,
+    /// `distinct` register sets per pane, aligned with `panes`; empty unless some distinct
     /// field is in sketch mode (fields in exact mode keep zeros).
     regs: VecDeque<PaneRegs>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
@@ -799,19 +909,18 @@ impl Window {
             cur: EMPTY_PANE,
             count: 0.0,
             totals: smallvec![(0.0, 0.0); nf],
-            heads: Fifo::default(),
-            stats: Fifo::default(),
+            panes: Panes::new(nf),
             regs: VecDeque::new(),
             extremes: smallvec![None; nf],
             sketch: Vec::new(),
         }
     }
 
-    /// Position of pane q in `heads`, searching from the newest.
+    /// Position of pane q in `panes`, searching from the newest.
     fn find(&self, q: i64) -> Result<usize, usize> {
-        let mut i = self.heads.len();
+        let mut i = self.panes.len();
         while i > 0 {
-            let idx = self.heads[i - 1].0;
+            let idx = self.panes[i - 1].idx;
             if idx == q {
                 return Ok(i - 1);
             }
@@ -827,8 +936,8 @@ impl Window {
     /// at most the lateness panes): a scan from the oldest finds them in a step or two,
     /// where a binary search over a busy window's panes takes about six per bound.
     fn front_range(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
-        let start = self.heads.iter().take_while(|h| h.0 < lo).count();
-        let end = start + self.heads[start..].iter().take_while(|h| h.0 <= hi).count();
+        let start = self.panes.iter().take_while(|h| h.idx < lo).count();
+        let end = start + self.panes[start..].iter().take_while(|h| h.idx <= hi).count();
         start..end
     }
 
@@ -837,8 +946,8 @@ impl Window {
         if lo > hi {
             return 0..0;
         }
-        let start = self.heads.partition_point(|h| h.0 < lo);
-        let end = self.heads.partition_point(|h| h.0 <= hi);
+        let start = self.panes.partition_point(|h| h.idx < lo);
+        let end = self.panes.partition_point(|h| h.idx <= hi);
         start..end.max(start)
     }
 }
@@ -1195,8 +1304,7 @@ impl PartialEq for EntityState {
                 a.cur == b.cur
                     && a.count.to_bits() == b.count.to_bits()
                     && a.totals.iter().zip(&b.totals).all(|(x, y)| x.0.to_bits() == y.0.to_bits() && x.1.to_bits() == y.1.to_bits())
-                    && a.heads == b.heads
-                    && a.stats == b.stats
+                    && a.panes == b.panes
                     && a.regs == b.regs
             })
     }
@@ -1225,8 +1333,7 @@ impl EntityState {
     /// following one another (a quiet entity's state is cold on each of its events).
     pub fn prefetch(&self) {
         for w in &self.windows {
-            prefetch(w.heads.last());
-            prefetch(w.stats.last());
+            prefetch(w.panes.last());
             if let Some(c) = w.sketch.first() {
                 prefetch(Some(c));
             }
@@ -1320,11 +1427,8 @@ impl EntityState {
             let at = match w.find(p) {
                 Ok(i) => i,
                 // The common case: a new newest pane.
-                Err(i) if i == w.heads.len() => {
-                    w.heads.push((p, 0.0));
-                    for _ in 0..nf {
-                        w.stats.push(EMPTY_STAT);
-                    }
+                Err(i) if i == w.panes.len() => {
+                    w.panes.push(p);
                     if any_sketched {
                         for _ in 0..nd {
                             w.regs.push_back(PaneRegs::default());
@@ -1333,10 +1437,7 @@ impl EntityState {
                     i
                 }
                 Err(i) => {
-                    w.heads.insert(i, (p, 0.0));
-                    for k in 0..nf {
-                        w.stats.insert(i * nf + k, EMPTY_STAT);
-                    }
+                    w.panes.insert(i, p);
                     if any_sketched {
                         for k in 0..nd {
                             w.regs.insert(i * nd + k, PaneRegs::default());
@@ -1346,13 +1447,13 @@ impl EntityState {
                 }
             };
             let inside = p > w.cur - spec.panes;
-            w.heads[at].1 += 1.0;
+            w.panes[at].count += 1.0;
             if inside {
                 w.count += 1.0;
             }
             for (k, v) in obs.values.iter().enumerate().take(nf) {
                 let Some(x) = *v else { continue };
-                let s = &mut w.stats[at * nf + k];
+                let s = w.panes.stat_mut(at, k);
                 s.n += 1.0;
                 s.sum += x;
                 s.min = s.min.min(x);
@@ -1469,7 +1570,7 @@ impl EntityState {
                 w.regs = VecDeque::new();
             } else {
                 w.sketch[d] = None;
-                for i in 0..w.heads.len() {
+                for i in 0..w.panes.len() {
                     w.regs[i * nd + d] = PaneRegs::default();
                 }
             }
@@ -1486,7 +1587,7 @@ impl EntityState {
         self.distinct_index[d] = DistinctIndex::default();
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
             if first {
-                w.regs = std::iter::repeat_n(PaneRegs::default(), w.heads.len() * nd).collect();
+                w.regs = std::iter::repeat_n(PaneRegs::default(), w.panes.len() * nd).collect();
                 w.sketch = vec![None; nd];
             }
             for &(t, h) in occ.iter() {
@@ -1515,7 +1616,7 @@ impl EntityState {
                 if def.extremes[k] && w.extremes[k].is_none() {
                     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                     for i in r(w) {
-                        let s = &w.stats[i * nf + k];
+                        let s = w.panes.stat(i, k);
                         lo = lo.min(s.min);
                         hi = hi.max(s.max);
                     }
@@ -1529,8 +1630,8 @@ impl EntityState {
                 }
                 match &mut w.sketch[d] {
                     Some(c) if c.is_current(start) => {}
-                    Some(c) => c.advance(start, w.cur, &w.heads, &w.regs, nd, d),
-                    None => w.sketch[d] = Some(WindowSketch::build(start, w.cur, &w.heads, &w.regs, nd, d)),
+                    Some(c) => c.advance(start, w.cur, &w.panes, &w.regs, nd, d),
+                    None => w.sketch[d] = Some(WindowSketch::build(start, w.cur, &w.panes, &w.regs, nd, d)),
                 }
             }
         }
@@ -1548,13 +1649,15 @@ impl EntityState {
         // Exact distinct counts per field, all windows at once, counted on first use (when
         // the incremental index cannot answer).
         let mut exact: Vec<Vec<f64>> = Vec::new();
-        let nf = def.numeric.len();
         let nd = def.distinct;
         // Per window: count, and (n, sum) of a numeric field, as of t (in pane pt).
         let totals = |w: &Window, spec: &WindowSpec, pt: i64, field: Option<usize>| -> (f64, f64) {
             let get = |i: usize| match field {
-                None => (w.heads[i].1, 0.0),
-                Some(k) => (w.stats[i * nf + k].n, w.stats[i * nf + k].sum),
+                None => (w.panes[i].count, 0.0),
+                Some(k) => {
+                    let s = w.panes.stat(i, k);
+                    (s.n, s.sum)
+                }
             };
             if pt == w.cur {
                 return match field {
@@ -1612,7 +1715,7 @@ impl EntityState {
                             _ => {
                                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                                 for i in w.range(pt - spec.panes + 1, pt) {
-                                    let s = &w.stats[i * nf + k];
+                                    let s = w.panes.stat(i, k);
                                     lo = lo.min(s.min);
                                     hi = hi.max(s.max);
                                 }
@@ -1723,7 +1826,7 @@ impl EntityState {
         let nf = def.numeric.len();
         let nd = def.distinct;
         let any_sketched = self.sketched.iter().any(|&s| s);
-        let mut out = Vec::with_capacity(64 + self.windows.iter().map(|w| w.heads.len() * (12 + nf * 24)).sum::<usize>());
+        let mut out = Vec::with_capacity(64 + self.windows.iter().map(|w| w.panes.len() * (12 + nf * 24)).sum::<usize>());
         out.push(MAGIC);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&def.fingerprint.to_le_bytes());
@@ -1749,12 +1852,12 @@ impl EntityState {
                 out.extend_from_slice(&n.to_le_bytes());
                 out.extend_from_slice(&s.to_le_bytes());
             }
-            put_u32(&mut out, w.heads.len());
-            for (i, (q, c)) in w.heads.iter().enumerate() {
-                out.extend_from_slice(&q.to_le_bytes());
-                put_u32(&mut out, *c as usize);
+            put_u32(&mut out, w.panes.len());
+            for (i, pane) in w.panes.iter().enumerate() {
+                out.extend_from_slice(&pane.idx.to_le_bytes());
+                put_u32(&mut out, pane.count as usize);
                 for k in 0..nf {
-                    let s = &w.stats[i * nf + k];
+                    let s = w.panes.stat(i, k);
                     put_u32(&mut out, s.n as usize);
                     out.extend_from_slice(&s.sum.to_le_bytes());
                     if def.extremes[k] {
@@ -1837,15 +1940,17 @@ impl EntityState {
             let panes = r.count(12)?;
             for _ in 0..panes {
                 let q = r.i64()?;
-                if w.heads.last().is_some_and(|h| h.0 >= q) {
+                if w.panes.last().is_some_and(|h| h.idx >= q) {
                     return Err(format!("state of kind {:?}: panes out of order", def.kind));
                 }
-                w.heads.push((q, f64::from(r.u32()?)));
+                w.panes.push(q);
+                let at = w.panes.len() - 1;
+                w.panes[at].count = f64::from(r.u32()?);
                 for k in 0..nf {
                     let n = f64::from(r.u32()?);
                     let sum = r.f64()?;
                     let (min, max) = if def.extremes[k] { (r.f64()?, r.f64()?) } else { (f64::INFINITY, f64::NEG_INFINITY) };
-                    w.stats.push(Stat { n, sum, min, max });
+                    *w.panes.stat_mut(at, k) = Stat { n, sum, min, max };
                 }
                 if any_sketched {
                     for _ in 0..nd {
@@ -1970,9 +2075,9 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         let out = w.front_range(w.cur - spec.panes + 1, p - spec.panes);
         if !out.is_empty() {
             for i in out {
-                w.count -= w.heads[i].1;
+                w.count -= w.panes[i].count;
                 for k in 0..nf {
-                    let s = w.stats[i * nf + k];
+                    let s = *w.panes.stat(i, k);
                     let tot = &mut w.totals[k];
                     tot.0 -= s.n;
                     tot.1 -= s.sum;
@@ -2010,12 +2115,11 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     w.cur = p;
     // Panes that left the ring are the oldest: drop them from the front.
     let first_kept = p - spec.slots + 1;
-    let gone = w.heads.iter().take_while(|h| h.0 < first_kept).count();
+    let gone = w.panes.iter().take_while(|h| h.idx < first_kept).count();
     if gone > 0 {
-        // A short memmove for the pane heads and stats (a window keeps at most its ring of
+        // At most a short memmove for the pane records (a window keeps at most its ring of
         // panes); the 256-byte sketch registers sit in a ring buffer, which moves nothing.
-        w.heads.drop_front(gone);
-        w.stats.drop_front(gone * nf);
+        w.panes.drop_front(gone);
         if !w.regs.is_empty() {
             w.regs.drain(..gone * nd);
         }
