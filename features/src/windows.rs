@@ -865,6 +865,23 @@ impl Panes {
         self.more.splice(at * per..at * per, std::iter::repeat_n(EMPTY_STAT, per));
     }
 
+    /// Position of pane `q`, searching from the newest (where an event's pane almost
+    /// always is), or where it would go.
+    fn find(&self, q: i64) -> Result<usize, usize> {
+        let mut i = self.len();
+        while i > 0 {
+            let idx = self[i - 1].idx;
+            if idx == q {
+                return Ok(i - 1);
+            }
+            if idx < q {
+                return Err(i);
+            }
+            i -= 1;
+        }
+        Err(0)
+    }
+
     /// Drops the `n` oldest panes.
     fn drop_front(&mut self, n: usize) {
         let head = self.head as usize + n;
@@ -891,16 +908,30 @@ struct Window {
     totals: SmallVec<[(f64, f64); 2]>,
     /// Non-empty panes, ascending by index, with their stats.
     panes: Panes,
-    /// `distinct` register sets per pane, aligned with `panes`; empty unless some distinct
-    /// field is in sketch mode (fields in exact mode keep zeros).
-    regs: VecDeque<PaneRegs>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
     extremes: SmallVec<[Option<(f64, f64)>; 2]>,
+    /// The window's sketches, while some distinct field of the entity is in sketch mode.
+    /// Boxed: most entities never sketch, and their windows carry one word for it instead
+    /// of two lists (a quiet entity's event reads its state cold, every line of it).
+    sketches: Option<Box<WindowSketches>>,
+}
+
+/// A window's HyperLogLog data, once some distinct field is in sketch mode.
+#[derive(Debug, Clone)]
+struct WindowSketches {
+    /// `distinct` register sets per pane, aligned with the window's panes (fields in exact
+    /// mode keep empty ones).
+    regs: VecDeque<PaneRegs>,
     /// Cache: per distinct field in sketch mode, registers merged over the current window
-    /// (`None` to build from the panes).
-    /// Empty until some field is sketched (then one slot per distinct field), so that an
-    /// exact-only entity carries none; a slot is updated in place, never reallocated.
-    sketch: Vec<Option<WindowSketch>>,
+    /// (`None` to build from the panes). One slot per distinct field, updated in place.
+    merged: Vec<Option<WindowSketch>>,
+}
+
+impl WindowSketches {
+    /// Empty registers for `panes` panes and no merged sketch, `nd` distinct fields.
+    fn new(panes: usize, nd: usize) -> Box<Self> {
+        Box::new(WindowSketches { regs: std::iter::repeat_n(PaneRegs::default(), panes * nd).collect(), merged: vec![None; nd] })
+    }
 }
 
 impl Window {
@@ -910,26 +941,19 @@ impl Window {
             count: 0.0,
             totals: smallvec![(0.0, 0.0); nf],
             panes: Panes::new(nf),
-            regs: VecDeque::new(),
             extremes: smallvec![None; nf],
-            sketch: Vec::new(),
+            sketches: None,
         }
     }
 
-    /// Position of pane q in `panes`, searching from the newest.
-    fn find(&self, q: i64) -> Result<usize, usize> {
-        let mut i = self.panes.len();
-        while i > 0 {
-            let idx = self.panes[i - 1].idx;
-            if idx == q {
-                return Ok(i - 1);
-            }
-            if idx < q {
-                return Err(i);
-            }
-            i -= 1;
-        }
-        Err(0)
+    /// Distinct field `d`'s merged sketch of the current window, if built.
+    fn merged(&self, d: usize) -> Option<&WindowSketch> {
+        self.sketches.as_ref().and_then(|s| s.merged[d].as_ref())
+    }
+
+    /// Every merged sketch built.
+    fn merged_mut(&mut self) -> impl Iterator<Item = &mut WindowSketch> {
+        self.sketches.iter_mut().flat_map(|s| s.merged.iter_mut().flatten())
     }
 
     /// [`Window::range`] for panes at the old end of the ring (those sliding out, behind
@@ -1305,7 +1329,7 @@ impl PartialEq for EntityState {
                     && a.count.to_bits() == b.count.to_bits()
                     && a.totals.iter().zip(&b.totals).all(|(x, y)| x.0.to_bits() == y.0.to_bits() && x.1.to_bits() == y.1.to_bits())
                     && a.panes == b.panes
-                    && a.regs == b.regs
+                    && a.sketches.as_ref().map(|s| &s.regs) == b.sketches.as_ref().map(|s| &s.regs)
             })
     }
 }
@@ -1334,10 +1358,10 @@ impl EntityState {
     pub fn prefetch(&self) {
         for w in &self.windows {
             prefetch(w.panes.last());
-            if let Some(c) = w.sketch.first() {
-                prefetch(Some(c));
+            if let Some(s) = &w.sketches {
+                prefetch(s.merged.first());
+                prefetch(s.regs.back());
             }
-            prefetch(w.regs.back());
         }
         for occ in &self.occurrences {
             prefetch(occ.last());
@@ -1415,7 +1439,6 @@ impl EntityState {
         let t = obs.event_time_ms;
         let nf = def.numeric.len();
         let nd = def.distinct;
-        let any_sketched = self.sketched.iter().any(|&s| s);
         for (wi, (w, spec)) in self.windows.iter_mut().zip(&def.windows).enumerate() {
             let p = spec.pane_near(t, w.cur);
             if p != w.cur {
@@ -1424,23 +1447,21 @@ impl EntityState {
             if p > w.cur {
                 slide(w, spec, p, nf, nd);
             }
-            let at = match w.find(p) {
+            let at = match w.panes.find(p) {
                 Ok(i) => i,
                 // The common case: a new newest pane.
                 Err(i) if i == w.panes.len() => {
                     w.panes.push(p);
-                    if any_sketched {
-                        for _ in 0..nd {
-                            w.regs.push_back(PaneRegs::default());
-                        }
+                    if let Some(s) = &mut w.sketches {
+                        s.regs.extend(std::iter::repeat_n(PaneRegs::default(), nd));
                     }
                     i
                 }
                 Err(i) => {
                     w.panes.insert(i, p);
-                    if any_sketched {
+                    if let Some(s) = &mut w.sketches {
                         for k in 0..nd {
-                            w.regs.insert(i * nd + k, PaneRegs::default());
+                            s.regs.insert(i * nd + k, PaneRegs::default());
                         }
                     }
                     i
@@ -1469,9 +1490,11 @@ impl EntityState {
             }
             for (d, h) in obs.distinct.iter().enumerate().take(nd) {
                 let Some(h) = *h else { continue };
-                if self.sketched[d] {
-                    w.regs[at * nd + d].add(h);
-                    if inside && let Some(c) = &mut w.sketch[d] {
+                if self.sketched[d]
+                    && let Some(s) = &mut w.sketches
+                {
+                    s.regs[at * nd + d].add(h);
+                    if inside && let Some(c) = &mut s.merged[d] {
                         c.add(p, h);
                     }
                 }
@@ -1566,12 +1589,11 @@ impl EntityState {
         let none_sketched = !self.sketched.iter().any(|&s| s);
         for w in &mut self.windows {
             if none_sketched {
-                w.sketch = Vec::new();
-                w.regs = VecDeque::new();
-            } else {
-                w.sketch[d] = None;
+                w.sketches = None;
+            } else if let Some(s) = &mut w.sketches {
+                s.merged[d] = None;
                 for i in 0..w.panes.len() {
-                    w.regs[i * nd + d] = PaneRegs::default();
+                    s.regs[i * nd + d] = PaneRegs::default();
                 }
             }
         }
@@ -1580,22 +1602,20 @@ impl EntityState {
     /// Switches distinct field `d` to per-pane sketches, built from its occurrences.
     fn switch_to_sketch(&mut self, def: &EntityDef, d: usize) {
         let nd = def.distinct;
-        let first = !self.sketched.iter().any(|&s| s);
         let occ = std::mem::take(&mut self.occurrences[d]);
         // The shadow starts empty: complete for what comes after the newest time so far.
         self.exact_from[d] = self.max_t;
         self.distinct_index[d] = DistinctIndex::default();
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
-            if first {
-                w.regs = std::iter::repeat_n(PaneRegs::default(), w.panes.len() * nd).collect();
-                w.sketch = vec![None; nd];
-            }
+            // The first field to switch brings the window's sketches.
+            let panes = w.panes.len();
+            let s = w.sketches.get_or_insert_with(|| WindowSketches::new(panes, nd));
             for &(t, h) in occ.iter() {
-                if let Ok(i) = w.find(spec.pane_of(t)) {
-                    w.regs[i * nd + d].add(h);
+                if let Ok(i) = w.panes.find(spec.pane_of(t)) {
+                    s.regs[i * nd + d].add(h);
                 }
             }
-            w.sketch[d] = None;
+            s.merged[d] = None;
         }
         self.sketched[d] = true;
     }
@@ -1628,10 +1648,11 @@ impl EntityState {
                 if !self.sketched[d] {
                     continue;
                 }
-                match &mut w.sketch[d] {
+                let Some(s) = w.sketches.as_deref_mut() else { continue };
+                match &mut s.merged[d] {
                     Some(c) if c.is_current(start) => {}
-                    Some(c) => c.advance(start, w.cur, &w.panes, &w.regs, nd, d),
-                    None => w.sketch[d] = Some(WindowSketch::build(start, w.cur, &w.panes, &w.regs, nd, d)),
+                    Some(c) => c.advance(start, w.cur, &w.panes, &s.regs, nd, d),
+                    None => s.merged[d] = Some(WindowSketch::build(start, w.cur, &w.panes, &s.regs, nd, d)),
                 }
             }
         }
@@ -1728,12 +1749,14 @@ impl EntityState {
                     AggKind::Distinct => {
                         let d = a.field;
                         if self.sketched[d] {
-                            match &w.sketch[d] {
+                            match w.merged(d) {
                                 Some(c) if pt == w.cur && c.is_current(w.cur - spec.panes + 1) => c.merged.estimate(),
                                 _ => {
                                     let mut regs = [0u8; HLL_REGISTERS];
-                                    for i in w.range(pt - spec.panes + 1, pt) {
-                                        w.regs[i * nd + d].merge_into(&mut regs);
+                                    if let Some(s) = &w.sketches {
+                                        for i in w.range(pt - spec.panes + 1, pt) {
+                                            s.regs[i * nd + d].merge_into(&mut regs);
+                                        }
                                     }
                                     hll_estimate(&regs)
                                 }
@@ -1782,7 +1805,7 @@ impl EntityState {
         let ready = self.warm
             || def.value_ops.iter().all(|op| match *op {
                 ValueOp::Min(k) | ValueOp::Max(k) => w.extremes[k].is_some(),
-                ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().is_some_and(|c| c.is_current(start)),
+                ValueOp::Distinct(d) if self.sketched[d] => w.merged(d).is_some_and(|c| c.is_current(start)),
                 ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).is_some(),
                 _ => true,
             });
@@ -1800,7 +1823,7 @@ impl EntityState {
         }
         for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
             *slot = if self.sketched[d] {
-                w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate())
+                w.merged(d).map_or(0.0, |c| c.merged.estimate())
             } else {
                 self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
             };
@@ -1825,7 +1848,6 @@ impl EntityState {
     pub fn to_bytes(&self, def: &EntityDef) -> Vec<u8> {
         let nf = def.numeric.len();
         let nd = def.distinct;
-        let any_sketched = self.sketched.iter().any(|&s| s);
         let mut out = Vec::with_capacity(64 + self.windows.iter().map(|w| w.panes.len() * (12 + nf * 24)).sum::<usize>());
         out.push(MAGIC);
         out.push(FORMAT_VERSION);
@@ -1865,9 +1887,9 @@ impl EntityState {
                         out.extend_from_slice(&s.max.to_le_bytes());
                     }
                 }
-                if any_sketched {
+                if let Some(s) = &w.sketches {
                     for d in 0..nd {
-                        put_regs(&mut out, &w.regs[i * nd + d].to_dense());
+                        put_regs(&mut out, &s.regs[i * nd + d].to_dense());
                     }
                 }
             }
@@ -1930,7 +1952,7 @@ impl EntityState {
         let any_sketched = s.sketched.iter().any(|&x| x);
         for (w, _) in s.windows.iter_mut().zip(&def.windows) {
             if any_sketched {
-                w.sketch = vec![None; nd];
+                w.sketches = Some(WindowSketches::new(0, nd));
             }
             w.cur = r.i64()?;
             w.count = r.f64()?;
@@ -1952,9 +1974,9 @@ impl EntityState {
                     let (min, max) = if def.extremes[k] { (r.f64()?, r.f64()?) } else { (f64::INFINITY, f64::NEG_INFINITY) };
                     *w.panes.stat_mut(at, k) = Stat { n, sum, min, max };
                 }
-                if any_sketched {
+                if let Some(s) = &mut w.sketches {
                     for _ in 0..nd {
-                        w.regs.push_back(PaneRegs::from_dense(&r.regs()?));
+                        s.regs.push_back(PaneRegs::from_dense(&r.regs()?));
                     }
                 }
             }
@@ -2067,7 +2089,7 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         }
         // Only sketched fields have a merged sketch (and `None` is built from the panes,
         // which are empty for this window now).
-        for c in w.sketch.iter_mut().flatten() {
+        for c in w.merged_mut() {
             c.clear(p - spec.panes + 1);
         }
     } else {
@@ -2099,7 +2121,7 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 for e in &mut w.extremes {
                     *e = Some((f64::INFINITY, f64::NEG_INFINITY));
                 }
-                for c in w.sketch.iter_mut().flatten() {
+                for c in w.merged_mut() {
                     c.clear(p - spec.panes + 1);
                 }
             } else {
@@ -2120,8 +2142,8 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         // At most a short memmove for the pane records (a window keeps at most its ring of
         // panes); the 256-byte sketch registers sit in a ring buffer, which moves nothing.
         w.panes.drop_front(gone);
-        if !w.regs.is_empty() {
-            w.regs.drain(..gone * nd);
+        if let Some(s) = &mut w.sketches {
+            s.regs.drain(..gone * nd);
         }
     }
 }
