@@ -899,17 +899,46 @@ impl Panes {
     }
 }
 
+/// A numeric field's totals over a window's current panes, and the cache of its extremes
+/// there: one 32-byte record per field instead of a list of totals beside a list of
+/// `Option`s (a quiet entity's event reads its whole state cold). "Extremes unknown" is a
+/// NaN minimum: known extremes are never NaN (`f64::min` and `max` skip NaN, and the
+/// minimum over no value is +inf), and a NaN event value can at worst make them unknown,
+/// which is always safe: unknown extremes are recomputed from the panes.
+#[derive(Debug, Clone, Copy)]
+struct FieldTotals {
+    n: f64,
+    sum: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl FieldTotals {
+    /// No value, extremes known (there are none).
+    const EMPTY: FieldTotals = FieldTotals { n: 0.0, sum: 0.0, lo: f64::INFINITY, hi: f64::NEG_INFINITY };
+    /// No value counted, extremes to be computed from the panes.
+    const UNKNOWN_EXTREMES: FieldTotals = FieldTotals { n: 0.0, sum: 0.0, lo: f64::NAN, hi: f64::NAN };
+
+    /// (min, max) over the window, if known; (+inf, -inf) when it holds no value.
+    fn extremes(&self) -> Option<(f64, f64)> {
+        (!self.lo.is_nan()).then_some((self.lo, self.hi))
+    }
+
+    fn set_extremes(&mut self, extremes: Option<(f64, f64)>) {
+        (self.lo, self.hi) = extremes.unwrap_or((f64::NAN, f64::NAN));
+    }
+}
+
 /// One window of one entity.
 #[derive(Debug, Clone)]
 struct Window {
     cur: i64,
     count: f64,
-    /// Per numeric field: (n, sum) of the current window.
-    totals: SmallVec<[(f64, f64); 2]>,
+    /// Per numeric field: its totals over the current window, and its extremes cache.
+    num: SmallVec<[FieldTotals; 2]>,
     /// Non-empty panes, ascending by index, with their stats.
     panes: Panes,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
-    extremes: SmallVec<[Option<(f64, f64)>; 2]>,
     /// The window's sketches, while some distinct field of the entity is in sketch mode.
     /// Boxed: most entities never sketch, and their windows carry one word for it instead
     /// of two lists (a quiet entity's event reads its state cold, every line of it).
@@ -939,9 +968,8 @@ impl Window {
         Window {
             cur: EMPTY_PANE,
             count: 0.0,
-            totals: smallvec![(0.0, 0.0); nf],
+            num: smallvec![FieldTotals::UNKNOWN_EXTREMES; nf],
             panes: Panes::new(nf),
-            extremes: smallvec![None; nf],
             sketches: None,
         }
     }
@@ -1327,7 +1355,7 @@ impl PartialEq for EntityState {
             && self.windows.iter().zip(&other.windows).all(|(a, b)| {
                 a.cur == b.cur
                     && a.count.to_bits() == b.count.to_bits()
-                    && a.totals.iter().zip(&b.totals).all(|(x, y)| x.0.to_bits() == y.0.to_bits() && x.1.to_bits() == y.1.to_bits())
+                    && a.num.iter().zip(&b.num).all(|(x, y)| x.n.to_bits() == y.n.to_bits() && x.sum.to_bits() == y.sum.to_bits())
                     && a.panes == b.panes
                     && a.sketches.as_ref().map(|s| &s.regs) == b.sketches.as_ref().map(|s| &s.regs)
             })
@@ -1480,12 +1508,12 @@ impl EntityState {
                 s.min = s.min.min(x);
                 s.max = s.max.max(x);
                 if inside {
-                    let tot = &mut w.totals[k];
-                    if let Some(c) = &mut w.extremes[k] {
-                        *c = if tot.0 == 0.0 { (x, x) } else { (c.0.min(x), c.1.max(x)) };
+                    let f = &mut w.num[k];
+                    if let Some((lo, hi)) = f.extremes() {
+                        f.set_extremes(Some(if f.n == 0.0 { (x, x) } else { (lo.min(x), hi.max(x)) }));
                     }
-                    tot.0 += 1.0;
-                    tot.1 += x;
+                    f.n += 1.0;
+                    f.sum += x;
                 }
             }
             for (d, h) in obs.distinct.iter().enumerate().take(nd) {
@@ -1633,14 +1661,14 @@ impl EntityState {
             let mut r: Option<std::ops::Range<usize>> = None;
             let mut r = |w: &Window| r.get_or_insert_with(|| w.range(w.cur - spec.panes + 1, w.cur)).clone();
             for k in 0..nf {
-                if def.extremes[k] && w.extremes[k].is_none() {
+                if def.extremes[k] && w.num[k].extremes().is_none() {
                     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                     for i in r(w) {
                         let s = w.panes.stat(i, k);
                         lo = lo.min(s.min);
                         hi = hi.max(s.max);
                     }
-                    w.extremes[k] = Some((lo, hi));
+                    w.num[k].set_extremes(Some((lo, hi)));
                 }
             }
             let start = w.cur - spec.panes + 1;
@@ -1683,7 +1711,7 @@ impl EntityState {
             if pt == w.cur {
                 return match field {
                     None => (w.count, 0.0),
-                    Some(k) => w.totals[k],
+                    Some(k) => (w.num[k].n, w.num[k].sum),
                 };
             }
             let (mut n, mut s);
@@ -1697,7 +1725,7 @@ impl EntityState {
             } else {
                 (n, s) = match field {
                     None => (w.count, 0.0),
-                    Some(k) => w.totals[k],
+                    Some(k) => (w.num[k].n, w.num[k].sum),
                 };
                 for i in w.range(pt + 1, w.cur) {
                     let (a, b) = get(i);
@@ -1731,7 +1759,7 @@ impl EntityState {
                     }
                     AggKind::Min | AggKind::Max => {
                         let k = a.field;
-                        let (lo, hi) = match w.extremes[k] {
+                        let (lo, hi) = match w.num[k].extremes() {
                             Some(c) if pt == w.cur => c,
                             _ => {
                                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -1804,7 +1832,7 @@ impl EntityState {
         let start = w.cur - def.windows[wi].panes + 1;
         let ready = self.warm
             || def.value_ops.iter().all(|op| match *op {
-                ValueOp::Min(k) | ValueOp::Max(k) => w.extremes[k].is_some(),
+                ValueOp::Min(k) | ValueOp::Max(k) => w.num[k].extremes().is_some(),
                 ValueOp::Distinct(d) if self.sketched[d] => w.merged(d).is_some_and(|c| c.is_current(start)),
                 ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).is_some(),
                 _ => true,
@@ -1817,8 +1845,9 @@ impl EntityState {
         let (count, rest) = answers.0.split_at_mut(1);
         count[0] = w.count;
         let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
-        for ((slots, &(n, s)), extremes) in numeric.chunks_exact_mut(4).zip(w.totals.iter()).zip(w.extremes.iter()) {
-            let (lo, hi) = extremes.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+        for (slots, f) in numeric.chunks_exact_mut(4).zip(w.num.iter()) {
+            let (n, s) = (f.n, f.sum);
+            let (lo, hi) = f.extremes().unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
             slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
         }
         for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
@@ -1870,9 +1899,9 @@ impl EntityState {
         for w in &self.windows {
             out.extend_from_slice(&w.cur.to_le_bytes());
             out.extend_from_slice(&w.count.to_le_bytes());
-            for (n, s) in &w.totals {
-                out.extend_from_slice(&n.to_le_bytes());
-                out.extend_from_slice(&s.to_le_bytes());
+            for f in &w.num {
+                out.extend_from_slice(&f.n.to_le_bytes());
+                out.extend_from_slice(&f.sum.to_le_bytes());
             }
             put_u32(&mut out, w.panes.len());
             for (i, pane) in w.panes.iter().enumerate() {
@@ -1957,7 +1986,7 @@ impl EntityState {
             w.cur = r.i64()?;
             w.count = r.f64()?;
             for k in 0..nf {
-                w.totals[k] = (r.f64()?, r.f64()?);
+                (w.num[k].n, w.num[k].sum) = (r.f64()?, r.f64()?);
             }
             let panes = r.count(12)?;
             for _ in 0..panes {
@@ -2081,12 +2110,7 @@ fn exact_distinct(occ: &[(i64, u64)], windows: &[WindowSpec], t: i64, set: &mut 
 fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     if w.cur == EMPTY_PANE || p - w.cur >= spec.panes {
         w.count = 0.0;
-        for t in &mut w.totals {
-            *t = (0.0, 0.0);
-        }
-        for e in &mut w.extremes {
-            *e = Some((f64::INFINITY, f64::NEG_INFINITY));
-        }
+        w.num.fill(FieldTotals::EMPTY);
         // Only sketched fields have a merged sketch (and `None` is built from the panes,
         // which are empty for this window now).
         for c in w.merged_mut() {
@@ -2100,14 +2124,14 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 w.count -= w.panes[i].count;
                 for k in 0..nf {
                     let s = *w.panes.stat(i, k);
-                    let tot = &mut w.totals[k];
-                    tot.0 -= s.n;
-                    tot.1 -= s.sum;
-                    if let Some(c) = w.extremes[k]
+                    let f = &mut w.num[k];
+                    f.n -= s.n;
+                    f.sum -= s.sum;
+                    if let Some(c) = f.extremes()
                         && s.n > 0.0
                         && (s.min <= c.0 || s.max >= c.1)
                     {
-                        w.extremes[k] = None;
+                        f.set_extremes(None);
                     }
                 }
             }
@@ -2115,20 +2139,15 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 // Nothing left in the window: its caches are known without a pass (a quiet
                 // entity's short windows empty out on almost every event; recomputing a
                 // merged sketch costs a pass over 256 registers per pane).
-                for t in &mut w.totals {
-                    *t = (0.0, 0.0);
-                }
-                for e in &mut w.extremes {
-                    *e = Some((f64::INFINITY, f64::NEG_INFINITY));
-                }
+                w.num.fill(FieldTotals::EMPTY);
                 for c in w.merged_mut() {
                     c.clear(p - spec.panes + 1);
                 }
             } else {
-                for t in &mut w.totals {
+                for f in &mut w.num {
                     // A sum is exactly 0 when no value is left (no rounding residue).
-                    if t.0 == 0.0 {
-                        t.1 = 0.0;
+                    if f.n == 0.0 {
+                        f.sum = 0.0;
                     }
                 }
             }
