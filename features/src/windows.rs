@@ -1039,6 +1039,10 @@ impl std::hash::Hasher for PreHashed {
 #[derive(Debug, Clone, Default)]
 struct DistinctIndex {
     valid: bool,
+    /// No window has slid since the index last synced, so its counts answer for the
+    /// windows' newest panes. [`EntityState::add`] clears it when a window slides (a
+    /// preview adds without syncing); one flag instead of each window's pane at the sync.
+    panes_synced: bool,
     /// Absolute position of the first occurrence in the list.
     base: u64,
     /// Occurrences below this absolute position are accounted for.
@@ -1048,9 +1052,6 @@ struct DistinctIndex {
     /// Per window: absolute position of its first occurrence, and its distinct count.
     start: SmallVec<[u64; 4]>,
     count: SmallVec<[u32; 4]>,
-    /// Per window: its newest pane when the index last synced; a count answers only for
-    /// that pane (the windows can slide without a sync, as in a preview).
-    synced_cur: SmallVec<[i64; 4]>,
 }
 
 /// [`DistinctIndex::newest`]: per value hash, the position of its newest occurrence. A
@@ -1156,7 +1157,7 @@ impl DistinctIndex {
             self.start = (0..specs.len()).map(|k| self.base + occ.partition_point(|o| o.0 < lo(k)) as u64).collect();
             self.count = self.start.iter().map(|&s| self.newest.count_from(s) as u32).collect();
             self.synced = end;
-            self.synced_cur = windows.iter().map(|w| w.cur).collect();
+            self.panes_synced = true;
             self.valid = true;
             return;
         }
@@ -1184,14 +1185,14 @@ impl DistinctIndex {
                 }
                 self.start[k] += 1;
             }
-            self.synced_cur[k] = windows[k].cur;
         }
+        self.panes_synced = true;
     }
 
-    /// Window `k`'s count as of its newest pane `cur`, if the index was synced with a list
-    /// of `len` occurrences and that pane.
-    fn count(&self, k: usize, len: usize, cur: i64) -> Option<f64> {
-        (self.valid && self.synced == self.base + len as u64 && self.synced_cur[k] == cur).then(|| f64::from(self.count[k]))
+    /// Window `k`'s count as of its newest pane, if the index was synced with a list of
+    /// `len` occurrences and the windows' panes.
+    fn count(&self, k: usize, len: usize) -> Option<f64> {
+        (self.valid && self.panes_synced && self.synced == self.base + len as u64).then(|| f64::from(self.count[k]))
     }
 }
 
@@ -1467,6 +1468,7 @@ impl EntityState {
         let t = obs.event_time_ms;
         let nf = def.numeric.len();
         let nd = def.distinct;
+        let mut slid = false;
         for (wi, (w, spec)) in self.windows.iter_mut().zip(&def.windows).enumerate() {
             let p = spec.pane_near(t, w.cur);
             if p != w.cur {
@@ -1474,6 +1476,7 @@ impl EntityState {
             }
             if p > w.cur {
                 slide(w, spec, p, nf, nd);
+                slid = true;
             }
             let at = match w.panes.find(p) {
                 Ok(i) => i,
@@ -1526,6 +1529,11 @@ impl EntityState {
                         c.add(p, h);
                     }
                 }
+            }
+        }
+        if slid {
+            for index in &mut self.distinct_index {
+                index.panes_synced = false;
             }
         }
         if def.seconds_since_last {
@@ -1789,7 +1797,7 @@ impl EntityState {
                                     hll_estimate(&regs)
                                 }
                             }
-                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur) {
+                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len()) {
                             n
                         } else {
                             if exact.is_empty() {
@@ -1834,7 +1842,7 @@ impl EntityState {
             || def.value_ops.iter().all(|op| match *op {
                 ValueOp::Min(k) | ValueOp::Max(k) => w.num[k].extremes().is_some(),
                 ValueOp::Distinct(d) if self.sketched[d] => w.merged(d).is_some_and(|c| c.is_current(start)),
-                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).is_some(),
+                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len()).is_some(),
                 _ => true,
             });
         if !ready {
@@ -1854,7 +1862,7 @@ impl EntityState {
             *slot = if self.sketched[d] {
                 w.merged(d).map_or(0.0, |c| c.merged.estimate())
             } else {
-                self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
+                self.distinct_index[d].count(wi, self.occurrences[d].len()).unwrap_or(0.0)
             };
         }
         out.extend(def.answer_slots.iter().map(|&slot| answers.get(slot)));
