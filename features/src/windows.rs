@@ -1855,8 +1855,9 @@ impl EntityState {
         let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
         for (slots, f) in numeric.chunks_exact_mut(4).zip(w.num.iter()) {
             let (n, s) = (f.n, f.sum);
-            let (lo, hi) = f.extremes().unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
-            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
+            // Extremes are known wherever a min or max is asked for (`ready`); elsewhere
+            // their slots are not gathered, and an unknown NaN would read as 0 anyway.
+            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(f.lo), finite(f.hi)]);
         }
         for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
             *slot = if self.sketched[d] {
