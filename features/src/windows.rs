@@ -653,8 +653,8 @@ struct WindowSketch {
 }
 
 impl WindowSketch {
-    /// The merged sketch of the window `[start, cur]` of `panes`, field `d` of `nd`.
-    fn build(start: i64, cur: i64, panes: &[Pane], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) -> Self {
+    /// The merged sketch of the window `[start, cur]` of `heads`, field `d` of `nd`.
+    fn build(start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) -> Self {
         let mut s = WindowSketch {
             merged: Sketch::EMPTY,
             start,
@@ -664,7 +664,7 @@ impl WindowSketch {
             front_from: i64::MAX,
             stale: false,
         };
-        s.rebuild(start, cur, panes, regs, nd, d);
+        s.rebuild(start, cur, heads, regs, nd, d);
         s.merged = Sketch::from_regs(s.registers());
         s
     }
@@ -693,12 +693,12 @@ impl WindowSketch {
         regs
     }
 
-    fn rebuild(&mut self, start: i64, cur: i64, panes: &[Pane], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
-        let lo = panes.partition_point(|h| h.idx < start);
-        let mut hi = panes.partition_point(|h| h.idx <= cur).max(lo);
+    fn rebuild(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
+        let lo = heads.partition_point(|h| h.0 < start);
+        let mut hi = heads.partition_point(|h| h.0 <= cur).max(lo);
         self.front = [0; HLL_REGISTERS];
         self.front_from = i64::MAX;
-        if hi > lo && panes[hi - 1].idx == cur {
+        if hi > lo && heads[hi - 1].0 == cur {
             hi -= 1;
             self.front = regs[hi * nd + d].to_dense();
             self.front_from = cur;
@@ -709,20 +709,20 @@ impl WindowSketch {
         let mut acc = [0u8; HLL_REGISTERS];
         for i in (lo..hi).rev() {
             regs[i * nd + d].merge_into(&mut acc);
-            self.back[i - lo] = (panes[i].idx, acc);
+            self.back[i - lo] = (heads[i].0, acc);
         }
         self.stale = false;
     }
 
     /// Brings the window to `[start, cur]` after panes slid out.
-    fn advance(&mut self, start: i64, cur: i64, panes: &[Pane], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
+    fn advance(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
         let first = self.first;
         while self.first < self.back.len() && self.back[self.first].0 < start {
             self.first += 1;
         }
         let rebuild = self.stale || self.front_from < start;
         if rebuild {
-            self.rebuild(start, cur, panes, regs, nd, d);
+            self.rebuild(start, cur, heads, regs, nd, d);
         }
         if rebuild || self.first != first {
             let regs = self.registers();
@@ -770,107 +770,48 @@ struct Stat {
 
 const EMPTY_STAT: Stat = Stat { n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
 
-/// One non-empty pane of a window: its index, its event count, and the stats of the
-/// kind's first numeric field (those of the others are in [`Panes`]' second list). One
-/// record, so that the newest pane an event updates is one place in memory: a quiet
-/// entity's event reads each window's list cold, and a head and its stats in two lists
-/// were two cache misses and two allocations per window.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Pane {
-    idx: i64,
-    count: f64,
-    first: Stat,
-}
-
-impl Pane {
-    fn new(idx: i64) -> Self {
-        Pane { idx, count: 0.0, first: EMPTY_STAT }
-    }
-}
-
-/// A window's non-empty panes, ascending by index: [`Pane`] records, and for a kind with
-/// more than one numeric field the other fields' stats, `more_per` per pane, in a list
-/// aligned with them (empty otherwise). Read and written through the live slice of
-/// records and [`Panes::stat`]. Dropping the oldest moves nothing, as in a [`Fifo`]: both
-/// lists start at `head` panes in, and are compacted together.
+/// One window of one entity.
 #[derive(Debug, Clone)]
-struct Panes {
-    items: Vec<Pane>,
-    more: Vec<Stat>,
-    /// Panes dropped from the front of `items` (and `more_per` times as many stats from
-    /// `more`). A `u32`, like `more_per`, so the two share a word: a window's ring holds
-    /// far fewer panes.
-    head: u32,
-    more_per: u32,
+struct Window {
+    cur: i64,
+    count: f64,
+    /// Per numeric field: (n, sum) of the current window.
+    totals: SmallVec<[(f64, f64); 2]>,
+    /// Non-empty panes, ascending: (index, count).
+    heads: Fifo<(i64, f64)>,
+    /// `numeric` stats per pane, aligned with `heads`.
+    stats: Fifo<Stat>,
+    /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
+    /// field is in sketch mode (fields in exact mode keep zeros).
+    regs: VecDeque<PaneRegs>,
+    /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
+    extremes: SmallVec<[Option<(f64, f64)>; 2]>,
+    /// Cache: per distinct field in sketch mode, registers merged over the current window
+    /// (`None` to build from the panes).
+    /// Empty until some field is sketched (then one slot per distinct field), so that an
+    /// exact-only entity carries none; a slot is updated in place, never reallocated.
+    sketch: Vec<Option<WindowSketch>>,
 }
 
-impl std::ops::Deref for Panes {
-    type Target = [Pane];
-    fn deref(&self) -> &[Pane] {
-        &self.items[self.head as usize..]
-    }
-}
-
-impl std::ops::DerefMut for Panes {
-    fn deref_mut(&mut self) -> &mut [Pane] {
-        &mut self.items[self.head as usize..]
-    }
-}
-
-impl PartialEq for Panes {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other && self.more[self.more_start()..] == other.more[other.more_start()..]
-    }
-}
-
-impl Panes {
-    /// No panes, for a kind with `nf` numeric fields.
+impl Window {
     fn new(nf: usize) -> Self {
-        Panes { items: Vec::new(), more: Vec::new(), head: 0, more_per: nf.saturating_sub(1) as u32 }
-    }
-
-    fn more_start(&self) -> usize {
-        self.head as usize * self.more_per as usize
-    }
-
-    /// Pane `i`'s stats of numeric field `k`.
-    fn stat(&self, i: usize, k: usize) -> &Stat {
-        match k {
-            0 => &self[i].first,
-            _ => &self.more[(self.head as usize + i) * self.more_per as usize + k - 1],
+        Window {
+            cur: EMPTY_PANE,
+            count: 0.0,
+            totals: smallvec![(0.0, 0.0); nf],
+            heads: Fifo::default(),
+            stats: Fifo::default(),
+            regs: VecDeque::new(),
+            extremes: smallvec![None; nf],
+            sketch: Vec::new(),
         }
     }
 
-    fn stat_mut(&mut self, i: usize, k: usize) -> &mut Stat {
-        match k {
-            0 => &mut self[i].first,
-            _ => {
-                let at = (self.head as usize + i) * self.more_per as usize + k - 1;
-                &mut self.more[at]
-            }
-        }
-    }
-
-    /// Appends an empty pane `idx` (newer than every pane).
-    fn push(&mut self, idx: i64) {
-        self.items.push(Pane::new(idx));
-        self.more.extend(std::iter::repeat_n(EMPTY_STAT, self.more_per as usize));
-    }
-
-    /// Inserts an empty pane `idx` at position `i` of the live list.
-    fn insert(&mut self, i: usize, idx: i64) {
-        let at = self.head as usize + i;
-        self.items.insert(at, Pane::new(idx));
-        let per = self.more_per as usize;
-        self.more.splice(at * per..at * per, std::iter::repeat_n(EMPTY_STAT, per));
-    }
-
-    /// Position of pane `q`, searching from the newest (where an event's pane almost
-    /// always is), or where it would go.
+    /// Position of pane q in `heads`, searching from the newest.
     fn find(&self, q: i64) -> Result<usize, usize> {
-        let mut i = self.len();
+        let mut i = self.heads.len();
         while i > 0 {
-            let idx = self[i - 1].idx;
+            let idx = self.heads[i - 1].0;
             if idx == q {
                 return Ok(i - 1);
             }
@@ -882,114 +823,12 @@ impl Panes {
         Err(0)
     }
 
-    /// Drops the `n` oldest panes.
-    fn drop_front(&mut self, n: usize) {
-        let head = self.head as usize + n;
-        if head == self.items.len() {
-            self.items.clear();
-            self.more.clear();
-            self.head = 0;
-        } else if head >= 16 && 2 * head >= self.items.len() {
-            self.items.drain(..head);
-            self.more.drain(..head * self.more_per as usize);
-            self.head = 0;
-        } else {
-            self.head = head as u32;
-        }
-    }
-}
-
-/// A numeric field's totals over a window's current panes, and the cache of its extremes
-/// there: one 32-byte record per field instead of a list of totals beside a list of
-/// `Option`s (a quiet entity's event reads its whole state cold). "Extremes unknown" is a
-/// NaN minimum: known extremes are never NaN (`f64::min` and `max` skip NaN, and the
-/// minimum over no value is +inf), and a NaN event value can at worst make them unknown,
-/// which is always safe: unknown extremes are recomputed from the panes.
-#[derive(Debug, Clone, Copy)]
-struct FieldTotals {
-    n: f64,
-    sum: f64,
-    lo: f64,
-    hi: f64,
-}
-
-impl FieldTotals {
-    /// No value, extremes known (there are none).
-    const EMPTY: FieldTotals = FieldTotals { n: 0.0, sum: 0.0, lo: f64::INFINITY, hi: f64::NEG_INFINITY };
-    /// No value counted, extremes to be computed from the panes.
-    const UNKNOWN_EXTREMES: FieldTotals = FieldTotals { n: 0.0, sum: 0.0, lo: f64::NAN, hi: f64::NAN };
-
-    /// (min, max) over the window, if known; (+inf, -inf) when it holds no value.
-    fn extremes(&self) -> Option<(f64, f64)> {
-        (!self.lo.is_nan()).then_some((self.lo, self.hi))
-    }
-
-    fn set_extremes(&mut self, extremes: Option<(f64, f64)>) {
-        (self.lo, self.hi) = extremes.unwrap_or((f64::NAN, f64::NAN));
-    }
-}
-
-/// One window of one entity.
-#[derive(Debug, Clone)]
-struct Window {
-    cur: i64,
-    count: f64,
-    /// Per numeric field: its totals over the current window, and its extremes cache.
-    num: SmallVec<[FieldTotals; 2]>,
-    /// Non-empty panes, ascending by index, with their stats.
-    panes: Panes,
-    /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
-    /// The window's sketches, while some distinct field of the entity is in sketch mode.
-    /// Boxed: most entities never sketch, and their windows carry one word for it instead
-    /// of two lists (a quiet entity's event reads its state cold, every line of it).
-    sketches: Option<Box<WindowSketches>>,
-}
-
-/// A window's HyperLogLog data, once some distinct field is in sketch mode.
-#[derive(Debug, Clone)]
-struct WindowSketches {
-    /// `distinct` register sets per pane, aligned with the window's panes (fields in exact
-    /// mode keep empty ones).
-    regs: VecDeque<PaneRegs>,
-    /// Cache: per distinct field in sketch mode, registers merged over the current window
-    /// (`None` to build from the panes). One slot per distinct field, updated in place.
-    merged: Vec<Option<WindowSketch>>,
-}
-
-impl WindowSketches {
-    /// Empty registers for `panes` panes and no merged sketch, `nd` distinct fields.
-    fn new(panes: usize, nd: usize) -> Box<Self> {
-        Box::new(WindowSketches { regs: std::iter::repeat_n(PaneRegs::default(), panes * nd).collect(), merged: vec![None; nd] })
-    }
-}
-
-impl Window {
-    fn new(nf: usize) -> Self {
-        Window {
-            cur: EMPTY_PANE,
-            count: 0.0,
-            num: smallvec![FieldTotals::UNKNOWN_EXTREMES; nf],
-            panes: Panes::new(nf),
-            sketches: None,
-        }
-    }
-
-    /// Distinct field `d`'s merged sketch of the current window, if built.
-    fn merged(&self, d: usize) -> Option<&WindowSketch> {
-        self.sketches.as_ref().and_then(|s| s.merged[d].as_ref())
-    }
-
-    /// Every merged sketch built.
-    fn merged_mut(&mut self) -> impl Iterator<Item = &mut WindowSketch> {
-        self.sketches.iter_mut().flat_map(|s| s.merged.iter_mut().flatten())
-    }
-
     /// [`Window::range`] for panes at the old end of the ring (those sliding out, behind
     /// at most the lateness panes): a scan from the oldest finds them in a step or two,
     /// where a binary search over a busy window's panes takes about six per bound.
     fn front_range(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
-        let start = self.panes.iter().take_while(|h| h.idx < lo).count();
-        let end = start + self.panes[start..].iter().take_while(|h| h.idx <= hi).count();
+        let start = self.heads.iter().take_while(|h| h.0 < lo).count();
+        let end = start + self.heads[start..].iter().take_while(|h| h.0 <= hi).count();
         start..end
     }
 
@@ -998,8 +837,8 @@ impl Window {
         if lo > hi {
             return 0..0;
         }
-        let start = self.panes.partition_point(|h| h.idx < lo);
-        let end = self.panes.partition_point(|h| h.idx <= hi);
+        let start = self.heads.partition_point(|h| h.0 < lo);
+        let end = self.heads.partition_point(|h| h.0 <= hi);
         start..end.max(start)
     }
 }
@@ -1039,10 +878,6 @@ impl std::hash::Hasher for PreHashed {
 #[derive(Debug, Clone, Default)]
 struct DistinctIndex {
     valid: bool,
-    /// No window has slid since the index last synced, so its counts answer for the
-    /// windows' newest panes. [`EntityState::add`] clears it when a window slides (a
-    /// preview adds without syncing); one flag instead of each window's pane at the sync.
-    panes_synced: bool,
     /// Absolute position of the first occurrence in the list.
     base: u64,
     /// Occurrences below this absolute position are accounted for.
@@ -1052,6 +887,9 @@ struct DistinctIndex {
     /// Per window: absolute position of its first occurrence, and its distinct count.
     start: SmallVec<[u64; 4]>,
     count: SmallVec<[u32; 4]>,
+    /// Per window: its newest pane when the index last synced; a count answers only for
+    /// that pane (the windows can slide without a sync, as in a preview).
+    synced_cur: SmallVec<[i64; 4]>,
 }
 
 /// [`DistinctIndex::newest`]: per value hash, the position of its newest occurrence. A
@@ -1157,7 +995,7 @@ impl DistinctIndex {
             self.start = (0..specs.len()).map(|k| self.base + occ.partition_point(|o| o.0 < lo(k)) as u64).collect();
             self.count = self.start.iter().map(|&s| self.newest.count_from(s) as u32).collect();
             self.synced = end;
-            self.panes_synced = true;
+            self.synced_cur = windows.iter().map(|w| w.cur).collect();
             self.valid = true;
             return;
         }
@@ -1185,14 +1023,14 @@ impl DistinctIndex {
                 }
                 self.start[k] += 1;
             }
+            self.synced_cur[k] = windows[k].cur;
         }
-        self.panes_synced = true;
     }
 
-    /// Window `k`'s count as of its newest pane, if the index was synced with a list of
-    /// `len` occurrences and the windows' panes.
-    fn count(&self, k: usize, len: usize) -> Option<f64> {
-        (self.valid && self.panes_synced && self.synced == self.base + len as u64).then(|| f64::from(self.count[k]))
+    /// Window `k`'s count as of its newest pane `cur`, if the index was synced with a list
+    /// of `len` occurrences and that pane.
+    fn count(&self, k: usize, len: usize, cur: i64) -> Option<f64> {
+        (self.valid && self.synced == self.base + len as u64 && self.synced_cur[k] == cur).then(|| f64::from(self.count[k]))
     }
 }
 
@@ -1356,9 +1194,10 @@ impl PartialEq for EntityState {
             && self.windows.iter().zip(&other.windows).all(|(a, b)| {
                 a.cur == b.cur
                     && a.count.to_bits() == b.count.to_bits()
-                    && a.num.iter().zip(&b.num).all(|(x, y)| x.n.to_bits() == y.n.to_bits() && x.sum.to_bits() == y.sum.to_bits())
-                    && a.panes == b.panes
-                    && a.sketches.as_ref().map(|s| &s.regs) == b.sketches.as_ref().map(|s| &s.regs)
+                    && a.totals.iter().zip(&b.totals).all(|(x, y)| x.0.to_bits() == y.0.to_bits() && x.1.to_bits() == y.1.to_bits())
+                    && a.heads == b.heads
+                    && a.stats == b.stats
+                    && a.regs == b.regs
             })
     }
 }
@@ -1386,11 +1225,12 @@ impl EntityState {
     /// following one another (a quiet entity's state is cold on each of its events).
     pub fn prefetch(&self) {
         for w in &self.windows {
-            prefetch(w.panes.last());
-            if let Some(s) = &w.sketches {
-                prefetch(s.merged.first());
-                prefetch(s.regs.back());
+            prefetch(w.heads.last());
+            prefetch(w.stats.last());
+            if let Some(c) = w.sketch.first() {
+                prefetch(Some(c));
             }
+            prefetch(w.regs.back());
         }
         for occ in &self.occurrences {
             prefetch(occ.last());
@@ -1468,7 +1308,7 @@ impl EntityState {
         let t = obs.event_time_ms;
         let nf = def.numeric.len();
         let nd = def.distinct;
-        let mut slid = false;
+        let any_sketched = self.sketched.iter().any(|&s| s);
         for (wi, (w, spec)) in self.windows.iter_mut().zip(&def.windows).enumerate() {
             let p = spec.pane_near(t, w.cur);
             if p != w.cur {
@@ -1476,64 +1316,64 @@ impl EntityState {
             }
             if p > w.cur {
                 slide(w, spec, p, nf, nd);
-                slid = true;
             }
-            let at = match w.panes.find(p) {
+            let at = match w.find(p) {
                 Ok(i) => i,
                 // The common case: a new newest pane.
-                Err(i) if i == w.panes.len() => {
-                    w.panes.push(p);
-                    if let Some(s) = &mut w.sketches {
-                        s.regs.extend(std::iter::repeat_n(PaneRegs::default(), nd));
+                Err(i) if i == w.heads.len() => {
+                    w.heads.push((p, 0.0));
+                    for _ in 0..nf {
+                        w.stats.push(EMPTY_STAT);
+                    }
+                    if any_sketched {
+                        for _ in 0..nd {
+                            w.regs.push_back(PaneRegs::default());
+                        }
                     }
                     i
                 }
                 Err(i) => {
-                    w.panes.insert(i, p);
-                    if let Some(s) = &mut w.sketches {
+                    w.heads.insert(i, (p, 0.0));
+                    for k in 0..nf {
+                        w.stats.insert(i * nf + k, EMPTY_STAT);
+                    }
+                    if any_sketched {
                         for k in 0..nd {
-                            s.regs.insert(i * nd + k, PaneRegs::default());
+                            w.regs.insert(i * nd + k, PaneRegs::default());
                         }
                     }
                     i
                 }
             };
             let inside = p > w.cur - spec.panes;
-            w.panes[at].count += 1.0;
+            w.heads[at].1 += 1.0;
             if inside {
                 w.count += 1.0;
             }
             for (k, v) in obs.values.iter().enumerate().take(nf) {
                 let Some(x) = *v else { continue };
-                let s = w.panes.stat_mut(at, k);
+                let s = &mut w.stats[at * nf + k];
                 s.n += 1.0;
                 s.sum += x;
                 s.min = s.min.min(x);
                 s.max = s.max.max(x);
                 if inside {
-                    let f = &mut w.num[k];
-                    if let Some((lo, hi)) = f.extremes() {
-                        f.set_extremes(Some(if f.n == 0.0 { (x, x) } else { (lo.min(x), hi.max(x)) }));
+                    let tot = &mut w.totals[k];
+                    if let Some(c) = &mut w.extremes[k] {
+                        *c = if tot.0 == 0.0 { (x, x) } else { (c.0.min(x), c.1.max(x)) };
                     }
-                    f.n += 1.0;
-                    f.sum += x;
+                    tot.0 += 1.0;
+                    tot.1 += x;
                 }
             }
             for (d, h) in obs.distinct.iter().enumerate().take(nd) {
                 let Some(h) = *h else { continue };
-                if self.sketched[d]
-                    && let Some(s) = &mut w.sketches
-                {
-                    s.regs[at * nd + d].add(h);
-                    if inside && let Some(c) = &mut s.merged[d] {
+                if self.sketched[d] {
+                    w.regs[at * nd + d].add(h);
+                    if inside && let Some(c) = &mut w.sketch[d] {
                         c.add(p, h);
                     }
                 }
-            }
-        }
-        if slid {
-            for index in &mut self.distinct_index {
-                index.panes_synced = false;
             }
         }
         if def.seconds_since_last {
@@ -1625,11 +1465,12 @@ impl EntityState {
         let none_sketched = !self.sketched.iter().any(|&s| s);
         for w in &mut self.windows {
             if none_sketched {
-                w.sketches = None;
-            } else if let Some(s) = &mut w.sketches {
-                s.merged[d] = None;
-                for i in 0..w.panes.len() {
-                    s.regs[i * nd + d] = PaneRegs::default();
+                w.sketch = Vec::new();
+                w.regs = VecDeque::new();
+            } else {
+                w.sketch[d] = None;
+                for i in 0..w.heads.len() {
+                    w.regs[i * nd + d] = PaneRegs::default();
                 }
             }
         }
@@ -1638,20 +1479,22 @@ impl EntityState {
     /// Switches distinct field `d` to per-pane sketches, built from its occurrences.
     fn switch_to_sketch(&mut self, def: &EntityDef, d: usize) {
         let nd = def.distinct;
+        let first = !self.sketched.iter().any(|&s| s);
         let occ = std::mem::take(&mut self.occurrences[d]);
         // The shadow starts empty: complete for what comes after the newest time so far.
         self.exact_from[d] = self.max_t;
         self.distinct_index[d] = DistinctIndex::default();
         for (w, spec) in self.windows.iter_mut().zip(&def.windows) {
-            // The first field to switch brings the window's sketches.
-            let panes = w.panes.len();
-            let s = w.sketches.get_or_insert_with(|| WindowSketches::new(panes, nd));
+            if first {
+                w.regs = std::iter::repeat_n(PaneRegs::default(), w.heads.len() * nd).collect();
+                w.sketch = vec![None; nd];
+            }
             for &(t, h) in occ.iter() {
-                if let Ok(i) = w.panes.find(spec.pane_of(t)) {
-                    s.regs[i * nd + d].add(h);
+                if let Ok(i) = w.find(spec.pane_of(t)) {
+                    w.regs[i * nd + d].add(h);
                 }
             }
-            s.merged[d] = None;
+            w.sketch[d] = None;
         }
         self.sketched[d] = true;
     }
@@ -1669,14 +1512,14 @@ impl EntityState {
             let mut r: Option<std::ops::Range<usize>> = None;
             let mut r = |w: &Window| r.get_or_insert_with(|| w.range(w.cur - spec.panes + 1, w.cur)).clone();
             for k in 0..nf {
-                if def.extremes[k] && w.num[k].extremes().is_none() {
+                if def.extremes[k] && w.extremes[k].is_none() {
                     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                     for i in r(w) {
-                        let s = w.panes.stat(i, k);
+                        let s = &w.stats[i * nf + k];
                         lo = lo.min(s.min);
                         hi = hi.max(s.max);
                     }
-                    w.num[k].set_extremes(Some((lo, hi)));
+                    w.extremes[k] = Some((lo, hi));
                 }
             }
             let start = w.cur - spec.panes + 1;
@@ -1684,11 +1527,10 @@ impl EntityState {
                 if !self.sketched[d] {
                     continue;
                 }
-                let Some(s) = w.sketches.as_deref_mut() else { continue };
-                match &mut s.merged[d] {
+                match &mut w.sketch[d] {
                     Some(c) if c.is_current(start) => {}
-                    Some(c) => c.advance(start, w.cur, &w.panes, &s.regs, nd, d),
-                    None => s.merged[d] = Some(WindowSketch::build(start, w.cur, &w.panes, &s.regs, nd, d)),
+                    Some(c) => c.advance(start, w.cur, &w.heads, &w.regs, nd, d),
+                    None => w.sketch[d] = Some(WindowSketch::build(start, w.cur, &w.heads, &w.regs, nd, d)),
                 }
             }
         }
@@ -1706,20 +1548,18 @@ impl EntityState {
         // Exact distinct counts per field, all windows at once, counted on first use (when
         // the incremental index cannot answer).
         let mut exact: Vec<Vec<f64>> = Vec::new();
+        let nf = def.numeric.len();
         let nd = def.distinct;
         // Per window: count, and (n, sum) of a numeric field, as of t (in pane pt).
         let totals = |w: &Window, spec: &WindowSpec, pt: i64, field: Option<usize>| -> (f64, f64) {
             let get = |i: usize| match field {
-                None => (w.panes[i].count, 0.0),
-                Some(k) => {
-                    let s = w.panes.stat(i, k);
-                    (s.n, s.sum)
-                }
+                None => (w.heads[i].1, 0.0),
+                Some(k) => (w.stats[i * nf + k].n, w.stats[i * nf + k].sum),
             };
             if pt == w.cur {
                 return match field {
                     None => (w.count, 0.0),
-                    Some(k) => (w.num[k].n, w.num[k].sum),
+                    Some(k) => w.totals[k],
                 };
             }
             let (mut n, mut s);
@@ -1733,7 +1573,7 @@ impl EntityState {
             } else {
                 (n, s) = match field {
                     None => (w.count, 0.0),
-                    Some(k) => (w.num[k].n, w.num[k].sum),
+                    Some(k) => w.totals[k],
                 };
                 for i in w.range(pt + 1, w.cur) {
                     let (a, b) = get(i);
@@ -1767,12 +1607,12 @@ impl EntityState {
                     }
                     AggKind::Min | AggKind::Max => {
                         let k = a.field;
-                        let (lo, hi) = match w.num[k].extremes() {
+                        let (lo, hi) = match w.extremes[k] {
                             Some(c) if pt == w.cur => c,
                             _ => {
                                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                                 for i in w.range(pt - spec.panes + 1, pt) {
-                                    let s = w.panes.stat(i, k);
+                                    let s = &w.stats[i * nf + k];
                                     lo = lo.min(s.min);
                                     hi = hi.max(s.max);
                                 }
@@ -1785,19 +1625,17 @@ impl EntityState {
                     AggKind::Distinct => {
                         let d = a.field;
                         if self.sketched[d] {
-                            match w.merged(d) {
+                            match &w.sketch[d] {
                                 Some(c) if pt == w.cur && c.is_current(w.cur - spec.panes + 1) => c.merged.estimate(),
                                 _ => {
                                     let mut regs = [0u8; HLL_REGISTERS];
-                                    if let Some(s) = &w.sketches {
-                                        for i in w.range(pt - spec.panes + 1, pt) {
-                                            s.regs[i * nd + d].merge_into(&mut regs);
-                                        }
+                                    for i in w.range(pt - spec.panes + 1, pt) {
+                                        w.regs[i * nd + d].merge_into(&mut regs);
                                     }
                                     hll_estimate(&regs)
                                 }
                             }
-                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len()) {
+                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur) {
                             n
                         } else {
                             if exact.is_empty() {
@@ -1840,9 +1678,9 @@ impl EntityState {
         let start = w.cur - def.windows[wi].panes + 1;
         let ready = self.warm
             || def.value_ops.iter().all(|op| match *op {
-                ValueOp::Min(k) | ValueOp::Max(k) => w.num[k].extremes().is_some(),
-                ValueOp::Distinct(d) if self.sketched[d] => w.merged(d).is_some_and(|c| c.is_current(start)),
-                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len()).is_some(),
+                ValueOp::Min(k) | ValueOp::Max(k) => w.extremes[k].is_some(),
+                ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().is_some_and(|c| c.is_current(start)),
+                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).is_some(),
                 _ => true,
             });
         if !ready {
@@ -1853,17 +1691,15 @@ impl EntityState {
         let (count, rest) = answers.0.split_at_mut(1);
         count[0] = w.count;
         let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
-        for (slots, f) in numeric.chunks_exact_mut(4).zip(w.num.iter()) {
-            let (n, s) = (f.n, f.sum);
-            // Extremes are known wherever a min or max is asked for (`ready`); elsewhere
-            // their slots are not gathered, and an unknown NaN would read as 0 anyway.
-            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(f.lo), finite(f.hi)]);
+        for ((slots, &(n, s)), extremes) in numeric.chunks_exact_mut(4).zip(w.totals.iter()).zip(w.extremes.iter()) {
+            let (lo, hi) = extremes.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
         }
         for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
             *slot = if self.sketched[d] {
-                w.merged(d).map_or(0.0, |c| c.merged.estimate())
+                w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate())
             } else {
-                self.distinct_index[d].count(wi, self.occurrences[d].len()).unwrap_or(0.0)
+                self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
             };
         }
         out.extend(def.answer_slots.iter().map(|&slot| answers.get(slot)));
@@ -1886,7 +1722,8 @@ impl EntityState {
     pub fn to_bytes(&self, def: &EntityDef) -> Vec<u8> {
         let nf = def.numeric.len();
         let nd = def.distinct;
-        let mut out = Vec::with_capacity(64 + self.windows.iter().map(|w| w.panes.len() * (12 + nf * 24)).sum::<usize>());
+        let any_sketched = self.sketched.iter().any(|&s| s);
+        let mut out = Vec::with_capacity(64 + self.windows.iter().map(|w| w.heads.len() * (12 + nf * 24)).sum::<usize>());
         out.push(MAGIC);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&def.fingerprint.to_le_bytes());
@@ -1908,16 +1745,16 @@ impl EntityState {
         for w in &self.windows {
             out.extend_from_slice(&w.cur.to_le_bytes());
             out.extend_from_slice(&w.count.to_le_bytes());
-            for f in &w.num {
-                out.extend_from_slice(&f.n.to_le_bytes());
-                out.extend_from_slice(&f.sum.to_le_bytes());
+            for (n, s) in &w.totals {
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&s.to_le_bytes());
             }
-            put_u32(&mut out, w.panes.len());
-            for (i, pane) in w.panes.iter().enumerate() {
-                out.extend_from_slice(&pane.idx.to_le_bytes());
-                put_u32(&mut out, pane.count as usize);
+            put_u32(&mut out, w.heads.len());
+            for (i, (q, c)) in w.heads.iter().enumerate() {
+                out.extend_from_slice(&q.to_le_bytes());
+                put_u32(&mut out, *c as usize);
                 for k in 0..nf {
-                    let s = w.panes.stat(i, k);
+                    let s = &w.stats[i * nf + k];
                     put_u32(&mut out, s.n as usize);
                     out.extend_from_slice(&s.sum.to_le_bytes());
                     if def.extremes[k] {
@@ -1925,9 +1762,9 @@ impl EntityState {
                         out.extend_from_slice(&s.max.to_le_bytes());
                     }
                 }
-                if let Some(s) = &w.sketches {
+                if any_sketched {
                     for d in 0..nd {
-                        put_regs(&mut out, &s.regs[i * nd + d].to_dense());
+                        put_regs(&mut out, &w.regs[i * nd + d].to_dense());
                     }
                 }
             }
@@ -1990,31 +1827,29 @@ impl EntityState {
         let any_sketched = s.sketched.iter().any(|&x| x);
         for (w, _) in s.windows.iter_mut().zip(&def.windows) {
             if any_sketched {
-                w.sketches = Some(WindowSketches::new(0, nd));
+                w.sketch = vec![None; nd];
             }
             w.cur = r.i64()?;
             w.count = r.f64()?;
             for k in 0..nf {
-                (w.num[k].n, w.num[k].sum) = (r.f64()?, r.f64()?);
+                w.totals[k] = (r.f64()?, r.f64()?);
             }
             let panes = r.count(12)?;
             for _ in 0..panes {
                 let q = r.i64()?;
-                if w.panes.last().is_some_and(|h| h.idx >= q) {
+                if w.heads.last().is_some_and(|h| h.0 >= q) {
                     return Err(format!("state of kind {:?}: panes out of order", def.kind));
                 }
-                w.panes.push(q);
-                let at = w.panes.len() - 1;
-                w.panes[at].count = f64::from(r.u32()?);
+                w.heads.push((q, f64::from(r.u32()?)));
                 for k in 0..nf {
                     let n = f64::from(r.u32()?);
                     let sum = r.f64()?;
                     let (min, max) = if def.extremes[k] { (r.f64()?, r.f64()?) } else { (f64::INFINITY, f64::NEG_INFINITY) };
-                    *w.panes.stat_mut(at, k) = Stat { n, sum, min, max };
+                    w.stats.push(Stat { n, sum, min, max });
                 }
-                if let Some(s) = &mut w.sketches {
+                if any_sketched {
                     for _ in 0..nd {
-                        s.regs.push_back(PaneRegs::from_dense(&r.regs()?));
+                        w.regs.push_back(PaneRegs::from_dense(&r.regs()?));
                     }
                 }
             }
@@ -2119,10 +1954,15 @@ fn exact_distinct(occ: &[(i64, u64)], windows: &[WindowSpec], t: i64, set: &mut 
 fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     if w.cur == EMPTY_PANE || p - w.cur >= spec.panes {
         w.count = 0.0;
-        w.num.fill(FieldTotals::EMPTY);
+        for t in &mut w.totals {
+            *t = (0.0, 0.0);
+        }
+        for e in &mut w.extremes {
+            *e = Some((f64::INFINITY, f64::NEG_INFINITY));
+        }
         // Only sketched fields have a merged sketch (and `None` is built from the panes,
         // which are empty for this window now).
-        for c in w.merged_mut() {
+        for c in w.sketch.iter_mut().flatten() {
             c.clear(p - spec.panes + 1);
         }
     } else {
@@ -2130,17 +1970,17 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
         let out = w.front_range(w.cur - spec.panes + 1, p - spec.panes);
         if !out.is_empty() {
             for i in out {
-                w.count -= w.panes[i].count;
+                w.count -= w.heads[i].1;
                 for k in 0..nf {
-                    let s = *w.panes.stat(i, k);
-                    let f = &mut w.num[k];
-                    f.n -= s.n;
-                    f.sum -= s.sum;
-                    if let Some(c) = f.extremes()
+                    let s = w.stats[i * nf + k];
+                    let tot = &mut w.totals[k];
+                    tot.0 -= s.n;
+                    tot.1 -= s.sum;
+                    if let Some(c) = w.extremes[k]
                         && s.n > 0.0
                         && (s.min <= c.0 || s.max >= c.1)
                     {
-                        f.set_extremes(None);
+                        w.extremes[k] = None;
                     }
                 }
             }
@@ -2148,15 +1988,20 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 // Nothing left in the window: its caches are known without a pass (a quiet
                 // entity's short windows empty out on almost every event; recomputing a
                 // merged sketch costs a pass over 256 registers per pane).
-                w.num.fill(FieldTotals::EMPTY);
-                for c in w.merged_mut() {
+                for t in &mut w.totals {
+                    *t = (0.0, 0.0);
+                }
+                for e in &mut w.extremes {
+                    *e = Some((f64::INFINITY, f64::NEG_INFINITY));
+                }
+                for c in w.sketch.iter_mut().flatten() {
                     c.clear(p - spec.panes + 1);
                 }
             } else {
-                for f in &mut w.num {
+                for t in &mut w.totals {
                     // A sum is exactly 0 when no value is left (no rounding residue).
-                    if f.n == 0.0 {
-                        f.sum = 0.0;
+                    if t.0 == 0.0 {
+                        t.1 = 0.0;
                     }
                 }
             }
@@ -2165,13 +2010,14 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     w.cur = p;
     // Panes that left the ring are the oldest: drop them from the front.
     let first_kept = p - spec.slots + 1;
-    let gone = w.panes.iter().take_while(|h| h.idx < first_kept).count();
+    let gone = w.heads.iter().take_while(|h| h.0 < first_kept).count();
     if gone > 0 {
-        // At most a short memmove for the pane records (a window keeps at most its ring of
+        // A short memmove for the pane heads and stats (a window keeps at most its ring of
         // panes); the 256-byte sketch registers sit in a ring buffer, which moves nothing.
-        w.panes.drop_front(gone);
-        if let Some(s) = &mut w.sketches {
-            s.regs.drain(..gone * nd);
+        w.heads.drop_front(gone);
+        w.stats.drop_front(gone * nf);
+        if !w.regs.is_empty() {
+            w.regs.drain(..gone * nd);
         }
     }
 }

@@ -612,10 +612,9 @@ proptest! {
         prop_assert_eq!(back.current_values(&def), s.current_values(&def));
     }
 
-    /// A kind with three numeric fields, whose second and third fields' pane stats sit in
-    /// a list of their own beside the pane records ([`Panes`]): out of order, late, sliding
-    /// and dropped panes, each field's answers are its brute force, and the state survives
-    /// its encoding.
+    /// A kind with three numeric fields (each pane's stats for several fields, at a field's
+    /// offset): out of order, late, sliding and dropped panes, each field's answers are its
+    /// brute force, and the state survives its encoding.
     #[test]
     fn every_numeric_field_of_a_wide_kind_answers_its_brute_force(
         (w, lateness) in configs(),
