@@ -770,13 +770,41 @@ struct Stat {
 
 const EMPTY_STAT: Stat = Stat { n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
 
+/// A numeric field's totals over a window's current panes, and the cache of its extremes
+/// there: one 32-byte record per field, "extremes unknown" a NaN minimum (no value makes
+/// one: `f64::min` and `max` ignore NaN, and the minimum of no value is +inf), instead of
+/// a list of totals beside a list of `Option`s.
+#[derive(Debug, Clone, Copy)]
+struct FieldTotals {
+    n: f64,
+    sum: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl FieldTotals {
+    /// No value, extremes known (there are none).
+    const EMPTY: FieldTotals = FieldTotals { n: 0.0, sum: 0.0, lo: f64::INFINITY, hi: f64::NEG_INFINITY };
+    /// No value counted, extremes to be computed from the panes.
+    const UNKNOWN_EXTREMES: FieldTotals = FieldTotals { n: 0.0, sum: 0.0, lo: f64::NAN, hi: f64::NAN };
+
+    /// (min, max) over the window, if known; (+inf, -inf) when it holds no value.
+    fn extremes(&self) -> Option<(f64, f64)> {
+        (!self.lo.is_nan()).then_some((self.lo, self.hi))
+    }
+
+    fn set_extremes(&mut self, extremes: Option<(f64, f64)>) {
+        (self.lo, self.hi) = extremes.unwrap_or((f64::NAN, f64::NAN));
+    }
+}
+
 /// One window of one entity.
 #[derive(Debug, Clone)]
 struct Window {
     cur: i64,
     count: f64,
     /// Per numeric field: (n, sum) of the current window.
-    totals: SmallVec<[(f64, f64); 2]>,
+    num: SmallVec<[FieldTotals; 2]>,
     /// Non-empty panes, ascending: (index, count).
     heads: Fifo<(i64, f64)>,
     /// `numeric` stats per pane, aligned with `heads`.
@@ -785,7 +813,6 @@ struct Window {
     /// field is in sketch mode (fields in exact mode keep zeros).
     regs: VecDeque<PaneRegs>,
     /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
-    extremes: SmallVec<[Option<(f64, f64)>; 2]>,
     /// Cache: per distinct field in sketch mode, registers merged over the current window
     /// (`None` to build from the panes).
     /// Empty until some field is sketched (then one slot per distinct field), so that an
@@ -798,11 +825,10 @@ impl Window {
         Window {
             cur: EMPTY_PANE,
             count: 0.0,
-            totals: smallvec![(0.0, 0.0); nf],
+            num: smallvec![FieldTotals::UNKNOWN_EXTREMES; nf],
             heads: Fifo::default(),
             stats: Fifo::default(),
             regs: VecDeque::new(),
-            extremes: smallvec![None; nf],
             sketch: Vec::new(),
         }
     }
@@ -878,6 +904,10 @@ impl std::hash::Hasher for PreHashed {
 #[derive(Debug, Clone, Default)]
 struct DistinctIndex {
     valid: bool,
+    /// No window has slid since the index last synced, so its counts answer for the
+    /// windows' newest panes. [`EntityState::add`] clears it when a window slides (a
+    /// preview adds without syncing); one flag instead of each window's pane at the sync.
+    panes_synced: bool,
     /// Absolute position of the first occurrence in the list.
     base: u64,
     /// Occurrences below this absolute position are accounted for.
@@ -887,9 +917,6 @@ struct DistinctIndex {
     /// Per window: absolute position of its first occurrence, and its distinct count.
     start: SmallVec<[u64; 4]>,
     count: SmallVec<[u32; 4]>,
-    /// Per window: its newest pane when the index last synced; a count answers only for
-    /// that pane (the windows can slide without a sync, as in a preview).
-    synced_cur: SmallVec<[i64; 4]>,
 }
 
 /// [`DistinctIndex::newest`]: per value hash, the position of its newest occurrence. A
@@ -995,7 +1022,7 @@ impl DistinctIndex {
             self.start = (0..specs.len()).map(|k| self.base + occ.partition_point(|o| o.0 < lo(k)) as u64).collect();
             self.count = self.start.iter().map(|&s| self.newest.count_from(s) as u32).collect();
             self.synced = end;
-            self.synced_cur = windows.iter().map(|w| w.cur).collect();
+            self.panes_synced = true;
             self.valid = true;
             return;
         }
@@ -1023,14 +1050,14 @@ impl DistinctIndex {
                 }
                 self.start[k] += 1;
             }
-            self.synced_cur[k] = windows[k].cur;
         }
+        self.panes_synced = true;
     }
 
-    /// Window `k`'s count as of its newest pane `cur`, if the index was synced with a list
-    /// of `len` occurrences and that pane.
-    fn count(&self, k: usize, len: usize, cur: i64) -> Option<f64> {
-        (self.valid && self.synced == self.base + len as u64 && self.synced_cur[k] == cur).then(|| f64::from(self.count[k]))
+    /// Window `k`'s count as of its newest pane, if the index was synced with a list of
+    /// `len` occurrences and the windows' panes.
+    fn count(&self, k: usize, len: usize) -> Option<f64> {
+        (self.valid && self.panes_synced && self.synced == self.base + len as u64).then(|| f64::from(self.count[k]))
     }
 }
 
@@ -1194,7 +1221,7 @@ impl PartialEq for EntityState {
             && self.windows.iter().zip(&other.windows).all(|(a, b)| {
                 a.cur == b.cur
                     && a.count.to_bits() == b.count.to_bits()
-                    && a.totals.iter().zip(&b.totals).all(|(x, y)| x.0.to_bits() == y.0.to_bits() && x.1.to_bits() == y.1.to_bits())
+                    && a.num.iter().zip(&b.num).all(|(x, y)| x.n.to_bits() == y.n.to_bits() && x.sum.to_bits() == y.sum.to_bits())
                     && a.heads == b.heads
                     && a.stats == b.stats
                     && a.regs == b.regs
@@ -1309,6 +1336,7 @@ impl EntityState {
         let nf = def.numeric.len();
         let nd = def.distinct;
         let any_sketched = self.sketched.iter().any(|&s| s);
+        let mut slid = false;
         for (wi, (w, spec)) in self.windows.iter_mut().zip(&def.windows).enumerate() {
             let p = spec.pane_near(t, w.cur);
             if p != w.cur {
@@ -1316,6 +1344,7 @@ impl EntityState {
             }
             if p > w.cur {
                 slide(w, spec, p, nf, nd);
+                slid = true;
             }
             let at = match w.find(p) {
                 Ok(i) => i,
@@ -1358,12 +1387,12 @@ impl EntityState {
                 s.min = s.min.min(x);
                 s.max = s.max.max(x);
                 if inside {
-                    let tot = &mut w.totals[k];
-                    if let Some(c) = &mut w.extremes[k] {
-                        *c = if tot.0 == 0.0 { (x, x) } else { (c.0.min(x), c.1.max(x)) };
+                    let f = &mut w.num[k];
+                    if let Some((lo, hi)) = f.extremes() {
+                        f.set_extremes(Some(if f.n == 0.0 { (x, x) } else { (lo.min(x), hi.max(x)) }));
                     }
-                    tot.0 += 1.0;
-                    tot.1 += x;
+                    f.n += 1.0;
+                    f.sum += x;
                 }
             }
             for (d, h) in obs.distinct.iter().enumerate().take(nd) {
@@ -1374,6 +1403,11 @@ impl EntityState {
                         c.add(p, h);
                     }
                 }
+            }
+        }
+        if slid {
+            for index in &mut self.distinct_index {
+                index.panes_synced = false;
             }
         }
         if def.seconds_since_last {
@@ -1512,14 +1546,14 @@ impl EntityState {
             let mut r: Option<std::ops::Range<usize>> = None;
             let mut r = |w: &Window| r.get_or_insert_with(|| w.range(w.cur - spec.panes + 1, w.cur)).clone();
             for k in 0..nf {
-                if def.extremes[k] && w.extremes[k].is_none() {
+                if def.extremes[k] && w.num[k].extremes().is_none() {
                     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                     for i in r(w) {
                         let s = &w.stats[i * nf + k];
                         lo = lo.min(s.min);
                         hi = hi.max(s.max);
                     }
-                    w.extremes[k] = Some((lo, hi));
+                    w.num[k].set_extremes(Some((lo, hi)));
                 }
             }
             let start = w.cur - spec.panes + 1;
@@ -1559,7 +1593,7 @@ impl EntityState {
             if pt == w.cur {
                 return match field {
                     None => (w.count, 0.0),
-                    Some(k) => w.totals[k],
+                    Some(k) => (w.num[k].n, w.num[k].sum),
                 };
             }
             let (mut n, mut s);
@@ -1573,7 +1607,7 @@ impl EntityState {
             } else {
                 (n, s) = match field {
                     None => (w.count, 0.0),
-                    Some(k) => w.totals[k],
+                    Some(k) => (w.num[k].n, w.num[k].sum),
                 };
                 for i in w.range(pt + 1, w.cur) {
                     let (a, b) = get(i);
@@ -1607,7 +1641,7 @@ impl EntityState {
                     }
                     AggKind::Min | AggKind::Max => {
                         let k = a.field;
-                        let (lo, hi) = match w.extremes[k] {
+                        let (lo, hi) = match w.num[k].extremes() {
                             Some(c) if pt == w.cur => c,
                             _ => {
                                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -1635,7 +1669,7 @@ impl EntityState {
                                     hll_estimate(&regs)
                                 }
                             }
-                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur) {
+                        } else if pt == w.cur && let Some(n) = self.distinct_index[d].count(wi, self.occurrences[d].len()) {
                             n
                         } else {
                             if exact.is_empty() {
@@ -1678,9 +1712,9 @@ impl EntityState {
         let start = w.cur - def.windows[wi].panes + 1;
         let ready = self.warm
             || def.value_ops.iter().all(|op| match *op {
-                ValueOp::Min(k) | ValueOp::Max(k) => w.extremes[k].is_some(),
+                ValueOp::Min(k) | ValueOp::Max(k) => w.num[k].extremes().is_some(),
                 ValueOp::Distinct(d) if self.sketched[d] => w.sketch[d].as_ref().is_some_and(|c| c.is_current(start)),
-                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).is_some(),
+                ValueOp::Distinct(d) => self.distinct_index[d].count(wi, self.occurrences[d].len()).is_some(),
                 _ => true,
             });
         if !ready {
@@ -1691,15 +1725,17 @@ impl EntityState {
         let (count, rest) = answers.0.split_at_mut(1);
         count[0] = w.count;
         let (numeric, distinct) = rest.split_at_mut(4 * def.numeric.len());
-        for ((slots, &(n, s)), extremes) in numeric.chunks_exact_mut(4).zip(w.totals.iter()).zip(w.extremes.iter()) {
-            let (lo, hi) = extremes.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
-            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(lo), finite(hi)]);
+        for (slots, f) in numeric.chunks_exact_mut(4).zip(w.num.iter()) {
+            let (n, s) = (f.n, f.sum);
+            // Extremes are known wherever a min or max is asked for (`ready`); elsewhere
+            // their slots are not gathered, and an unknown NaN would read as 0 anyway.
+            slots.copy_from_slice(&[s, if n > 0.0 { s / n } else { 0.0 }, finite(f.lo), finite(f.hi)]);
         }
         for (d, slot) in distinct.iter_mut().take(def.distinct).enumerate() {
             *slot = if self.sketched[d] {
                 w.sketch[d].as_ref().map_or(0.0, |c| c.merged.estimate())
             } else {
-                self.distinct_index[d].count(wi, self.occurrences[d].len(), w.cur).unwrap_or(0.0)
+                self.distinct_index[d].count(wi, self.occurrences[d].len()).unwrap_or(0.0)
             };
         }
         out.extend(def.answer_slots.iter().map(|&slot| answers.get(slot)));
@@ -1745,9 +1781,9 @@ impl EntityState {
         for w in &self.windows {
             out.extend_from_slice(&w.cur.to_le_bytes());
             out.extend_from_slice(&w.count.to_le_bytes());
-            for (n, s) in &w.totals {
-                out.extend_from_slice(&n.to_le_bytes());
-                out.extend_from_slice(&s.to_le_bytes());
+            for f in &w.num {
+                out.extend_from_slice(&f.n.to_le_bytes());
+                out.extend_from_slice(&f.sum.to_le_bytes());
             }
             put_u32(&mut out, w.heads.len());
             for (i, (q, c)) in w.heads.iter().enumerate() {
@@ -1832,7 +1868,7 @@ impl EntityState {
             w.cur = r.i64()?;
             w.count = r.f64()?;
             for k in 0..nf {
-                w.totals[k] = (r.f64()?, r.f64()?);
+                (w.num[k].n, w.num[k].sum) = (r.f64()?, r.f64()?);
             }
             let panes = r.count(12)?;
             for _ in 0..panes {
@@ -1954,12 +1990,7 @@ fn exact_distinct(occ: &[(i64, u64)], windows: &[WindowSpec], t: i64, set: &mut 
 fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     if w.cur == EMPTY_PANE || p - w.cur >= spec.panes {
         w.count = 0.0;
-        for t in &mut w.totals {
-            *t = (0.0, 0.0);
-        }
-        for e in &mut w.extremes {
-            *e = Some((f64::INFINITY, f64::NEG_INFINITY));
-        }
+        w.num.fill(FieldTotals::EMPTY);
         // Only sketched fields have a merged sketch (and `None` is built from the panes,
         // which are empty for this window now).
         for c in w.sketch.iter_mut().flatten() {
@@ -1973,14 +2004,14 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 w.count -= w.heads[i].1;
                 for k in 0..nf {
                     let s = w.stats[i * nf + k];
-                    let tot = &mut w.totals[k];
-                    tot.0 -= s.n;
-                    tot.1 -= s.sum;
-                    if let Some(c) = w.extremes[k]
+                    let f = &mut w.num[k];
+                    f.n -= s.n;
+                    f.sum -= s.sum;
+                    if let Some(c) = f.extremes()
                         && s.n > 0.0
                         && (s.min <= c.0 || s.max >= c.1)
                     {
-                        w.extremes[k] = None;
+                        f.set_extremes(None);
                     }
                 }
             }
@@ -1988,20 +2019,15 @@ fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
                 // Nothing left in the window: its caches are known without a pass (a quiet
                 // entity's short windows empty out on almost every event; recomputing a
                 // merged sketch costs a pass over 256 registers per pane).
-                for t in &mut w.totals {
-                    *t = (0.0, 0.0);
-                }
-                for e in &mut w.extremes {
-                    *e = Some((f64::INFINITY, f64::NEG_INFINITY));
-                }
+                w.num.fill(FieldTotals::EMPTY);
                 for c in w.sketch.iter_mut().flatten() {
                     c.clear(p - spec.panes + 1);
                 }
             } else {
-                for t in &mut w.totals {
+                for f in &mut w.num {
                     // A sum is exactly 0 when no value is left (no rounding residue).
-                    if t.0 == 0.0 {
-                        t.1 = 0.0;
+                    if f.n == 0.0 {
+                        f.sum = 0.0;
                     }
                 }
             }
