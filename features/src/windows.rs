@@ -771,9 +771,11 @@ struct Stat {
 const EMPTY_STAT: Stat = Stat { n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
 
 /// A numeric field's totals over a window's current panes, and the cache of its extremes
-/// there: one 32-byte record per field, "extremes unknown" a NaN minimum (no value makes
-/// one: `f64::min` and `max` ignore NaN, and the minimum of no value is +inf), instead of
-/// a list of totals beside a list of `Option`s.
+/// there: one 32-byte record per field instead of a list of totals beside a list of
+/// `Option`s (a quiet entity's event reads its whole state cold). "Extremes unknown" is a
+/// NaN minimum: known extremes are never NaN (`f64::min` and `max` skip NaN, and the
+/// minimum over no value is +inf), and a NaN event value can at worst make them unknown,
+/// which is always safe: unknown extremes are recomputed from the panes.
 #[derive(Debug, Clone, Copy)]
 struct FieldTotals {
     n: f64,
@@ -803,7 +805,7 @@ impl FieldTotals {
 struct Window {
     cur: i64,
     count: f64,
-    /// Per numeric field: (n, sum) of the current window.
+    /// Per numeric field: its totals over the current window, and its extremes cache.
     num: SmallVec<[FieldTotals; 2]>,
     /// Non-empty panes, ascending: (index, count).
     heads: Fifo<(i64, f64)>,
@@ -812,7 +814,6 @@ struct Window {
     /// `distinct` register sets per pane, aligned with `heads`; empty unless some distinct
     /// field is in sketch mode (fields in exact mode keep zeros).
     regs: VecDeque<PaneRegs>,
-    /// Cache: per numeric field (min, max) over the current window; `None` to recompute.
     /// Cache: per distinct field in sketch mode, registers merged over the current window
     /// (`None` to build from the panes).
     /// Empty until some field is sketched (then one slot per distinct field), so that an
