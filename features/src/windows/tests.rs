@@ -196,6 +196,37 @@ fn apply_all(def: &EntityDef, events: &[Ev]) -> (EntityState, Vec<ObservationRes
     (s, results)
 }
 
+/// Applies a walk in time (each step moves the clock by `dt` from `T0`) to a fresh state,
+/// checking every event: one more than the lateness behind the newest is refused and
+/// answers as of its time, any other is applied and answers `expected(applied so far,
+/// its time)`. Returns the state, the applied events and the newest time.
+fn apply_walk(
+    def: &EntityDef,
+    lateness: i64,
+    steps: &[(i64, Option<f64>, Option<u32>)],
+    to_obs: fn(Ev, i64) -> Observation,
+    expected: impl Fn(&[Ev], i64) -> Vec<f64>,
+) -> Result<(EntityState, Vec<Ev>, i64), TestCaseError> {
+    let mut s = EntityState::new(def);
+    let mut t = T0;
+    let mut max_t = None::<i64>;
+    let mut applied = Vec::new();
+    for (i, &(dt, v, d)) in steps.iter().enumerate() {
+        t += dt;
+        let r = s.apply(def, &to_obs((t, v, d), i as i64), None);
+        let late = max_t.is_some_and(|m| t < m - lateness);
+        prop_assert_eq!(r.applied, if late { Applied::Late } else { Applied::Applied }, "#{}", i);
+        if late {
+            prop_assert_eq!(&r.values, &s.values_at(def, t), "#{}", i);
+        } else {
+            applied.push((t, v, d));
+            max_t = Some(max_t.map_or(t, |m| m.max(t)));
+            prop_assert_eq!(&r.values, &expected(&applied, t), "#{}", i);
+        }
+    }
+    Ok((s, applied, max_t.unwrap_or(T0)))
+}
+
 #[test]
 fn window_spec_geometry() {
     let w = default_windows(LATENESS);
@@ -589,24 +620,8 @@ proptest! {
         steps in proptest::collection::vec((-40_000i64..40_000, value(), distinct_value()), 1..80),
     ) {
         let def = full_def(w, lateness, 1_000);
-        let mut s = EntityState::new(&def);
-        let mut t = T0;
-        let mut max_t = None::<i64>;
-        let mut applied = Vec::new();
-        for (i, (dt, v, d)) in steps.into_iter().enumerate() {
-            t += dt;
-            let r = s.apply(&def, &obs((t, v, d), i as i64), None);
-            let late = max_t.is_some_and(|m| t < m - lateness);
-            prop_assert_eq!(r.applied, if late { Applied::Late } else { Applied::Applied });
-            if late {
-                prop_assert_eq!(&r.values, &s.values_at(&def, t));
-            } else {
-                applied.push((t, v, d));
-                max_t = Some(max_t.map_or(t, |m| m.max(t)));
-                prop_assert_eq!(&r.values, &brute_force(&def, &applied, t));
-            }
-        }
-        prop_assert_eq!(s.current_values(&def).unwrap(), brute_force(&def, &applied, max_t.unwrap()));
+        let (s, applied, max_t) = apply_walk(&def, lateness, &steps, obs, |applied, t| brute_force(&def, applied, t))?;
+        prop_assert_eq!(s.current_values(&def).unwrap(), brute_force(&def, &applied, max_t));
         // And the state survives its encoding.
         let back = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap();
         prop_assert_eq!(back.current_values(&def), s.current_values(&def));
@@ -621,21 +636,7 @@ proptest! {
         steps in proptest::collection::vec((-40_000i64..40_000, value(), distinct_value()), 1..120),
     ) {
         let def = three_field_def(w, lateness);
-        let mut s = EntityState::new(&def);
-        let mut t = T0;
-        let mut max_t = None::<i64>;
-        let mut applied = Vec::new();
-        for (i, (dt, v, d)) in steps.into_iter().enumerate() {
-            t += dt;
-            let r = s.apply(&def, &three_field_obs((t, v, d), i as i64), None);
-            if max_t.is_some_and(|m| t < m - lateness) {
-                prop_assert_eq!(r.applied, Applied::Late);
-                continue;
-            }
-            applied.push((t, v, d));
-            max_t = Some(max_t.map_or(t, |m| m.max(t)));
-            prop_assert_eq!(&r.values, &three_field_brute_force(&def, &applied, t), "#{}", i);
-        }
+        let (s, _, _) = apply_walk(&def, lateness, &steps, three_field_obs, |applied, t| three_field_brute_force(&def, applied, t))?;
         let back = EntityState::from_bytes(&def, &s.to_bytes(&def)).unwrap();
         prop_assert!(back == s);
         prop_assert_eq!(back.current_values(&def), s.current_values(&def));
