@@ -9,30 +9,112 @@ use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResul
 
 use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
-/// The states of one entity kind: a slab, and each id's slot in it. Looked up by `&str`
-/// (keys are cloned only for a new entity); foldhash: seeded per map like std's SipHash,
-/// several times faster on short keys. A batch's events find their slots once, in the
-/// prefetch pass, and are applied through the slot: one hash lookup per event.
+/// The states of one entity kind: a slab, and each id's slot in it. Looked up by the id's
+/// bytes (keys are copied only for a new entity); foldhash: seeded per map like std's
+/// SipHash, several times faster on short keys. A batch's events find their slots once, in
+/// the prefetch pass, and are applied through the slot: one hash lookup per event.
 #[derive(Default)]
 struct KindStates {
-    slots: foldhash::HashMap<String, u32>,
-    states: Vec<EntityState>,
+    slots: foldhash::HashMap<EntityId, u32>,
+    /// The slab, in chunks of [`STATES_PER_CHUNK`] allocated whole: a new entity never
+    /// moves the others. (One `Vec` doubled by copying every state, a hundred MB at a
+    /// hundred thousand entities, and faulted in the pages of the copy, while the batch
+    /// that brought the new entity waited.)
+    chunks: Vec<Vec<EntityState>>,
+    len: usize,
 }
+
+/// States per slab chunk: a power of two, so that a slot splits with a shift and a mask.
+const STATES_PER_CHUNK: usize = 1 << 10;
 
 impl KindStates {
     fn get(&self, id: &str) -> Option<&EntityState> {
-        self.slots.get(id).map(|&i| &self.states[i as usize])
+        self.slots.get(id.as_bytes()).map(|&i| self.state(i as usize))
+    }
+
+    fn state(&self, slot: usize) -> &EntityState {
+        &self.chunks[slot / STATES_PER_CHUNK][slot % STATES_PER_CHUNK]
+    }
+
+    fn state_mut(&mut self, slot: usize) -> &mut EntityState {
+        &mut self.chunks[slot / STATES_PER_CHUNK][slot % STATES_PER_CHUNK]
     }
 
     /// The slot of `id`'s state, created empty if it has none yet.
     fn slot(&mut self, def: &EntityDef, id: &str) -> usize {
-        if let Some(&i) = self.slots.get(id) {
+        if let Some(&i) = self.slots.get(id.as_bytes()) {
             return i as usize;
         }
-        let i = self.states.len();
-        self.states.push(EntityState::new(def));
-        self.slots.insert(id.to_owned(), i as u32);
+        let i = self.len;
+        if i % STATES_PER_CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(STATES_PER_CHUNK));
+        }
+        self.chunks[i / STATES_PER_CHUNK].push(EntityState::new(def));
+        self.len += 1;
+        self.slots.insert(EntityId::new(id), i as u32);
         i
+    }
+}
+
+/// An entity id as a map key: up to [`EntityId::INLINE`] bytes inside the key itself, so
+/// that checking a cold entry against the event's id reads the entry's own cache line, not
+/// a separate string (an id compare was the one dependent miss of a lookup left after the
+/// table's). Keyed by the id's bytes: `Borrow<[u8]>` hashes and compares them alike for a
+/// key and a looked-up `&[u8]`.
+#[derive(Clone)]
+enum EntityId {
+    Inline(InlineId),
+    Heap(Box<[u8]>),
+}
+
+/// The bytes of a short id, zero-padded (the length keeps ids that differ only in trailing
+/// zero bytes apart).
+#[derive(Clone)]
+struct InlineId {
+    len: u8,
+    bytes: [u8; EntityId::INLINE],
+}
+
+impl EntityId {
+    const INLINE: usize = 22;
+
+    fn new(id: &str) -> Self {
+        let id = id.as_bytes();
+        if id.len() <= Self::INLINE {
+            let mut bytes = [0; Self::INLINE];
+            bytes[..id.len()].copy_from_slice(id);
+            EntityId::Inline(InlineId { len: id.len() as u8, bytes })
+        } else {
+            EntityId::Heap(id.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            EntityId::Inline(inline) => &inline.bytes[..usize::from(inline.len)],
+            EntityId::Heap(bytes) => bytes,
+        }
+    }
+}
+
+// Hash and equality are the bytes', as `Borrow<[u8]>` requires (not the variants').
+impl std::hash::Hash for EntityId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialEq for EntityId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EntityId {}
+
+impl std::borrow::Borrow<[u8]> for EntityId {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -70,7 +152,7 @@ impl EmbeddedStore {
     }
 
     pub fn entity_count(&self) -> usize {
-        self.inner.lock().map(|m| m.kinds.iter().map(|k| k.states.len()).sum()).unwrap_or(0)
+        self.inner.lock().map(|m| m.kinds.iter().map(|k| k.len).sum()).unwrap_or(0)
     }
 
     /// A copy of an entity's state (tests compare it with the Redis store's).
@@ -111,13 +193,13 @@ impl FeatureStore for EmbeddedStore {
             for ((obs, &k), slot) in run.iter().zip(kinds).zip(&mut slots) {
                 let states = &mut inner.kinds[k];
                 *slot = states.slot(&self.spec.entities[k], &obs.entity);
-                states.states[*slot].prefetch_lines();
+                states.state(*slot).prefetch_lines();
             }
             for (&k, &slot) in kinds.iter().zip(&slots) {
-                inner.kinds[k].states[slot].prefetch();
+                inner.kinds[k].state(slot).prefetch();
             }
             for (((obs, &k), &slot), &floor) in run.iter().zip(kinds).zip(&slots).zip(floors) {
-                results.push(inner.kinds[k].states[slot].apply(&self.spec.entities[k], obs, floor));
+                results.push(inner.kinds[k].state_mut(slot).apply(&self.spec.entities[k], obs, floor));
             }
         }
         Ok(ObserveOutcome::from_results(batch, results))

@@ -110,7 +110,7 @@
 //! clear error instead of being misread. Caches (min/max, merged sketches) are not stored;
 //! they are recomputed on first use.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
 
 // Small per-entity lists (per numeric field, per window, per distinct field) are kept
@@ -870,21 +870,83 @@ impl Window {
     }
 }
 
-/// A `Hasher` for keys that already are well-mixed 64-bit hashes ([`distinct_hash`]).
-#[derive(Default, Clone, Copy)]
-struct PreHashed(u64);
+/// [`Newest`] beyond a few values: value hash -> position, in an open-addressing table
+/// probed linearly from the hash's low bits (the hashes are mixed already, see
+/// [`distinct_hash`]), at most half full, a removal shifting the entries after it back
+/// instead of leaving a tombstone. A lookup usually reads one cache line of a table that is
+/// cold on a quiet entity's event; std's map read its control bytes, then the entry.
+#[derive(Debug, Clone)]
+struct PositionTable {
+    /// (hash, position + 1); 0 in the second marks an empty slot.
+    slots: Box<[(u64, u64)]>,
+    len: usize,
+}
 
-impl std::hash::Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
+impl PositionTable {
+    fn with_capacity(values: usize) -> Self {
+        let slots = (2 * values).next_power_of_two().max(16);
+        PositionTable { slots: vec![(0, 0); slots].into_boxed_slice(), len: 0 }
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Where `h` is, or the empty slot where it would go.
+    fn probe(&self, h: u64) -> usize {
+        let mask = self.mask();
+        let mut i = h as usize & mask;
+        while self.slots[i].1 != 0 && self.slots[i].0 != h {
+            i = (i + 1) & mask;
         }
+        i
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    fn get(&self, h: u64) -> Option<u64> {
+        let (_, at) = self.slots[self.probe(h)];
+        at.checked_sub(1)
+    }
+
+    /// Sets `h`'s position, returning the one it had.
+    fn insert(&mut self, h: u64, at: u64) -> Option<u64> {
+        if 2 * (self.len + 1) > self.slots.len() {
+            let mut bigger = PositionTable::with_capacity(self.slots.len());
+            for &(k, p) in self.slots.iter().filter(|s| s.1 != 0) {
+                let i = bigger.probe(k);
+                bigger.slots[i] = (k, p);
+            }
+            bigger.len = self.len;
+            *self = bigger;
+        }
+        let i = self.probe(h);
+        let old = std::mem::replace(&mut self.slots[i], (h, at + 1)).1;
+        self.len += usize::from(old == 0);
+        old.checked_sub(1)
+    }
+
+    fn remove(&mut self, h: u64) {
+        let mask = self.mask();
+        let mut hole = self.probe(h);
+        if self.slots[hole].1 == 0 {
+            return;
+        }
+        // Backward shift: an entry after the hole moves into it unless that would put it
+        // before its home slot, so that every entry stays reachable from its home.
+        let mut j = (hole + 1) & mask;
+        while self.slots[j].1 != 0 {
+            let home = self.slots[j].0 as usize & mask;
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.slots[hole] = (0, 0);
+        self.len -= 1;
+    }
+
+    fn positions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots.iter().filter_map(|s| s.1.checked_sub(1))
     }
 }
 
@@ -922,11 +984,11 @@ struct DistinctIndex {
 
 /// [`DistinctIndex::newest`]: per value hash, the position of its newest occurrence. A
 /// short list scanned in place while the values are few (a quiet entity's usual case, so
-/// its event reads no hash table of its own, cold in memory), a hash map beyond.
+/// its event reads no hash table of its own, cold in memory), a [`PositionTable`] beyond.
 #[derive(Debug, Clone)]
 enum Newest {
     Few(SmallVec<[(u64, u64); Newest::FEW]>),
-    Many(HashMap<u64, u64, std::hash::BuildHasherDefault<PreHashed>>),
+    Many(PositionTable),
 }
 
 impl Default for Newest {
@@ -941,7 +1003,7 @@ impl Newest {
     fn get(&self, h: u64) -> Option<u64> {
         match self {
             Newest::Few(few) => few.iter().find(|e| e.0 == h).map(|e| e.1),
-            Newest::Many(many) => many.get(&h).copied(),
+            Newest::Many(many) => many.get(h),
         }
     }
 
@@ -955,7 +1017,10 @@ impl Newest {
                 if few.len() < Self::FEW {
                     few.push((h, at));
                 } else {
-                    let mut many: HashMap<u64, u64, _> = few.iter().copied().collect();
+                    let mut many = PositionTable::with_capacity(2 * Self::FEW);
+                    for &(k, p) in few.iter() {
+                        many.insert(k, p);
+                    }
                     many.insert(h, at);
                     *self = Newest::Many(many);
                 }
@@ -972,9 +1037,7 @@ impl Newest {
                     few.swap_remove(i);
                 }
             }
-            Newest::Many(many) => {
-                many.remove(&h);
-            }
+            Newest::Many(many) => many.remove(h),
         }
     }
 
@@ -986,29 +1049,42 @@ impl Newest {
     fn count_from(&self, from: u64) -> usize {
         match self {
             Newest::Few(few) => few.iter().filter(|e| e.1 >= from).count(),
-            Newest::Many(many) => many.values().filter(|&&at| at >= from).count(),
+            Newest::Many(many) => many.positions().filter(|&at| at >= from).count(),
         }
     }
 }
 
 impl DistinctIndex {
     /// Accounts for `dropped`, the occurrences about to leave the front of the list (all
-    /// before every window's start).
+    /// before every window's start as of the windows' current panes).
+    ///
+    /// A window that slid past some of them since the last sync still has its start among
+    /// them: its start moves past them here, as [`DistinctIndex::sync`] would move it,
+    /// while their values' newest positions are still known. (Marking the index invalid
+    /// instead rebuilt it from every occurrence on the next sync: a quiet entity, whose
+    /// windows slide further than the lateness between two of its events, paid a rebuild
+    /// of its value map on each event.)
     fn drop_front(&mut self, dropped: &[(i64, u64)]) {
+        let end = self.base + dropped.len() as u64;
         if self.valid {
+            for (start, count) in self.start.iter_mut().zip(self.count.iter_mut()) {
+                while *start < end {
+                    let o = dropped[(*start - self.base) as usize];
+                    if self.newest.get(o.1) == Some(*start) {
+                        *count -= 1;
+                    }
+                    *start += 1;
+                }
+            }
             for (i, o) in dropped.iter().enumerate() {
                 let at = self.base + i as u64;
                 if at < self.synced && self.newest.get(o.1) == Some(at) {
                     self.newest.remove(o.1);
                 }
             }
-            let end = self.base + dropped.len() as u64;
-            if self.start.iter().any(|&s| s < end) {
-                self.valid = false;
-            }
             self.synced = self.synced.max(end);
         }
-        self.base += dropped.len() as u64;
+        self.base = end;
     }
 
     /// Brings the index up to date with `occ` and the windows' current panes.
@@ -1255,13 +1331,20 @@ impl EntityState {
         for w in &self.windows {
             prefetch(w.heads.last());
             prefetch(w.stats.last());
+            // A quiet entity's event slides its windows, which reads their oldest panes.
+            prefetch(w.heads.first());
+            prefetch(w.stats.first());
             if let Some(c) = w.sketch.first() {
                 prefetch(Some(c));
             }
             prefetch(w.regs.back());
         }
-        for occ in &self.occurrences {
+        for (occ, index) in self.occurrences.iter().zip(&self.distinct_index) {
             prefetch(occ.last());
+            // The occurrences at the windows' starts, which sliding windows move past.
+            for &start in &index.start {
+                prefetch(start.checked_sub(index.base).and_then(|i| occ.get(i as usize)));
+            }
         }
     }
 

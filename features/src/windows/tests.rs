@@ -549,6 +549,40 @@ fn hyperloglog_error_on_50k_distinct_values() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
+    /// The value table of the exact-distinct index answers what a map does after any
+    /// inserts and removals, with hashes that share their low bits (long probe runs,
+    /// wrapping past the table's end, removals that shift entries back) and enough values
+    /// to grow it.
+    #[test]
+    fn position_table_equals_a_map(
+        ops in proptest::collection::vec((0u8..3, 0u64..48, 0u64..1_000), 0..400),
+    ) {
+        let mut table = PositionTable::with_capacity(4);
+        let mut model = std::collections::HashMap::new();
+        for (op, v, at) in ops {
+            // A few hashes per home slot, homes near the end of the smallest table (16).
+            let h = (v % 6 + 12) | (v / 6) << 40;
+            match op {
+                0 => prop_assert_eq!(table.insert(h, at), model.insert(h, at)),
+                1 => {
+                    table.remove(h);
+                    model.remove(&h);
+                }
+                _ => prop_assert_eq!(table.get(h), model.get(&h).copied()),
+            }
+            prop_assert_eq!(table.get(h), model.get(&h).copied());
+            prop_assert_eq!(table.len, model.len());
+        }
+        for (&k, &p) in &model {
+            prop_assert_eq!(table.get(k), Some(p));
+        }
+        let mut positions: Vec<u64> = table.positions().collect();
+        let mut expected: Vec<u64> = model.values().copied().collect();
+        positions.sort_unstable();
+        expected.sort_unstable();
+        prop_assert_eq!(positions, expected);
+    }
+
     /// A pane's registers, sparse or dense, answer what 256 plain registers do: after any
     /// sequence of hashes (few, so it stays a list, or many, so it switches), merged into
     /// any registers, and read back from their encoding.
