@@ -1140,8 +1140,9 @@ impl DistinctIndex {
 
 /// A list whose oldest items are dropped often (a window's panes, a distinct field's
 /// occurrences): dropping moves nothing (the live list starts at `head`), and the dead
-/// prefix is compacted away once it is as long as the live list, so memory stays within
-/// 2x and the moves cost O(1) per item. (Draining a `Vec` moved the whole list, up to a
+/// prefix is compacted away when a push finds the list full and the prefix at least as
+/// long as the live list, so the moves cost O(1) per item and the list reuses its memory
+/// instead of growing. (Draining a `Vec` moved the whole list, up to a
 /// window's ring of panes or `distinct_exact_limit` occurrences, on most events of a busy
 /// entity.) Reads and writes go through the live slice.
 #[derive(Debug, Clone)]
@@ -1183,6 +1184,14 @@ impl<T> From<Vec<T>> for Fifo<T> {
 
 impl<T> Fifo<T> {
     fn push(&mut self, x: T) {
+        // Full: reuse the dead prefix if it is at least half, rather than grow. So a list
+        // settles at a capacity of under 4x its live length (2x its longest, rounded up to
+        // a power of two) instead of reallocating into fresh memory as items pass through,
+        // and each move of the live items is paid for by as many pushes.
+        if self.items.len() == self.items.capacity() && self.head > 0 && 2 * self.head >= self.items.len() {
+            self.items.drain(..self.head);
+            self.head = 0;
+        }
         self.items.push(x);
     }
 
@@ -1196,9 +1205,6 @@ impl<T> Fifo<T> {
         self.head += n;
         if self.head == self.items.len() {
             self.items.clear();
-            self.head = 0;
-        } else if self.head >= 16 && 2 * self.head >= self.items.len() {
-            self.items.drain(..self.head);
             self.head = 0;
         }
     }
