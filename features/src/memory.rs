@@ -305,6 +305,30 @@ mod tests {
     }
 
     #[test]
+    fn ids_short_and_long_each_have_their_own_state() {
+        // Ids kept inline in the slot map and ids kept on the heap, around the boundary,
+        // and ids that differ only in a trailing zero byte, over more than one slab chunk.
+        let mut ids: Vec<String> = ["x", "x\0", "", &"x".repeat(21), &"x".repeat(22), &"x".repeat(23), &"x".repeat(40)]
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        ids.extend((0..STATES_PER_CHUNK + 10).map(|i| format!("card-{i}-{}", "y".repeat(i % 30))));
+        let s = store();
+        let batch: Vec<Observation> = ids.iter().enumerate().map(|(i, id)| obs(id, T0, i as f64, 0, i as i64)).collect();
+        block_on(s.observe(&batch)).unwrap();
+        assert_eq!(s.entity_count(), ids.len());
+        let again: Vec<Observation> =
+            ids.iter().enumerate().map(|(i, id)| obs(id, T0 + 1_000, 1.0, 0, (ids.len() + i) as i64)).collect();
+        let r = block_on(s.observe(&again)).unwrap();
+        assert_eq!(s.entity_count(), ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let v = i as f64;
+            assert_eq!(r.results[i].values, vec![2.0, v + 1.0, 2.0, v + 1.0, (v + 1.0) / 2.0], "{id:?}");
+            assert_eq!(block_on(s.read(&key(id))).unwrap(), Some(vec![2.0, v + 1.0, 2.0, v + 1.0, (v + 1.0) / 2.0]));
+        }
+    }
+
+    #[test]
     fn entities_are_independent() {
         let s = store();
         let batch = [
