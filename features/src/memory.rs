@@ -21,7 +21,6 @@ struct KindStates {
     /// hundred thousand entities, and faulted in the pages of the copy, while the batch
     /// that brought the new entity waited.)
     chunks: Vec<Vec<EntityState>>,
-    len: usize,
 }
 
 /// States per slab chunk: a power of two, so that a slot splits with a shift and a mask.
@@ -45,12 +44,11 @@ impl KindStates {
         if let Some(&i) = self.slots.get(id.as_bytes()) {
             return i as usize;
         }
-        let i = self.len;
-        if i % STATES_PER_CHUNK == 0 {
+        let i = self.slots.len();
+        if i.is_multiple_of(STATES_PER_CHUNK) {
             self.chunks.push(Vec::with_capacity(STATES_PER_CHUNK));
         }
         self.chunks[i / STATES_PER_CHUNK].push(EntityState::new(def));
-        self.len += 1;
         self.slots.insert(EntityId::new(id), i as u32);
         i
     }
@@ -63,16 +61,10 @@ impl KindStates {
 /// key and a looked-up `&[u8]`.
 #[derive(Clone)]
 enum EntityId {
-    Inline(InlineId),
+    /// A short id's bytes, zero-padded (the length keeps ids that differ only in trailing
+    /// zero bytes apart).
+    Inline { len: u8, bytes: [u8; EntityId::INLINE] },
     Heap(Box<[u8]>),
-}
-
-/// The bytes of a short id, zero-padded (the length keeps ids that differ only in trailing
-/// zero bytes apart).
-#[derive(Clone)]
-struct InlineId {
-    len: u8,
-    bytes: [u8; EntityId::INLINE],
 }
 
 impl EntityId {
@@ -83,7 +75,7 @@ impl EntityId {
         if id.len() <= Self::INLINE {
             let mut bytes = [0; Self::INLINE];
             bytes[..id.len()].copy_from_slice(id);
-            EntityId::Inline(InlineId { len: id.len() as u8, bytes })
+            EntityId::Inline { len: id.len() as u8, bytes }
         } else {
             EntityId::Heap(id.into())
         }
@@ -91,7 +83,7 @@ impl EntityId {
 
     fn as_bytes(&self) -> &[u8] {
         match self {
-            EntityId::Inline(inline) => &inline.bytes[..usize::from(inline.len)],
+            EntityId::Inline { len, bytes } => &bytes[..usize::from(*len)],
             EntityId::Heap(bytes) => bytes,
         }
     }
@@ -152,7 +144,7 @@ impl EmbeddedStore {
     }
 
     pub fn entity_count(&self) -> usize {
-        self.inner.lock().map(|m| m.kinds.iter().map(|k| k.len).sum()).unwrap_or(0)
+        self.inner.lock().map(|m| m.kinds.iter().map(|k| k.slots.len()).sum()).unwrap_or(0)
     }
 
     /// A copy of an entity's state (tests compare it with the Redis store's).

@@ -1067,13 +1067,9 @@ impl DistinctIndex {
     fn drop_front(&mut self, dropped: &[(i64, u64)]) {
         let end = self.base + dropped.len() as u64;
         if self.valid {
-            for (start, count) in self.start.iter_mut().zip(self.count.iter_mut()) {
-                while *start < end {
-                    let o = dropped[(*start - self.base) as usize];
-                    if self.newest.get(o.1) == Some(*start) {
-                        *count -= 1;
-                    }
-                    *start += 1;
+            for k in 0..self.start.len() {
+                while self.start[k] < end {
+                    self.pass_start(k, dropped[(self.start[k] - self.base) as usize].1);
                 }
             }
             for (i, o) in dropped.iter().enumerate() {
@@ -1122,13 +1118,19 @@ impl DistinctIndex {
                 if o.0 >= lo {
                     break;
                 }
-                if self.newest.get(o.1) == Some(self.start[k]) {
-                    self.count[k] -= 1;
-                }
-                self.start[k] += 1;
+                self.pass_start(k, o.1);
             }
         }
         self.panes_synced = true;
+    }
+
+    /// Moves window `k`'s start past the occurrence there, of value hash `h`: the value
+    /// leaves the window if that was its newest occurrence.
+    fn pass_start(&mut self, k: usize, h: u64) {
+        if self.newest.get(h) == Some(self.start[k]) {
+            self.count[k] -= 1;
+        }
+        self.start[k] += 1;
     }
 
     /// Window `k`'s count as of its newest pane, if the index was synced with a list of
@@ -1188,7 +1190,7 @@ impl<T> Fifo<T> {
         // settles at a capacity of under 4x its live length (2x its longest, rounded up to
         // a power of two) instead of reallocating into fresh memory as items pass through,
         // and each move of the live items is paid for by as many pushes.
-        if self.items.len() == self.items.capacity() && self.head > 0 && 2 * self.head >= self.items.len() {
+        if self.items.len() == self.items.capacity() && 2 * self.head >= self.items.len() {
             self.items.drain(..self.head);
             self.head = 0;
         }
