@@ -6,8 +6,11 @@
 //!   the in-process map, with its batch path: watermarks, prefetching, answers) for 4
 //!   windows (1m/5s, 10m/30s, 1h/1m, 24h/30m) × 6 aggregations (count, sum, mean, min,
 //!   max on the amount; distinct merchants) on 100 000 entities with Zipf(1) key skew,
-//!   seeded; the first 1 000 000 events are applied untimed (full windows, the steady mix
-//!   of busy and quiet entities), then events are timed in stream order, in micro-batches
+//!   seeded, about 25 events per second of event time; the events of the first 25 hours
+//!   (about 2.25 million) are applied untimed, so that every window, the 24 h one
+//!   included, is full and dropping panes and distinct values as it slides (the steady
+//!   state of a long-running stream, and the steady mix of busy and quiet entities), then
+//!   events are timed in stream order, in micro-batches
 //!   of 500 copied fresh before each is timed (as the consumer hands the store a batch it
 //!   has just decoded).
 //! - `redis_round_trip/ping`: one `PING`, the floor any batch pays.
@@ -112,9 +115,15 @@ fn observations(n: usize, seed: u64) -> Vec<Observation> {
         .collect()
 }
 
-/// Events applied before timing starts, so that the timed events meet full windows and
-/// the steady mix of busy and quiet entities (not the start-up, when every entity is new).
-const WARM_EVENTS: usize = 1_000_000;
+/// Stream time applied before timing starts: longer than the longest window (24 h), so
+/// that the timed events meet full windows that drop as much as they take in, and the
+/// steady mix of busy and quiet entities (not the start-up, when every entity is new and
+/// every state grows). A warm-up shorter than the 24 h window timed states still growing
+/// into fresh memory, and never the expiry paths a long-running stream takes.
+const WARM_MS: i64 = 25 * 3_600_000;
+
+/// Events timed after the warm-up before criterion starts again from empty states.
+const TIMED_EVENTS: usize = 2_000_000;
 
 /// Events per micro-batch, as the consumer hands them to the store.
 const BATCH: usize = 500;
@@ -144,10 +153,17 @@ fn apply_batch(store: &EmbeddedStore, runtime: &tokio::runtime::Runtime, batch: 
     start.elapsed()
 }
 
-/// A store with the first `WARM_EVENTS` events applied.
-fn warmed_store(spec: &EngineSpec, runtime: &tokio::runtime::Runtime, obs: &[Observation]) -> EmbeddedStore {
+/// How many of `obs` (in event-time order) the warm-up applies: those of its first
+/// [`WARM_MS`].
+fn warm_events(obs: &[Observation]) -> usize {
+    let start = obs.first().map_or(0, |o| o.event_time_ms);
+    obs.partition_point(|o| o.event_time_ms < start + WARM_MS)
+}
+
+/// A store with the first `warm` events applied.
+fn warmed_store(spec: &EngineSpec, runtime: &tokio::runtime::Runtime, obs: &[Observation], warm: usize) -> EmbeddedStore {
     let store = EmbeddedStore::new(spec.clone());
-    for chunk in obs[..WARM_EVENTS].chunks(BATCH) {
+    for chunk in obs[..warm].chunks(BATCH) {
         runtime.block_on(store.observe(chunk)).expect("observe");
     }
     store
@@ -157,15 +173,17 @@ fn window_update(c: &mut Criterion) {
     let defs = FeatureDefinitions::new(&config()).expect("bench config");
     let spec = defs.engine_spec().clone();
     let def = spec.entities[0].clone();
-    let obs = observations(3_000_000, 1);
+    // 40 ms apart on average: the warm-up's 25 hours are about 2.25 M events.
+    let obs = observations((WARM_MS / 40) as usize + TIMED_EVENTS, 1);
+    let warm = warm_events(&obs);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     // `WEIR_BENCH_PROFILE_EVENTS=n`: warm up, apply the next n events once (or those of
     // some entities: `WEIR_BENCH_RANKS` below), print the time and stop; for an instruction count that machine noise cannot move:
     // `valgrind --tool=callgrind --toggle-collect='*apply_batch*' <bench binary> --bench in_process`.
     if let Some(n) = std::env::var("WEIR_BENCH_PROFILE_EVENTS").ok().and_then(|v| v.parse::<usize>().ok()) {
-        let store = warmed_store(&spec, &runtime, &obs);
-        let n = n.min(obs.len() - WARM_EVENTS);
-        let mut timed = obs[WARM_EVENTS..WARM_EVENTS + n].to_vec();
+        let store = warmed_store(&spec, &runtime, &obs, warm);
+        let n = n.min(obs.len() - warm);
+        let mut timed = obs[warm..warm + n].to_vec();
         // `WEIR_BENCH_RANKS=lo..hi`: time only the events of the entities of those ranks
         // (0 the busiest), the others left out, to compare busy and quiet entities' costs.
         if let Some((lo, hi)) = std::env::var("WEIR_BENCH_RANKS").ok().and_then(|v| {
@@ -178,7 +196,7 @@ fn window_update(c: &mut Criterion) {
         let n = timed.len();
         let elapsed = apply_timed(&store, &runtime, &timed);
         eprintln!(
-            "window_update: {n} events after {WARM_EVENTS} untimed: {:.3} µs per event (an entity's state struct is {} bytes)",
+            "window_update: {n} events after {warm} untimed: {:.3} µs per event (an entity's state struct is {} bytes)",
             elapsed.as_secs_f64() * 1e6 / n as f64,
             std::mem::size_of::<weir_features::windows::EntityState>()
         );
@@ -196,8 +214,8 @@ fn window_update(c: &mut Criterion) {
             while left > 0 {
                 if next == obs.len() {
                     // Start again from empty states, warmed up untimed.
-                    store = Some(warmed_store(&spec, &runtime, &obs));
-                    next = WARM_EVENTS;
+                    store = Some(warmed_store(&spec, &runtime, &obs, warm));
+                    next = warm;
                 }
                 let n = left.min(obs.len() - next);
                 elapsed += apply_timed(store.as_ref().expect("warmed"), &runtime, &obs[next..next + n]);
@@ -213,7 +231,7 @@ fn window_update(c: &mut Criterion) {
     let ids: std::collections::BTreeSet<&str> = obs.iter().map(|o| o.entity.as_str()).collect();
     let sizes: Vec<usize> = ids.iter().filter_map(|id| store.state("card", id)).map(|s| s.to_bytes(&def).len()).collect();
     eprintln!(
-        "window_update: {} entities, {timed} events timed after {WARM_EVENTS} untimed; state {} bytes on average, {} at most",
+        "window_update: {} entities, {timed} events timed after {warm} untimed; state {} bytes on average, {} at most",
         store.entity_count(),
         sizes.iter().sum::<usize>() / sizes.len().max(1),
         sizes.iter().max().unwrap_or(&0)

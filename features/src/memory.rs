@@ -7,15 +7,14 @@ use std::sync::Mutex;
 use weir_schemas::StoreError;
 use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResult, ObserveOutcome};
 
-use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
+use crate::windows::{prefetch_address, EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
-/// The states of one entity kind: a slab, and each id's slot in it. Looked up by the id's
-/// bytes (keys are copied only for a new entity); foldhash: seeded per map like std's
-/// SipHash, several times faster on short keys. A batch's events find their slots once, in
-/// the prefetch pass, and are applied through the slot: one hash lookup per event.
+/// The states of one entity kind: a slab, and each id's slot in it. A batch's events find
+/// their slots once, in the prefetch passes, and are applied through the slot: one table
+/// lookup per event.
 #[derive(Default)]
 struct KindStates {
-    slots: foldhash::HashMap<EntityId, u32>,
+    slots: SlotTable,
     /// The slab, in chunks of [`STATES_PER_CHUNK`] allocated whole: a new entity never
     /// moves the others. (One `Vec` doubled by copying every state, a hundred MB at a
     /// hundred thousand entities, and faulted in the pages of the copy, while the batch
@@ -28,7 +27,8 @@ const STATES_PER_CHUNK: usize = 1 << 10;
 
 impl KindStates {
     fn get(&self, id: &str) -> Option<&EntityState> {
-        self.slots.get(id.as_bytes()).map(|&i| self.state(i as usize))
+        let id = id.as_bytes();
+        self.slots.find(self.slots.hash(id), id).map(|i| self.state(i as usize))
     }
 
     fn state(&self, slot: usize) -> &EntityState {
@@ -39,9 +39,10 @@ impl KindStates {
         &mut self.chunks[slot / STATES_PER_CHUNK][slot % STATES_PER_CHUNK]
     }
 
-    /// The slot of `id`'s state, created empty if it has none yet.
-    fn slot(&mut self, def: &EntityDef, id: &str) -> usize {
-        if let Some(&i) = self.slots.get(id.as_bytes()) {
+    /// The slot of `id` (whose [`SlotTable::hash`] is `hash`), created empty if it has
+    /// none yet.
+    fn slot(&mut self, def: &EntityDef, hash: u64, id: &str) -> usize {
+        if let Some(i) = self.slots.find(hash, id.as_bytes()) {
             return i as usize;
         }
         let i = self.slots.len();
@@ -49,17 +50,120 @@ impl KindStates {
             self.chunks.push(Vec::with_capacity(STATES_PER_CHUNK));
         }
         self.chunks[i / STATES_PER_CHUNK].push(EntityState::new(def));
-        self.slots.insert(EntityId::new(id), i as u32);
+        self.slots.insert(hash, EntityId::new(id), i as u32);
         i
     }
 }
 
-/// An entity id as a map key: up to [`EntityId::INLINE`] bytes inside the key itself, so
-/// that checking a cold entry against the event's id reads the entry's own cache line, not
-/// a separate string (an id compare was the one dependent miss of a lookup left after the
-/// table's). Keyed by the id's bytes: `Borrow<[u8]>` hashes and compares them alike for a
-/// key and a looked-up `&[u8]`.
-#[derive(Clone)]
+/// Each entity id's slot in the slab: an open-addressing table probed linearly from the
+/// id's hash, at most half full, each entry holding the id itself (inline up to
+/// [`EntityId::INLINE`] bytes), a tag of its hash and its slot. Its own table, not std's
+/// map, for one reason: a batch computes its ids' hashes first and prefetches the entry
+/// each lookup will read, so that a run of lookups waits for their cold table lines
+/// together instead of one after another (std's map does not say where an entry lives).
+/// A lookup usually reads that one line: std's map read its control bytes, then the entry.
+/// Hashed with foldhash, seeded per table like std's SipHash, so ids crafted to collide
+/// cannot lengthen the probes of another process's table. Entities are never removed.
+struct SlotTable {
+    /// A power of two long (or empty).
+    entries: Vec<SlotEntry>,
+    len: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// One [`SlotTable`] entry: 32 bytes, two per cache line.
+struct SlotEntry {
+    id: EntityId,
+    /// The hash's high half: most entries that share a probe run differ here, so the id
+    /// bytes are compared only on a match.
+    tag: u32,
+    /// The slot plus one; 0 marks an empty entry.
+    slot: u32,
+}
+
+impl SlotEntry {
+    const EMPTY: SlotEntry = SlotEntry { id: EntityId::EMPTY, tag: 0, slot: 0 };
+}
+
+impl Default for SlotTable {
+    fn default() -> Self {
+        SlotTable { entries: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default() }
+    }
+}
+
+impl SlotTable {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn hash(&self, id: &[u8]) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.entries.len() - 1)
+    }
+
+    /// Starts loading the entry a lookup of `hash` reads first.
+    fn prefetch(&self, hash: u64) {
+        if !self.entries.is_empty() {
+            prefetch_address((&self.entries[self.home(hash)] as *const SlotEntry).cast());
+        }
+    }
+
+    fn find(&self, hash: u64, id: &[u8]) -> Option<u32> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let tag = (hash >> 32) as u32;
+        let mask = self.entries.len() - 1;
+        let mut i = self.home(hash);
+        loop {
+            let e = &self.entries[i];
+            if e.slot == 0 {
+                return None;
+            }
+            if e.tag == tag && e.id.as_bytes() == id {
+                return Some(e.slot - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `id`, which the table does not hold.
+    fn insert(&mut self, hash: u64, id: EntityId, slot: u32) {
+        if (self.len + 1) * 2 > self.entries.len() {
+            self.grow();
+        }
+        self.place(hash, SlotEntry { id, tag: (hash >> 32) as u32, slot: slot + 1 });
+        self.len += 1;
+    }
+
+    /// Puts `entry` in the first empty entry of `hash`'s probe run.
+    fn place(&mut self, hash: u64, entry: SlotEntry) {
+        let mask = self.entries.len() - 1;
+        let mut i = self.home(hash);
+        while self.entries[i].slot != 0 {
+            i = (i + 1) & mask;
+        }
+        self.entries[i] = entry;
+    }
+
+    /// Doubles the table (the tags keep only half of each hash: the ids are hashed again).
+    fn grow(&mut self) {
+        let size = (self.entries.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.entries, std::iter::repeat_with(|| SlotEntry::EMPTY).take(size).collect());
+        for entry in old.into_iter().filter(|e| e.slot != 0) {
+            let hash = self.hash(entry.id.as_bytes());
+            self.place(hash, entry);
+        }
+    }
+}
+
+/// An entity id in a [`SlotTable`] entry: up to [`EntityId::INLINE`] bytes inside the
+/// entry itself, so that checking a cold entry against the event's id reads the entry's
+/// own cache line, not a separate string (an id compare was the one dependent miss of a
+/// lookup left after the table's).
 enum EntityId {
     /// A short id's bytes, zero-padded (the length keeps ids that differ only in trailing
     /// zero bytes apart).
@@ -69,6 +173,8 @@ enum EntityId {
 
 impl EntityId {
     const INLINE: usize = 22;
+    /// The empty id, in empty [`SlotTable`] entries.
+    const EMPTY: EntityId = EntityId::Inline { len: 0, bytes: [0; EntityId::INLINE] };
 
     fn new(id: &str) -> Self {
         let id = id.as_bytes();
@@ -86,27 +192,6 @@ impl EntityId {
             EntityId::Inline { len, bytes } => &bytes[..usize::from(*len)],
             EntityId::Heap(bytes) => bytes,
         }
-    }
-}
-
-// Hash and equality are the bytes', as `Borrow<[u8]>` requires (not the variants').
-impl std::hash::Hash for EntityId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-impl PartialEq for EntityId {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for EntityId {}
-
-impl std::borrow::Borrow<[u8]> for EntityId {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
     }
 }
 
@@ -177,14 +262,21 @@ impl FeatureStore for EmbeddedStore {
         let inner = &mut *inner;
         let floors = inner.watermarks.floors(batch);
         let mut results = Vec::with_capacity(batch.len());
+        let mut hashes = [0u64; PREFETCH_RUN];
         let mut slots = [0usize; PREFETCH_RUN];
         for ((run, kinds), floors) in batch.chunks(PREFETCH_RUN).zip(kind_of.chunks(PREFETCH_RUN)).zip(floors.chunks(PREFETCH_RUN)) {
-            // The run's states, looked up together and prefetched in two passes (each state's
-            // own lines, all in flight at once; then, once they have arrived, what its lists
-            // point to), so that applying finds them in cache.
-            for ((obs, &k), slot) in run.iter().zip(kinds).zip(&mut slots) {
+            // The run's states, looked up together and prefetched in three passes, each
+            // waiting for what the one before started loading, all of a pass's misses in
+            // flight at once: the ids' table entries; then each state's own lines; then
+            // what its lists point to. Applying then finds them in cache.
+            for ((obs, &k), hash) in run.iter().zip(kinds).zip(&mut hashes) {
+                let table = &inner.kinds[k].slots;
+                *hash = table.hash(obs.entity.as_bytes());
+                table.prefetch(*hash);
+            }
+            for (((obs, &k), &hash), slot) in run.iter().zip(kinds).zip(&hashes).zip(&mut slots) {
                 let states = &mut inner.kinds[k];
-                *slot = states.slot(&self.spec.entities[k], &obs.entity);
+                *slot = states.slot(&self.spec.entities[k], hash, &obs.entity);
                 states.state(*slot).prefetch_lines();
             }
             for (&k, &slot) in kinds.iter().zip(&slots) {
@@ -294,6 +386,52 @@ mod tests {
         let alone: Vec<Vec<f64>> = events.iter().flat_map(|e| values(&block_on(one_by_one.observe(std::slice::from_ref(e))).unwrap())).collect();
         assert_eq!(together, alone);
         assert_eq!(whole.entity_count(), 13);
+    }
+
+    #[test]
+    fn slot_table_tells_ids_of_one_hash_apart_across_the_tables_end() {
+        // Every id with the same hash, so the same home entry (the table's last, so the
+        // probe run wraps to its start) and the same tag: only the id bytes tell them apart.
+        let mut table = SlotTable::default();
+        table.grow();
+        let last = (table.entries.len() - 1) as u64;
+        let hash = (0xabcd_u64 << 32) | last;
+        let ids = ["a", "b", "a\0", "", &"z".repeat(22), &"z".repeat(23), "ab"];
+        assert!(ids.len() * 2 <= table.entries.len(), "no growth, which would rehash");
+        for (slot, id) in ids.iter().enumerate() {
+            assert_eq!(table.find(hash, id.as_bytes()), None, "{id:?} before its insert");
+            table.insert(hash, EntityId::new(id), slot as u32);
+        }
+        for (slot, id) in ids.iter().enumerate() {
+            assert_eq!(table.find(hash, id.as_bytes()), Some(slot as u32), "{id:?}");
+        }
+        assert_eq!(table.find(hash, b"c"), None);
+        assert_eq!(table.find(hash ^ (1 << 40), b"a"), None, "another tag");
+        assert_eq!(table.len(), ids.len());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn slot_table_equals_a_map(ids in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..30), 0..400)) {
+            // Ids of few letters, short and long (inline and heap), repeats included;
+            // enough to grow the table several times.
+            let mut table = SlotTable::default();
+            let mut map = std::collections::HashMap::new();
+            for id in &ids {
+                let id = String::from_utf8(id.iter().map(|b| b'a' + b).collect()).unwrap();
+                let hash = table.hash(id.as_bytes());
+                proptest::prop_assert_eq!(table.find(hash, id.as_bytes()), map.get(&id).copied());
+                if !map.contains_key(&id) {
+                    let slot = map.len() as u32;
+                    table.insert(hash, EntityId::new(&id), slot);
+                    map.insert(id, slot);
+                }
+            }
+            proptest::prop_assert_eq!(table.len(), map.len());
+            for (id, &slot) in &map {
+                proptest::prop_assert_eq!(table.find(table.hash(id.as_bytes()), id.as_bytes()), Some(slot));
+            }
+        }
     }
 
     #[test]

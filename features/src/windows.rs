@@ -1235,7 +1235,7 @@ fn prefetch<T>(x: Option<&T>) {
 
 /// Starts loading the cache line holding `address` (a hint: no effect on results).
 #[inline(always)]
-fn prefetch_address(address: *const u8) {
+pub(crate) fn prefetch_address(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch has no architectural effect and never faults, whatever the
     // address (callers pass addresses inside live objects anyway). SSE is part of the
