@@ -169,6 +169,16 @@ fn warmed_store(spec: &EngineSpec, runtime: &tokio::runtime::Runtime, obs: &[Obs
     store
 }
 
+/// This process's resident memory in MB (Linux; 0 elsewhere): whether the timed events
+/// still grow the states into fresh memory, whose page faults they would pay.
+fn resident_mb() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    pages * 4096 / 1_000_000
+}
+
 fn window_update(c: &mut Criterion) {
     let defs = FeatureDefinitions::new(&config()).expect("bench config");
     let spec = defs.engine_spec().clone();
@@ -194,11 +204,15 @@ fn window_update(c: &mut Criterion) {
             eprintln!("window_update: timing the {} events of entity ranks {lo}..{hi}", timed.len());
         }
         let n = timed.len();
+        let (entities_before, resident_before) = (store.entity_count(), resident_mb());
         let elapsed = apply_timed(&store, &runtime, &timed);
         eprintln!(
-            "window_update: {n} events after {warm} untimed: {:.3} µs per event (an entity's state struct is {} bytes)",
+            "window_update: {n} events after {warm} untimed: {:.3} µs per event (an entity's state struct is {} bytes; \
+             entities {entities_before} -> {}, resident memory {resident_before} -> {} MB)",
             elapsed.as_secs_f64() * 1e6 / n as f64,
-            std::mem::size_of::<weir_features::windows::EntityState>()
+            std::mem::size_of::<weir_features::windows::EntityState>(),
+            store.entity_count(),
+            resident_mb()
         );
         return;
     }

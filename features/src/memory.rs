@@ -10,7 +10,7 @@ use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResul
 use crate::windows::{prefetch_address, EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
 /// The states of one entity kind: a slab, and each id's slot in it. A batch's events find
-/// their slots once, in the prefetch passes, and are applied through the slot: one table
+/// their slots once, in the prefetch pipeline, and are applied through the slot: one table
 /// lookup per event.
 #[derive(Default)]
 struct KindStates {
@@ -58,9 +58,9 @@ impl KindStates {
 /// Each entity id's slot in the slab: an open-addressing table probed linearly from the
 /// id's hash, at most half full, each entry holding the id itself (inline up to
 /// [`EntityId::INLINE`] bytes), a tag of its hash and its slot. Its own table, not std's
-/// map, for one reason: a batch computes its ids' hashes first and prefetches the entry
-/// each lookup will read, so that a run of lookups waits for their cold table lines
-/// together instead of one after another (std's map does not say where an entry lives).
+/// map, for one reason: a batch hashes each id some events ahead of its lookup and
+/// prefetches the entry the lookup will read, so that the lookup finds its cold table line
+/// loaded (std's map does not say where an entry lives).
 /// A lookup usually reads that one line: std's map read its control bytes, then the entry.
 /// Hashed with foldhash, seeded per table like std's SipHash, so ids crafted to collide
 /// cannot lengthen the probes of another process's table. Entities are never removed.
@@ -195,10 +195,15 @@ impl EntityId {
     }
 }
 
-/// Events whose states are looked up and prefetched ahead of applying them: enough misses
-/// in flight to overlap, few enough states (tens of KB) that they are still in cache when
-/// their events are applied.
-const PREFETCH_RUN: usize = 32;
+/// Events between the stages of a batch's pipeline (see `observe`): each stage starts
+/// loading what the next one will read this many events later, an event's work or more
+/// (hundreds of nanoseconds) after, time enough for a miss to memory; few enough events
+/// that what arrived is still in cache when it is used.
+const PIPELINE_LAG: usize = 4;
+
+/// Events a pipeline's hashes and slots are kept for: from their first stage to their
+/// last (a power of two, for the ring's index).
+const PIPELINE_RING: usize = 4 * PIPELINE_LAG;
 
 struct Inner {
     /// Per entity kind, in the order of the spec's definitions.
@@ -262,28 +267,38 @@ impl FeatureStore for EmbeddedStore {
         let inner = &mut *inner;
         let floors = inner.watermarks.floors(batch);
         let mut results = Vec::with_capacity(batch.len());
-        let mut hashes = [0u64; PREFETCH_RUN];
-        let mut slots = [0usize; PREFETCH_RUN];
-        for ((run, kinds), floors) in batch.chunks(PREFETCH_RUN).zip(kind_of.chunks(PREFETCH_RUN)).zip(floors.chunks(PREFETCH_RUN)) {
-            // The run's states, looked up together and prefetched in three passes, each
-            // waiting for what the one before started loading, all of a pass's misses in
-            // flight at once: the ids' table entries; then each state's own lines; then
-            // what its lists point to. Applying then finds them in cache.
-            for ((obs, &k), hash) in run.iter().zip(kinds).zip(&mut hashes) {
-                let table = &inner.kinds[k].slots;
-                *hash = table.hash(obs.entity.as_bytes());
-                table.prefetch(*hash);
+        // A software pipeline over the batch, four stages PIPELINE_LAG events apart, so
+        // that each cold line an event needs (a quiet entity's state is cold on each of its
+        // events) is loading while earlier events are applied, a few misses in flight at
+        // every moment, none waited for: (1) hash the id and prefetch its table entry;
+        // (2) look the slot up (creating the state) and prefetch the state's own lines;
+        // (3) prefetch what its lists point to; (4) apply the event. (Runs of 32 events,
+        // each stage over the whole run before the next, put hundreds of misses in flight
+        // at once, more than the CPU tracks, then waited.)
+        let mut hashes = [0u64; PIPELINE_RING];
+        let mut slots = [0usize; PIPELINE_RING];
+        let n = batch.len();
+        let stage = |i: usize, lag: usize| i.checked_sub(lag).filter(|&e| e < n);
+        for i in 0..n + 3 * PIPELINE_LAG {
+            if let Some(e) = stage(i, 0) {
+                let table = &inner.kinds[kind_of[e]].slots;
+                hashes[e % PIPELINE_RING] = table.hash(batch[e].entity.as_bytes());
+                table.prefetch(hashes[e % PIPELINE_RING]);
             }
-            for (((obs, &k), &hash), slot) in run.iter().zip(kinds).zip(&hashes).zip(&mut slots) {
+            if let Some(e) = stage(i, PIPELINE_LAG) {
+                let k = kind_of[e];
                 let states = &mut inner.kinds[k];
-                *slot = states.slot(&self.spec.entities[k], hash, &obs.entity);
-                states.state(*slot).prefetch_lines();
+                let slot = states.slot(&self.spec.entities[k], hashes[e % PIPELINE_RING], &batch[e].entity);
+                states.state(slot).prefetch_lines();
+                slots[e % PIPELINE_RING] = slot;
             }
-            for (&k, &slot) in kinds.iter().zip(&slots) {
-                inner.kinds[k].state(slot).prefetch();
+            if let Some(e) = stage(i, 2 * PIPELINE_LAG) {
+                inner.kinds[kind_of[e]].state(slots[e % PIPELINE_RING]).prefetch(&batch[e]);
             }
-            for (((obs, &k), &slot), &floor) in run.iter().zip(kinds).zip(&slots).zip(floors) {
-                results.push(inner.kinds[k].state_mut(slot).apply(&self.spec.entities[k], obs, floor));
+            if let Some(e) = stage(i, 3 * PIPELINE_LAG) {
+                let k = kind_of[e];
+                let state = inner.kinds[k].state_mut(slots[e % PIPELINE_RING]);
+                results.push(state.apply(&self.spec.entities[k], &batch[e], floors[e]));
             }
         }
         Ok(ObserveOutcome::from_results(batch, results))
@@ -377,7 +392,8 @@ mod tests {
 
     #[test]
     fn long_batches_with_repeated_entities_equal_one_event_at_a_time() {
-        // More events than one prefetch run, entities recurring within and across runs.
+        // More events than the prefetch pipeline holds, entities recurring within its reach
+        // (a new entity's second event looked up before its first is applied) and beyond.
         let events: Vec<Observation> =
             (0..200).map(|i| obs(&format!("e{}", (i * 7) % 13), T0 + i * 900, i as f64, (i % 3) as i32, i)).collect();
         let whole = store();

@@ -1330,28 +1330,45 @@ impl EntityState {
         }
     }
 
-    /// Asks the CPU to start loading the memory an event of this entity will touch (its
-    /// newest panes, the merged sketches, the newest occurrences), without waiting for it.
-    /// A store looks up a run of a batch's states and prefetches them before applying the
-    /// events: the lookups are independent, so their cache misses overlap instead of
-    /// following one another (a quiet entity's state is cold on each of its events).
-    pub fn prefetch(&self) {
+    /// Asks the CPU to start loading the memory `obs`, an event of this entity, will touch
+    /// (its newest panes and the slots after them, its oldest, the merged sketches'
+    /// registers its hash sets, the newest occurrences and its value's entry in the
+    /// distinct index), without waiting for it. A store prefetches a batch's states some
+    /// events before applying them, so that their cache misses overlap instead of
+    /// following one another (a quiet entity's state is cold on each of its events). Reads
+    /// the state's own struct: call [`EntityState::prefetch_lines`] some time before.
+    pub fn prefetch(&self, obs: &Observation) {
         for w in &self.windows {
             prefetch(w.heads.last());
             prefetch(w.stats.last());
+            // A new newest pane goes into the slots after them.
+            prefetch_address(w.heads.as_ptr().wrapping_add(w.heads.len()).cast());
+            prefetch_address(w.stats.as_ptr().wrapping_add(w.stats.len()).cast());
             // A quiet entity's event slides its windows, which reads their oldest panes.
             prefetch(w.heads.first());
             prefetch(w.stats.first());
-            if let Some(c) = w.sketch.first() {
-                prefetch(Some(c));
-            }
             prefetch(w.regs.back());
         }
-        for (occ, index) in self.occurrences.iter().zip(&self.distinct_index) {
+        for (d, (occ, index)) in self.occurrences.iter().zip(&self.distinct_index).enumerate() {
             prefetch(occ.last());
             // The occurrences at the windows' starts, which sliding windows move past.
             for &start in &index.start {
                 prefetch(start.checked_sub(index.base).and_then(|i| occ.get(i as usize)));
+            }
+            let Some(Some(h)) = obs.distinct.get(d) else { continue };
+            if self.is_sketched(d) {
+                let (register, _) = hll_slot(*h);
+                for w in &self.windows {
+                    if let Some(Some(c)) = w.sketch.get(d) {
+                        prefetch(Some(&c.merged.sum));
+                        prefetch(Some(&c.first));
+                        prefetch(Some(&c.merged.regs[register]));
+                        prefetch(Some(&c.front[register]));
+                        prefetch(c.back.last());
+                    }
+                }
+            } else if let Newest::Many(table) = &index.newest {
+                prefetch(Some(&table.slots[*h as usize & table.mask()]));
             }
         }
     }
