@@ -64,6 +64,7 @@ impl KindStates {
 /// A lookup usually reads that one line: std's map read its control bytes, then the entry.
 /// Hashed with foldhash, seeded per table like std's SipHash, so ids crafted to collide
 /// cannot lengthen the probes of another process's table. Entities are never removed.
+#[derive(Default)]
 struct SlotTable {
     /// A power of two long (or empty).
     entries: Vec<SlotEntry>,
@@ -83,12 +84,6 @@ struct SlotEntry {
 
 impl SlotEntry {
     const EMPTY: SlotEntry = SlotEntry { id: EntityId::EMPTY, tag: 0, slot: 0 };
-}
-
-impl Default for SlotTable {
-    fn default() -> Self {
-        SlotTable { entries: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default() }
-    }
 }
 
 impl SlotTable {
