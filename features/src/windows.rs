@@ -1358,13 +1358,20 @@ impl EntityState {
             let Some(Some(h)) = obs.distinct.get(d) else { continue };
             if self.is_sketched(d) {
                 let (register, _) = hll_slot(*h);
+                let nd = self.occurrences.len();
                 for w in &self.windows {
+                    // The newest pane's registers, if a full set on the heap.
+                    if let Some(PaneRegs::Dense(regs)) = w.regs.len().checked_sub(nd - d).and_then(|i| w.regs.get(i)) {
+                        prefetch(Some(&regs[register]));
+                    }
                     if let Some(Some(c)) = w.sketch.get(d) {
                         prefetch(Some(&c.merged.sum));
                         prefetch(Some(&c.first));
                         prefetch(Some(&c.merged.regs[register]));
                         prefetch(Some(&c.front[register]));
                         prefetch(c.back.last());
+                        // A slide moves past the back's oldest entries, reading them.
+                        prefetch(c.back.get(c.first));
                     }
                 }
             } else if let Newest::Many(table) = &index.newest {
