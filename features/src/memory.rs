@@ -269,7 +269,8 @@ impl FeatureStore for EmbeddedStore {
         // (2) look the slot up (creating the state) and prefetch the state's own lines;
         // (3) prefetch what its lists point to; (4) apply the event. (Runs of 32 events,
         // each stage over the whole run before the next, put hundreds of misses in flight
-        // at once, more than the CPU tracks, then waited.)
+        // at once, more than the CPU tracks, then waited; in batches alternating between
+        // the two in one process, the pipeline measured from even to 10 % faster.)
         let mut hashes = [0u64; PIPELINE_RING];
         let mut slots = [0usize; PIPELINE_RING];
         let n = batch.len();
