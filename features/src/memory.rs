@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use weir_schemas::StoreError;
 use weir_schemas::store::{EntityKey, FeatureStore, Observation, ObservationResult, ObserveOutcome};
 
-use crate::windows::{prefetch_address, EngineSpec, EntityDef, EntityState, PartitionWatermarks};
+use crate::probe::{ProbeEntry, ProbeTable};
+use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
 /// The states of one entity kind: a slab, and each id's slot in it. A batch's events find
 /// their slots once, in the prefetch pipeline, and are applied through the slot: one table
@@ -55,20 +56,15 @@ impl KindStates {
     }
 }
 
-/// Each entity id's slot in the slab: an open-addressing table probed linearly from the
-/// id's hash, at most half full, each entry holding the id itself (inline up to
-/// [`EntityId::INLINE`] bytes), a tag of its hash and its slot. Its own table, not std's
-/// map, for one reason: a batch hashes each id some events ahead of its lookup and
-/// prefetches the entry the lookup will read, so that the lookup finds its cold table line
-/// loaded (std's map does not say where an entry lives).
-/// A lookup usually reads that one line: std's map read its control bytes, then the entry.
-/// Hashed with foldhash, seeded per table like std's SipHash, so ids crafted to collide
-/// cannot lengthen the probes of another process's table. Entities are never removed.
+/// Each entity id's slot in the slab: a [`ProbeTable`] whose entries hold the id itself
+/// (inline up to [`EntityId::INLINE`] bytes), a tag of its hash and its slot. A batch
+/// hashes each id some events ahead of its lookup and prefetches the entry the lookup will
+/// read, so that the lookup finds its cold table line loaded. Hashed with foldhash, seeded
+/// per table like std's SipHash, so ids crafted to collide cannot lengthen the probes of
+/// another process's table. Entities are never removed.
 #[derive(Default)]
 struct SlotTable {
-    /// A power of two long (or empty).
-    entries: Vec<SlotEntry>,
-    len: usize,
+    entries: ProbeTable<SlotEntry>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -78,80 +74,44 @@ struct SlotEntry {
     /// The hash's high half: most entries that share a probe run differ here, so the id
     /// bytes are compared only on a match.
     tag: u32,
-    /// The slot plus one; 0 marks an empty entry.
+    /// The slot plus one; 0 marks a free entry.
     slot: u32,
 }
 
-impl SlotEntry {
+impl ProbeEntry for SlotEntry {
     const EMPTY: SlotEntry = SlotEntry { id: EntityId::EMPTY, tag: 0, slot: 0 };
+    fn is_empty(&self) -> bool {
+        self.slot == 0
+    }
 }
 
 impl SlotTable {
     fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     fn hash(&self, id: &[u8]) -> u64 {
         std::hash::BuildHasher::hash_one(&self.hasher, id)
     }
 
-    fn home(&self, hash: u64) -> usize {
-        hash as usize & (self.entries.len() - 1)
-    }
-
     /// Starts loading the entry a lookup of `hash` reads first.
     fn prefetch(&self, hash: u64) {
-        if !self.entries.is_empty() {
-            prefetch_address((&self.entries[self.home(hash)] as *const SlotEntry).cast());
-        }
+        self.entries.prefetch(hash);
     }
 
     fn find(&self, hash: u64, id: &[u8]) -> Option<u32> {
-        if self.entries.is_empty() {
-            return None;
-        }
         let tag = (hash >> 32) as u32;
-        let mask = self.entries.len() - 1;
-        let mut i = self.home(hash);
-        loop {
-            let e = &self.entries[i];
-            if e.slot == 0 {
-                return None;
-            }
-            if e.tag == tag && e.id.as_bytes() == id {
-                return Some(e.slot - 1);
-            }
-            i = (i + 1) & mask;
-        }
+        let i = self.entries.probe(hash, |e| e.tag == tag && e.id.as_bytes() == id);
+        self.entries.entry(i).slot.checked_sub(1)
     }
 
-    /// Adds `id`, which the table does not hold.
+    /// Adds `id`, which the table does not hold. (The tags keep only half of each hash:
+    /// growing hashes the ids again.)
     fn insert(&mut self, hash: u64, id: EntityId, slot: u32) {
-        if (self.len + 1) * 2 > self.entries.len() {
-            self.grow();
-        }
-        self.place(hash, SlotEntry { id, tag: (hash >> 32) as u32, slot: slot + 1 });
-        self.len += 1;
-    }
-
-    /// Puts `entry` in the first empty entry of `hash`'s probe run.
-    fn place(&mut self, hash: u64, entry: SlotEntry) {
-        let mask = self.entries.len() - 1;
-        let mut i = self.home(hash);
-        while self.entries[i].slot != 0 {
-            i = (i + 1) & mask;
-        }
-        self.entries[i] = entry;
-    }
-
-    /// Doubles the table (the tags keep only half of each hash: the ids are hashed again).
-    fn grow(&mut self) {
-        let size = (self.entries.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.entries, std::iter::repeat_with(|| SlotEntry::EMPTY).take(size).collect());
-        for entry in old.into_iter().filter(|e| e.slot != 0) {
-            let hash = self.hash(entry.id.as_bytes());
-            self.place(hash, entry);
-        }
+        let hasher = &self.hasher;
+        self.entries.reserve_one(|e| std::hash::BuildHasher::hash_one(hasher, e.id.as_bytes()));
+        let i = self.entries.probe(hash, |_| false);
+        self.entries.put(i, SlotEntry { id, tag: (hash >> 32) as u32, slot: slot + 1 });
     }
 }
 
@@ -405,11 +365,10 @@ mod tests {
         // Every id with the same hash, so the same home entry (the table's last, so the
         // probe run wraps to its start) and the same tag: only the id bytes tell them apart.
         let mut table = SlotTable::default();
-        table.grow();
-        let last = (table.entries.len() - 1) as u64;
+        let last = (table.entries.capacity() - 1) as u64;
         let hash = (0xabcd_u64 << 32) | last;
         let ids = ["a", "b", "a\0", "", &"z".repeat(22), &"z".repeat(23), "ab"];
-        assert!(ids.len() * 2 <= table.entries.len(), "no growth, which would rehash");
+        assert!(ids.len() * 2 <= table.entries.capacity(), "no growth, which would rehash");
         for (slot, id) in ids.iter().enumerate() {
             assert_eq!(table.find(hash, id.as_bytes()), None, "{id:?} before its insert");
             table.insert(hash, EntityId::new(id), slot as u32);

@@ -113,6 +113,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
 
+use crate::probe::{ProbeEntry, ProbeTable};
+
 // Small per-entity lists (per numeric field, per window, per distinct field) are kept
 // inline: a quiet entity's state is read cold from memory on each of its events, and every
 // separate allocation it points to is another cache miss.
@@ -870,83 +872,54 @@ impl Window {
     }
 }
 
-/// [`Newest`] beyond a few values: value hash -> position, in an open-addressing table
-/// probed linearly from the hash's low bits (the hashes are mixed already, see
-/// [`distinct_hash`]), at most half full, a removal shifting the entries after it back
-/// instead of leaving a tombstone. A lookup usually reads one cache line of a table that is
-/// cold on a quiet entity's event; std's map read its control bytes, then the entry.
+/// [`Newest`] beyond a few values: value hash -> position, in a [`ProbeTable`] keyed by
+/// the value's hash itself (mixed already, see [`distinct_hash`]). A lookup usually reads
+/// one cache line of a table that is cold on a quiet entity's event, and that line can be
+/// prefetched from the event's value ([`EntityState::prefetch`]).
 #[derive(Debug, Clone)]
-struct PositionTable {
-    /// (hash, position + 1); 0 in the second marks an empty slot.
-    slots: Box<[(u64, u64)]>,
-    len: usize,
+struct PositionTable(ProbeTable<Position>);
+
+/// A [`PositionTable`] entry: a value's hash and its position plus one (0: free).
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    hash: u64,
+    at: u64,
+}
+
+impl ProbeEntry for Position {
+    const EMPTY: Position = Position { hash: 0, at: 0 };
+    fn is_empty(&self) -> bool {
+        self.at == 0
+    }
 }
 
 impl PositionTable {
     fn with_capacity(values: usize) -> Self {
-        let slots = (2 * values).next_power_of_two().max(16);
-        PositionTable { slots: vec![(0, 0); slots].into_boxed_slice(), len: 0 }
-    }
-
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
-    }
-
-    /// Where `h` is, or the empty slot where it would go.
-    fn probe(&self, h: u64) -> usize {
-        let mask = self.mask();
-        let mut i = h as usize & mask;
-        while self.slots[i].1 != 0 && self.slots[i].0 != h {
-            i = (i + 1) & mask;
-        }
-        i
+        PositionTable(ProbeTable::with_capacity(values))
     }
 
     fn get(&self, h: u64) -> Option<u64> {
-        let (_, at) = self.slots[self.probe(h)];
-        at.checked_sub(1)
+        self.0.entry(self.0.probe(h, |e| e.hash == h)).at.checked_sub(1)
     }
 
     /// Sets `h`'s position, returning the one it had.
     fn insert(&mut self, h: u64, at: u64) -> Option<u64> {
-        if 2 * (self.len + 1) > self.slots.len() {
-            let mut bigger = PositionTable::with_capacity(self.slots.len());
-            for &(k, p) in self.slots.iter().filter(|s| s.1 != 0) {
-                let i = bigger.probe(k);
-                bigger.slots[i] = (k, p);
-            }
-            bigger.len = self.len;
-            *self = bigger;
-        }
-        let i = self.probe(h);
-        let old = std::mem::replace(&mut self.slots[i], (h, at + 1)).1;
-        self.len += usize::from(old == 0);
-        old.checked_sub(1)
+        self.0.reserve_one(|e| e.hash);
+        let i = self.0.probe(h, |e| e.hash == h);
+        self.0.put(i, Position { hash: h, at: at + 1 }).at.checked_sub(1)
     }
 
     fn remove(&mut self, h: u64) {
-        let mask = self.mask();
-        let mut hole = self.probe(h);
-        if self.slots[hole].1 == 0 {
-            return;
-        }
-        // Backward shift: an entry after the hole moves into it unless that would put it
-        // before its home slot, so that every entry stays reachable from its home.
-        let mut j = (hole + 1) & mask;
-        while self.slots[j].1 != 0 {
-            let home = self.slots[j].0 as usize & mask;
-            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
-                self.slots[hole] = self.slots[j];
-                hole = j;
-            }
-            j = (j + 1) & mask;
-        }
-        self.slots[hole] = (0, 0);
-        self.len -= 1;
+        let i = self.0.probe(h, |e| e.hash == h);
+        self.0.remove(i, |e| e.hash);
     }
 
     fn positions(&self) -> impl Iterator<Item = u64> + '_ {
-        self.slots.iter().filter_map(|s| s.1.checked_sub(1))
+        self.0.iter().map(|e| e.at - 1)
+    }
+
+    fn prefetch(&self, h: u64) {
+        self.0.prefetch(h);
     }
 }
 
@@ -1375,7 +1348,7 @@ impl EntityState {
                     }
                 }
             } else if let Newest::Many(table) = &index.newest {
-                prefetch(Some(&table.slots[*h as usize & table.mask()]));
+                table.prefetch(*h);
             }
         }
     }

@@ -571,7 +571,7 @@ proptest! {
                 _ => prop_assert_eq!(table.get(h), model.get(&h).copied()),
             }
             prop_assert_eq!(table.get(h), model.get(&h).copied());
-            prop_assert_eq!(table.len, model.len());
+            prop_assert_eq!(table.0.len(), model.len());
         }
         for (&k, &p) in &model {
             prop_assert_eq!(table.get(k), Some(p));
