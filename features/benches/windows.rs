@@ -219,7 +219,7 @@ fn window_update(c: &mut Criterion) {
     // Warmed before criterion starts its clock: it sizes its samples by the wall time of
     // its warm-up calls, which a warm-up inside the first one (seconds) would make it
     // read as the cost of one iteration.
-    let mut store = Some(warmed_store(&spec, &runtime, &obs, warm));
+    let mut store = warmed_store(&spec, &runtime, &obs, warm);
     let mut next = warm;
     let mut timed = 0usize;
     let mut group = c.benchmark_group("window_update");
@@ -231,11 +231,11 @@ fn window_update(c: &mut Criterion) {
             while left > 0 {
                 if next == obs.len() {
                     // Start again from empty states, warmed up untimed.
-                    store = Some(warmed_store(&spec, &runtime, &obs, warm));
+                    store = warmed_store(&spec, &runtime, &obs, warm);
                     next = warm;
                 }
                 let n = left.min(obs.len() - next);
-                elapsed += apply_timed(store.as_ref().expect("warmed"), &runtime, &obs[next..next + n]);
+                elapsed += apply_timed(&store, &runtime, &obs[next..next + n]);
                 next += n;
                 timed += n;
                 left -= n;
@@ -244,7 +244,6 @@ fn window_update(c: &mut Criterion) {
         })
     });
     group.finish();
-    let Some(store) = store else { return };
     let ids: std::collections::BTreeSet<&str> = obs.iter().map(|o| o.entity.as_str()).collect();
     let sizes: Vec<usize> = ids.iter().filter_map(|id| store.state("card", id)).map(|s| s.to_bytes(&def).len()).collect();
     eprintln!(
