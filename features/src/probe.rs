@@ -76,10 +76,17 @@ impl<E: ProbeEntry> ProbeTable<E> {
     /// Makes room for one more entry (doubling the array if it would be over half full:
     /// `hash_of` gives each entry's hash again), so that a [`ProbeTable::probe`] that
     /// follows finds where to [`ProbeTable::put`] it.
+    #[inline]
     pub(crate) fn reserve_one(&mut self, hash_of: impl Fn(&E) -> u64) {
-        if 2 * (self.len + 1) <= self.entries.len() {
-            return;
+        if 2 * (self.len + 1) > self.entries.len() {
+            self.grow(hash_of);
         }
+    }
+
+    /// Doubles the array (rare: out of line, so that the check above stays inline).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, hash_of: impl Fn(&E) -> u64) {
         let mut bigger = Self::with_capacity(self.entries.len());
         for entry in std::mem::take(&mut self.entries).into_vec().into_iter().filter(|e| !e.is_empty()) {
             let i = bigger.probe(hash_of(&entry), |_| false);
