@@ -7,7 +7,7 @@ use weir_online_learner::config::{FtrlConfig, JoinConfig, LearnerConfig};
 use weir_online_learner::join::{Join, JoinCounters, PendingScore};
 use weir_online_learner::learner::{Input, Learner, Position};
 use weir_online_learner::model::OnlineModel;
-use weir_schemas::events::{FeatureValue, Label, Score};
+use weir_schemas::events::{FeatureValue, Label, ModelOutput, Score};
 
 const K: usize = 9;
 const N: usize = 500;
@@ -37,8 +37,8 @@ fn batch(rows: &[(Vec<f64>, bool)], round: i64) -> Vec<(Position, Input)> {
         let t = round * 1_000_000 + i as i64;
         let offset = round * N as i64 + i as i64;
         out.push((Position { topic: "scores".into(), partition: 0, offset }, Input::Score(Score {
-            event_id: id.clone(), card_id: "c".into(), event_time: t, model_name: "m".into(), model_version: "v1".into(),
-            score: 0.1, decision: "approve".into(),
+            event_id: id.clone(), key: "c".into(), event_time: t, model_name: "m".into(), model_version: "v1".into(),
+            output: ModelOutput::binary(0.1), decision: "approve".into(),
             features: names.iter().zip(x).map(|(n, v)| FeatureValue { name: n.clone(), value: *v }).collect(),
             reasons: vec![], scored_at: t, attributes: Default::default(),
         })));

@@ -10,7 +10,7 @@ use weir_online_learner::config::{FtrlConfig, JoinConfig, LearnerConfig};
 use weir_online_learner::join::{Join, JoinCounters, PendingScore};
 use weir_online_learner::learner::{Input, Learner, Position};
 use weir_online_learner::model::OnlineModel;
-use weir_schemas::events::{FeatureValue, Label, Score};
+use weir_schemas::events::{FeatureValue, Label, ModelOutput, Score};
 
 const REPS: usize = 20;
 
@@ -63,8 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let id = format!("{k}");
             let t = k as i64;
             inputs.push((Position { topic: "s".into(), partition: 0, offset: t }, Input::Score(Score {
-                event_id: id.clone(), card_id: "c".into(), event_time: t, model_name: "m".into(), model_version: "v1".into(),
-                score: 0.5, decision: "review".into(),
+                event_id: id.clone(), key: "c".into(), event_time: t, model_name: "m".into(), model_version: "v1".into(),
+                output: ModelOutput::binary(0.5), decision: "review".into(),
                 features: names.iter().zip(x).map(|(n, v)| FeatureValue { name: n.clone(), value: *v }).collect(),
                 reasons: vec![], scored_at: t, attributes: Default::default(),
             })));

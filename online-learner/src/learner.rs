@@ -53,6 +53,10 @@ pub struct Counters {
     pub replayed_skipped: u64,
     /// Scores whose feature names differ from the model's: not learned.
     pub feature_mismatch: u64,
+    /// Scores of a multi-class or regression model: the learner learns binary labels
+    /// against a positive-class probability, so these are not joined.
+    #[serde(default)]
+    pub not_binary: u64,
     pub join: JoinCounters,
 }
 
@@ -249,6 +253,10 @@ impl Learner {
                 self.state.model.as_ref().expect("just set")
             }
         };
+        let Some(probability) = s.probability() else {
+            self.state.counters.not_binary += 1;
+            return Ok(());
+        };
         let same = s.features.len() == model.nfeatures()
             && s.features.iter().zip(&model.feature_names).all(|(f, n)| &f.name == n);
         if !same {
@@ -258,7 +266,7 @@ impl Learner {
         let pending = PendingScore {
             event_time: s.event_time,
             model_version: s.model_version,
-            score: s.score,
+            score: probability,
             features: s.features.iter().map(|f| f.value).collect(),
         };
         if let Some((score, label)) = self.join.on_score(&s.event_id, pending) {
@@ -314,18 +322,18 @@ impl Learner {
 
 #[cfg(test)]
 mod tests {
-    use weir_schemas::events::FeatureValue;
+    use weir_schemas::events::{FeatureValue, ModelOutput};
 
     use super::*;
 
     fn score(id: &str, t: i64, x: f64) -> Input {
         Input::Score(Score {
             event_id: id.into(),
-            card_id: "c".into(),
+            key: "c".into(),
             event_time: t,
             model_name: "m".into(),
             model_version: "v1".into(),
-            score: 0.3,
+            output: ModelOutput::binary(0.3),
             decision: "approve".into(),
             features: vec![FeatureValue { name: "a".into(), value: x }, FeatureValue { name: "b".into(), value: 1.0 }],
             reasons: vec![],

@@ -49,12 +49,12 @@
 //!
 //! ```
 //! use weir_online_learner::{config::LearnerConfig, learner::{Input, Learner, Position}};
-//! use weir_schemas::events::{FeatureValue, Label, Score};
+//! use weir_schemas::events::{FeatureValue, Label, ModelOutput, Score};
 //!
 //! let mut learner = Learner::restore(LearnerConfig::default(), None, vec![], vec![], vec![], vec![]).unwrap();
 //! let score = Score {
-//!     event_id: "e1".into(), card_id: "c1".into(), event_time: 1_000, model_name: "fraud".into(),
-//!     model_version: "v1".into(), score: 0.2, decision: "approve".into(),
+//!     event_id: "e1".into(), key: "c1".into(), event_time: 1_000, model_name: "fraud".into(),
+//!     model_version: "v1".into(), output: ModelOutput::binary(0.2), decision: "approve".into(),
 //!     features: vec![FeatureValue { name: "amount_log".into(), value: 3.2 }],
 //!     reasons: vec![], scored_at: 1_001, attributes: Default::default(),
 //! };

@@ -104,16 +104,20 @@ pub struct Reason {
     pub contribution: f64,
 }
 
-/// weir's verdict on one transaction (`score-v2.avsc`; version 1, `score.avsc`, still
-/// decodes into it with no reasons and no attributes).
+/// weir's verdict on one scored event (`score-v3.avsc`). Versions 1 and 2 (`score.avsc`,
+/// `score-v2.avsc`: a `card_id` and a binary `score`) decode into it through
+/// [`crate::score_versions::ScoreDecoder`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     pub event_id: String,
-    pub card_id: String,
+    /// The entity key the event was scored for: the value of the configured score key,
+    /// whatever the event's schema calls that field.
+    pub key: String,
     pub event_time: i64,
     pub model_name: String,
     pub model_version: String,
-    pub score: f64,
+    /// The model's answer.
+    pub output: ModelOutput,
     pub decision: String,
     pub features: Vec<FeatureValue>,
     /// Top contributing features, largest absolute contribution first.
@@ -124,6 +128,79 @@ pub struct Score {
     /// monitor groups drift and fairness by.
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl Score {
+    /// The one number that stands for the answer: the positive class's probability of a
+    /// binary model, a regression's value, the most likely class's probability of a
+    /// multi-class model. Score drift and decisions are computed on it.
+    pub fn value(&self) -> f64 {
+        self.output.value()
+    }
+
+    /// The positive class's probability, for a binary model only: what label-based
+    /// evaluation (AUC, log loss) needs.
+    pub fn probability(&self) -> Option<f64> {
+        match self.output {
+            ModelOutput::Binary(BinaryOutput { probability }) => Some(probability),
+            _ => None,
+        }
+    }
+}
+
+/// A model's answer for one event: the Avro union of `score-v3.avsc`'s `output`. Each
+/// variant is named after its union member, which is how the Avro (de)serializer picks it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ModelOutput {
+    #[serde(rename = "io.weir.events.BinaryOutput", alias = "BinaryOutput")]
+    Binary(BinaryOutput),
+    #[serde(rename = "io.weir.events.MultiClassOutput", alias = "MultiClassOutput")]
+    MultiClass(MultiClassOutput),
+    #[serde(rename = "io.weir.events.RegressionOutput", alias = "RegressionOutput")]
+    Regression(RegressionOutput),
+}
+
+impl ModelOutput {
+    /// A binary classifier's answer.
+    pub fn binary(probability: f64) -> Self {
+        ModelOutput::Binary(BinaryOutput { probability })
+    }
+
+    /// See [`Score::value`].
+    pub fn value(&self) -> f64 {
+        match self {
+            ModelOutput::Binary(b) => b.probability,
+            ModelOutput::Regression(r) => r.value,
+            ModelOutput::MultiClass(m) => m.classes.iter().map(|c| c.probability).fold(f64::NAN, f64::max),
+        }
+    }
+}
+
+/// A binary classifier's answer (`score-v3.avsc`, `BinaryOutput`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BinaryOutput {
+    /// Probability of the positive class, in [0, 1].
+    pub probability: f64,
+}
+
+/// A multi-class classifier's answer (`score-v3.avsc`, `MultiClassOutput`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiClassOutput {
+    /// Every class with its probability, in the model's class order.
+    pub classes: Vec<ClassProbability>,
+}
+
+/// One class of a [`MultiClassOutput`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassProbability {
+    pub label: String,
+    pub probability: f64,
+}
+
+/// A regression model's answer (`score-v3.avsc`, `RegressionOutput`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegressionOutput {
+    pub value: f64,
 }
 
 /// A message weir could not process (`dead-letter.avsc`). On the dead-letter topic the

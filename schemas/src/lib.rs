@@ -39,6 +39,7 @@ pub mod model;
 pub mod paths;
 pub mod record;
 pub mod registry;
+pub mod score_versions;
 pub mod store;
 pub mod validate;
 pub mod wire;

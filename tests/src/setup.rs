@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use weir::config::{RedisConfig, WeirConfig};
 use weir_ingest::generator::{Content, GeneratedMessage, GeneratorConfig};
-use weir_schemas::events::{Score, Transaction};
-use weir_schemas::wire::{subjects, Decoder, LocalSchemaRegistry, SchemaRegistry};
+use weir_schemas::events::Transaction;
+use weir_schemas::score_versions::ScoreDecoder;
+use weir_schemas::wire::{LocalSchemaRegistry, SchemaRegistry};
 
 use crate::{unique, Services};
 
@@ -56,8 +57,7 @@ pub fn generate(config: GeneratorConfig) -> anyhow::Result<(Vec<GeneratedMessage
 }
 
 /// Decodes `Score` values as weir writes them.
-pub fn score_decoder() -> anyhow::Result<Decoder<Score>> {
+pub fn score_decoder() -> anyhow::Result<ScoreDecoder> {
     let registry: Arc<dyn SchemaRegistry> = Arc::new(LocalSchemaRegistry::embedded()?);
-    let reader = registry.latest(subjects::SCORE)?;
-    Ok(Decoder::new(registry, subjects::SCORE, &reader))
+    Ok(ScoreDecoder::new(registry)?)
 }

@@ -70,7 +70,7 @@ async fn ten_thousand_events_with_poison_end_to_end() -> anyhow::Result<()> {
     let mut scored: BTreeMap<String, usize> = BTreeMap::new();
     for m in &scores {
         let score = score_decoder.decode(payload(m))?;
-        assert!((0.0..=1.0).contains(&score.score), "score {} out of range", score.score);
+        assert!((0.0..=1.0).contains(&score.value()), "score {} out of range", score.value());
         assert_eq!(score.model_version, "v1");
         assert_eq!(score.features.len(), model.feature_count());
         *scored.entry(score.event_id).or_default() += 1;

@@ -140,7 +140,7 @@ async fn fifty_thousand_events_through_two_promotions_and_a_rollback() -> anyhow
         let model = models.get(s.model_version.as_str()).ok_or_else(|| anyhow::anyhow!("unknown version {}", s.model_version))?;
         let row: Vec<f32> = s.features.iter().map(|f| f.value as f32).collect();
         let again = f64::from(model.score(&row)?[0]);
-        worst = worst.max((again - s.score).abs());
+        worst = worst.max((again - s.value()).abs());
         assert_eq!(s.reasons.len(), 3, "{}: reasons {:?}", s.event_id, s.reasons);
     }
     let missing = valid.iter().filter(|tx| !times_scored.contains_key(&tx.event_id)).count();
@@ -232,7 +232,7 @@ async fn broken_versions_are_refused_and_the_old_one_keeps_serving() -> anyhow::
     for m in &scores {
         let s = decoder.decode(payload(m))?;
         assert_eq!(s.model_version, "v1");
-        assert!(s.score.is_finite());
+        assert!(s.value().is_finite());
         ids.insert(s.event_id);
     }
     assert_eq!(valid.iter().filter(|tx| !ids.contains(&tx.event_id)).count(), 0, "events without a score");

@@ -231,7 +231,7 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
     for (row, ix) in golden.rows.iter().zip(&interactions) {
         let s = by_id[row.event_id.as_str()][0];
         assert_eq!((s.model_name.as_str(), s.model_version.as_str()), MODEL, "{}", row.event_id);
-        assert_eq!(s.card_id, ix.user.id, "{}: card_id is the primary key user.id", row.event_id);
+        assert_eq!(s.key, ix.user.id, "{}: the score's key is the primary key user.id", row.event_id);
         assert_eq!(s.event_time, ix.event_time, "{}", row.event_id);
         let attributes: BTreeMap<String, String> = [
             ("country".to_string(), ix.user.country.clone()),
@@ -248,8 +248,8 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
                 differences.push(format!("{} {}: weir {}, python {want}", row.event_id, f.name, f.value));
             }
         }
-        if (s.score - row.score).abs() > 1e-5 {
-            differences.push(format!("{} score: weir {}, python {}", row.event_id, s.score, row.score));
+        if (s.value() - row.score).abs() > 1e-5 {
+            differences.push(format!("{} score: weir {}, python {}", row.event_id, s.value(), row.score));
         }
     }
     assert!(

@@ -5,7 +5,7 @@
 use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
 use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Input, Learner, Position};
-use weir_schemas::events::{FeatureValue, Label, Score};
+use weir_schemas::events::{FeatureValue, Label, ModelOutput, Score};
 use weir_tests::{unique, Services};
 
 fn batch(from: usize, n: usize, version: &str) -> Vec<(Position, Input)> {
@@ -17,11 +17,11 @@ fn batch(from: usize, n: usize, version: &str) -> Vec<(Position, Input)> {
             Position { topic: "scores".into(), partition: 0, offset: i as i64 },
             Input::Score(Score {
                 event_id: id.clone(),
-                card_id: "c".into(),
+                key: "c".into(),
                 event_time: t,
                 model_name: "fraud".into(),
                 model_version: version.into(),
-                score: if y { 0.7 } else { 0.2 },
+                output: ModelOutput::binary(if y { 0.7 } else { 0.2 }),
                 decision: "approve".into(),
                 features: vec![FeatureValue { name: "a".into(), value: x }, FeatureValue { name: "b".into(), value: 1.0 }],
                 reasons: vec![],

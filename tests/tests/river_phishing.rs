@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_online_learner::config::LearnerConfig;
-use weir_schemas::events::{FeatureValue, Label, Score};
+use weir_schemas::events::{FeatureValue, Label, ModelOutput, Score};
 use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry};
 use weir_tests::learning::checkpoint_state;
 use weir_tests::setup::{create_pipeline_topics, pipeline_config};
@@ -54,11 +54,11 @@ async fn phishing_through_kafka_next_to_river() -> anyhow::Result<()> {
         let t = base + i as i64 * 1_000;
         let score = Score {
             event_id: id.clone(),
-            card_id: id.clone(),
+            key: id.clone(),
             event_time: t,
             model_name: "none".into(),
             model_version: "none".into(),
-            score: 0.5,
+            output: ModelOutput::binary(0.5),
             decision: "review".into(),
             features: names.iter().zip(x).map(|(n, v)| FeatureValue { name: n.clone(), value: *v }).collect(),
             reasons: vec![],
