@@ -5,7 +5,7 @@
 //!
 //! | subject | statistics (readings) | alert on |
 //! |---|---|---|
-//! | each numeric feature of the scored vector | `psi`, `ks`, `js`, `wasserstein1` | the feature's [`Threshold`] (default PSI > 0.25) |
+//! | each numeric feature of the scored vector | `psi`, `ks`, `js`, `wasserstein1` | the feature's [`Threshold`](crate::config::Threshold) (default PSI > 0.25) |
 //! | `score` | the same | [`MonitorConfig::score`] (default PSI > 0.2) |
 //! | each categorical attribute (`country`, `channel`, ...) | `psi`, `chi2`, `chi2_p`, `other_share` | PSI (default > 0.25) |
 //! | `data_quality` | `invalid_rate`, `missing_rate`, `late_rate` | [`QualityConfig`](crate::config::QualityConfig) |
@@ -34,8 +34,8 @@
 //!   [`Monitor::flush`]).
 //!
 //! Closing a pane evaluates the window ending with it: every statistic is read, fed to
-//! its [`AlertMachine`], and the transitions come back as [`DriftAlert`]s (firing or
-//! cleared, same `alert_id` for both ends of an episode). Panes after it that are still
+//! its [`AlertMachine`](crate::alert::AlertMachine), and the transitions come back as
+//! [`DriftAlert`]s (firing or cleared, same `alert_id` for both ends of an episode). Panes after it that are still
 //! open keep filling. A score whose pane has already closed — behind the watermark by
 //! more than the allowed lateness — is late: counted in `late_rate` of the next window to
 //! close, not in the statistics (its label still joins). Labels are windowed by their own
