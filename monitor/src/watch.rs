@@ -83,7 +83,7 @@
 //! # Parts
 //!
 //! `Monitor` composes one part per concern, each in its own file under `watch/`: `clock`
-//! (watermarks, open and closed panes), `reference` (a given profile, or the `warmup`
+//! (watermarks, open and closed panes), `reference` (a given `profile`, or the `warmup`
 //! collecting one, then the `sketches` binned against it), `quality`, `fairness`, the
 //! label `join` feeding `outcomes` and `concept` drift. Each part reads its statistics
 //! into the `check` sheet of an evaluation (readings, and the checks an alert rule
@@ -103,6 +103,7 @@ mod concept;
 mod fairness;
 mod join;
 mod outcomes;
+mod profile;
 mod quality;
 mod reference;
 mod ring;
@@ -111,7 +112,7 @@ mod warmup;
 
 pub use self::check::{Evaluation, Reading};
 pub use self::clock::Source;
-pub use self::reference::ReferenceProfile;
+pub use self::profile::ReferenceProfile;
 pub use crate::subjects::{ERROR_RATE_SUBJECT, LABEL_RATE_SUBJECT, QUALITY_SUBJECT, SCORE_SUBJECT};
 
 use self::alerts::Alerts;

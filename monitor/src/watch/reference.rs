@@ -2,32 +2,16 @@
 //! collected by a [`Warmup`] and then binned into [`Sketches`]. Until it is ready only
 //! data quality, fairness and concept drift are evaluated.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use weir_schemas::events::Score;
 
 use crate::config::MonitorConfig;
 use crate::drift::WindowSpec;
 use crate::error::Result;
 
+use super::profile::ReferenceProfile;
 use super::quality::ValueCounts;
 use super::sketches::Sketches;
 use super::warmup::Warmup;
-
-/// The reference distributions drift is measured against.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ReferenceProfile {
-    /// A sample of each numeric feature, by name.
-    #[serde(default)]
-    pub numeric: BTreeMap<String, Vec<f64>>,
-    /// Category counts of each attribute, by name.
-    #[serde(default)]
-    pub categorical: BTreeMap<String, BTreeMap<String, u64>>,
-    /// A sample of the model's scores.
-    #[serde(default)]
-    pub score: Vec<f64>,
-}
 
 pub(super) enum Reference {
     Warmup(Box<Warmup>),

@@ -12,8 +12,8 @@ use crate::error::Result;
 use crate::subjects::SCORE_SUBJECT;
 
 use super::check::{Check, Rules, Sheet};
+use super::profile::ReferenceProfile;
 use super::quality::ValueCounts;
-use super::reference::ReferenceProfile;
 
 pub(super) struct Sketches {
     /// Watched numeric features, in the order of `numeric`.

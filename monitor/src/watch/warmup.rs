@@ -8,8 +8,8 @@ use weir_schemas::events::Score;
 
 use crate::config::MonitorConfig;
 
+use super::profile::ReferenceProfile;
 use super::quality::ValueCounts;
-use super::reference::ReferenceProfile;
 
 /// Seed of the reservoirs' generator: the same stream gives the same reference.
 const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
