@@ -389,7 +389,7 @@ impl Default for ConceptConfig {
 impl MonitorConfig {
     /// The threshold of a numeric feature (`score` included).
     pub fn numeric_threshold(&self, subject: &str) -> &Threshold {
-        self.thresholds.get(subject).unwrap_or(if subject == crate::watch::SCORE_SUBJECT { &self.score } else { &self.numeric })
+        self.thresholds.get(subject).unwrap_or(if subject == crate::subjects::SCORE_SUBJECT { &self.score } else { &self.numeric })
     }
 
     pub fn categorical_threshold(&self, attribute: &str) -> &Threshold {

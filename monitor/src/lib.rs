@@ -21,6 +21,8 @@
 //!   recovery) turning evaluations into `DriftAlert` events. Configured by [`MonitorConfig`]
 //!   (`[monitor]` in `weir.toml`). No I/O: the `weir` binary's monitor stage feeds it from
 //!   Kafka and ships its alerts.
+//! - [`subjects`]: the names of what the monitor watches (`score`, `data_quality`, ...),
+//!   shared by readings, alerts, thresholds and metric labels.
 //! - [`metrics`]: the Prometheus metric names and the `/metrics` exporter.
 //!
 //! ```
@@ -55,6 +57,7 @@ pub mod detectors;
 pub mod drift;
 pub mod error;
 pub mod metrics;
+pub mod subjects;
 pub mod watch;
 
 pub use config::MonitorConfig;

@@ -1,7 +1,10 @@
-//! weir's Prometheus metrics: the names, what they mean, and the `/metrics` endpoint.
+//! weir's Prometheus metrics: the one place for their names (each a documented
+//! constant: kind, unit, labels), their descriptions, and the `/metrics` endpoint.
 //!
 //! Stages record through the `metrics` crate facade (cheap when no exporter is
-//! installed); `weir run` installs the Prometheus exporter when `[metrics] listen` is set.
+//! installed), naming a metric only by its constant here; `weir run` installs the
+//! Prometheus exporter when `[metrics] listen` is set. The online learner's own metrics
+//! (`weir_learner_*`) are named in `weir-online-learner`'s `metrics` module.
 
 use std::net::SocketAddr;
 
@@ -10,53 +13,104 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::error::{MonitorError, Result};
 
-/// Events taken off the input topic.
-pub const EVENTS_RECEIVED: &str = "weir_events_received_total";
-/// Events scored and their score acknowledged by the broker.
-pub const EVENTS_SCORED: &str = "weir_events_scored_total";
-/// Events sent to the dead-letter topic, by `class` (Malformed, UnknownSchema, Invalid).
-pub const EVENTS_DEAD_LETTERED: &str = "weir_events_dead_lettered_total";
-/// Events older than the allowed lateness: not applied to the windows.
-pub const EVENTS_LATE: &str = "weir_events_late_total";
-/// Late observations per entity kind (`entity` label): an event late for one entity (say
-/// a merchant fed by a partition far ahead) may be on time for another.
-pub const FEATURE_LATE: &str = "weir_feature_late_observations_total";
-/// Events the feature store had applied before (a replay after a crash or rebalance).
-pub const EVENTS_REPLAYED: &str = "weir_events_replayed_total";
-/// Micro-batches processed.
-pub const BATCHES: &str = "weir_batches_total";
-/// Events per micro-batch.
-pub const BATCH_SIZE: &str = "weir_batch_size";
-/// Seconds from receipt of an event to the acknowledgement of its score.
-pub const EVENT_LATENCY: &str = "weir_event_latency_seconds";
-/// Seconds in the model per micro-batch.
-pub const MODEL_LATENCY: &str = "weir_model_batch_seconds";
-/// 1 for the model version serving, labelled `model` and `version`.
-pub const MODEL_INFO: &str = "weir_model_info";
+// Each name below: what it counts, its kind and unit, and its labels. A name is used
+// only through its constant, so a rename is one edit here.
 
-/// Consumer lag of a consumer group, labelled `group`: messages on its topics not yet
-/// committed by it (the scoring group on transactions, the monitor group on scores+labels).
+// ---- The scoring pipeline ----
+
+/// `weir_events_received_total` — counter, events taken off the input topic. No labels.
+pub const EVENTS_RECEIVED: &str = "weir_events_received_total";
+/// `weir_events_scored_total` — counter, events scored and their score acknowledged by
+/// the broker. No labels.
+pub const EVENTS_SCORED: &str = "weir_events_scored_total";
+/// `weir_events_dead_lettered_total` — counter, events sent to the dead-letter topic.
+/// Label `class`: `Malformed`, `UnknownSchema`, `Invalid`.
+pub const EVENTS_DEAD_LETTERED: &str = "weir_events_dead_lettered_total";
+/// `weir_events_late_total` — counter, events older than the allowed lateness: not
+/// applied to the windows. No labels.
+pub const EVENTS_LATE: &str = "weir_events_late_total";
+/// `weir_feature_late_observations_total` — counter, late observations. Label `entity`
+/// (the entity kind): an event late for one entity (say a merchant fed by a partition
+/// far ahead) may be on time for another.
+pub const FEATURE_LATE: &str = "weir_feature_late_observations_total";
+/// `weir_events_replayed_total` — counter, events the feature store had applied before
+/// (a replay after a crash or rebalance). No labels.
+pub const EVENTS_REPLAYED: &str = "weir_events_replayed_total";
+/// `weir_batches_total` — counter, micro-batches processed. No labels.
+pub const BATCHES: &str = "weir_batches_total";
+/// `weir_batch_size` — histogram, events per micro-batch. No labels.
+pub const BATCH_SIZE: &str = "weir_batch_size";
+/// `weir_event_latency_seconds` — histogram, seconds from receipt of an event to the
+/// acknowledgement of its score. No labels.
+pub const EVENT_LATENCY: &str = "weir_event_latency_seconds";
+/// `weir_model_batch_seconds` — histogram, seconds in the model per micro-batch. No
+/// labels.
+pub const MODEL_LATENCY: &str = "weir_model_batch_seconds";
+
+// ---- Models and the registry ----
+
+/// `weir_model_info` — gauge, 1 for the model version serving, 0 once swapped out.
+/// Labels `model` (name) and `version`.
+pub const MODEL_INFO: &str = "weir_model_info";
+/// `weir_model_swaps_total` — counter, versions the registry watcher swapped into
+/// service. Label `pointer` (`champion`, `challenger`).
+pub const MODEL_SWAPS: &str = "weir_model_swaps_total";
+/// `weir_model_refused_total` — counter, versions refused at validation. Labels
+/// `pointer` (`champion`, `challenger`) and `reason` (`checksum`, `feature_mismatch`,
+/// `unsupported_op`, `canary`, `load`, `io`, `metadata`).
+pub const MODEL_REFUSED: &str = "weir_model_refused_total";
+
+// ---- Shadow scoring (the challenger) ----
+
+/// `weir_shadow_dropped_total` — counter, shadow events dropped because the challenger's
+/// queue was full. No labels.
+pub const SHADOW_DROPPED: &str = "weir_shadow_dropped_total";
+/// `weir_shadow_scored_total` — counter, shadow events scored by the challenger and
+/// delivered to the shadow topic. No labels.
+pub const SHADOW_SCORED: &str = "weir_shadow_scored_total";
+/// `weir_shadow_failed_total` — counter, shadow events whose scoring or delivery failed.
+/// No labels.
+pub const SHADOW_FAILED: &str = "weir_shadow_failed_total";
+
+// ---- Kafka ----
+
+/// `weir_consumer_lag` — gauge, messages on a consumer group's topics not yet committed
+/// by it (the scoring group on the input topic, the monitor group on scores and labels).
+/// Label `group`.
 pub const CONSUMER_LAG: &str = "weir_consumer_lag";
-/// Every statistic the monitor read at its last evaluation, labelled `subject` (a feature,
-/// an attribute, `score`, `data_quality`, `fairness:<attr>[:<group>]`, `error_rate`,
-/// `label_rate`) and `statistic` (`psi`, `ks`, `js`, `wasserstein1`, `chi2`, `chi2_p`,
-/// `other_share`, `invalid_rate`, `missing_rate`, `late_rate`, `decision_rate`,
-/// `mean_score`, `tpr`, `decision_rate_gap`, `tpr_gap`, `rate`, `adwin`, `page_hinkley`).
+
+// ---- The monitor ----
+
+/// `weir_monitor_statistic` — gauge, every statistic the monitor read at its last
+/// evaluation. Labels `subject` (a feature, an attribute, `score`, `data_quality`,
+/// `fairness:<attr>[:<group>]`, `error_rate`, `label_rate`: see [`crate::subjects`]) and
+/// `statistic` (`psi`, `ks`, `js`, `wasserstein1`, `chi2`, `chi2_p`, `other_share`,
+/// `invalid_rate`, `missing_rate`, `late_rate`, `decision_rate`, `mean_score`, `tpr`,
+/// `decision_rate_gap`, `tpr_gap`, `rate`, `adwin`, `page_hinkley`).
 pub const MONITOR_STATISTIC: &str = "weir_monitor_statistic";
-/// Scores in the monitor's last evaluated window.
+/// `weir_monitor_window_events` — gauge, scores in the monitor's last evaluated window.
+/// No labels.
 pub const MONITOR_WINDOW_EVENTS: &str = "weir_monitor_window_events";
-/// Scores and labels the monitor consumed; messages it could not decode.
+/// `weir_monitor_scores_total` — counter, scores the monitor consumed. No labels.
 pub const MONITOR_SCORES: &str = "weir_monitor_scores_total";
+/// `weir_monitor_labels_total` — counter, labels the monitor consumed. No labels.
 pub const MONITOR_LABELS: &str = "weir_monitor_labels_total";
+/// `weir_monitor_undecodable_total` — counter, messages the monitor could not decode. No
+/// labels.
 pub const MONITOR_UNDECODABLE: &str = "weir_monitor_undecodable_total";
-/// Scored events waiting for their label; labels joined so far.
+/// `weir_monitor_labels_waiting` — gauge, scored events waiting for their label. No
+/// labels.
 pub const MONITOR_LABELS_WAITING: &str = "weir_monitor_labels_waiting";
+/// `weir_monitor_labels_joined` — gauge, labels joined to their score so far. No labels.
 pub const MONITOR_LABELS_JOINED: &str = "weir_monitor_labels_joined";
-/// Drift alerts delivered, by `state` (firing, cleared) and `severity`.
+/// `weir_drift_alerts_total` — counter, drift alerts delivered. Labels `state` (`firing`,
+/// `cleared`) and `severity` (`info`, `warning`, `critical`).
 pub const DRIFT_ALERTS: &str = "weir_drift_alerts_total";
-/// 1 while an alert is firing, 0 once cleared; labelled `subject` and `statistic`.
+/// `weir_drift_alert_firing` — gauge, 1 while an alert is firing, 0 once cleared. Labels
+/// `subject` and `statistic`.
 pub const DRIFT_ALERT_FIRING: &str = "weir_drift_alert_firing";
-/// Webhook POSTs that failed (the alert is still on the alerts topic).
+/// `weir_monitor_webhook_failures_total` — counter, webhook POSTs that failed (the alert
+/// is still on the alerts topic). No labels.
 pub const MONITOR_WEBHOOK_FAILURES: &str = "weir_monitor_webhook_failures_total";
 
 /// Registers the descriptions shown by `/metrics`.
@@ -72,6 +126,11 @@ pub fn describe() {
     describe_histogram!(EVENT_LATENCY, Unit::Seconds, "Receipt of an event to acknowledgement of its score");
     describe_histogram!(MODEL_LATENCY, Unit::Seconds, "Model time per micro-batch");
     describe_gauge!(MODEL_INFO, "1 for the model version serving");
+    describe_counter!(MODEL_SWAPS, "Model versions swapped into service, by pointer");
+    describe_counter!(MODEL_REFUSED, "Model versions refused at validation, by pointer and reason");
+    describe_counter!(SHADOW_DROPPED, "Shadow events dropped on a full challenger queue");
+    describe_counter!(SHADOW_SCORED, "Shadow events scored by the challenger and delivered");
+    describe_counter!(SHADOW_FAILED, "Shadow events whose scoring or delivery failed");
     describe_gauge!(CONSUMER_LAG, "Messages not yet committed by the consumer group");
     describe_gauge!(MONITOR_STATISTIC, "Drift, quality, fairness and concept statistics at the last evaluation");
     describe_gauge!(MONITOR_WINDOW_EVENTS, "Scores in the monitor's last evaluated window");

@@ -6,7 +6,7 @@
 //! Nothing in weir's code knows this schema: the feature definitions in
 //! weir.interactions.toml name its fields by path. The expected output is the golden in
 //! `tests/golden/interactions/`, computed independently in Python by
-//! tools/train_interactions.py from the definitions' documented semantics: every event's
+//! tools/train/train_interactions.py from the definitions' documented semantics: every event's
 //! feature vector and its score (onnxruntime). The stream is the generator's, seeded as the
 //! golden says, shifted by whole weeks to lie in the last days (a shift of whole weeks
 //! changes no feature: hour, weekday and every pane boundary stay where they were).

@@ -1,5 +1,5 @@
 //! Real data no one here wrote: River's Phishing dataset (1250 labelled web pages, 9
-//! features), extracted from River's PyPI wheel by `tools/river_phishing.py` into
+//! features), extracted from River's PyPI wheel by `tools/golden/river_phishing.py` into
 //! `tests/data/phishing.csv`. Each row goes through Tansu as a `Score` (its features, no
 //! champion: a constant 0.5) and a `Label`, in row order on one partition each; the real
 //! learner stage (`weir learn`'s consumer loop and Redis checkpoint) joins and learns

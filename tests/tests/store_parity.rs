@@ -219,7 +219,7 @@ async fn check_parity(redis: &RedisStore, defs: &FeatureDefinitions) -> anyhow::
     Ok(())
 }
 
-/// The Redis store against the golden stream of `tools/window_golden.py` (brute force,
+/// The Redis store against the golden stream of `tools/golden/window_golden.py` (brute force,
 /// exact sums), which `features/tests/golden.rs` holds the embedded store to as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_matches_the_brute_force_golden_stream() -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ The semantics, as documented in features/src/windows.rs and features/src/definit
 Values are multiples of 1/4, so every sum is exact in binary and the stores must match
 these answers exactly, whatever order they add and subtract in.
 
-Run: python3 tools/window_golden.py   (standard library only)
+Run: python3 tools/golden/window_golden.py   (standard library only)
 """
 import json
 import os
@@ -228,7 +228,7 @@ def main():
     expected, current, watermarks = run()
     hand_checks(expected, current)
     out = {
-        "generated_by": "tools/window_golden.py",
+        "generated_by": "tools/golden/window_golden.py",
         "t0": T0,
         "topic": TOPIC,
         "features": FEATURES,
@@ -246,7 +246,7 @@ def main():
         "watermarks": watermarks,
     }
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, "..", "features", "tests", "golden", "features.json")
+    path = os.path.join(here, "..", "..", "features", "tests", "golden", "features.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the drift monitor's reference profile (`reference.json`) next to a model.
 
-    python3 tools/monitor_reference.py --weir target/debug/weir --model models/fraud-baseline/v1
+    python3 tools/train/monitor_reference.py --weir target/debug/weir --model models/fraud-baseline/v1
 
 The reference is what the model was trained on, so `weir run` measures drift from the
 first score instead of taking a warm-up on live traffic:
@@ -9,7 +9,7 @@ first score instead of taking a warm-up on live traffic:
 1. Regenerates the model's training data with the command in its metadata
    (`lineage.training_data`: `weir produce --jsonl FILE --seed … --start-ms … --transactions …`).
 2. Computes the feature vector of every transaction independently of weir's Rust code
-   (the brute-force windows of tools/train_baseline.py), keeps the labelled ones and the
+   (the brute-force windows of tools/train/train_baseline.py), keeps the labelled ones and the
    training part (the first `lineage.training_rows`, the time-ordered split the trainer
    used).
 3. Samples `--sample` of those rows (numpy, seeded, without replacement, in stream
@@ -33,8 +33,9 @@ from collections import Counter
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_baseline import features  # noqa: E402  (same independent feature definitions)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from train_baseline import features  # noqa: E402  (same folder: the same independent feature definitions)
+from weirtools import registry  # noqa: E402
 
 ATTRIBUTES = ["customer_segment", "channel", "country", "currency"]
 SEED = 7
@@ -47,8 +48,7 @@ def main():
     ap.add_argument("--sample", type=int, default=10_000, help="rows sampled for the numeric reference")
     args = ap.parse_args()
 
-    with open(os.path.join(args.model, "metadata.json")) as f:
-        meta = json.load(f)
+    meta = registry.read_metadata(args.model)
     lineage = meta["lineage"]
     flags = dict(re.findall(r"--(seed|start-ms|transactions) (\d+)", lineage["training_data"]))
     assert set(flags) == {"seed", "start-ms", "transactions"}, lineage["training_data"]

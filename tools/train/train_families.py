@@ -2,10 +2,10 @@
 """Train one model of each family weir serves, export each to ONNX in a form tract loads,
 and write onnxruntime's scores for fixed inputs as golden files.
 
-    ~/.cache/weir/venv/bin/python tools/train_families.py --weir target/debug/weir
+    ~/.cache/weir/venv/bin/python tools/train/train_families.py --weir target/debug/weir
 
 Families (all on weir's 9 baseline features, same data and split as
-tools/train_baseline.py, whose feature computation — independent of weir's Rust code —
+tools/train/train_baseline.py, whose feature computation — independent of weir's Rust code —
 is reused):
 
 - `logistic`: logistic regression on standardized features, the scaling folded into the
@@ -32,8 +32,6 @@ training rows): reason codes measure contributions against the means, the monito
 its drift reference from the histograms.
 """
 import argparse
-import datetime
-import hashlib
 import json
 import os
 import sys
@@ -51,11 +49,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.neural_network import MLPClassifier
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import golden_baseline  # noqa: E402  (the 20 synthetic rows)
-import train_baseline as tb  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import train_baseline as tb  # noqa: E402  (same folder)
+from golden import golden_baseline  # noqa: E402  (the 20 synthetic rows)
+from weirtools import ROOT, registry  # noqa: E402
 # The op names weir's tract loader registers: tract-onnx 0.23.9's `op_register` (read from
 # its source) plus weir's own tree-ensemble ops (scorer/src/trees).
 TRACT_OPS = {
@@ -103,15 +100,6 @@ def ort_probs(data, X):
     return sess.run(["probabilities"], {"input": X.astype(np.float32)})[0][:, 1]
 
 
-def reference(X):
-    ref = {"means": [float(v) for v in X.mean(axis=0)], "histograms": []}
-    for j in range(X.shape[1]):
-        lo, hi = np.quantile(X[:, j], [0.0, 1.0])
-        counts, edges = np.histogram(X[:, j], bins=10, range=(float(lo), float(hi) if hi > lo else float(lo) + 1.0))
-        ref["histograms"].append({"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]})
-    return ref
-
-
 def fixtures(baseline_dir, X, y):
     """Broken versions for the refusal tests, each a copy of the baseline's metadata with
     its own sha256: `nan` (a small graph whose every score is NaN: 0/0; a NaN
@@ -120,8 +108,7 @@ def fixtures(baseline_dir, X, y):
     StandardScaler + LogisticRegression pipeline: an ONNX-ML Scaler node)."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    with open(os.path.join(baseline_dir, "metadata.json")) as f:
-        base_meta = json.load(f)
+    base_meta = registry.read_metadata(baseline_dir)
     base = onnx.load(os.path.join(baseline_dir, "model.onnx"))
     # NaN for every row: p = (s - s) / (s - s) with s = x · 1, probabilities = [1 - p, p].
     k = X.shape[1]
@@ -146,16 +133,11 @@ def fixtures(baseline_dir, X, y):
     for name, model in [("nan", nan), ("zipmap", zipmap), ("scaler", scaler)]:
         data = model.SerializeToString()
         out = os.path.join(ROOT, "models", "fixtures", name)
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "model.onnx"), "wb") as f:
-            f.write(data)
-        meta = dict(base_meta, version=name, sha256=hashlib.sha256(data).hexdigest(),
-                    lineage=dict(base_meta["lineage"], trained_by="tools/train_families.py (test fixture)"))
+        meta = dict(base_meta, version=name, sha256=registry.sha256(data),
+                    lineage=dict(base_meta["lineage"], trained_by="tools/train/train_families.py (test fixture)"))
         if name == "zipmap":
             meta["output_name"] = "output_probability"
-        with open(os.path.join(out, "metadata.json"), "w") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
+        registry.write_version(out, data, meta)
         print(f"wrote fixture {out}: ops {sorted({n.op_type for n in model.graph.node})}", file=sys.stderr)
 
 
@@ -184,14 +166,11 @@ def main():
     mu, sigma = X[:cut].mean(axis=0), X[:cut].std(axis=0)
     sigma[sigma == 0] = 1.0
     k = X.shape[1]
-    # The baseline (tools/train_baseline.py, same data and split) gets the same reference.
+    # The baseline (tools/train/train_baseline.py, same data and split) gets the same reference.
     baseline_dir = os.path.join(ROOT, "models", "fraud-baseline", "v1")
-    with open(os.path.join(baseline_dir, "metadata.json")) as f:
-        base_meta = json.load(f)
-    base_meta["reference"] = reference(X[:cut])
-    with open(os.path.join(baseline_dir, "metadata.json"), "w") as f:
-        json.dump(base_meta, f, indent=2)
-        f.write("\n")
+    base_meta = registry.read_metadata(baseline_dir)
+    base_meta["reference"] = registry.reference(X[:cut])
+    registry.write_metadata(baseline_dir, base_meta)
     fixtures(baseline_dir, X, y)
     golden_rows = np.vstack([np.array([golden_baseline.row(i) for i in range(golden_baseline.ROWS)]),
                              X[cut:cut + 44]]).astype(np.float32)
@@ -245,37 +224,14 @@ def main():
         assert err < 1e-4, err
 
         out = os.path.join(ROOT, "models", "families", family)
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "model.onnx"), "wb") as f:
-            f.write(data)
-        meta = {
-            "name": "fraud",
-            "version": f"{family}-v1",
-            "kind": kind,
-            "created_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-            "onnx_file": "model.onnx",
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "input_name": "input",
-            "feature_names": tb.FEATURES,
-            "output_name": "probabilities",
-            "positive_class_index": 1,
-            "lineage": {
-                "trained_by": "tools/train_families.py",
-                "training_data": data_cmd,
-                "training_rows": int(cut),
-                "seed": tb.SEED,
-                "parent_version": None,
-                "hyperparameters": hyper,
-            },
-            "metrics": {"holdout_auc": round(float(auc), 6), "holdout_log_loss": round(float(ll), 6),
-                        "holdout_rows": int(len(y) - cut)},
-            "reference": reference(X[:cut]),
-        }
-        with open(os.path.join(out, "metadata.json"), "w") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
+        meta = registry.metadata(
+            "fraud", f"{family}-v1", kind, data, tb.FEATURES,
+            registry.lineage("tools/train/train_families.py", data_cmd, cut, tb.SEED, hyper),
+            registry.holdout_metrics(auc, ll, len(y) - cut),
+            reference=registry.reference(X[:cut]))
+        registry.write_version(out, data, meta)
         golden = {
-            "doc": f"Made by tools/train_families.py with onnxruntime {ort.__version__}; do not edit.",
+            "doc": f"Made by tools/train/train_families.py with onnxruntime {ort.__version__}; do not edit.",
             "model_sha256": meta["sha256"],
             "rows": [[float(v) for v in r] for r in golden_rows],
             "expected": [float(p) for p in ort_probs(data, golden_rows)],

@@ -20,7 +20,7 @@ Samples are stored as integers with a scale (value = k / scale, the same correct
 rounded division in Python and Rust) so the Rust side reads bit-identical floats.
 
     ~/.cache/weir/venv/bin/pip install numpy scipy river
-    ~/.cache/weir/venv/bin/python tools/drift_golden.py
+    ~/.cache/weir/venv/bin/python tools/golden/drift_golden.py
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from river import drift
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "monitor" / "tests" / "golden"
+OUT = pathlib.Path(__file__).resolve().parents[2] / "monitor" / "tests" / "golden"
 PSI_EPSILON = 1e-4
 BINS = 10
 
@@ -211,11 +211,11 @@ def write(name: str, payload) -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     versions = {"numpy": np.__version__, "scipy": scipy.__version__, "river": river.__version__}
-    write("numeric.json", {"generator": "tools/drift_golden.py", "versions": versions,
+    write("numeric.json", {"generator": "tools/golden/drift_golden.py", "versions": versions,
                            "psi_epsilon": PSI_EPSILON, "cases": numeric_cases()})
-    write("categorical.json", {"generator": "tools/drift_golden.py", "versions": versions,
+    write("categorical.json", {"generator": "tools/golden/drift_golden.py", "versions": versions,
                                "psi_epsilon": PSI_EPSILON, "cases": categorical_cases()})
-    write("detectors.json", {"generator": "tools/drift_golden.py", "versions": versions,
+    write("detectors.json", {"generator": "tools/golden/drift_golden.py", "versions": versions,
                              "cases": detector_cases()})
 
 

@@ -11,7 +11,7 @@ round-trip floats, which serde_json reads back bit for bit), the annotations and
 detection indices. monitor/tests/turing.rs runs weir's detectors on the same values and
 requires the same indices, and prints both next to the annotations.
 
-    ~/.cache/weir/venv/bin/python tools/turing_changepoints.py
+    ~/.cache/weir/venv/bin/python tools/golden/turing_changepoints.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import river
 from river import drift
 from river.drift import datasets
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "monitor" / "tests" / "golden" / "turing.json"
+OUT = pathlib.Path(__file__).resolve().parents[2] / "monitor" / "tests" / "golden" / "turing.json"
 
 # The column used for the multivariate series.
 COLUMN = {"RunLog": "Pace", "Occupancy": "V1", "Apple": "Close"}

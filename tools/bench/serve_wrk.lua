@@ -1,6 +1,6 @@
 -- wrk script for `weir serve`: POST /score with a transaction per request, cards drawn
 -- from 2 000 ids; prints p50/p99/p99.9 and requests/s at the end.
---   wrk -t2 -c32 -d20s -s tools/serve_wrk.lua http://127.0.0.1:8080
+--   wrk -t2 -c32 -d20s -s tools/bench/serve_wrk.lua http://127.0.0.1:8080
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 local n = 0

@@ -2,7 +2,7 @@
 """Tree-ensemble models from three exporters, and onnxruntime's outputs for them: the
 parity fixtures of weir's own tree ops (scorer/src/trees, test scorer/tests/trees.rs).
 
-    ~/.cache/weir/venv/bin/python tools/train_trees.py
+    ~/.cache/weir/venv/bin/python tools/train/train_trees.py
 
 All models see the same synthetic data: 8 features, 5 % of the values missing (NaN).
 The scoring rows are made by a generator that weir's Rust test reproduces bit for bit
@@ -63,7 +63,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper, TensorProto
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from weirtools import ROOT  # noqa: E402
 K = 8
 ROWS = 10_000
 SPEC_ROWS = 2_000
@@ -680,7 +681,7 @@ def main():
     model_dir = os.path.join(ROOT, "models", "trees")
     os.makedirs(out_dir, exist_ok=True)
     os.makedirs(model_dir, exist_ok=True)
-    manifest = {"doc": f"Made by tools/train_trees.py with onnxruntime {ort.__version__}; do not edit.",
+    manifest = {"doc": f"Made by tools/train/train_trees.py with onnxruntime {ort.__version__}; do not edit.",
                 "rows": ROWS, "features": K, "seed": SEED, "models": []}
     exported = {}
 

@@ -2,7 +2,7 @@
 """Golden results for weir-online-learner, computed independently of its Rust code.
 
     cargo run -p weir-online-learner --example export_fixture -- online-learner/tests/golden
-    python3 tools/learner_golden.py online-learner/tests/golden
+    python3 tools/golden/learner_golden.py online-learner/tests/golden
 
 1. eval.json: seeded samples (scores, labels, with ties and edge values) and the
    metrics scikit-learn / numpy give for them: roc_auc_score, log_loss, precision and
@@ -62,14 +62,14 @@ def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "online-learner/tests/golden"
     cases = [{"scores": p.tolist(), "labels": [bool(v) for v in y], "expected": metrics(p, y)} for p, y in samples()]
     with open(os.path.join(out_dir, "eval.json"), "w") as f:
-        json.dump({"generated_by": "tools/learner_golden.py", "cases": cases}, f)
+        json.dump({"generated_by": "tools/golden/learner_golden.py", "cases": cases}, f)
         f.write("\n")
 
     rows = np.array(json.load(open(os.path.join(out_dir, "linear_rows.json")))["rows"], dtype=np.float32)
     sess = ort.InferenceSession(os.path.join(out_dir, "linear.onnx"), providers=["CPUExecutionProvider"])
     probs = sess.run(["probabilities"], {"input": rows})[0]
     with open(os.path.join(out_dir, "linear_expected.json"), "w") as f:
-        json.dump({"generated_by": f"tools/learner_golden.py with onnxruntime {ort.__version__}",
+        json.dump({"generated_by": f"tools/golden/learner_golden.py with onnxruntime {ort.__version__}",
                    "probabilities": probs[:, 1].astype(float).tolist()}, f)
         f.write("\n")
     print(f"{len(cases)} metric cases, {len(rows)} onnxruntime rows", file=sys.stderr)

@@ -2,7 +2,7 @@
 """Extract River's Phishing dataset (shipped inside River's PyPI wheel) to a small CSV,
 and measure River's own online logistic regression on the same rows, in the same order.
 
-    python3 tools/river_phishing.py tests/data
+    python3 tools/golden/river_phishing.py tests/data
 
 Writes:
 - phishing.csv: the 1250 rows as River yields them (9 features, then is_phishing 0/1);
@@ -51,7 +51,7 @@ def main():
             model.learn_one(x, y)
     elapsed = time.perf_counter() - start
     result = {
-        "generated_by": f"tools/river_phishing.py with river {river.__version__}",
+        "generated_by": f"tools/golden/river_phishing.py with river {river.__version__}",
         "rows": len(rows),
         "features": names,
         "river_scaled_logistic_regression": scaled,

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """tract vs onnxruntime per model family at batch 1, 16 and 64, in one run, as ratios.
 
-    ~/.cache/weir/venv/bin/python tools/bench_families.py [--min-ms 500]
-    ~/.cache/weir/venv/bin/python tools/bench_families.py --trees [--min-ms 300] [--only NAME]
+    ~/.cache/weir/venv/bin/python tools/bench/bench_families.py [--min-ms 500]
+    ~/.cache/weir/venv/bin/python tools/bench/bench_families.py --trees [--min-ms 300] [--only NAME]
 
 With --trees: weir's own tree-ensemble ops inside tract (example `bench_trees`, release
-build) against onnxruntime on every model of models/trees (tools/train_trees.py), on
+build) against onnxruntime on every model of models/trees (tools/train/train_trees.py), on
 the same seeded rows (5 % NaN; as doubles for the double-input models), batch 1, 16 and
 64, one thread each, in one run.
 
@@ -20,12 +20,14 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
 import onnxruntime as ort
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from weirtools import ROOT  # noqa: E402
 
 
 def time_ort(sess, x, min_ms):
@@ -40,10 +42,8 @@ def time_ort(sess, x, min_ms):
 
 
 def trees(args):
-    import sys
     ort.set_default_logger_severity(3)  # LightGBM's label shape note on every call
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from train_trees import rows
+    from train.train_trees import rows
     cmd = ["cargo", "run", "--release", "--quiet", "-p", "weir-scorer", "--example", "bench_trees", "--",
            "--min-ms", str(args.min_ms)] + (["--only", args.only] if args.only else [])
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden scores of the baseline model from onnxruntime, for weir-scorer's unit tests.
 
-    ~/.cache/weir/venv/bin/python tools/golden_baseline.py
+    ~/.cache/weir/venv/bin/python tools/golden/golden_baseline.py
 
 Writes scorer/tests/golden_baseline.json: 20 deterministic feature rows (no RNG, so the
 file does not depend on numpy's generators), the probabilities of the positive class that
@@ -9,15 +9,16 @@ onnxruntime gives for them, and the sha256 of the model they were computed with.
 unit test `model::tests::matches_onnxruntime_golden_scores` compares tract's scores to
 these. Rerun after retraining the baseline.
 """
-import hashlib
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from weirtools import ROOT, registry  # noqa: E402
 MODEL_DIR = os.path.join(ROOT, "models", "fraud-baseline", "v1")
 OUT = os.path.join(ROOT, "scorer", "tests", "golden_baseline.json")
 ROWS = 20
@@ -51,11 +52,10 @@ def row(i):
 
 
 def main():
-    with open(os.path.join(MODEL_DIR, "metadata.json")) as f:
-        meta = json.load(f)
+    meta = registry.read_metadata(MODEL_DIR)
     with open(os.path.join(MODEL_DIR, meta["onnx_file"]), "rb") as f:
         onnx_bytes = f.read()
-    sha = hashlib.sha256(onnx_bytes).hexdigest()
+    sha = registry.sha256(onnx_bytes)
     assert sha == meta["sha256"], "metadata.json sha256 does not match model.onnx"
     # float32 exactly as tract will see it; float() of a float32 is exact in JSON.
     rows = np.array([row(i) for i in range(ROWS)], dtype=np.float32)
@@ -63,7 +63,7 @@ def main():
     outputs = session.run([meta["output_name"]], {meta["input_name"]: rows})
     probs = outputs[0][:, meta["positive_class_index"]]
     golden = {
-        "doc": "Made by tools/golden_baseline.py with onnxruntime " + ort.__version__ + "; do not edit.",
+        "doc": "Made by tools/golden/golden_baseline.py with onnxruntime " + ort.__version__ + "; do not edit.",
         "model_sha256": sha,
         "feature_names": meta["feature_names"],
         "rows": [[float(v) for v in r] for r in rows],

@@ -2,7 +2,7 @@
 """Train the interactions model (weir's second example schema) and write the golden of
 its end-to-end test.
 
-    python3 tools/train_interactions.py --weir target/debug/weir
+    python3 tools/train/train_interactions.py --weir target/debug/weir
 
 1. Runs `weir produce --kind interactions --jsonl` (seeded, fixed start time) for
    training data: recommendation-style interactions (schemas/avro/interaction.avsc) and
@@ -17,7 +17,7 @@ its end-to-end test.
    coefficients (tract has no ONNX-ML Scaler), exports it with skl2onnx (no ZipMap),
    checks onnxruntime against scikit-learn, and writes models/interactions/v1/
    (model.onnx, metadata.json with the training reference, reference.json for the
-   monitor: the format of models/fraud-baseline/v1 and tools/monitor_reference.py).
+   monitor: the format of models/fraud-baseline/v1 and tools/train/monitor_reference.py).
 5. The golden of tests/tests/interactions.rs: for a fixed seed and a small stream, every
    event's feature vector (Python, float64) and its score (onnxruntime on those features
    as float32), in tests/golden/interactions/.
@@ -35,8 +35,6 @@ Feature semantics (weir-features implements exactly these):
   generator emits in event-time order, so none is (checked).
 """
 import argparse
-import datetime
-import hashlib
 import json
 import math
 import os
@@ -48,6 +46,9 @@ from collections import Counter, defaultdict, deque
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from weirtools import registry  # noqa: E402  (the registry version writer)
 
 LATENESS_MS = 60_000
 WINDOWS = {"10m": (600_000, 30_000), "1h": (3_600_000, 60_000), "24h": (86_400_000, 1_800_000)}
@@ -185,15 +186,6 @@ def fit(X, y, seed):
     return raw
 
 
-def reference(X):
-    ref = {"means": [float(v) for v in X.mean(axis=0)], "histograms": []}
-    for j in range(X.shape[1]):
-        lo, hi = np.quantile(X[:, j], [0.0, 1.0])
-        counts, edges = np.histogram(X[:, j], bins=10, range=(float(lo), float(hi) if hi > lo else float(lo) + 1.0))
-        ref["histograms"].append({"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]})
-    return ref
-
-
 def attribute(e, path):
     for p in path:
         e = e[p]
@@ -251,35 +243,13 @@ def main():
     print(f"onnxruntime vs scikit-learn max abs diff {err:.2e}", file=sys.stderr)
     assert err < 1e-4, err
 
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "model.onnx"), "wb") as f:
-        f.write(data)
-    meta = {
-        "name": "interactions",
-        "version": "v1",
-        "kind": "logistic_regression",
-        "created_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        "onnx_file": "model.onnx",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "input_name": "input",
-        "feature_names": FEATURES,
-        "output_name": "probabilities",
-        "positive_class_index": 1,
-        "lineage": {
-            "trained_by": "tools/train_interactions.py",
-            "training_data": data_cmd,
-            "training_rows": int(cut),
-            "seed": TRAIN["seed"],
-            "parent_version": None,
-            "hyperparameters": {"C": 1.0, "solver": "lbfgs", "standardized_then_folded": True},
-        },
-        "metrics": {"holdout_auc": round(float(auc), 6), "holdout_log_loss": round(float(ll), 6),
-                    "holdout_rows": int(len(y) - cut)},
-        "reference": reference(X[:cut]),
-    }
-    with open(os.path.join(args.out, "metadata.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
+    meta = registry.metadata(
+        "interactions", "v1", "logistic_regression", data, FEATURES,
+        registry.lineage("tools/train/train_interactions.py", data_cmd, cut, TRAIN["seed"],
+                         {"C": 1.0, "solver": "lbfgs", "standardized_then_folded": True}),
+        registry.holdout_metrics(auc, ll, len(y) - cut),
+        reference=registry.reference(X[:cut]))
+    registry.write_version(args.out, data, meta)
 
     # The monitor's reference (weir_monitor::ReferenceProfile): a seeded sample of the
     # training rows in stream order, the model's scores on them, and exact category counts.
@@ -307,7 +277,7 @@ def main():
         for e, s, row in zip(golden_events, scores, Xg):
             f.write(",".join([e["event_id"], repr(float(s))] + [fmt(v) for v in row]) + "\n")
     golden_meta = {
-        "doc": "Expected output of tests/tests/interactions.rs, written by tools/train_interactions.py: "
+        "doc": "Expected output of tests/tests/interactions.rs, written by tools/train/train_interactions.py: "
                "scores.csv holds, for every interaction of the stream below in stream order, the feature vector "
                "(computed in Python from the documented semantics) and the score of the model (onnxruntime on "
                "those features as float32).",

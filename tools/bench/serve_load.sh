@@ -3,7 +3,7 @@
 # the card windows filled by `weir run` over 20 000 generated events on a Tansu broker of
 # its own, then wrk against POST /score. Prints wrk's summary line
 # (requests/s, p50, p99, p99.9).
-#   bash tools/serve_load.sh [target/debug/weir] [duration, default 20s] [connections, default 32]
+#   bash tools/bench/serve_load.sh [target/debug/weir] [duration, default 20s] [connections, default 32]
 set -euo pipefail
 WEIR=${1:-target/debug/weir}; DURATION=${2:-20s}; CONNS=${3:-32}
 TANSU=${WEIR_TANSU_BIN:-${WEIR_CACHE:-$HOME/.cache/weir}/tansu-0.6.0/bin/tansu}
@@ -36,4 +36,4 @@ sleep 1
 curl -s -X POST "http://127.0.0.1:$HP/score" -H 'content-type: application/json' \
   -d '{"event_id":"probe","card_id":"card-00001","merchant_id":"m","device_id":"d","amount":42.0,"currency":"EUR","country":"FR","channel":"pos","customer_segment":"retail","event_time":1767225600000}' >&2
 echo >&2
-wrk -t2 -c"$CONNS" -d"$DURATION" -s tools/serve_wrk.lua "http://127.0.0.1:$HP"
+wrk -t2 -c"$CONNS" -d"$DURATION" -s tools/bench/serve_wrk.lua "http://127.0.0.1:$HP"

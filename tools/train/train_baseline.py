@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train weir's baseline fraud model and export it to ONNX with its metadata.
 
-    python3 tools/train_baseline.py --weir target/debug/weir --out models/fraud-baseline/v1
+    python3 tools/train/train_baseline.py --weir target/debug/weir --out models/fraud-baseline/v1
 
 1. Runs `weir produce --jsonl` (seeded, fixed start time) for training data.
 2. Computes weir's feature vector for every transaction *independently of weir's Rust
@@ -15,8 +15,6 @@
    onnxruntime's scores against scikit-learn's, and writes metadata.json.
 """
 import argparse
-import datetime
-import hashlib
 import json
 import math
 import os
@@ -28,6 +26,9 @@ from collections import defaultdict
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, log_loss
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from weirtools import registry  # noqa: E402  (the registry version writer)
 
 WINDOWS = [("1m", 60_000, 5_000), ("1h", 3_600_000, 60_000)]  # name, length ms, pane ms
 LATENESS_MS = 60_000
@@ -135,34 +136,12 @@ def main():
     print(f"onnxruntime vs scikit-learn max abs diff {err:.2e}", file=sys.stderr)
     assert err < 1e-4, err
 
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "model.onnx"), "wb") as f:
-        f.write(data)
-    meta = {
-        "name": "fraud-baseline",
-        "version": "v1",
-        "kind": "logistic_regression",
-        "created_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        "onnx_file": "model.onnx",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "input_name": "input",
-        "feature_names": FEATURES,
-        "output_name": "probabilities",
-        "positive_class_index": 1,
-        "lineage": {
-            "trained_by": "tools/train_baseline.py",
-            "training_data": data_cmd,
-            "training_rows": int(cut),
-            "seed": SEED,
-            "parent_version": None,
-            "hyperparameters": {"C": C, "solver": "lbfgs", "standardized_then_folded": True},
-        },
-        "metrics": {"holdout_auc": round(float(auc), 6), "holdout_log_loss": round(float(ll), 6),
-                    "holdout_rows": int(len(y) - cut)},
-    }
-    with open(os.path.join(args.out, "metadata.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
+    meta = registry.metadata(
+        "fraud-baseline", "v1", "logistic_regression", data, FEATURES,
+        registry.lineage("tools/train/train_baseline.py", data_cmd, cut, SEED,
+                         {"C": C, "solver": "lbfgs", "standardized_then_folded": True}),
+        registry.holdout_metrics(auc, ll, len(y) - cut))
+    registry.write_version(args.out, data, meta)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

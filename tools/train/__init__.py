@@ -1,0 +1,1 @@
+"""Training scripts: each writes model registry versions (model.onnx + metadata.json) and their fixtures."""
