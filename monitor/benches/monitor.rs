@@ -21,7 +21,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use weir_monitor::drift::{CategoricalDrift, CategoricalReference, NumericDrift, NumericReference, WindowSpec};
 use weir_monitor::watch::Source;
 use weir_monitor::{Monitor, MonitorConfig, ReferenceProfile};
-use weir_schemas::events::{FeatureValue, Score};
+use weir_schemas::events::{FeatureValue, ModelOutput, Score};
 
 struct Rng(u64);
 impl Rng {
@@ -48,11 +48,11 @@ fn scores(rng: &mut Rng, n: usize) -> Vec<Score> {
     (0..n)
         .map(|i| Score {
             event_id: format!("e{i}"),
-            card_id: "card".into(),
+            key: "card".into(),
             event_time: 0,
             model_name: "m".into(),
             model_version: "v1".into(),
-            score: rng.uniform(),
+            output: ModelOutput::binary(rng.uniform()),
             decision: if rng.uniform() < 0.1 { "decline" } else { "approve" }.into(),
             features: (0..NUMERIC).map(|f| FeatureValue { name: format!("f{f}"), value: rng.uniform() * (f + 1) as f64 }).collect(),
             reasons: vec![],

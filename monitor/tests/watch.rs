@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use weir_monitor::config::MonitorConfig;
 use weir_monitor::watch::{Evaluation, Monitor, ReferenceProfile, Source, ERROR_RATE_SUBJECT, QUALITY_SUBJECT, SCORE_SUBJECT};
-use weir_schemas::events::{DriftAlert, FeatureValue, Label, Score};
+use weir_schemas::events::{DriftAlert, FeatureValue, Label, ModelOutput, Score};
 
 /// xorshift64* and Box–Muller: seeded, dependency-free.
 struct Rng(u64);
@@ -68,11 +68,11 @@ fn score(i: i64, rng: &mut Rng, shape: Shape) -> Score {
     let p = rng.uniform() * 0.5 + if flagged { 0.5 } else { 0.0 };
     Score {
         event_id: format!("e{i}"),
-        card_id: format!("c{}", i % 97),
+        key: format!("c{}", i % 97),
         event_time: 1_700_000_000_000 + i * STEP_MS,
         model_name: "m".into(),
         model_version: "v1".into(),
-        score: p,
+        output: ModelOutput::binary(p),
         decision: if flagged { "decline" } else { "approve" }.into(),
         features: vec![FeatureValue { name: "x".into(), value: x }, FeatureValue { name: "y".into(), value: y }],
         reasons: vec![],
@@ -196,7 +196,7 @@ fn error_rate_detectors_fire_once_labels_show_a_change_and_tpr_is_per_group() {
         let flagged = s.decision != "approve";
         labels.push((s.event_time + 3_000, Label {
             event_id: s.event_id.clone(),
-            card_id: s.card_id.clone(),
+            card_id: s.key.clone(),
             is_fraud: if agree { flagged } else { !flagged },
             event_time: s.event_time,
             label_time: s.event_time + 3_000,
@@ -354,7 +354,7 @@ fn reference(seed: u64) -> ReferenceProfile {
         for (k, v) in &s.attributes {
             *profile.categorical.entry(k.clone()).or_default().entry(v.clone()).or_default() += 1;
         }
-        profile.score.push(s.score);
+        profile.score.push(s.value());
     }
     profile
 }

@@ -166,6 +166,17 @@ impl ModelOutput {
         ModelOutput::Binary(BinaryOutput { probability })
     }
 
+    /// Whether the answer is one a model can give: probabilities finite and in [0, 1]
+    /// (and at least one class), a regression value finite.
+    pub fn is_valid(&self) -> bool {
+        let probability = |p: f64| p.is_finite() && (0.0..=1.0).contains(&p);
+        match self {
+            ModelOutput::Binary(b) => probability(b.probability),
+            ModelOutput::MultiClass(m) => !m.classes.is_empty() && m.classes.iter().all(|c| probability(c.probability)),
+            ModelOutput::Regression(r) => r.value.is_finite(),
+        }
+    }
+
     /// See [`Score::value`].
     pub fn value(&self) -> f64 {
         match self {

@@ -59,7 +59,8 @@ impl Fairness {
     /// An on-time score at `t` in `group`.
     pub fn count(&mut self, t: u64, group: usize, score: &Score) {
         let flagged = score.decision != "approve";
-        let micros = if score.score.is_finite() { (score.score.clamp(0.0, 1.0) * 1e6).round() as u64 } else { 0 };
+        let value = score.value();
+        let micros = if value.is_finite() { (value.clamp(0.0, 1.0) * 1e6).round() as u64 } else { 0 };
         let mut s = [0; 3];
         s[EVENTS] = 1;
         s[FLAGGED] = flagged as u64;

@@ -20,7 +20,7 @@ pub(super) enum Reference {
 
 /// 1 when a score is not a probability (not finite, or outside [0, 1]).
 fn score_invalid(score: &Score) -> u64 {
-    !(score.score.is_finite() && (0.0..=1.0).contains(&score.score)) as u64
+    !score.output.is_valid() as u64
 }
 
 impl Reference {

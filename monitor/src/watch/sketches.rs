@@ -101,7 +101,7 @@ impl Sketches {
             }
         }
         if let Some(d) = &mut self.score {
-            d.observe(t, score.score);
+            d.observe(t, score.value());
         }
         ValueCounts { expected: 1 + (self.names.len() + self.attributes.len()) as u64, invalid, missing }
     }

@@ -120,7 +120,7 @@ impl Warmup {
         }
         if score_invalid == 0 && in_span {
             self.score_offered += 1;
-            reservoir(&mut self.profile.score, cfg.reference_sample, self.score_offered, score.score, &mut self.rng);
+            reservoir(&mut self.profile.score, cfg.reference_sample, self.score_offered, score.value(), &mut self.rng);
         }
         let expected = 1 + (features.len() + attributes.len()) as u64;
         ValueCounts { expected, invalid, missing }
