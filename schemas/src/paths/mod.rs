@@ -53,6 +53,16 @@
 //!
 //! [`ErrorClass::Malformed`]: crate::error::ErrorClass::Malformed
 //! [`ErrorClass::UnknownSchema`]: crate::error::ErrorClass::UnknownSchema
+//! [`EventRecord`]: crate::record::EventRecord
+//! [`FieldValue`]: crate::record::FieldValue
+//! [`FieldValue::Missing`]: crate::record::FieldValue::Missing
+//! [`FieldValue::Null`]: crate::record::FieldValue::Null
+//! [`FieldValue::Int`]: crate::record::FieldValue::Int
+//! [`FieldValue::Float`]: crate::record::FieldValue::Float
+//! [`FieldValue::Bool`]: crate::record::FieldValue::Bool
+//! [`FieldValue::Str`]: crate::record::FieldValue::Str
+//! [`FieldValue::Bytes`]: crate::record::FieldValue::Bytes
+//! [`PathError`]: crate::error::PathError
 //!
 //! One concept per file, dependencies pointing one way: `program` (the ops and their
 //! interpreter) ← `tree` (the requested paths) ← `compile` (schema + paths → ops) ←

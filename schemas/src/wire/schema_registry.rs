@@ -22,7 +22,8 @@ pub struct RegisteredSchema {
 
 /// Where schema ids come from. The seam for a Confluent schema-registry client.
 pub trait SchemaRegistry: Send + Sync {
-    /// The writer schema with this id, or [`ErrorClass::UnknownSchema`].
+    /// The writer schema with this id, or
+    /// [`ErrorClass::UnknownSchema`](crate::error::ErrorClass::UnknownSchema).
     fn by_id(&self, id: u32) -> std::result::Result<Arc<RegisteredSchema>, EventError>;
     /// The schema weir writes for `subject` (the highest id registered for it).
     fn latest(&self, subject: &str) -> Result<Arc<RegisteredSchema>>;
