@@ -296,7 +296,8 @@ mod tests {
 mod nan_tests {
     use super::*;
 
-    /// Regression: a NaN score used to fall through every threshold and approve.
+    /// Regression: a NaN score fell through every threshold and was approved; it must
+    /// fail closed to review.
     #[test]
     fn nan_scores_fail_closed_to_review() {
         assert_eq!(ScorerConfig::default().decide(f64::NAN), Decision::Review);

@@ -9,7 +9,7 @@
 //!   log-odds would fall if that one feature were average. It ignores interactions (the
 //!   contributions need not sum to the total). Cost: `k` extra rows per event for `k`
 //!   features, scored in the same batched plans — a micro-batch of `n` events runs
-//!   `n × (k + 1)` rows instead of `n` (10× for weir's 9 features).
+//!   `n × (k + 1)` rows instead of `n`.
 //!
 //! A model whose metadata has no reference means gets no reasons (an empty list), never
 //! made-up ones.

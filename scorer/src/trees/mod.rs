@@ -1,7 +1,8 @@
 //! weir's own ONNX-ML tree-ensemble operators, inside tract.
 //!
-//! tract-onnx 0.23.9 ships a `TreeEnsembleClassifier` that scores correctly but is
-//! 300–600× slower than onnxruntime, refuses scikit-learn's binary gradient boosting
+//! tract-onnx ships a `TreeEnsembleClassifier` that scores correctly but is far too slow
+//! to serve forests and boosted trees (the comparison with onnxruntime is in
+//! `docs/performance.md`), refuses scikit-learn's binary gradient boosting
 //! (one base value) and has no `TreeEnsembleRegressor` nor `TreeEnsemble`. [`onnx`]
 //! returns tract's ONNX loader with weir's `TreeEnsembleClassifier`,
 //! `TreeEnsembleRegressor` and `TreeEnsemble` (domain `ai.onnx.ml`) registered in place
