@@ -61,6 +61,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("label.avsc", include_str!("../../avro/label.avsc")),
     ("score.avsc", include_str!("../../avro/score.avsc")),
     ("score-v2.avsc", include_str!("../../avro/score-v2.avsc")),
+    ("score-v3.avsc", include_str!("../../avro/score-v3.avsc")),
     ("dead-letter.avsc", include_str!("../../avro/dead-letter.avsc")),
     ("drift-alert.avsc", include_str!("../../avro/drift-alert.avsc")),
     ("interaction.avsc", include_str!("../../avro/interaction.avsc")),

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::ErrorClass;
-use crate::events::{DeadLetter, DriftAlert, FeatureValue, Label, Reason, Score, Transaction};
+use crate::events::{DeadLetter, DriftAlert, FeatureValue, Label, ModelOutput, Reason, Score, Transaction};
+use crate::score_versions::ScoreDecoder;
 use crate::wire::{subjects, unframe, write_header, Decoder, Encoder, LocalSchemaRegistry, SchemaRegistry, HEADER_LEN};
 
 fn registry() -> Arc<dyn SchemaRegistry> {
@@ -24,11 +25,11 @@ fn tx() -> Transaction {
 fn score() -> Score {
     Score {
         event_id: "tx-9".into(),
-        card_id: "card-9".into(),
+        key: "card-9".into(),
         event_time: 1_767_225_600_000,
         model_name: "fraud-baseline".into(),
         model_version: "v1".into(),
-        score: 0.8125,
+        output: ModelOutput::binary(0.8125),
         decision: "decline".into(),
         features: vec![
             FeatureValue { name: "amount_log".into(), value: 4.5 },
@@ -108,17 +109,18 @@ fn label_round_trip() {
 
 #[test]
 fn score_round_trip_with_and_without_features() {
-    round_trip(subjects::SCORE, 7, &score());
+    round_trip(subjects::SCORE, 9, &score());
     round_trip(
         subjects::SCORE,
-        7,
+        9,
         &Score { features: vec![], reasons: vec![], attributes: Default::default(), ..score() },
     );
 }
 
-/// Scores written by weir before reason codes existed (schema id 3) still decode.
+/// Scores written by weir before reason codes existed (schema id 3) still decode, into
+/// the current shape (`card_id` as the key, `score` as a binary output).
 #[test]
-fn score_v1_decodes_with_the_v2_reader() {
+fn score_v1_decodes_into_the_current_score() {
     #[derive(Serialize)]
     struct ScoreV1 {
         event_id: String,
@@ -134,18 +136,18 @@ fn score_v1_decodes_with_the_v2_reader() {
     let s = score();
     let v1 = ScoreV1 {
         event_id: s.event_id.clone(),
-        card_id: s.card_id.clone(),
+        card_id: s.key.clone(),
         event_time: s.event_time,
         model_name: s.model_name.clone(),
         model_version: s.model_version.clone(),
-        score: s.score,
+        score: s.value(),
         decision: s.decision.clone(),
         features: s.features.clone(),
         scored_at: s.scored_at,
     };
     let reg = registry();
     let bytes = Encoder::for_schema(reg.by_id(3).unwrap()).encode(&v1).unwrap();
-    let back = decoder::<Score>(&reg, subjects::SCORE, 7).decode(&bytes).unwrap();
+    let back = ScoreDecoder::new(reg).unwrap().decode(&bytes).unwrap();
     assert_eq!(back, Score { reasons: vec![], attributes: Default::default(), ..s });
 }
 
@@ -261,11 +263,12 @@ fn apache_avro_reads_weir_scores() {
     let bytes = Encoder::new(reg.as_ref(), subjects::SCORE).unwrap().encode(&s).unwrap();
     let f = apache_decode(&reg, &bytes);
     assert_eq!(string(&f["event_id"]), s.event_id);
-    assert_eq!(string(&f["card_id"]), s.card_id);
+    assert_eq!(string(&f["key"]), s.key);
     assert_eq!(long(&f["event_time"]), s.event_time);
     assert_eq!(string(&f["model_name"]), s.model_name);
     assert_eq!(string(&f["model_version"]), s.model_version);
-    assert_eq!(double(&f["score"]), s.score);
+    let Value::Union(0, binary) = &f["output"] else { panic!("output: {:?}", f["output"]) };
+    assert_eq!(double(&record_fields(binary.as_ref().clone())["probability"]), s.value());
     assert_eq!(string(&f["decision"]), s.decision);
     assert_eq!(long(&f["scored_at"]), s.scored_at);
     let Value::Array(items) = &f["features"] else { panic!("features: {:?}", f["features"]) };
