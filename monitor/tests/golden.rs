@@ -1,6 +1,6 @@
 //! Golden tests: weir-monitor's drift statistics and detectors against independent
 //! computations (numpy/scipy for the statistics, River for the detectors), recorded by
-//! `tools/drift_golden.py` into `tests/golden/*.json`.
+//! `tools/golden/drift_golden.py` into `tests/golden/*.json`.
 //!
 //! - Exact statistics (quantile edges, bin counts, PSI, Jensen–Shannon, KS, Wasserstein-1,
 //!   chi-square and its p-value) must agree to 1e-9 (p-values: 1e-9 relative).

@@ -1,6 +1,6 @@
 //! weir's ADWIN and Page–Hinkley on the Turing change-point series that River ships in its
 //! wheel (`river/drift/datasets`), against River's own detectors on the same values
-//! (tools/turing_changepoints.py → golden/turing.json): the detections must be at the
+//! (tools/golden/turing_changepoints.py → golden/turing.json): the detections must be at the
 //! same indices. Prints both next to the human annotations (`--nocapture`).
 
 use std::collections::BTreeMap;

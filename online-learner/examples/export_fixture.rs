@@ -1,5 +1,5 @@
 //! Trains the learner on a seeded synthetic stream and writes its ONNX export and the
-//! rows to check it on: the fixture `tools/learner_golden.py` runs through onnxruntime.
+//! rows to check it on: the fixture `tools/golden/learner_golden.py` runs through onnxruntime.
 //!
 //! `cargo run -p weir-online-learner --example export_fixture -- online-learner/tests/golden`
 

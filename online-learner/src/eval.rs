@@ -8,7 +8,7 @@
 //! ranks for ties, like scikit-learn's `roc_auc_score`), log loss (probabilities clipped
 //! to `[ε, 1−ε]`, ε = f64 machine epsilon, like `log_loss`), precision and recall at the
 //! decision threshold (flagged = score ≥ threshold), and expected calibration error over
-//! equal-width bins (`Σ_b n_b/n · |mean score_b − fraud rate_b|`). `tools/eval_golden.py`
+//! equal-width bins (`Σ_b n_b/n · |mean score_b − fraud rate_b|`). `tools/golden/learner_golden.py`
 //! computes the same numbers with scikit-learn and numpy for the golden test.
 
 use std::collections::VecDeque;

@@ -1,6 +1,6 @@
 //! Golden tests: the learner's metrics against scikit-learn, and its ONNX export against
 //! onnxruntime, tract and the model in memory. Expected values come from
-//! `tools/learner_golden.py` (committed with its output in `tests/golden/`).
+//! `tools/golden/learner_golden.py` (committed with its output in `tests/golden/`).
 
 use tract_onnx::prelude::*;
 use weir_online_learner::eval::Metrics;
@@ -49,7 +49,7 @@ fn export_scores_the_same_in_memory_in_tract_and_in_onnxruntime() {
     // The export is deterministic: the committed file onnxruntime ran is this model.
     let bytes = export(&linear, "weir-online-learner export fixture");
     let committed = std::fs::read(format!("{}/tests/golden/linear.onnx", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    assert_eq!(bytes, committed, "re-run the example and tools/learner_golden.py");
+    assert_eq!(bytes, committed, "re-run the example and tools/golden/learner_golden.py");
     let ort: Vec<f64> = golden("linear_expected.json")["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(ort.len(), rows.len());
 

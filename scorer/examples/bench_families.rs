@@ -1,5 +1,5 @@
 //! Times tract on each shipped model family at batch sizes 1, 16 and 64 and prints one
-//! JSON line per (family, batch): µs per call and per row. `tools/bench_families.py` runs
+//! JSON line per (family, batch): µs per call and per row. `tools/bench/bench_families.py` runs
 //! this and onnxruntime on the same rows in one go and prints the ratios.
 //!
 //!     cargo run -p weir-scorer --example bench_families [--min-ms 500]

@@ -1,6 +1,6 @@
 //! Times weir's tree-ensemble ops inside tract on every model of models/trees (made by
-//! tools/train_trees.py) at batch sizes 1, 16 and 64, and prints one JSON line per
-//! (model, batch): µs per call and per row. `tools/bench_families.py --trees` runs this
+//! tools/train/train_trees.py) at batch sizes 1, 16 and 64, and prints one JSON line per
+//! (model, batch): µs per call and per row. `tools/bench/bench_families.py --trees` runs this
 //! (release build) and onnxruntime on the same rows in one go and prints the ratios.
 //!
 //!     cargo run --release -p weir-scorer --example bench_trees [--min-ms 300] [--only NAME] [--layout]
@@ -22,7 +22,7 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// tools/train_trees.py's scoring rows.
+/// tools/train/train_trees.py's scoring rows.
 fn rows(seed: u64, n: usize, k: usize) -> Vec<f32> {
     (0..(n * k) as u64)
         .map(|idx| {

@@ -1,5 +1,5 @@
 //! The baseline fraud model, compiled in so `weir demo` needs no files.
-//! Made by `tools/train_baseline.py` from `weir produce` data; see `models/README.md`.
+//! Made by `tools/train/train_baseline.py` from `weir produce` data; see `models/README.md`.
 
 use weir_schemas::model::ModelMetadata;
 

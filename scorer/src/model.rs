@@ -374,7 +374,7 @@ mod tests {
     }
 
     /// Independent check of the arithmetic: onnxruntime's probabilities for the same rows,
-    /// written by `tools/golden_baseline.py`.
+    /// written by `tools/golden/golden_baseline.py`.
     #[test]
     fn matches_onnxruntime_golden_scores() {
         let golden: Golden = serde_json::from_str(include_str!("../tests/golden_baseline.json")).unwrap();
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(
             golden.model_sha256,
             m.metadata().sha256,
-            "the baseline changed: rerun tools/golden_baseline.py"
+            "the baseline changed: rerun tools/golden/golden_baseline.py"
         );
         assert_eq!(golden.feature_names, m.metadata().feature_names);
         assert_eq!(golden.rows.len(), 20);
@@ -396,7 +396,7 @@ mod tests {
         }
     }
 
-    /// Every shipped model family (tools/train_families.py) scores like onnxruntime, to
+    /// Every shipped model family (tools/train/train_families.py) scores like onnxruntime, to
     /// 1e-5, at every plan size: one batch, and one row at a time.
     #[test]
     fn families_match_onnxruntime() {
@@ -406,7 +406,7 @@ mod tests {
             let m = LoadedModel::load_dir(&dir, &names(), &[1, 16, 64]).unwrap_or_else(|e| panic!("{family}: {e}"));
             let text = std::fs::read_to_string(root.join(format!("tests/golden_{family}.json"))).unwrap();
             let golden: Golden = serde_json::from_str(&text).unwrap();
-            assert_eq!(golden.model_sha256, m.metadata().sha256, "{family} changed: rerun tools/train_families.py");
+            assert_eq!(golden.model_sha256, m.metadata().sha256, "{family} changed: rerun tools/train/train_families.py");
             assert_eq!(golden.rows.len(), 64);
             let flat: Vec<f32> = golden.rows.iter().flatten().copied().collect();
             let mut worst = 0f32;

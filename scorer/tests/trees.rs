@@ -1,6 +1,6 @@
 //! Parity of weir's tree-ensemble ops (run inside tract) with onnxruntime, on the models
 //! of three exporters and on hand-built ensembles covering every rule, made by
-//! `tools/train_trees.py` with onnxruntime's outputs committed next to this file.
+//! `tools/train/train_trees.py` with onnxruntime's outputs committed next to this file.
 //! The scoring rows are not committed: both sides make them from the same seed (double
 //! models: rows on and one ulp around their thresholds, listed in the manifest).
 
@@ -52,7 +52,7 @@ fn root() -> PathBuf {
 }
 
 fn manifest() -> Manifest {
-    let text = std::fs::read_to_string(root().join("tests/trees/manifest.json")).expect("manifest: run tools/train_trees.py");
+    let text = std::fs::read_to_string(root().join("tests/trees/manifest.json")).expect("manifest: run tools/train/train_trees.py");
     serde_json::from_str(&text).expect("manifest parses")
 }
 
@@ -63,7 +63,7 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The scoring rows of tools/train_trees.py (`rows(seed, n)`), bit for bit.
+/// The scoring rows of tools/train/train_trees.py (`rows(seed, n)`), bit for bit.
 fn rows(seed: u64, n: usize, k: usize) -> Vec<f32> {
     (0..(n * k) as u64)
         .map(|idx| {
@@ -77,7 +77,7 @@ fn rows(seed: u64, n: usize, k: usize) -> Vec<f32> {
         .collect()
 }
 
-/// tools/train_trees.py's `hug_rows`: double rows on and one ulp around the model's
+/// tools/train/train_trees.py's `hug_rows`: double rows on and one ulp around the model's
 /// thresholds, where comparing in float instead of double takes the wrong branch.
 fn hug_rows(seed: u64, n: usize, k: usize, thresholds: &[Vec<f64>]) -> Vec<f64> {
     let base = rows(seed, n, k);
@@ -216,7 +216,7 @@ fn run_all(path: &Path, x: &Rows, k: usize, n_outputs: usize) -> Vec<Vec<TValue>
 fn check_model(m: &Manifest, entry: &ModelEntry) -> f64 {
     let path = root().join("../models/trees").join(format!("{}.onnx", entry.name));
     let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(hex::encode(Sha256::digest(&bytes)), entry.sha256, "{}: model changed, rerun tools/train_trees.py", entry.name);
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), entry.sha256, "{}: model changed, rerun tools/train/train_trees.py", entry.name);
     let k = m.features;
     let x = Rows::of(m, entry, entry.rows);
     let got = run_all(&path, &x, k, entry.outputs.len());

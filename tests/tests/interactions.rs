@@ -172,7 +172,7 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
     let golden = load_golden()?;
     let metadata = std::fs::read_to_string(workspace().join("models/interactions/v1/metadata.json"))?;
     let metadata: weir_schemas::model::ModelMetadata = serde_json::from_str(&metadata)?;
-    assert_eq!(metadata.sha256, golden.model_sha256, "the golden was made with another model: rerun tools/train_interactions.py");
+    assert_eq!(metadata.sha256, golden.model_sha256, "the golden was made with another model: rerun tools/train/train_interactions.py");
     assert_eq!(metadata.feature_names, golden.feature_names);
     assert_eq!((metadata.name.as_str(), metadata.version.as_str()), MODEL);
 
@@ -189,7 +189,7 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
         .collect();
     let ids: Vec<&str> = interactions.iter().map(|i| i.event_id.as_str()).collect();
     let golden_ids: Vec<&str> = golden.rows.iter().map(|r| r.event_id.as_str()).collect();
-    assert_eq!(ids, golden_ids, "the generator no longer makes the golden's stream: rerun tools/train_interactions.py");
+    assert_eq!(ids, golden_ids, "the generator no longer makes the golden's stream: rerun tools/train/train_interactions.py");
 
     let services = Services::start()?;
     let topics = TopicsConfig {
