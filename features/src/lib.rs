@@ -53,6 +53,7 @@ pub mod config;
 pub mod definitions;
 pub mod error;
 pub mod memory;
+mod hint;
 mod probe;
 pub mod redis_store;
 pub mod transforms;
