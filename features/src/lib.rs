@@ -14,7 +14,7 @@
 //!   ([`redis_store`], a transactional state store: states this process wrote stay decoded
 //!   in memory, others are read; compute here; write back with a compare-and-set on a
 //!   version that never repeats) and an in-process one for `weir demo` and tests
-//!   ([`memory`]), which give the same answers and states, bit for bit;
+//!   ([`embedded`]), which give the same answers and states, bit for bit;
 //! - replay safety: each entity keeps, per source partition, the highest offset applied,
 //!   written atomically with its windows, so a replay after a crash applies nothing twice;
 //!   per partition watermarks make a replay decide lateness as the first pass did.
@@ -22,7 +22,7 @@
 //!   `weir-ingest`), so nothing is skipped either.
 //!
 //! ```
-//! use weir_features::{config::FeaturesConfig, definitions::FeatureDefinitions, memory::EmbeddedStore};
+//! use weir_features::{config::FeaturesConfig, definitions::FeatureDefinitions, embedded::EmbeddedStore};
 //! use weir_schemas::record::{EventRecord, FieldValue};
 //! use weir_schemas::store::{FeatureStore, SourcePosition};
 //!
@@ -52,7 +52,7 @@
 pub mod config;
 pub mod definitions;
 pub mod error;
-pub mod memory;
+pub mod embedded;
 mod hint;
 mod probe;
 pub mod redis_store;

@@ -1,5 +1,5 @@
 //! The open-addressing hash table under the engine's hash lookups: the embedded store's
-//! entity id -> slab slot ([`crate::memory`]), the exact-distinct index's value -> newest
+//! entity id -> slab slot ([`crate::embedded`]), the exact-distinct index's value -> newest
 //! position, and the set of values a recount of distinct values has seen
 //! ([`crate::windows`]). Linear probing from the hash's low bits in a
 //! power-of-two array at most half full, so a lookup usually reads one cache line, and the
