@@ -98,9 +98,8 @@ pub const DEFAULT_STATE_CACHE_ENTITIES: usize = 100_000;
 /// A version is `<incarnation>:<counter>`; a new entity's incarnation is the server's
 /// clock in microseconds. So versions never repeat, even when an entity's keys expire (or
 /// are flushed, or lost in a failover) and it is created again: a state cached under an
-/// old version can never pass the check against a new incarnation (found in review: with
-/// a plain counter restarting at 1, it could, and silently dropped the other writer's
-/// events).
+/// old version can never pass the check against a new incarnation (with a plain counter
+/// restarting at 1 it could, and the other writer's events would be silently dropped).
 const CAS_SCRIPT: &str = r#"
 local ttl = ARGV[1]
 local out = {}
@@ -528,7 +527,7 @@ impl RedisStore {
                     match state.current_values(def) {
                         Some(values) => {
                             cmd.arg(values.len() + 1);
-                            // Shortest text that reads back as the same double (ryu: ~10x
+                            // Shortest text that reads back as the same double (ryu:
                             // faster than `Display`; `1.0`, `2.5e-7`).
                             let mut text = ryu::Buffer::new();
                             for (name, v) in def.value_names().iter().zip(values) {

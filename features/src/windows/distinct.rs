@@ -174,9 +174,9 @@ impl DistinctIndex {
     /// A window that slid past some of them since the last sync still has its start among
     /// them: its start moves past them here, as [`DistinctIndex::sync`] would move it,
     /// while their values' newest positions are still known. (Marking the index invalid
-    /// instead rebuilt it from every occurrence on the next sync: a quiet entity, whose
-    /// windows slide further than the lateness between two of its events, paid a rebuild
-    /// of its value map on each event.)
+    /// instead would rebuild it from every occurrence on the next sync: a quiet entity,
+    /// whose windows slide further than the lateness between two of its events, would pay
+    /// a rebuild of its value map on each event.)
     pub(super) fn drop_front(&mut self, dropped: &[(i64, u64)]) {
         let end = self.base + dropped.len() as u64;
         if self.valid {

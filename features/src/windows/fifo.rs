@@ -4,9 +4,9 @@
 /// occurrences): dropping moves nothing (the live list starts at `head`), and the dead
 /// prefix is compacted away when a push finds the list full and the prefix at least as
 /// long as the live list, so the moves cost O(1) per item and the list reuses its memory
-/// instead of growing. (Draining a `Vec` moved the whole list, up to a
-/// window's ring of panes or `distinct_exact_limit` occurrences, on most events of a busy
-/// entity.) Reads and writes go through the live slice.
+/// instead of growing (draining a `Vec` would move the whole list, up to a window's ring
+/// of panes or `distinct_exact_limit` occurrences, on most events of a busy entity).
+/// Reads and writes go through the live slice.
 #[derive(Debug, Clone)]
 pub(super) struct Fifo<T> {
     items: Vec<T>,

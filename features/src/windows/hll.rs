@@ -33,8 +33,8 @@ pub(super) fn hll_add(regs: &mut [u8; HLL_REGISTERS], h: u64) {
     regs[idx] = regs[idx].max(rank);
 }
 
-/// Register-wise max. Not inlined: on its own it compiles to 16 SIMD byte-max
-/// instructions, while inlined into a loop over panes it was left scalar (10x the work).
+/// Register-wise max. Not inlined: on its own it compiles to SIMD byte-max instructions,
+/// while inlined into a loop over panes the compiler may leave it scalar.
 #[inline(never)]
 pub(super) fn hll_merge(into: &mut [u8; HLL_REGISTERS], from: &[u8; HLL_REGISTERS]) {
     for (a, b) in into.iter_mut().zip(from) {
@@ -152,7 +152,7 @@ fn hll_estimate_from(sum: u128, zeros: u32) -> f64 {
 }
 
 /// Linear counting's `m ln(m / zeros)` for every count of zero registers: the same
-/// expression, computed once (a logarithm per estimate was a tenth of an event's cost).
+/// expression, computed once, so that an estimate costs no logarithm.
 static LINEAR_COUNTING: std::sync::LazyLock<[f64; HLL_REGISTERS + 1]> = std::sync::LazyLock::new(|| {
     let m = HLL_REGISTERS as f64;
     let mut table = [0.0; HLL_REGISTERS + 1];

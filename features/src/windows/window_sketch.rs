@@ -6,9 +6,8 @@ use super::hll::{HLL_REGISTERS, PaneRegs, Sketch, hll_add, hll_merge, hll_slot};
 
 /// A window's registers merged over its panes, for one sketched distinct field, kept by a
 /// *two-stacks* sliding aggregate: a pane sliding out costs O(1) register merges amortized,
-/// and the estimate changes only where a register does. (Recomputing the merge over every
-/// remaining pane and the harmonic sum over 256 registers on each slide was 40 % of an
-/// event's cost.)
+/// and the estimate changes only where a register does, instead of a merge over every
+/// remaining pane and a harmonic sum over 256 registers on each slide.
 ///
 /// - The *back*: the window's panes older than its newest, as of the last rebuild, each
 ///   with the registers merged over it and every newer pane of the back (suffix maxima),
