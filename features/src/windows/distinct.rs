@@ -17,11 +17,11 @@ pub(super) type Occurrences = Fifo<(i64, u64)>;
 /// one cache line of a table that is cold on a quiet entity's event, and that line can be
 /// prefetched from the event's value ([`EntityState::prefetch`](super::EntityState::prefetch)).
 #[derive(Debug, Clone)]
-pub(super) struct PositionTable(ProbeTable<Position>);
+pub(super) struct PositionTable(pub(super) ProbeTable<Position>);
 
 /// A [`PositionTable`] entry: a value's hash and its position plus one (0: free).
 #[derive(Debug, Clone, Copy)]
-struct Position {
+pub(super) struct Position {
     hash: u64,
     at: u64,
 }

@@ -153,7 +153,7 @@ fn hll_estimate_from(sum: u128, zeros: u32) -> f64 {
 
 /// Linear counting's `m ln(m / zeros)` for every count of zero registers: the same
 /// expression, computed once, so that an estimate costs no logarithm.
-static LINEAR_COUNTING: std::sync::LazyLock<[f64; HLL_REGISTERS + 1]> = std::sync::LazyLock::new(|| {
+pub(super) static LINEAR_COUNTING: std::sync::LazyLock<[f64; HLL_REGISTERS + 1]> = std::sync::LazyLock::new(|| {
     let m = HLL_REGISTERS as f64;
     let mut table = [0.0; HLL_REGISTERS + 1];
     for (zeros, v) in table.iter_mut().enumerate().skip(1) {

@@ -10,7 +10,7 @@ use super::spec::WindowSpec;
 use super::window_sketch::WindowSketch;
 
 /// `cur` before the first event: below any real pane.
-const EMPTY_PANE: i64 = i64::MIN / 4;
+pub(super) const EMPTY_PANE: i64 = i64::MIN / 4;
 
 /// Per pane and numeric field.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,6 +1,7 @@
 use super::codec::MAGIC;
 use super::distinct::{Newest, PositionTable};
-use super::hll::{PANE_SPARSE_MAX, PaneRegs, Sketch, hll_add, hll_merge};
+use super::hll::{LINEAR_COUNTING, PANE_SPARSE_MAX, PaneRegs, Sketch, hll_add, hll_merge};
+use super::panes::EMPTY_PANE;
 use super::*;
 use proptest::prelude::*;
 use weir_schemas::store::{Applied, Observation, ObservationResult, SourcePosition};
