@@ -5,6 +5,23 @@
 //! code and writes them back with a compare-and-set. So both stores give bit-identical
 //! answers and states by construction.
 //!
+//! ## Files
+//!
+//! - `spec`: windows, aggregations, entity kinds ([`EntityDef`]) and [`EngineSpec`];
+//!   `answers`: the layout of a window's values gathered in one pass (the fast path).
+//! - `panes`: one window of one entity: its panes, running totals, caches, and sliding.
+//! - `hll`: [`distinct_hash`] and HyperLogLog registers; `window_sketch`: a window's
+//!   registers merged over its panes (two stacks).
+//! - `distinct`: exact distinct counts: occurrences, the incremental index, the recount.
+//! - `fifo`: the drop-from-the-front list that panes and occurrences live in.
+//! - `state`: [`EntityState`]: apply, prune, switch modes, answer; `codec`: its encoding.
+//! - `watermarks`: [`PartitionWatermarks`]; `fences`: replay fences' shared topic names
+//!   and [`preview_position`].
+//!
+//! Dependencies point one way: `codec` -> `state` -> `panes`, `distinct` ->
+//! `window_sketch`, `hll`, `fifo`, `spec` -> `answers`; `distinct` uses the crate's hash
+//! table (`probe`), `state` its prefetch hint (`hint`).
+//!
 //! ## Panes and windows
 //!
 //! Each window of length `L` is cut into panes of length `P` (`P` divides `L`). An event
