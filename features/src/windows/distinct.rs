@@ -177,6 +177,7 @@ impl DistinctIndex {
     /// instead would rebuild it from every occurrence on the next sync: a quiet entity,
     /// whose windows slide further than the lateness between two of its events, would pay
     /// a rebuild of its value map on each event.)
+    #[inline]
     pub(super) fn drop_front(&mut self, dropped: &[(i64, u64)]) {
         let end = self.base + dropped.len() as u64;
         if self.valid {
@@ -197,6 +198,7 @@ impl DistinctIndex {
     }
 
     /// Brings the index up to date with `occ` and the windows' current panes.
+    #[inline]
     pub(super) fn sync(&mut self, occ: &[(i64, u64)], windows: &[Window], specs: &[WindowSpec]) {
         let lo = |k: usize| (windows[k].cur - specs[k].panes + 1).saturating_mul(specs[k].pane_ms);
         let end = self.base + occ.len() as u64;

@@ -208,6 +208,7 @@ impl Sketch {
 impl Sketch {
     /// Sets the registers to `new`, updating the harmonic sum and zero count only where a
     /// register changed (a pane sliding out changes a few of 256).
+    #[inline]
     pub(super) fn set_regs(&mut self, new: &[u8; HLL_REGISTERS]) {
         let mut changed = false;
         for (old, new) in self.regs.chunks_exact_mut(16).zip(new.chunks_exact(16)) {

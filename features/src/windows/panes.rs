@@ -113,6 +113,7 @@ impl Window {
     }
 
     /// Positions of the panes with index in [lo, hi].
+    #[inline]
     pub(super) fn range(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
         if lo > hi {
             return 0..0;
@@ -130,6 +131,7 @@ pub(super) fn window_bit(wi: usize) -> u64 {
 
 /// Moves window `w` forward to pane `p` (> cur): subtracts the panes that slide out of
 /// the window, drops those that leave the ring.
+#[inline]
 pub(super) fn slide(w: &mut Window, spec: &WindowSpec, p: i64, nf: usize, nd: usize) {
     if w.cur == EMPTY_PANE || p - w.cur >= spec.panes {
         w.count = 0.0;

@@ -35,6 +35,7 @@ pub(super) struct WindowSketch {
 
 impl WindowSketch {
     /// The merged sketch of the window `[start, cur]` of `heads`, field `d` of `nd`.
+    #[inline]
     pub(super) fn build(start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) -> Self {
         let mut s = WindowSketch {
             merged: Sketch::EMPTY,
@@ -96,6 +97,7 @@ impl WindowSketch {
     }
 
     /// Brings the window to `[start, cur]` after panes slid out.
+    #[inline]
     pub(super) fn advance(&mut self, start: i64, cur: i64, heads: &[(i64, f64)], regs: &VecDeque<PaneRegs>, nd: usize, d: usize) {
         let first = self.first;
         while self.first < self.back.len() && self.back[self.first].0 < start {
@@ -113,6 +115,7 @@ impl WindowSketch {
     }
 
     /// Adds hash `h` of an event in pane `p`, inside the window.
+    #[inline]
     pub(super) fn add(&mut self, p: i64, h: u64) {
         self.merged.add(h);
         let from = self.first.min(self.back.len());
