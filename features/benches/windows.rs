@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use weir_features::config::{AggregationConfig, EntityConfig, FeaturesConfig, WindowConfig};
 use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
-use weir_features::memory::EmbeddedStore;
+use weir_features::embedded::EmbeddedStore;
 use weir_features::windows::{distinct_hash, EngineSpec};
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};
 

@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::windows::WindowSpec;
-
 /// What to compute per entity, and where to keep it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,9 +153,13 @@ const MAX_SLOTS: u64 = 10_000;
 /// The Redis state names a ring slot by window number in one byte.
 const MAX_WINDOWS: usize = 100;
 
+// The whole check (`FeaturesConfig::problems`, which builds the definitions) and the
+// engine's view of the windows (`FeaturesConfig::window_specs`) are implemented in
+// `definitions`: this module imports nothing of the code it configures.
 impl FeaturesConfig {
-    /// Every problem with this configuration, each naming the entry.
-    pub fn problems(&self) -> Vec<String> {
+    /// Every problem with the settings themselves (windows, key prefix), each naming the
+    /// entry; [`FeaturesConfig::problems`] adds the definitions'.
+    pub(crate) fn settings_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.windows.is_empty() {
             problems.push("features.windows is empty: at least one window is needed".to_string());
@@ -193,20 +195,7 @@ impl FeaturesConfig {
         if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
             problems.push(format!("features.key_prefix {:?} must be non-empty, without braces or spaces", self.key_prefix));
         }
-        // weir's default definitions follow the windows: with broken windows they would
-        // only repeat the window problems.
-        if problems.is_empty() || !self.transforms.is_empty() || !self.entities.is_empty() {
-            problems.extend(crate::definitions::definition_problems(self));
-        }
         problems
-    }
-
-    /// The windows as the engine uses them. Call after [`FeaturesConfig::problems`] is empty.
-    pub fn window_specs(&self) -> Vec<WindowSpec> {
-        self.windows
-            .iter()
-            .map(|w| WindowSpec::new(&w.name, w.length_secs * 1000, w.pane_secs * 1000, self.allowed_lateness_ms()))
-            .collect()
     }
 
     pub fn allowed_lateness_ms(&self) -> i64 {

@@ -169,6 +169,30 @@ fn agg_kind(s: &str) -> Option<Option<AggKind>> {
 
 const TRANSFORM_KINDS: [&str; 6] = ["log1p", "hour_of_day", "day_of_week", "one_hot", "value", "ratio_to_mean"];
 
+/// What of a [`FeaturesConfig`] needs the engine: here, so that `config` imports nothing of
+/// the code it configures.
+impl FeaturesConfig {
+    /// Every problem with this configuration, each naming the entry: its settings', then
+    /// its definitions'.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.settings_problems();
+        // weir's default definitions follow the windows: with broken windows they would
+        // only repeat the window problems.
+        if problems.is_empty() || !self.transforms.is_empty() || !self.entities.is_empty() {
+            problems.extend(definition_problems(self));
+        }
+        problems
+    }
+
+    /// The windows as the engine uses them. Call after [`FeaturesConfig::problems`] is empty.
+    pub fn window_specs(&self) -> Vec<WindowSpec> {
+        self.windows
+            .iter()
+            .map(|w| WindowSpec::new(&w.name, w.length_secs * 1000, w.pane_secs * 1000, self.allowed_lateness_ms()))
+            .collect()
+    }
+}
+
 /// Every problem with the definitions of `config` (its windows are checked by
 /// [`FeaturesConfig::problems`], which includes these).
 pub fn definition_problems(config: &FeaturesConfig) -> Vec<String> {

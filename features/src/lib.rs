@@ -4,25 +4,32 @@
 //!
 //! - the feature configuration and the definitions built from it: transforms of the event
 //!   and aggregations per entity, over any event schema (fields named by path), the
-//!   feature vector's names and order ([`config`], [`definitions`]);
+//!   feature vector's names and order ([`config`], [`definitions`], [`transforms`]);
 //! - sliding-window aggregation per entity in event time: count, sum, mean, min, max,
 //!   distinct (exact and incremental, then HyperLogLog, and back to exact once a busy
 //!   entity calms down), seconds since the last event; panes plus running totals per
-//!   window, so the cost of an event does not grow with the window ([`windows`]). All
-//!   aggregation runs in Rust, shared by both stores;
+//!   window, so the cost of an event does not grow with the window ([`windows`], one
+//!   concept per file: the spec, panes, HyperLogLog, exact distinct, the entity state, its
+//!   encoding, watermarks, replay fences). All aggregation runs in Rust, shared by both
+//!   stores;
 //! - the online stores behind [`weir_schemas::store::FeatureStore`]: Redis for production
 //!   ([`redis_store`], a transactional state store: states this process wrote stay decoded
 //!   in memory, others are read; compute here; write back with a compare-and-set on a
 //!   version that never repeats) and an in-process one for `weir demo` and tests
-//!   ([`memory`]), which give the same answers and states, bit for bit;
+//!   ([`embedded`]), which give the same answers and states, bit for bit;
 //! - replay safety: each entity keeps, per source partition, the highest offset applied,
 //!   written atomically with its windows, so a replay after a crash applies nothing twice;
 //!   per partition watermarks make a replay decide lateness as the first pass did.
 //!   Offsets are stored to Kafka only after the store acknowledged the batch (in
 //!   `weir-ingest`), so nothing is skipped either.
 //!
+//! Inside, one open-addressing hash table (`probe`) serves every hand-rolled lookup (the
+//! embedded store's entity slots, the distinct index, the distinct recount), and `hint`
+//! holds the prefetch hint both use. Dependencies point one way: the stores use
+//! `windows`, `windows` uses `probe`, `probe` uses `hint`.
+//!
 //! ```
-//! use weir_features::{config::FeaturesConfig, definitions::FeatureDefinitions, memory::EmbeddedStore};
+//! use weir_features::{config::FeaturesConfig, definitions::FeatureDefinitions, embedded::EmbeddedStore};
 //! use weir_schemas::record::{EventRecord, FieldValue};
 //! use weir_schemas::store::{FeatureStore, SourcePosition};
 //!
@@ -51,8 +58,9 @@
 
 pub mod config;
 pub mod definitions;
+pub mod embedded;
 pub mod error;
-pub mod memory;
+mod hint;
 mod probe;
 pub mod redis_store;
 pub mod transforms;

@@ -1,6 +1,7 @@
-//! The open-addressing hash table under the engine's two hot lookups: the embedded store's
-//! entity id -> slab slot ([`crate::memory`]) and the exact-distinct index's value ->
-//! newest position ([`crate::windows`]). Linear probing from the hash's low bits in a
+//! The open-addressing hash table under the engine's hash lookups: the embedded store's
+//! entity id -> slab slot ([`crate::embedded`]), the exact-distinct index's value -> newest
+//! position, and the set of values a recount of distinct values has seen
+//! ([`crate::windows`]). Linear probing from the hash's low bits in a
 //! power-of-two array at most half full, so a lookup usually reads one cache line, and the
 //! line is known from the hash alone: a caller can prefetch it before the lookup, which
 //! std's map does not allow (it reads its control bytes, then the entry, wherever they are).
@@ -9,7 +10,7 @@
 //! The table stores entries; what an entry holds, and how it is compared, is its owner's:
 //! a lookup passes the hash and a predicate, growth and removal the way to rehash one.
 
-use crate::windows::prefetch_address;
+use crate::hint::prefetch_address;
 
 /// An entry of a [`ProbeTable`]: [`ProbeEntry::EMPTY`] marks a free one.
 pub(crate) trait ProbeEntry {
@@ -37,6 +38,20 @@ impl<E: ProbeEntry> ProbeTable<E> {
     pub(crate) fn with_capacity(values: usize) -> Self {
         let size = (2 * values).next_power_of_two().max(Self::MIN);
         ProbeTable { entries: std::iter::repeat_with(|| E::EMPTY).take(size).collect(), len: 0 }
+    }
+
+    /// Empties the table, sized to hold `values` entries without growing. The array is
+    /// kept when it is large enough and at most four times that, so that a table emptied
+    /// often (a scratch set) neither reallocates each time nor clears far more entries
+    /// than it will hold.
+    pub(crate) fn clear(&mut self, values: usize) {
+        let size = (2 * values).next_power_of_two().max(Self::MIN);
+        if self.entries.len() < size || self.entries.len() > 4 * size {
+            *self = Self::with_capacity(values);
+        } else {
+            self.entries.iter_mut().for_each(|e| *e = E::EMPTY);
+            self.len = 0;
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -98,9 +98,8 @@ pub const DEFAULT_STATE_CACHE_ENTITIES: usize = 100_000;
 /// A version is `<incarnation>:<counter>`; a new entity's incarnation is the server's
 /// clock in microseconds. So versions never repeat, even when an entity's keys expire (or
 /// are flushed, or lost in a failover) and it is created again: a state cached under an
-/// old version can never pass the check against a new incarnation (found in review: with
-/// a plain counter restarting at 1, it could, and silently dropped the other writer's
-/// events).
+/// old version can never pass the check against a new incarnation (with a plain counter
+/// restarting at 1 it could, and the other writer's events would be silently dropped).
 const CAS_SCRIPT: &str = r#"
 local ttl = ARGV[1]
 local out = {}
@@ -528,7 +527,7 @@ impl RedisStore {
                     match state.current_values(def) {
                         Some(values) => {
                             cmd.arg(values.len() + 1);
-                            // Shortest text that reads back as the same double (ryu: ~10x
+                            // Shortest text that reads back as the same double (ryu:
                             // faster than `Display`; `1.0`, `2.5e-7`).
                             let mut text = ryu::Buffer::new();
                             for (name, v) in def.value_names().iter().zip(values) {
@@ -765,38 +764,4 @@ impl FeatureStore for RedisStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::FeaturesConfig;
-    use crate::definitions::FeatureDefinitions;
-
-    fn state() -> EntityState {
-        let defs = FeatureDefinitions::new(&FeaturesConfig::default()).expect("default features");
-        EntityState::new(&defs.engine_spec().entities[0])
-    }
-
-    #[test]
-    fn state_cache_takes_puts_and_drops_the_least_recently_used() {
-        let mut cache = StateCache::new(10);
-        for i in 0..10 {
-            cache.put("card", &format!("c{i}"), format!("v{i}"), state());
-        }
-        // Taken out, not there for a second taker; put back under its new version.
-        assert_eq!(cache.take("card", "c0").map(|(v, _)| v), Some("v0".to_string()));
-        assert!(cache.take("card", "c0").is_none());
-        cache.put("card", "c0", "v0b".into(), state());
-        assert_eq!(cache.len, 10);
-        // One over capacity: the least recently used tenth goes (c1, not c0, which was just
-        // put back), the newest stays.
-        cache.put("merchant", "m1", "w1".into(), state());
-        assert!(cache.len <= 10, "{}", cache.len);
-        assert!(cache.take("card", "c1").is_none());
-        assert_eq!(cache.take("card", "c0").map(|(v, _)| v), Some("v0b".to_string()));
-        assert_eq!(cache.take("merchant", "m1").map(|(v, _)| v), Some("w1".to_string()));
-        assert_eq!((cache.hits, cache.misses), (3, 2));
-        // Capacity 0: nothing is kept.
-        let mut off = StateCache::new(0);
-        off.put("card", "c", "v".into(), state());
-        assert!(off.take("card", "c").is_none());
-    }
-}
+mod tests;

@@ -8,7 +8,7 @@
 
 use weir_features::config::FeaturesConfig;
 use weir_features::definitions::FeatureDefinitions;
-use weir_features::memory::EmbeddedStore;
+use weir_features::embedded::EmbeddedStore;
 use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, EntityKey, FeatureStore, Observation, SourcePosition};
 

@@ -115,7 +115,7 @@ fn channels_hours_amounts_and_ratio_edges() {
 fn default_vector_through_the_store() {
     use weir_schemas::store::FeatureStore;
     let defs = defaults();
-    let store = crate::memory::EmbeddedStore::new(defs.engine_spec().clone());
+    let store = crate::embedded::EmbeddedStore::new(defs.engine_spec().clone());
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut last = Vec::new();
     for (i, (dt, amount)) in [(0, 10.0), (30_000, 30.0), (90_000, 20.0)].into_iter().enumerate() {

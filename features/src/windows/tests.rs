@@ -1,6 +1,10 @@
+use super::codec::MAGIC;
+use super::distinct::{Newest, PositionTable};
+use super::hll::{LINEAR_COUNTING, PANE_SPARSE_MAX, PaneRegs, Sketch, hll_add, hll_merge};
+use super::panes::EMPTY_PANE;
 use super::*;
 use proptest::prelude::*;
-use weir_schemas::store::SourcePosition;
+use weir_schemas::store::{Applied, Observation, ObservationResult, SourcePosition};
 
 /// 2026-01-01T00:00:00Z, a multiple of every pane below.
 const T0: i64 = 1_767_225_600_000;

@@ -17,9 +17,8 @@ use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 struct KindStates {
     slots: SlotTable,
     /// The slab, in chunks of [`STATES_PER_CHUNK`] allocated whole: a new entity never
-    /// moves the others. (One `Vec` doubled by copying every state, a hundred MB at a
-    /// hundred thousand entities, and faulted in the pages of the copy, while the batch
-    /// that brought the new entity waited.)
+    /// moves the others (one `Vec` would double by copying every state and faulting in
+    /// the pages of the copy, while the batch that brought the new entity waits).
     chunks: Vec<Vec<EntityState>>,
 }
 
@@ -117,8 +116,8 @@ impl SlotTable {
 
 /// An entity id in a [`SlotTable`] entry: up to [`EntityId::INLINE`] bytes inside the
 /// entry itself, so that checking a cold entry against the event's id reads the entry's
-/// own cache line, not a separate string (an id compare was the one dependent miss of a
-/// lookup left after the table's).
+/// own cache line, not a separate string (which would be a second dependent miss after
+/// the table's).
 enum EntityId {
     /// A short id's bytes, zero-padded (the length keeps ids that differ only in trailing
     /// zero bytes apart).
@@ -152,7 +151,7 @@ impl EntityId {
 
 /// Events between the stages of a batch's pipeline (see `observe`): each stage starts
 /// loading what the next one will read this many events later, an event's work or more
-/// (hundreds of nanoseconds) after, time enough for a miss to memory; few enough events
+/// after, time enough for a miss to memory; few enough events
 /// that what arrived is still in cache when it is used.
 const PIPELINE_LAG: usize = 4;
 
@@ -227,10 +226,9 @@ impl FeatureStore for EmbeddedStore {
         // events) is loading while earlier events are applied, a few misses in flight at
         // every moment, none waited for: (1) hash the id and prefetch its table entry;
         // (2) look the slot up (creating the state) and prefetch the state's own lines;
-        // (3) prefetch what its lists point to; (4) apply the event. (Runs of 32 events,
-        // each stage over the whole run before the next, put hundreds of misses in flight
-        // at once, more than the CPU tracks, then waited; in batches alternating between
-        // the two in one process, the pipeline measured from even to 10 % faster.)
+        // (3) prefetch what its lists point to; (4) apply the event. (Running each stage
+        // over a long run of events before the next would put more misses in flight at
+        // once than the CPU tracks, then wait.)
         let mut hashes = [0u64; PIPELINE_RING];
         let mut slots = [0usize; PIPELINE_RING];
         let n = batch.len();
