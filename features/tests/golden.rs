@@ -1,5 +1,5 @@
 //! The embedded store against golden answers computed independently of this crate
-//! (`tools/window_golden.py`: brute force over the raw events, values chosen so every sum
+//! (`tools/golden/window_golden.py`: brute force over the raw events, values chosen so every sum
 //! is exact): two entity kinds, every aggregation, pane boundaries, out-of-order events,
 //! late ones (behind the entity, and below the partition watermark), replays on two
 //! partitions, min/max expiry, distinct, seconds since the last event, and a gap longer

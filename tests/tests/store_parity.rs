@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use weir_features::config::{AggregationConfig, EntityConfig, FeaturesConfig, WindowConfig};
 use weir_features::definitions::FeatureDefinitions;
-use weir_features::memory::EmbeddedStore;
+use weir_features::embedded::EmbeddedStore;
 use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_schemas::record::{EventRecord, FieldValue};
 use weir_schemas::store::{Applied, EntityKey, FeatureStore, Observation, ObserveOutcome, SourcePosition};
