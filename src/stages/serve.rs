@@ -34,7 +34,8 @@ use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveModel;
 
 use crate::config::WeirConfig;
-use crate::pipeline::{score_and_explain, Scored};
+use crate::stages::score::{score_and_explain, Scored};
+use crate::wiring::{input_plan, InputPlan};
 
 /// What `POST /score` answers.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -53,7 +54,7 @@ struct App<S> {
     model: Arc<LiveModel>,
     definitions: FeatureDefinitions,
     /// Which fields of the JSON body are read, and the checks they pass (as on the stream).
-    plan: crate::input::InputPlan,
+    plan: InputPlan,
     scorer: ScorerConfig,
     max_body: usize,
 }
@@ -73,7 +74,7 @@ pub async fn serve<S: FeatureStore + 'static>(
     let app = Arc::new(App {
         store,
         model,
-        plan: crate::pipeline::input_plan(config, &definitions),
+        plan: input_plan(config, &definitions),
         definitions,
         scorer: config.scorer.clone(),
         max_body: MAX_BODY,

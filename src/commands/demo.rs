@@ -17,8 +17,9 @@ use weir_monitor::Percentiles;
 use weir_schemas::wire::{subjects, Encoder};
 
 use crate::config::WeirConfig;
-use crate::monitor_stage::{spawn_monitor, MonitorStats};
-use crate::pipeline::{load_model, schema_registry, spawn_pipeline, PipelineStats};
+use crate::stages::monitor::{spawn_monitor, MonitorStats};
+use crate::stages::score::{spawn_pipeline, PipelineStats};
+use crate::wiring::{load_model, schema_registry};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -145,6 +146,26 @@ pub fn demo_watch() -> weir_monitor::MonitorConfig {
         quality: weir_monitor::config::QualityConfig { max_late_rate: 0.25, ..Default::default() },
         ..Default::default()
     }
+}
+
+/// `weir demo` from its command line: runs it and prints the report. `drift_at`: `None`
+/// for half way, `Some(0)` for no drift.
+pub async fn execute(transactions: u64, rate: f64, seed: u64, poison_rate: f64, drift_at: Option<u64>) -> anyhow::Result<()> {
+    let options = DemoOptions {
+        transactions,
+        rate: (rate > 0.0).then_some(rate),
+        seed,
+        poison_rate,
+        drift_at: match drift_at {
+            Some(0) => None,
+            Some(i) => Some(i),
+            None => Some(transactions / 2),
+        },
+        ..DemoOptions::default()
+    };
+    let report = run_demo(options).await?;
+    print!("{}", report.render());
+    Ok(())
 }
 
 pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {

@@ -16,25 +16,13 @@ use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord
 use weir_ingest::producer::EventProducer;
 use weir_ingest::Error as IngestError;
 use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
-use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Input, Learner, Position};
 use weir_schemas::events::{Label, Score};
 use weir_schemas::wire::{subjects, Decoder};
 use weir_schemas::EventError;
 
-use crate::config::WeirConfig;
-use crate::pipeline::schema_registry;
-
-/// The learner configuration in effect: `[learner]`, or its defaults; promotion goes to
-/// the registry the scorer serves from unless `learner.promotion.registry_dir` says
-/// otherwise.
-pub fn learner_config(config: &WeirConfig) -> LearnerConfig {
-    let mut lc = config.learner.clone().unwrap_or_default();
-    if lc.promotion.registry_dir.is_none() {
-        lc.promotion.registry_dir = config.scorer.registry.clone();
-    }
-    lc
-}
+use crate::config::{learner_config, WeirConfig};
+use crate::wiring::schema_registry;
 
 pub struct LearnHandler {
     learner: Learner,
@@ -46,7 +34,7 @@ pub struct LearnHandler {
     /// Batches between status lines in the log.
     status_every: u64,
     batches: u64,
-    promoter: Option<crate::promote::Promoter>,
+    promoter: Option<crate::stages::promote::Promoter>,
 }
 
 /// Connects to the learner's checkpoint (without taking its lease).
@@ -84,7 +72,7 @@ impl LearnHandler {
         let registry = schema_registry(config)?;
         let scores = Decoder::new(registry.clone(), subjects::SCORE, &*registry.latest(subjects::SCORE)?);
         let labels = Decoder::new(registry.clone(), subjects::LABEL, &*registry.latest(subjects::LABEL)?);
-        let promoter = crate::promote::Promoter::new(learner.config())?;
+        let promoter = crate::stages::promote::Promoter::new(learner.config())?;
         Ok(LearnHandler {
             learner,
             checkpoint,
