@@ -45,6 +45,7 @@ pub mod models_cmd {
 pub mod monitor_stage {
     pub use crate::config::monitor::MonitorStageConfig;
     pub use crate::stages::lag_watch::*;
+    pub use weir_ingest::lag::consumer_lag;
     pub use crate::stages::monitor::*;
 }
 #[doc(hidden)]

@@ -11,7 +11,7 @@ use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 use weir_features::memory::EmbeddedStore;
 use weir_ingest::generator::{Generator, GeneratorConfig};
-use weir_ingest::produce::{produce_all, ProduceReport};
+use weir_ingest::load_producer::{produce_all, ProduceReport};
 use weir_ingest::producer::EventProducer;
 use weir_monitor::Percentiles;
 use weir_schemas::wire::{subjects, Encoder};

@@ -13,7 +13,7 @@ use weir_ingest::generator::interactions::{
     InteractionContent, InteractionMessage, InteractionsConfig, InteractionsGenerator,
 };
 use weir_ingest::generator::{Content, GeneratedMessage, Generator, GeneratorConfig};
-use weir_ingest::produce::{produce_all, ProduceReport, Produced};
+use weir_ingest::load_producer::{produce_all, ProduceReport, Produced};
 use weir_ingest::producer::EventProducer;
 use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry, SchemaRegistry};
 

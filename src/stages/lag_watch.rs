@@ -3,43 +3,12 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+use weir_ingest::lag::consumer_lag;
 use weir_monitor::metrics as m;
 
 use crate::config::WeirConfig;
-
-/// Consumer lag of a group on some topics: the sum over partitions of the high watermark
-/// minus the group's committed offset (minus the low watermark when nothing is committed).
-pub fn consumer_lag(brokers: &str, group: &str, topics: &[&str], timeout: Duration) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        for t in metadata.topics().iter().filter(|t| t.name() == *topic) {
-            for p in t.partitions() {
-                tpl.add_partition(topic, p.id());
-            }
-        }
-    }
-    let committed = consumer.committed_offsets(tpl, timeout)?;
-    let mut lag = 0i64;
-    for e in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
-        let at = match e.offset() {
-            Offset::Offset(o) => o,
-            _ => low,
-        };
-        lag += (high - at).max(0);
-    }
-    Ok(lag)
-}
 
 /// Measures the scoring group's and the monitor group's lag every
 /// `monitor.lag_interval_secs` into `weir_consumer_lag{group}` until `shutdown`.
