@@ -33,7 +33,7 @@ use weir_schemas::EventError;
 
 use crate::config::KafkaConfig;
 use crate::dead_letter::DeadLetterSink;
-use crate::error::{Error, Result};
+use crate::error::{Error, Report, Result};
 use crate::producer::EventProducer;
 
 /// A message as the handler sees it: a view into the consumer's buffer.
@@ -237,16 +237,16 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                 };
                 match outcome {
                     Ok(d) => break d,
-                    Err(Error::Handler { retryable: true, message }) if shutdown.is_cancelled() => {
-                        warn!(%message, "shutdown: failed batch not retried, its events will be replayed");
+                    Err(e @ Error::Handler { retryable: true, .. }) if shutdown.is_cancelled() => {
+                        warn!(error = %Report(&e), "shutdown: failed batch not retried, its events will be replayed");
                         stats.abandoned += 1;
                         return Ok(());
                     }
-                    Err(Error::Handler { retryable: true, message }) if attempt < *max_retries => {
+                    Err(e @ Error::Handler { retryable: true, .. }) if attempt < *max_retries => {
                         attempt += 1;
                         stats.retries += 1;
                         let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
-                        warn!(attempt, ?backoff, %message, "batch failed, retrying");
+                        warn!(attempt, ?backoff, error = %Report(&e), "batch failed, retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = shutdown.cancelled() => {
@@ -263,6 +263,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                 return Err(Error::Handler {
                     retryable: false,
                     message: format!("handler returned {} dispositions for {} records", dispositions.len(), records.len()),
+                    source: None,
                 });
             }
 

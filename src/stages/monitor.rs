@@ -254,10 +254,10 @@ impl MonitorHandler {
         for a in alerts {
             messages.push(OutgoingMessage::new(a.subject.as_bytes(), self.alert_encoder.encode(a)?));
         }
-        self.producer.send_all(&self.alerts_topic, &messages).await.map_err(|e| IngestError::Handler {
-            retryable: true,
-            message: format!("delivering drift alerts: {e}"),
-        })?;
+        self.producer
+            .send_all(&self.alerts_topic, &messages)
+            .await
+            .map_err(|e| IngestError::handler(true, "delivering drift alerts", e))?;
         for a in alerts {
             metrics::counter!(m::DRIFT_ALERTS, "state" => a.state.clone(), "severity" => a.severity.clone())
                 .increment(1);

@@ -166,10 +166,11 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 self.definitions.observations(f, position)
             })
             .collect();
-        let outcome = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
-            retryable: e.is_retryable(),
-            message: e.to_string(),
-        })?;
+        let outcome = self
+            .store
+            .observe(&observations)
+            .await
+            .map_err(|e| IngestError::handler(e.is_retryable(), "updating the feature store", e))?;
         let windows = &outcome.results;
         // Per event: late when any of its entities refused it, replayed when all did.
         let (mut late, mut replayed) = (0u64, 0u64);
@@ -200,9 +201,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let started = std::time::Instant::now();
         let Scored { model, rows, outcome } = score_and_explain(model, rows, self.scorer.reason_top_k)
             .await
-            .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?;
+            .map_err(|e| IngestError::handler(false, "scoring task failed", e))?;
         let (probabilities, mut reasons) =
-            outcome.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+            outcome.map_err(|e| IngestError::handler(false, "scoring", e))?;
         self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
         metrics::histogram!(m::MODEL_LATENCY).record(started.elapsed().as_secs_f64());
 
@@ -235,10 +236,10 @@ impl<S: FeatureStore> ScoringHandler<S> {
         }
         // A delivery failure fails the batch; the loop retries it, and the replay is
         // fenced in the store, so the worst case is a duplicate score, never a lost one.
-        self.producer.send_all(&self.scores_topic, &messages).await.map_err(|e| IngestError::Handler {
-            retryable: true,
-            message: e.to_string(),
-        })?;
+        self.producer
+            .send_all(&self.scores_topic, &messages)
+            .await
+            .map_err(|e| IngestError::handler(true, "delivering scores", e))?;
 
         // One clock read for the batch: every score in it was acknowledged together.
         let done = std::time::Instant::now();
