@@ -19,7 +19,7 @@ use weir_schemas::wire::{subjects, Encoder};
 use crate::config::WeirConfig;
 use crate::stages::monitor::{spawn_monitor, MonitorStats};
 use crate::stages::score::{spawn_pipeline, PipelineStats};
-use crate::wiring::{load_model, schema_registry};
+use crate::wiring::{feature_definitions, load_model, schema_registry};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -189,7 +189,7 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let registry = schema_registry(&config)?;
     let model = Arc::new(load_model(&config)?);
     let model_version = format!("{}/{}", model.metadata().name, model.metadata().version);
-    let definitions = weir_features::definitions::FeatureDefinitions::new(&config.features)?;
+    let definitions = feature_definitions(&config)?;
     let store = Arc::new(EmbeddedStore::new(definitions.engine_spec().clone()));
     let stats = Arc::new(PipelineStats::default());
     let shutdown = CancellationToken::new();

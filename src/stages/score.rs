@@ -27,7 +27,7 @@ use weir_scorer::live::{LiveModel, LiveSlot, Target};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
-use crate::wiring::{feature_names, input_plan, schema_registry, InputPlan};
+use crate::wiring::{feature_definitions, feature_names, input_plan, schema_registry, InputPlan};
 
 /// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
 #[derive(Default)]
@@ -109,7 +109,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
     ) -> anyhow::Result<Self> {
         let registry = schema_registry(config)?;
         let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
-        let definitions = FeatureDefinitions::new(&config.features)?;
+        let definitions = feature_definitions(config)?;
         let plan = input_plan(config, &definitions);
         let decoder = RecordDecoder::new(registry.clone(), &config.input.subject, plan.paths())
             .with_context(|| format!("reading {} records by path", config.input.subject))?;

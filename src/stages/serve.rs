@@ -35,7 +35,7 @@ use weir_scorer::live::LiveModel;
 
 use crate::config::WeirConfig;
 use crate::stages::score::{score_and_explain, Scored};
-use crate::wiring::{input_plan, InputPlan};
+use crate::wiring::{feature_definitions, input_plan, InputPlan};
 
 /// What `POST /score` answers.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -70,7 +70,7 @@ pub async fn serve<S: FeatureStore + 'static>(
     model: Arc<LiveModel>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let definitions = FeatureDefinitions::new(&config.features)?;
+    let definitions = feature_definitions(config)?;
     let app = Arc::new(App {
         store,
         model,

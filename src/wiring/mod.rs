@@ -39,6 +39,12 @@ pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
     })
 }
 
+/// The feature plan: which entities, windows and transforms make each event's feature
+/// vector, checked.
+pub fn feature_definitions(config: &WeirConfig) -> anyhow::Result<FeatureDefinitions> {
+    Ok(FeatureDefinitions::new(&config.features)?)
+}
+
 /// The feature names weir computes under this configuration, in model input order.
 /// Empty when the feature configuration has problems (`WeirConfig::check` reports them).
 pub fn feature_names(config: &WeirConfig) -> Vec<String> {
@@ -53,7 +59,7 @@ pub fn input_plan(config: &WeirConfig, definitions: &FeatureDefinitions) -> Inpu
 /// The Redis online store the configuration names, with weir's card key space.
 pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
     let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
-    let definitions = FeatureDefinitions::new(&config.features)?;
+    let definitions = feature_definitions(config)?;
     let (keys, spec, ttl) = (card_keys(config), definitions.engine_spec().clone(), config.features.ttl_ms());
     if redis.cluster {
         let seeds = redis.seeds();
