@@ -35,20 +35,7 @@ use crate::config::KafkaConfig;
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{Error, Report, Result};
 use crate::producer::EventProducer;
-
-/// A message as the handler sees it: a view into the consumer's buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct InputRecord<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub payload: Option<&'a [u8]>,
-    /// Kafka message timestamp, ms.
-    pub timestamp_ms: Option<i64>,
-    /// When this process received it; latency is measured from here.
-    pub received_at: Instant,
-}
+pub use crate::record::InputRecord;
 
 /// What happened to one record of a batch.
 #[derive(Debug, Clone, PartialEq)]

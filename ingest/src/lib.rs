@@ -38,6 +38,7 @@ pub mod generator;
 pub mod lag;
 pub mod load_producer;
 pub mod producer;
+pub mod record;
 
 /// The former name of [`load_producer`], kept for callers not yet moved.
 #[doc(hidden)]
