@@ -3,22 +3,57 @@
 //! The `weir` binary's library half: it wires the stage crates together. Stage crates
 //! never depend on each other; this crate and `weir-tests` are where they meet.
 //!
-//! - [`config`]: `weir.toml`, layered and checked as a whole;
-//! - [`pipeline`]: the scoring pipeline behind the consumer loop;
-//! - [`demo`]: `weir demo` on the embedded default;
-//! - [`produce`]: `weir produce`, the load generator's front end;
-//! - [`monitor_stage`]: `[scores] + [labels] → monitor → [drift-alerts]`;
-//! - [`learn`]: `weir learn`, the online learner's stage (and [`promote`], its registry side).
+//! In layers, each using only the ones above it (ripgrep's `lowargs` → `hiargs`):
+//!
+//! - [`config`]: `weir.toml`, layered and checked as a whole; imports nothing else here;
+//! - [`wiring`]: configuration in, components out — schema registry, model, feature and
+//!   input plans, the online store, the registry watcher;
+//! - [`stages`]: what runs — scoring (+ shadow), monitor, learner (+ promotion), the HTTP
+//!   scorer, the registry watcher, the lag gauge;
+//! - [`commands`]: one file per `weir` subcommand; `main.rs` parses and dispatches.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! let config = weir::config::WeirConfig::load("weir.toml".as_ref())?;
+//! let store = Arc::new(weir::wiring::connect_redis_store(&config).await?);
+//! let model = Arc::new(weir::wiring::load_model(&config)?);
+//! let stats = Arc::new(weir::stages::score::PipelineStats::default());
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! weir::stages::score::run_pipeline(&config, store, model, stats, shutdown).await?;
+//! # Ok(()) }
+//! ```
 
-pub mod bench;
+pub mod commands;
 pub mod config;
-pub mod demo;
-pub mod input;
-pub mod learn;
-pub mod monitor_stage;
-pub mod pipeline;
-pub mod models_cmd;
-pub mod produce;
-pub mod promote;
-pub mod serve;
-pub mod shadow;
+pub mod stages;
+pub mod wiring;
+
+/// The flat paths of the layout before the layers (`weir::pipeline::…` and the like),
+/// kept so that `weir-tests` compiles unchanged; new code uses the layered paths.
+#[doc(hidden)]
+pub mod pipeline {
+    pub use crate::stages::score::*;
+    pub use crate::wiring::{card_keys, connect_redis_store, feature_names, input_plan, load_model, schema_registry};
+}
+#[doc(hidden)]
+pub mod models_cmd {
+    pub use crate::commands::models::*;
+    pub use crate::stages::registry_watch::*;
+}
+#[doc(hidden)]
+pub mod monitor_stage {
+    pub use crate::config::monitor::MonitorStageConfig;
+    pub use crate::stages::lag_watch::*;
+    pub use weir_ingest::lag::consumer_lag;
+    pub use crate::stages::monitor::*;
+}
+#[doc(hidden)]
+pub mod learn {
+    pub use crate::config::learner_config;
+    pub use crate::stages::learn::*;
+}
+#[doc(hidden)]
+pub use commands::{bench, demo, produce};
+#[doc(hidden)]
+pub use stages::{promote, serve, shadow};

@@ -33,22 +33,9 @@ use weir_schemas::EventError;
 
 use crate::config::KafkaConfig;
 use crate::dead_letter::DeadLetterSink;
-use crate::error::{Error, Result};
+use crate::error::{Error, Report, Result};
 use crate::producer::EventProducer;
-
-/// A message as the handler sees it: a view into the consumer's buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct InputRecord<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub payload: Option<&'a [u8]>,
-    /// Kafka message timestamp, ms.
-    pub timestamp_ms: Option<i64>,
-    /// When this process received it; latency is measured from here.
-    pub received_at: Instant,
-}
+pub use crate::record::InputRecord;
 
 /// What happened to one record of a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -237,16 +224,16 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                 };
                 match outcome {
                     Ok(d) => break d,
-                    Err(Error::Handler { retryable: true, message }) if shutdown.is_cancelled() => {
-                        warn!(%message, "shutdown: failed batch not retried, its events will be replayed");
+                    Err(e @ Error::Handler { retryable: true, .. }) if shutdown.is_cancelled() => {
+                        warn!(error = %Report(&e), "shutdown: failed batch not retried, its events will be replayed");
                         stats.abandoned += 1;
                         return Ok(());
                     }
-                    Err(Error::Handler { retryable: true, message }) if attempt < *max_retries => {
+                    Err(e @ Error::Handler { retryable: true, .. }) if attempt < *max_retries => {
                         attempt += 1;
                         stats.retries += 1;
                         let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
-                        warn!(attempt, ?backoff, %message, "batch failed, retrying");
+                        warn!(attempt, ?backoff, error = %Report(&e), "batch failed, retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = shutdown.cancelled() => {
@@ -263,6 +250,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                 return Err(Error::Handler {
                     retryable: false,
                     message: format!("handler returned {} dispositions for {} records", dispositions.len(), records.len()),
+                    source: None,
                 });
             }
 

@@ -5,7 +5,7 @@
 use weir_schemas::events::dead_letter_headers as h;
 use weir_schemas::EventError;
 
-use crate::consumer::InputRecord;
+use crate::record::InputRecord;
 use crate::error::Result;
 use crate::producer::{EventProducer, OutgoingMessage};
 

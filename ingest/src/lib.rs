@@ -8,7 +8,8 @@
 //! - producers that wait for delivery ([`producer`]) and the dead-letter topic
 //!   ([`dead_letter`]);
 //! - the seeded load generator behind `weir produce` ([`generator`]) and the paced
-//!   producer that sends its output ([`produce`]);
+//!   producer that sends its output ([`load_producer`]);
+//! - consumer-lag queries against the brokers' watermarks ([`lag`]);
 //! - Kafka configuration ([`config`]).
 //!
 //! The stage behind the consumer is a [`consumer::BatchHandler`], implemented by the
@@ -34,7 +35,13 @@ pub mod consumer;
 pub mod dead_letter;
 pub mod error;
 pub mod generator;
-pub mod produce;
+pub mod lag;
+pub mod load_producer;
 pub mod producer;
+pub mod record;
+
+/// The former name of [`load_producer`], kept for callers not yet moved.
+#[doc(hidden)]
+pub use load_producer as produce;
 
 pub use error::{Error, Result};

@@ -69,7 +69,7 @@ impl EventProducer {
             .into_iter()
             .map(|r| match r {
                 Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-                Err((e, _)) => Err(Error::Delivery { topic: topic.to_string(), message: e.to_string() }),
+                Err((source, _)) => Err(Error::Delivery { topic: topic.to_string(), source }),
             })
             .collect()
     }

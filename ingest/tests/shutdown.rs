@@ -44,7 +44,7 @@ impl BatchHandler for StuckHandler {
         self.first_call.notify_one();
         match self.mode {
             Stuck::FailsRetryably => {
-                Err(Error::Handler { retryable: true, message: "topic drift-alerts does not exist".into() })
+                Err(Error::Handler { retryable: true, message: "topic drift-alerts does not exist".into(), source: None })
             }
             Stuck::Hangs => std::future::pending().await,
         }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use weir_features::definitions::FeatureDefinitions;
-use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
@@ -21,14 +20,14 @@ use weir_schemas::events::{FeatureValue, Score};
 use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
 use weir_schemas::paths::RecordDecoder;
-use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry, SchemaRegistry};
+use weir_schemas::wire::{subjects, Encoder};
 use weir_schemas::EventError;
 use weir_scorer::config::ScorerConfig;
-use weir_scorer::live::{LiveModel, LiveSlot, Pointer, Target, Watcher};
+use weir_scorer::live::{LiveModel, LiveSlot, Target};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
-use crate::input::InputPlan;
+use crate::wiring::{feature_definitions, feature_names, input_plan, schema_registry, InputPlan};
 
 /// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
 #[derive(Default)]
@@ -48,7 +47,7 @@ pub struct PipelineStats {
     pub first_received: std::sync::OnceLock<std::time::Instant>,
     pub last_finished: std::sync::Mutex<Option<std::time::Instant>>,
     /// The challenger's shadow scoring.
-    pub shadow: Arc<crate::shadow::ShadowStats>,
+    pub shadow: Arc<crate::stages::shadow::ShadowStats>,
 }
 
 impl PipelineStats {
@@ -69,7 +68,7 @@ pub struct ScoringHandler<S> {
     /// The champion; each batch takes it once, so all its scores carry one version.
     model: Arc<LiveModel>,
     /// Where each batch's rows are offered to the challenger, if one is configured.
-    shadow: Option<crate::shadow::ShadowSender>,
+    shadow: Option<crate::stages::shadow::ShadowSender>,
     definitions: FeatureDefinitions,
     /// Reads the input subject's records through each message's writer schema, only the
     /// paths the plan names.
@@ -80,38 +79,6 @@ pub struct ScoringHandler<S> {
     producer: EventProducer,
     scores_topic: String,
     stats: Arc<PipelineStats>,
-}
-
-/// The schema registry the configuration names (or weir's own).
-pub fn schema_registry(config: &WeirConfig) -> anyhow::Result<Arc<dyn SchemaRegistry>> {
-    let registry = match &config.schemas.registry_map {
-        Some(path) => LocalSchemaRegistry::from_map_file(path)?,
-        None => LocalSchemaRegistry::embedded()?,
-    };
-    Ok(Arc::new(registry))
-}
-
-/// Loads the configured model — the registry's champion, a model directory, or the
-/// compiled-in baseline — validated against the configured feature set.
-pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
-    let names = feature_names(config);
-    let sizes = &config.scorer.plan_batch_sizes;
-    Ok(match (&config.scorer.registry, &config.scorer.model_dir) {
-        (Some(root), _) => Watcher::load_pointed(root, &config.scorer.model_name, Pointer::Champion, &names, sizes)?,
-        (None, Some(dir)) => LoadedModel::load_dir(dir, &names, sizes)?,
-        (None, None) => weir_scorer::baseline::load(&names, sizes)?,
-    })
-}
-
-/// The feature names weir computes under this configuration, in model input order.
-/// Empty when the feature configuration has problems (`WeirConfig::check` reports them).
-pub fn feature_names(config: &WeirConfig) -> Vec<String> {
-    FeatureDefinitions::new(&config.features).map(|d| d.names().to_vec()).unwrap_or_default()
-}
-
-/// What the pipeline reads of each input event under this configuration.
-pub fn input_plan(config: &WeirConfig, definitions: &FeatureDefinitions) -> InputPlan {
-    InputPlan::new(&config.input, &config.validation, definitions.paths(), &definitions.key_paths())
 }
 
 /// What the pipeline scores with: a fixed model, or a [`LiveModel`] that a registry
@@ -142,7 +109,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
     ) -> anyhow::Result<Self> {
         let registry = schema_registry(config)?;
         let score_encoder = Encoder::new(registry.as_ref(), subjects::SCORE)?;
-        let definitions = FeatureDefinitions::new(&config.features)?;
+        let definitions = feature_definitions(config)?;
         let plan = input_plan(config, &definitions);
         let decoder = RecordDecoder::new(registry.clone(), &config.input.subject, plan.paths())
             .with_context(|| format!("reading {} records by path", config.input.subject))?;
@@ -199,10 +166,11 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 self.definitions.observations(f, position)
             })
             .collect();
-        let outcome = self.store.observe(&observations).await.map_err(|e| IngestError::Handler {
-            retryable: e.is_retryable(),
-            message: e.to_string(),
-        })?;
+        let outcome = self
+            .store
+            .observe(&observations)
+            .await
+            .map_err(|e| IngestError::handler(e.is_retryable(), "updating the feature store", e))?;
         let windows = &outcome.results;
         // Per event: late when any of its entities refused it, replayed when all did.
         let (mut late, mut replayed) = (0u64, 0u64);
@@ -233,9 +201,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
         let started = std::time::Instant::now();
         let Scored { model, rows, outcome } = score_and_explain(model, rows, self.scorer.reason_top_k)
             .await
-            .map_err(|e| IngestError::Handler { retryable: false, message: format!("scoring task failed: {e}") })?;
+            .map_err(|e| IngestError::handler(false, "scoring task failed", e))?;
         let (probabilities, mut reasons) =
-            outcome.map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+            outcome.map_err(|e| IngestError::handler(false, "scoring", e))?;
         self.stats.model_latency.record_us(started.elapsed().as_micros() as u64);
         metrics::histogram!(m::MODEL_LATENCY).record(started.elapsed().as_secs_f64());
 
@@ -268,10 +236,10 @@ impl<S: FeatureStore> ScoringHandler<S> {
         }
         // A delivery failure fails the batch; the loop retries it, and the replay is
         // fenced in the store, so the worst case is a duplicate score, never a lost one.
-        self.producer.send_all(&self.scores_topic, &messages).await.map_err(|e| IngestError::Handler {
-            retryable: true,
-            message: e.to_string(),
-        })?;
+        self.producer
+            .send_all(&self.scores_topic, &messages)
+            .await
+            .map_err(|e| IngestError::handler(true, "delivering scores", e))?;
 
         // One clock read for the batch: every score in it was acknowledged together.
         let done = std::time::Instant::now();
@@ -285,14 +253,14 @@ impl<S: FeatureStore> ScoringHandler<S> {
         if let Some(shadow) = &self.shadow {
             let events = fields
                 .iter()
-                .map(|fields| crate::shadow::ShadowEvent {
+                .map(|fields| crate::stages::shadow::ShadowEvent {
                     event_id: self.plan.event_id(fields),
                     card_id: self.plan.primary_key(fields),
                     event_time: self.definitions.event_time(fields).unwrap_or_default(),
                     attributes: self.plan.attributes(fields),
                 })
                 .collect();
-            shadow.offer(crate::shadow::ShadowBatch { rows, events });
+            shadow.offer(crate::stages::shadow::ShadowBatch { rows, events });
         }
         self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);
         metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);
@@ -354,31 +322,6 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
     }
 }
 
-/// The Redis online store the configuration names, with weir's card key space.
-pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
-    let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
-    let definitions = FeatureDefinitions::new(&config.features)?;
-    let (keys, spec, ttl) = (card_keys(config), definitions.engine_spec().clone(), config.features.ttl_ms());
-    if redis.cluster {
-        let seeds = redis.seeds();
-        RedisStore::connect_cluster(&seeds, keys, spec, ttl)
-            .await
-            .with_context(|| format!("connecting to the redis cluster at {seeds:?}"))
-            .map(|s| s.with_state_cache(redis.state_cache_entities))
-    } else {
-        RedisStore::connect(&redis.url, keys, spec, ttl)
-            .await
-            .with_context(|| format!("connecting to redis at {}", redis.url))
-            .map(|s| s.with_state_cache(redis.state_cache_entities))
-    }
-}
-
-/// Where the entities' features live in Redis under this configuration (the card's at
-/// `features_key("card", id)`).
-pub fn card_keys(config: &WeirConfig) -> KeySpace {
-    KeySpace::new(&config.features.key_prefix)
-}
-
 /// [`run_pipeline`] on a task of its own.
 pub fn spawn_pipeline<S: FeatureStore + 'static>(
     config: WeirConfig,
@@ -408,10 +351,10 @@ pub async fn run_pipeline<S: FeatureStore + 'static>(
     if config.scorer.registry.is_some() {
         // The challenger, if the registry names one: its own watcher, queue and task.
         let slot = Arc::new(LiveSlot::default());
-        let watcher_stats = Arc::new(crate::models_cmd::WatcherStats::default());
-        crate::models_cmd::spawn_registry_watcher(config, Target::Challenger(slot.clone()), watcher_stats, shutdown.clone())?;
+        let watcher_stats = Arc::new(crate::stages::registry_watch::WatcherStats::default());
+        crate::stages::registry_watch::spawn_registry_watcher(config, Target::Challenger(slot.clone()), watcher_stats, shutdown.clone())?;
         let encoder = Encoder::new(schema_registry(config)?.as_ref(), subjects::SCORE)?;
-        let (sender, _task) = crate::shadow::spawn_shadow(
+        let (sender, _task) = crate::stages::shadow::spawn_shadow(
             config.scorer.clone(),
             slot,
             feature_names(config),

@@ -3,6 +3,13 @@
 //!
 //! Environment overrides (handy in containers and tests):
 //! `WEIR_KAFKA_BROKERS`, `WEIR_KAFKA_GROUP_ID`, `WEIR_REDIS_URL`, `WEIR_MODEL_DIR`.
+//!
+//! The bottom layer of the binary: it imports nothing else of `src/` (its own sections
+//! [`input`] and [`monitor`] are submodules). `crate::wiring` turns it into running
+//! components.
+
+pub mod input;
+pub mod monitor;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +31,7 @@ pub struct WeirConfig {
     /// What the input topic carries: schema subject, event id, primary key, attributes,
     /// field checks.
     #[serde(default)]
-    pub input: crate::input::InputConfig,
+    pub input: input::InputConfig,
     /// Feature definitions and feature store keys.
     #[serde(default)]
     pub features: FeaturesConfig,
@@ -42,7 +49,7 @@ pub struct WeirConfig {
     pub metrics: MetricsConfig,
     /// The monitor stage: drift, fairness, concept drift, alerts.
     #[serde(default)]
-    pub monitor: crate::monitor_stage::MonitorStageConfig,
+    pub monitor: monitor::MonitorStageConfig,
     /// The online learner (`weir learn`; with this section `weir run` runs it too).
     #[serde(default)]
     pub learner: Option<LearnerConfig>,
@@ -184,7 +191,7 @@ impl WeirConfig {
             }
         }
         if self.learner.is_some() {
-            p.extend(crate::learn::learner_config(self).problems());
+            p.extend(learner_config(self).problems());
         }
         if let Some(map) = &self.schemas.registry_map {
             if !map.is_file() {
@@ -219,11 +226,22 @@ impl WeirConfig {
     }
 }
 
+/// The learner configuration in effect: `[learner]`, or its defaults; promotion goes to
+/// the registry the scorer serves from unless `learner.promotion.registry_dir` says
+/// otherwise.
+pub fn learner_config(config: &WeirConfig) -> LearnerConfig {
+    let mut lc = config.learner.clone().unwrap_or_default();
+    if lc.promotion.registry_dir.is_none() {
+        lc.promotion.registry_dir = config.scorer.registry.clone();
+    }
+    lc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../weir.example.toml");
+    const EXAMPLE: &str = include_str!("../../weir.example.toml");
 
     #[test]
     fn example_config_parses_and_round_trips() {

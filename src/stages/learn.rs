@@ -16,25 +16,13 @@ use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord
 use weir_ingest::producer::EventProducer;
 use weir_ingest::Error as IngestError;
 use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
-use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Input, Learner, Position};
 use weir_schemas::events::{Label, Score};
 use weir_schemas::wire::{subjects, Decoder};
 use weir_schemas::EventError;
 
-use crate::config::WeirConfig;
-use crate::pipeline::schema_registry;
-
-/// The learner configuration in effect: `[learner]`, or its defaults; promotion goes to
-/// the registry the scorer serves from unless `learner.promotion.registry_dir` says
-/// otherwise.
-pub fn learner_config(config: &WeirConfig) -> LearnerConfig {
-    let mut lc = config.learner.clone().unwrap_or_default();
-    if lc.promotion.registry_dir.is_none() {
-        lc.promotion.registry_dir = config.scorer.registry.clone();
-    }
-    lc
-}
+use crate::config::{learner_config, WeirConfig};
+use crate::wiring::schema_registry;
 
 pub struct LearnHandler {
     learner: Learner,
@@ -46,7 +34,7 @@ pub struct LearnHandler {
     /// Batches between status lines in the log.
     status_every: u64,
     batches: u64,
-    promoter: Option<crate::promote::Promoter>,
+    promoter: Option<crate::stages::promote::Promoter>,
 }
 
 /// Connects to the learner's checkpoint (without taking its lease).
@@ -84,7 +72,7 @@ impl LearnHandler {
         let registry = schema_registry(config)?;
         let scores = Decoder::new(registry.clone(), subjects::SCORE, &*registry.latest(subjects::SCORE)?);
         let labels = Decoder::new(registry.clone(), subjects::LABEL, &*registry.latest(subjects::LABEL)?);
-        let promoter = crate::promote::Promoter::new(learner.config())?;
+        let promoter = crate::stages::promote::Promoter::new(learner.config())?;
         Ok(LearnHandler {
             learner,
             checkpoint,
@@ -123,14 +111,14 @@ impl LearnHandler {
                 Ok(()) => return Ok(()),
                 Err(e @ weir_online_learner::Error::LeaseLost { .. }) => {
                     tracing::error!(error = %e, "checkpoint write refused: this learner was replaced; stopping without writing");
-                    return Err(IngestError::Handler { retryable: false, message: e.to_string() });
+                    return Err(IngestError::handler(false, "writing the learner checkpoint", e));
                 }
                 Err(e) if e.is_retryable() && attempt < 8 => {
                     attempt += 1;
                     warn!(attempt, error = %e, "learner checkpoint write failed, retrying");
                     tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt.min(6)))).await;
                 }
-                Err(e) => return Err(IngestError::Handler { retryable: false, message: e.to_string() }),
+                Err(e) => return Err(IngestError::handler(false, "writing the learner checkpoint", e)),
             }
         }
     }
@@ -150,9 +138,9 @@ impl BatchHandler for LearnHandler {
             }
         }
         let mut commit =
-            self.learner.apply(inputs).map_err(|e| IngestError::Handler { retryable: false, message: e.to_string() })?;
+            self.learner.apply(inputs).map_err(|e| IngestError::handler(false, "learning from the batch", e))?;
         let promoted = match &mut self.promoter {
-            Some(p) => p.step(&mut self.learner).map_err(|e| IngestError::Handler { retryable: false, message: format!("{e:#}") })?,
+            Some(p) => p.step(&mut self.learner).map_err(|e| IngestError::handler(false, "promotion step", e))?,
             None => false,
         };
         if promoted {
@@ -266,7 +254,7 @@ pub async fn acquire_lease(checkpoint: &mut RedisCheckpoint, lease_ms: u64, shut
 
 /// Renews the lease every third of its life until `stop`; if it is lost (another
 /// process acquired), cancels `lost` and returns the error.
-fn spawn_renewal(checkpoint: RedisCheckpoint, lease_ms: u64, stop: CancellationToken, lost: CancellationToken) -> tokio::task::JoinHandle<Option<String>> {
+fn spawn_renewal(checkpoint: RedisCheckpoint, lease_ms: u64, stop: CancellationToken, lost: CancellationToken) -> tokio::task::JoinHandle<Option<weir_online_learner::Error>> {
     tokio::spawn(async move {
         let every = Duration::from_millis(lease_ms / 3);
         loop {
@@ -279,7 +267,7 @@ fn spawn_renewal(checkpoint: RedisCheckpoint, lease_ms: u64, stop: CancellationT
                 Err(e @ weir_online_learner::Error::LeaseLost { .. }) => {
                     tracing::error!(error = %e, "learner lease lost; stopping");
                     lost.cancel();
-                    return Some(e.to_string());
+                    return Some(e);
                 }
                 // Redis briefly away: the next renewal (or the next checkpoint write,
                 // which renews too) tries again; the fence keeps writes safe meanwhile.
@@ -315,11 +303,14 @@ pub async fn run_learner(config: &WeirConfig, shutdown: CancellationToken) -> an
     stop_renewal.cancel();
     let lost_lease = renewal.await.ok().flatten();
     if let Some(e) = lost_lease {
-        anyhow::bail!("{e}");
+        return Err(e.into());
     }
     // Give the lease up unless it was lost (the fence keeps the release from deleting a
     // successor's lease anyway).
-    if !matches!(&result, Err(e) if e.downcast_ref::<IngestError>().is_some_and(|e| e.to_string().contains("lease lost"))) {
+    let lease_lost = |e: &anyhow::Error| {
+        e.chain().any(|c| matches!(c.downcast_ref::<weir_online_learner::Error>(), Some(weir_online_learner::Error::LeaseLost { .. })))
+    };
+    if !matches!(&result, Err(e) if lease_lost(e)) {
         match checkpoint.release().await {
             Ok(true) => info!("learner lease released"),
             Ok(false) => warn!("learner lease was no longer ours at release"),

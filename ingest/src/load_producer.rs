@@ -1,4 +1,6 @@
-//! Sending generated messages to Kafka at a given rate (`weir produce`).
+//! The load generator's producer: sends generated messages to Kafka at a given rate, in
+//! chunks, waiting for each chunk's delivery (`weir produce`, the demo, the tests). The
+//! delivery-acknowledged producer itself is [`crate::producer`].
 
 use std::time::{Duration, Instant};
 

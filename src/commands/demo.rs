@@ -11,14 +11,15 @@ use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 use weir_features::memory::EmbeddedStore;
 use weir_ingest::generator::{Generator, GeneratorConfig};
-use weir_ingest::produce::{produce_all, ProduceReport};
+use weir_ingest::load_producer::{produce_all, ProduceReport};
 use weir_ingest::producer::EventProducer;
 use weir_monitor::Percentiles;
 use weir_schemas::wire::{subjects, Encoder};
 
 use crate::config::WeirConfig;
-use crate::monitor_stage::{spawn_monitor, MonitorStats};
-use crate::pipeline::{load_model, schema_registry, spawn_pipeline, PipelineStats};
+use crate::stages::monitor::{spawn_monitor, MonitorStats};
+use crate::stages::score::{spawn_pipeline, PipelineStats};
+use crate::wiring::{feature_definitions, load_model, schema_registry};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -147,6 +148,26 @@ pub fn demo_watch() -> weir_monitor::MonitorConfig {
     }
 }
 
+/// `weir demo` from its command line: runs it and prints the report. `drift_at`: `None`
+/// for half way, `Some(0)` for no drift.
+pub async fn execute(transactions: u64, rate: f64, seed: u64, poison_rate: f64, drift_at: Option<u64>) -> anyhow::Result<()> {
+    let options = DemoOptions {
+        transactions,
+        rate: (rate > 0.0).then_some(rate),
+        seed,
+        poison_rate,
+        drift_at: match drift_at {
+            Some(0) => None,
+            Some(i) => Some(i),
+            None => Some(transactions / 2),
+        },
+        ..DemoOptions::default()
+    };
+    let report = run_demo(options).await?;
+    print!("{}", report.render());
+    Ok(())
+}
+
 pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let cluster = MockCluster::new(1).context("starting librdkafka's mock cluster")?;
     let mut config = WeirConfig::with_brokers(&cluster.bootstrap_servers());
@@ -168,7 +189,7 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let registry = schema_registry(&config)?;
     let model = Arc::new(load_model(&config)?);
     let model_version = format!("{}/{}", model.metadata().name, model.metadata().version);
-    let definitions = weir_features::definitions::FeatureDefinitions::new(&config.features)?;
+    let definitions = feature_definitions(&config)?;
     let store = Arc::new(EmbeddedStore::new(definitions.engine_spec().clone()));
     let stats = Arc::new(PipelineStats::default());
     let shutdown = CancellationToken::new();

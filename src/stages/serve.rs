@@ -34,7 +34,8 @@ use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveModel;
 
 use crate::config::WeirConfig;
-use crate::pipeline::{score_and_explain, Scored};
+use crate::stages::score::{score_and_explain, Scored};
+use crate::wiring::{feature_definitions, input_plan, InputPlan};
 
 /// What `POST /score` answers.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -53,7 +54,7 @@ struct App<S> {
     model: Arc<LiveModel>,
     definitions: FeatureDefinitions,
     /// Which fields of the JSON body are read, and the checks they pass (as on the stream).
-    plan: crate::input::InputPlan,
+    plan: InputPlan,
     scorer: ScorerConfig,
     max_body: usize,
 }
@@ -69,11 +70,11 @@ pub async fn serve<S: FeatureStore + 'static>(
     model: Arc<LiveModel>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let definitions = FeatureDefinitions::new(&config.features)?;
+    let definitions = feature_definitions(config)?;
     let app = Arc::new(App {
         store,
         model,
-        plan: crate::pipeline::input_plan(config, &definitions),
+        plan: input_plan(config, &definitions),
         definitions,
         scorer: config.scorer.clone(),
         max_body: MAX_BODY,

@@ -192,7 +192,7 @@ fn shadow_one(
             metrics::counter!(SHADOW_SCORED).increment(messages.len() as u64);
         }
         Err(e) => {
-            warn!(topic = %scorer.shadow_topic, "shadow delivery failed: {e}");
+            warn!(topic = %scorer.shadow_topic, "shadow delivery failed: {}", weir_ingest::error::Report(&e));
             fail(stats, n);
         }
     }

@@ -36,9 +36,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -47,87 +44,13 @@ use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::watch::Source;
-use weir_monitor::{Monitor, MonitorConfig, ReferenceProfile};
+use weir_monitor::{Monitor, ReferenceProfile};
 use weir_schemas::events::{DriftAlert, Label, Score};
 use weir_schemas::wire::{subjects, Decoder, Encoder};
 
+use crate::config::monitor::parse_http_url;
 use crate::config::WeirConfig;
-use crate::pipeline::schema_registry;
-
-/// `[monitor]` in `weir.toml`: the stage around the monitor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitorStageConfig {
-    /// Whether `weir run` runs the monitor next to the scoring pipeline. `weir monitor`
-    /// runs it regardless. Default true.
-    #[serde(default = "d_true")]
-    pub enabled: bool,
-    /// Topic the `DriftAlert` events go to. Default `drift-alerts`.
-    #[serde(default = "d_alerts_topic")]
-    pub alerts_topic: String,
-    /// Consumer group of the monitor. Default: `<kafka.group_id>-monitor`.
-    #[serde(default)]
-    pub group_id: Option<String>,
-    /// `http://host[:port]/path` to POST every alert to as JSON. Default: none.
-    #[serde(default)]
-    pub webhook_url: Option<String>,
-    /// A reference profile (JSON, see `weir_monitor::ReferenceProfile`): loaded if the file
-    /// exists, else written when the warm-up completes. Default: none (warm up each start).
-    #[serde(default)]
-    pub reference_file: Option<PathBuf>,
-    /// How often consumer lag is measured, in seconds. Default 5.
-    #[serde(default = "d_lag_secs")]
-    pub lag_interval_secs: u64,
-    /// Windows, reference, thresholds, hysteresis, fairness, concept drift.
-    #[serde(default)]
-    pub watch: MonitorConfig,
-}
-
-fn d_true() -> bool {
-    true
-}
-fn d_alerts_topic() -> String {
-    "drift-alerts".into()
-}
-fn d_lag_secs() -> u64 {
-    5
-}
-
-impl Default for MonitorStageConfig {
-    fn default() -> Self {
-        MonitorStageConfig {
-            enabled: true,
-            alerts_topic: d_alerts_topic(),
-            group_id: None,
-            webhook_url: None,
-            reference_file: None,
-            lag_interval_secs: d_lag_secs(),
-            watch: MonitorConfig::default(),
-        }
-    }
-}
-
-impl MonitorStageConfig {
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = self.watch.problems();
-        if self.alerts_topic.is_empty() {
-            p.push("monitor.alerts_topic is empty".into());
-        }
-        if let Some(url) = &self.webhook_url
-            && let Err(e) = parse_http_url(url)
-        {
-            p.push(format!("monitor.webhook_url {url:?}: {e}"));
-        }
-        if self.lag_interval_secs == 0 {
-            p.push("monitor.lag_interval_secs must be at least 1".into());
-        }
-        p
-    }
-
-    pub fn group_id(&self, kafka_group: &str) -> String {
-        self.group_id.clone().unwrap_or_else(|| format!("{kafka_group}-monitor"))
-    }
-}
+use crate::wiring::schema_registry;
 
 /// A model's reference profile (a `weir_monitor::ReferenceProfile` as JSON), next to its
 /// `metadata.json` in the registry.
@@ -331,10 +254,10 @@ impl MonitorHandler {
         for a in alerts {
             messages.push(OutgoingMessage::new(a.subject.as_bytes(), self.alert_encoder.encode(a)?));
         }
-        self.producer.send_all(&self.alerts_topic, &messages).await.map_err(|e| IngestError::Handler {
-            retryable: true,
-            message: format!("delivering drift alerts: {e}"),
-        })?;
+        self.producer
+            .send_all(&self.alerts_topic, &messages)
+            .await
+            .map_err(|e| IngestError::handler(true, "delivering drift alerts", e))?;
         for a in alerts {
             metrics::counter!(m::DRIFT_ALERTS, "state" => a.state.clone(), "severity" => a.severity.clone())
                 .increment(1);
@@ -412,83 +335,6 @@ pub fn spawn_monitor(
     tokio::spawn(async move { run_monitor(&config, stats, shutdown).await })
 }
 
-/// Consumer lag of a group on some topics: the sum over partitions of the high watermark
-/// minus the group's committed offset (minus the low watermark when nothing is committed).
-pub fn consumer_lag(brokers: &str, group: &str, topics: &[&str], timeout: Duration) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        for t in metadata.topics().iter().filter(|t| t.name() == *topic) {
-            for p in t.partitions() {
-                tpl.add_partition(topic, p.id());
-            }
-        }
-    }
-    let committed = consumer.committed_offsets(tpl, timeout)?;
-    let mut lag = 0i64;
-    for e in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
-        let at = match e.offset() {
-            Offset::Offset(o) => o,
-            _ => low,
-        };
-        lag += (high - at).max(0);
-    }
-    Ok(lag)
-}
-
-/// Measures the scoring group's and the monitor group's lag every
-/// `monitor.lag_interval_secs` into `weir_consumer_lag{group}` until `shutdown`.
-pub fn spawn_lag_watch(config: &WeirConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    let brokers = config.kafka.brokers.clone();
-    let t = &config.kafka.topics;
-    let groups = vec![
-        (config.kafka.group_id.clone(), vec![t.transactions.clone()]),
-        (config.monitor.group_id(&config.kafka.group_id), vec![t.scores.clone(), t.labels.clone()]),
-    ];
-    let every = Duration::from_secs(config.monitor.lag_interval_secs.max(1));
-    tokio::spawn(async move {
-        loop {
-            for (group, topics) in &groups {
-                let (b, g, ts) = (brokers.clone(), group.clone(), topics.clone());
-                let lag = tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&str> = ts.iter().map(String::as_str).collect();
-                    consumer_lag(&b, &g, &refs, Duration::from_secs(5))
-                })
-                .await;
-                match lag {
-                    Ok(Ok(lag)) => metrics::gauge!(m::CONSUMER_LAG, "group" => group.clone()).set(lag as f64),
-                    Ok(Err(e)) => warn!(%group, error = %e, "measuring consumer lag"),
-                    Err(e) => warn!(%group, error = %e, "lag task"),
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
-    })
-}
-
-/// `(host:port, path)` of a plain-HTTP URL.
-fn parse_http_url(url: &str) -> Result<(String, String), &'static str> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported (put a TLS relay in front)")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err("no host");
-    }
-    let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    Ok((authority, path.to_string()))
-}
-
 /// POSTs `alert` as JSON; Ok on a 2xx answer within 5 s.
 pub async fn post_json(url: &str, alert: &DriftAlert) -> anyhow::Result<()> {
     let (authority, path) = parse_http_url(url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
@@ -514,6 +360,8 @@ pub async fn post_json(url: &str, alert: &DriftAlert) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use weir_monitor::MonitorConfig;
+
     use super::*;
 
     #[test]
@@ -562,14 +410,6 @@ mod tests {
         let scores = model.score(&rows).unwrap();
         let worst = scores.iter().zip(&profile.score).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
         assert!(worst < 1e-5, "tract vs onnxruntime: {worst}");
-    }
-
-    #[test]
-    fn webhook_urls() {
-        assert_eq!(parse_http_url("http://h:9000/hook").unwrap(), ("h:9000".into(), "/hook".into()));
-        assert_eq!(parse_http_url("http://h").unwrap(), ("h:80".into(), "/".into()));
-        assert!(parse_http_url("https://h/x").is_err());
-        assert!(parse_http_url("http:///x").is_err());
     }
 
     #[tokio::test]

@@ -1,6 +1,4 @@
-//! The model lifecycle around the stream: the registry watcher that `weir run` starts
-//! when `scorer.registry` is set, and the `weir models list | promote | rollback`
-//! commands.
+//! `weir models list | promote | rollback | history`: the model registry by hand.
 //!
 //! Rollback procedure (also in the README): `weir models rollback --config weir.toml`
 //! points `champion` back at the version that served before the last promotion; every
@@ -8,99 +6,13 @@
 //! first, like any version), and the history log records who moved it and when.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
-use weir_monitor::metrics as m;
 use weir_schemas::registry::ModelRegistry;
-use weir_scorer::live::{load_version, PollOutcome, Target, Watcher};
+use weir_scorer::live::load_version;
 
 use crate::config::WeirConfig;
-use crate::pipeline::feature_names;
-
-/// Counter of versions swapped into service, by pointer.
-pub const MODEL_SWAPS: &str = "weir_model_swaps_total";
-/// Counter of versions refused at validation, by pointer and reason
-/// (`checksum`, `feature_mismatch`, `unsupported_op`, `canary`, `load`, `io`, `metadata`).
-pub const MODEL_REFUSED: &str = "weir_model_refused_total";
-
-/// Counts of what a watcher did, for tests and the demo.
-#[derive(Debug, Default)]
-pub struct WatcherStats {
-    pub swaps: std::sync::atomic::AtomicU64,
-    pub refused: std::sync::atomic::AtomicU64,
-    /// The last refusal's message.
-    pub last_refusal: std::sync::Mutex<Option<String>>,
-}
-
-/// Polls the registry pointer every `scorer.registry_poll_ms` on the blocking pool (a
-/// load plans tract models: never on the async threads) until `shutdown`.
-pub fn spawn_registry_watcher(
-    config: &WeirConfig,
-    target: Target,
-    stats: Arc<WatcherStats>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let root = config.scorer.registry.clone().ok_or_else(|| anyhow::anyhow!("scorer.registry is not set"))?;
-    let pointer = target.pointer();
-    let watcher = Watcher::new(
-        root,
-        config.scorer.model_name.clone(),
-        feature_names(config),
-        config.scorer.plan_batch_sizes.clone(),
-        target,
-    );
-    let period = Duration::from_millis(config.scorer.registry_poll_ms);
-    let which = pointer.file_name();
-    Ok(tokio::spawn(async move {
-        let mut watcher = Some(watcher);
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let Some(mut w) = watcher.take() else { return };
-            let Ok((w, outcome)) = tokio::task::spawn_blocking(move || {
-                let outcome = w.poll();
-                (w, outcome)
-            })
-            .await
-            else {
-                warn!(pointer = which, "registry watcher task panicked; the current model keeps serving");
-                return;
-            };
-            match outcome {
-                PollOutcome::Swapped { from, to } => {
-                    info!(pointer = which, %from, %to, "model version swapped in");
-                    metrics::counter!(MODEL_SWAPS, "pointer" => which).increment(1);
-                    if let Target::Champion(live) = w.target() {
-                        let name = live.current().metadata().name.clone();
-                        metrics::gauge!(m::MODEL_INFO, "model" => name.clone(), "version" => from).set(0.0);
-                        metrics::gauge!(m::MODEL_INFO, "model" => name, "version" => to).set(1.0);
-                    }
-                    stats.swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                PollOutcome::Refused { version, error } => {
-                    let serving = w.target().version().unwrap_or_else(|| "(none)".into());
-                    warn!(pointer = which, %version, reason = error.kind(), %serving, "model version refused: {error}");
-                    metrics::counter!(MODEL_REFUSED, "pointer" => which, "reason" => error.kind()).increment(1);
-                    stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if let Ok(mut last) = stats.last_refusal.lock() {
-                        *last = Some(error.to_string());
-                    }
-                }
-                PollOutcome::Cleared { from } => info!(pointer = which, %from, "challenger removed"),
-                PollOutcome::Unchanged | PollOutcome::NoPointer => {}
-            }
-            watcher = Some(w);
-        }
-    }))
-}
+use crate::wiring::feature_names;
 
 /// `weir models …`.
 #[derive(Debug, clap::Subcommand)]

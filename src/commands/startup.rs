@@ -1,0 +1,62 @@
+//! What the long-running commands start with: the Prometheus endpoint, the ctrl-c
+//! shutdown token, and — for `weir run` and `weir serve` alike — the online store, the
+//! champion and its registry watcher.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use weir_features::redis_store::RedisStore;
+use weir_scorer::live::{LiveModel, Target};
+
+use crate::config::WeirConfig;
+use crate::stages::registry_watch::{spawn_registry_watcher, WatcherStats};
+use crate::wiring::{connect_redis_store, load_model};
+
+/// Serves Prometheus metrics at `/metrics` when `metrics.listen` is set.
+pub fn serve_metrics(config: &WeirConfig) -> anyhow::Result<()> {
+    if let Some(listen) = &config.metrics.listen {
+        // Checked by WeirConfig::problems.
+        let addr: std::net::SocketAddr = listen.parse().context("metrics.listen")?;
+        weir_monitor::metrics::install_prometheus(addr)?;
+        info!(%addr, "serving prometheus metrics at /metrics");
+    }
+    Ok(())
+}
+
+/// A token cancelled at the first ctrl-c.
+pub fn shutdown_on_ctrl_c() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("shutting down: finishing the batch in flight, then committing offsets");
+        token.cancel();
+    });
+    shutdown
+}
+
+/// What a scoring process runs with.
+pub struct Scoring {
+    pub store: Arc<RedisStore>,
+    /// The champion, swapped by the registry watcher when `scorer.registry` is set.
+    pub model: Arc<LiveModel>,
+    pub shutdown: CancellationToken,
+}
+
+/// The start-up shared by `weir run` and `weir serve`: connects the store, loads the
+/// champion, serves metrics, arms ctrl-c, and watches the registry's champion.
+pub async fn start_scoring(config: &WeirConfig) -> anyhow::Result<Scoring> {
+    let store = connect_redis_store(config).await?;
+    let model = Arc::new(LiveModel::new(Arc::new(load_model(config)?)));
+    info!(model = %model.current().version(), "model loaded");
+    serve_metrics(config)?;
+    let shutdown = shutdown_on_ctrl_c();
+    if config.scorer.registry.is_some() {
+        let watcher_stats = Arc::new(WatcherStats::default());
+        spawn_registry_watcher(config, Target::Champion(model.clone()), watcher_stats, shutdown.clone())?;
+        info!(every_ms = config.scorer.registry_poll_ms, "watching the registry's champion");
+    }
+    Ok(Scoring { store: Arc::new(store), model, shutdown })
+}
