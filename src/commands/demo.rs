@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
-use weir_features::memory::EmbeddedStore;
+use weir_features::embedded::EmbeddedStore;
 use weir_ingest::generator::{Generator, GeneratorConfig};
 use weir_ingest::load_producer::{produce_all, ProduceReport};
 use weir_ingest::producer::EventProducer;

@@ -17,7 +17,8 @@ use weir_ingest::producer::EventProducer;
 use weir_ingest::Error as IngestError;
 use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
 use weir_online_learner::learner::{Input, Learner, Position};
-use weir_schemas::events::{Label, Score};
+use weir_schemas::events::Label;
+use weir_schemas::score_versions::ScoreDecoder;
 use weir_schemas::wire::{subjects, Decoder};
 use weir_schemas::EventError;
 
@@ -29,7 +30,7 @@ pub struct LearnHandler {
     checkpoint: RedisCheckpoint,
     scores_topic: String,
     labels_topic: String,
-    scores: Decoder<Score>,
+    scores: ScoreDecoder,
     labels: Decoder<Label>,
     /// Batches between status lines in the log.
     status_every: u64,
@@ -70,7 +71,7 @@ impl LearnHandler {
     pub async fn new(config: &WeirConfig, checkpoint: RedisCheckpoint) -> anyhow::Result<Self> {
         let (learner, checkpoint) = restore_from(config, checkpoint).await?;
         let registry = schema_registry(config)?;
-        let scores = Decoder::new(registry.clone(), subjects::SCORE, &*registry.latest(subjects::SCORE)?);
+        let scores = ScoreDecoder::new(registry.clone())?;
         let labels = Decoder::new(registry.clone(), subjects::LABEL, &*registry.latest(subjects::LABEL)?);
         let promoter = crate::stages::promote::Promoter::new(learner.config())?;
         Ok(LearnHandler {

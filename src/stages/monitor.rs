@@ -45,7 +45,8 @@ use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::watch::Source;
 use weir_monitor::{Monitor, ReferenceProfile};
-use weir_schemas::events::{DriftAlert, Label, Score};
+use weir_schemas::events::{DriftAlert, Label};
+use weir_schemas::score_versions::ScoreDecoder;
 use weir_schemas::wire::{subjects, Decoder, Encoder};
 
 use crate::config::monitor::parse_http_url;
@@ -81,7 +82,7 @@ pub struct MonitorHandler {
     monitor: Monitor,
     scores_topic: String,
     labels_topic: String,
-    score_decoder: Decoder<Score>,
+    score_decoder: ScoreDecoder,
     label_decoder: Decoder<Label>,
     alert_encoder: Encoder,
     producer: EventProducer,
@@ -102,7 +103,6 @@ impl MonitorHandler {
     pub fn new(config: &WeirConfig, producer: EventProducer, stats: Arc<MonitorStats>) -> anyhow::Result<Self> {
         let stage = &config.monitor;
         let registry = schema_registry(config)?;
-        let score_reader = registry.latest(subjects::SCORE)?;
         let label_reader = registry.latest(subjects::LABEL)?;
         let model_reference =
             config.scorer.model_dir.as_ref().map(|d| d.join(MODEL_REFERENCE_FILE)).filter(|p| p.is_file());
@@ -121,7 +121,7 @@ impl MonitorHandler {
             monitor,
             scores_topic: config.kafka.topics.scores.clone(),
             labels_topic: config.kafka.topics.labels.clone(),
-            score_decoder: Decoder::new(registry.clone(), subjects::SCORE, &score_reader),
+            score_decoder: ScoreDecoder::new(registry.clone())?,
             label_decoder: Decoder::new(registry.clone(), subjects::LABEL, &label_reader),
             alert_encoder: Encoder::new(registry.as_ref(), subjects::DRIFT_ALERT)?,
             producer,

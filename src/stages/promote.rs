@@ -191,7 +191,7 @@ pub fn rfc3339(ms: i64) -> String {
 mod tests {
     use weir_online_learner::config::LearnerConfig;
     use weir_online_learner::learner::{Input, Position};
-    use weir_schemas::events::{FeatureValue, Label, Score};
+    use weir_schemas::events::{FeatureValue, Label, ModelOutput, Score};
 
     use super::*;
 
@@ -214,8 +214,8 @@ mod tests {
             let id = format!("e{i}");
             let t = i as i64 * 1000;
             out.push((Position { topic: "scores".into(), partition: 0, offset: i as i64 }, Input::Score(Score {
-                event_id: id.clone(), card_id: "c".into(), event_time: t, model_name: "fraud".into(),
-                model_version: version.into(), score: served, decision: "approve".into(),
+                event_id: id.clone(), key: "c".into(), event_time: t, model_name: "fraud".into(),
+                model_version: version.into(), output: ModelOutput::binary(served), decision: "approve".into(),
                 features: vec![FeatureValue { name: "x".into(), value: x }, FeatureValue { name: "noise".into(), value: (i % 3) as f64 }],
                 reasons: vec![], scored_at: t, attributes: Default::default(),
             })));

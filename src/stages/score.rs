@@ -16,7 +16,7 @@ use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::LatencyHistogram;
-use weir_schemas::events::{FeatureValue, Score};
+use weir_schemas::events::{FeatureValue, ModelOutput, Score};
 use weir_schemas::record::EventRecord;
 use weir_schemas::store::{Applied, FeatureStore, Observation, SourcePosition};
 use weir_schemas::paths::RecordDecoder;
@@ -221,18 +221,18 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 .collect();
             let event = Score {
                 event_id: self.plan.event_id(fields),
-                card_id: self.plan.primary_key(fields),
+                key: self.plan.primary_key(fields),
                 event_time: self.definitions.event_time(fields).unwrap_or_default(),
                 model_name: meta.name.clone(),
                 model_version: meta.version.clone(),
-                score,
+                output: ModelOutput::binary(score),
                 decision: self.scorer.decide(score).as_str().to_string(),
                 features,
                 reasons: std::mem::take(&mut reasons[n]),
                 scored_at,
                 attributes: self.plan.attributes(fields),
             };
-            messages.push(OutgoingMessage::new(event.card_id.as_bytes(), self.score_encoder.encode(&event)?));
+            messages.push(OutgoingMessage::new(event.key.as_bytes(), self.score_encoder.encode(&event)?));
         }
         // A delivery failure fails the batch; the loop retries it, and the replay is
         // fenced in the store, so the worst case is a duplicate score, never a lost one.
@@ -255,7 +255,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 .iter()
                 .map(|fields| crate::stages::shadow::ShadowEvent {
                     event_id: self.plan.event_id(fields),
-                    card_id: self.plan.primary_key(fields),
+                    key: self.plan.primary_key(fields),
                     event_time: self.definitions.event_time(fields).unwrap_or_default(),
                     attributes: self.plan.attributes(fields),
                 })

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
-use weir_schemas::events::{FeatureValue, Score};
+use weir_schemas::events::{FeatureValue, ModelOutput, Score};
 use weir_schemas::wire::Encoder;
 use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveSlot;
@@ -56,7 +56,7 @@ pub struct ShadowBatch {
 
 pub struct ShadowEvent {
     pub event_id: String,
-    pub card_id: String,
+    pub key: String,
     pub event_time: i64,
     pub attributes: std::collections::BTreeMap<String, String>,
 }
@@ -166,11 +166,11 @@ fn shadow_one(
         let score = f64::from(*p);
         let s = Score {
             event_id: event.event_id,
-            card_id: event.card_id,
+            key: event.key,
             event_time: event.event_time,
             model_name: meta.name.clone(),
             model_version: meta.version.clone(),
-            score,
+            output: ModelOutput::binary(score),
             decision: scorer.decide(score).as_str().to_string(),
             features: feature_names
                 .iter()
@@ -182,7 +182,7 @@ fn shadow_one(
             attributes: event.attributes,
         };
         match encoder.encode(&s) {
-            Ok(bytes) => messages.push(OutgoingMessage::new(s.card_id.as_bytes(), bytes)),
+            Ok(bytes) => messages.push(OutgoingMessage::new(s.key.as_bytes(), bytes)),
             Err(e) => warn!("shadow score encoding failed: {e}"),
         }
     }

@@ -48,7 +48,8 @@ async fn scores_of(brokers: &str, topic: &str, ids: HashSet<String>) -> anyhow::
                 if let Ok(s) = decoder.decode(payload(msg))
                     && ids.contains(&s.event_id)
                 {
-                    found.insert(s.event_id, (s.model_version, s.value()));
+                    let value = s.value();
+                    found.insert(s.event_id, (s.model_version, value));
                 }
             }
             seen = m.len();
