@@ -33,9 +33,10 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicsConfig {
-    /// Input events. Default `transactions`.
-    #[serde(default = "default_transactions")]
-    pub transactions: String,
+    /// The input events' topic (records of the `[input]` subject). Default `transactions`,
+    /// the demo's events. Read also as `transactions`, the key's name before version 0.2.
+    #[serde(default = "default_input", alias = "transactions")]
+    pub input: String,
     /// Delayed labels. Default `labels`.
     #[serde(default = "default_labels")]
     pub labels: String,
@@ -72,7 +73,7 @@ fn default_group_id() -> String {
 fn default_auto_offset_reset() -> String {
     "earliest".into()
 }
-fn default_transactions() -> String {
+fn default_input() -> String {
     "transactions".into()
 }
 fn default_labels() -> String {
@@ -97,7 +98,7 @@ fn default_shutdown_drain_ms() -> u64 {
 impl Default for TopicsConfig {
     fn default() -> Self {
         TopicsConfig {
-            transactions: default_transactions(),
+            input: default_input(),
             labels: default_labels(),
             scores: default_scores(),
             dead_letter: default_dead_letter(),
@@ -146,7 +147,7 @@ impl KafkaConfig {
         }
         let t = &self.topics;
         for (name, value) in [
-            ("transactions", &t.transactions),
+            ("input", &t.input),
             ("labels", &t.labels),
             ("scores", &t.scores),
             ("dead_letter", &t.dead_letter),
@@ -155,8 +156,8 @@ impl KafkaConfig {
                 p.push(format!("kafka.topics.{name} {value:?} is not a valid topic name"));
             }
         }
-        if t.transactions == t.scores || t.transactions == t.dead_letter || t.scores == t.dead_letter {
-            p.push("kafka.topics: transactions, scores and dead_letter must be three different topics".to_string());
+        if t.input == t.scores || t.input == t.dead_letter || t.scores == t.dead_letter {
+            p.push("kafka.topics: input, scores and dead_letter must be three different topics".to_string());
         }
         if self.batch.max_events == 0 || self.batch.max_events > 100_000 {
             p.push(format!("kafka.batch.max_events must be in 1..=100000, got {}", self.batch.max_events));
@@ -227,7 +228,7 @@ mod tests {
         let c = KafkaConfig::new("127.0.0.1:9092");
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         assert_eq!(
-            (c.topics.transactions.as_str(), c.topics.labels.as_str(), c.topics.scores.as_str(), c.topics.dead_letter.as_str()),
+            (c.topics.input.as_str(), c.topics.labels.as_str(), c.topics.scores.as_str(), c.topics.dead_letter.as_str()),
             ("transactions", "labels", "scores", "transactions.dlq")
         );
         assert_eq!((c.batch.max_events, c.batch.max_wait_ms), (500, 20));

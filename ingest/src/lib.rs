@@ -23,7 +23,7 @@
 //! #     Ok(vec![Disposition::Done; b.len()]) } }
 //! # async fn run() -> weir_ingest::Result<()> {
 //! let config = KafkaConfig::new("127.0.0.1:9092");
-//! let consumer = subscribe(&config, &[&config.topics.transactions])?;
+//! let consumer = subscribe(&config, &[&config.topics.input])?;
 //! let producer = EventProducer::new(&config)?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! let (stats, _handler) = ConsumerLoop::new(&config, consumer, producer, Handler).run(shutdown).await?;

@@ -96,7 +96,7 @@ pub async fn produce_all(
                 }
             }
             let (a, b) = tokio::join!(
-                producer.send_all(&topics.transactions, &tx_chunk),
+                producer.send_all(&topics.input, &tx_chunk),
                 producer.send_all(&topics.labels, &label_chunk)
             );
             a?;

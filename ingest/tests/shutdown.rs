@@ -54,7 +54,7 @@ impl BatchHandler for StuckHandler {
 async fn shutdown_abandons_and_replays(mode: Stuck) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     let mut config = KafkaConfig::new(cluster.bootstrap_servers());
-    config.topics.transactions = "in".into();
+    config.topics.input = "in".into();
     config.group_id = "g".into();
     config.batch.shutdown_drain_ms = 200;
     cluster.create_topic("in", 1, 1).expect("topic");

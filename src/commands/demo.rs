@@ -177,7 +177,7 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     config.kafka.producer_properties.insert("linger.ms".into(), "2".into());
     config.kafka.batch.max_events = options.max_batch;
     for topic in [
-        &config.kafka.topics.transactions,
+        &config.kafka.topics.input,
         &config.kafka.topics.labels,
         &config.kafka.topics.scores,
         &config.kafka.topics.dead_letter,

@@ -113,7 +113,7 @@ impl Workload for InteractionsConfig {
         })
     }
     fn progress(r: &ProduceReport, topics: &TopicsConfig) -> String {
-        format!("produced {} interactions to {}, {} labels", r.transactions, topics.transactions, r.labels)
+        format!("produced {} interactions to {}, {} labels", r.transactions, topics.input, r.labels)
     }
     fn summary(r: &ProduceReport) -> String {
         format!("{} interactions, {} labels", r.transactions, r.labels)
@@ -140,7 +140,7 @@ pub fn interactions_generator(config: InteractionsConfig) -> anyhow::Result<Inte
     build_generator(config)
 }
 
-/// Sends the generator's output to Kafka: input events to `topics.transactions`, labels
+/// Sends the generator's output to Kafka: input events to `topics.input`, labels
 /// to `topics.labels`.
 pub async fn to_kafka<W: Workload>(
     kafka: &KafkaConfig,
@@ -184,7 +184,7 @@ pub struct ProduceArgs {
     jsonl: Option<PathBuf>,
     /// What to generate: `transactions` (card payments, fraud labels) or `interactions`
     /// (recommendation events of `interaction.avsc`, purchase labels). Interactions go to
-    /// the config's input topic (`kafka.topics.transactions`; `interactions` with
+    /// the config's input topic (`kafka.topics.input`; `interactions` with
     /// `--brokers`).
     #[arg(long, value_enum, default_value = "transactions")]
     kind: ProduceKind,
@@ -271,7 +271,7 @@ async fn send<W: Workload>(args: ProduceArgs, workload: W) -> anyhow::Result<()>
                 let kafka = KafkaConfig::new(brokers);
                 let mut topics = kafka.topics.clone();
                 if let Some(input) = W::BROKERS_INPUT_TOPIC {
-                    topics.transactions = input.into();
+                    topics.input = input.into();
                 }
                 (kafka, topics)
             }

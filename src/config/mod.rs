@@ -253,6 +253,15 @@ mod tests {
     }
 
     #[test]
+    fn the_input_topic_is_read_under_its_earlier_name_too() {
+        let read = |key: &str| {
+            let text = format!("[kafka]\nbrokers = \"x:1\"\n[kafka.topics]\n{key} = \"payments\"\n");
+            WeirConfig::from_toml(&text, |_| None).unwrap().kafka.topics.input
+        };
+        assert_eq!((read("input"), read("transactions")), ("payments".to_string(), "payments".to_string()));
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let err = WeirConfig::from_toml("[kafka]\nbrokers = \"x:1\"\nbrokerz = \"y\"\n", |_| None).unwrap_err();
         assert!(format!("{err:#}").contains("brokerz"), "{err:#}");

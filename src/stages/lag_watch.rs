@@ -16,7 +16,7 @@ pub fn spawn_lag_watch(config: &WeirConfig, shutdown: CancellationToken) -> toki
     let brokers = config.kafka.brokers.clone();
     let t = &config.kafka.topics;
     let groups = vec![
-        (config.kafka.group_id.clone(), vec![t.transactions.clone()]),
+        (config.kafka.group_id.clone(), vec![t.input.clone()]),
         (config.monitor.group_id(&config.kafka.group_id), vec![t.scores.clone(), t.labels.clone()]),
     ];
     let every = Duration::from_secs(config.monitor.lag_interval_secs.max(1));

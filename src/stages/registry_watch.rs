@@ -15,11 +15,7 @@ use weir_scorer::live::{PollOutcome, Target};
 use crate::config::WeirConfig;
 use crate::wiring::registry_watcher;
 
-/// Counter of versions swapped into service, by pointer.
-pub const MODEL_SWAPS: &str = "weir_model_swaps_total";
-/// Counter of versions refused at validation, by pointer and reason
-/// (`checksum`, `feature_mismatch`, `unsupported_op`, `canary`, `load`, `io`, `metadata`).
-pub const MODEL_REFUSED: &str = "weir_model_refused_total";
+use weir_monitor::metrics::{MODEL_REFUSED, MODEL_SWAPS};
 
 /// Counts of what a watcher did, for tests and the demo.
 #[derive(Debug, Default)]

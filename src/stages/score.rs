@@ -365,7 +365,7 @@ pub async fn run_pipeline<S: FeatureStore + 'static>(
         );
         handler.shadow = Some(sender);
     }
-    let consumer = weir_ingest::consumer::subscribe(&config.kafka, &[&config.kafka.topics.transactions])?;
+    let consumer = weir_ingest::consumer::subscribe(&config.kafka, &[&config.kafka.topics.input])?;
     let (loop_stats, _) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
     Ok(loop_stats)
 }

@@ -28,12 +28,7 @@ use weir_schemas::wire::Encoder;
 use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::LiveSlot;
 
-/// Counter of shadow events dropped because the challenger's queue was full.
-pub const SHADOW_DROPPED: &str = "weir_shadow_dropped_total";
-/// Counter of shadow events scored and delivered.
-pub const SHADOW_SCORED: &str = "weir_shadow_scored_total";
-/// Counter of shadow events whose scoring or delivery failed.
-pub const SHADOW_FAILED: &str = "weir_shadow_failed_total";
+use weir_monitor::metrics::{SHADOW_DROPPED, SHADOW_FAILED, SHADOW_SCORED};
 
 #[derive(Debug, Default)]
 pub struct ShadowStats {

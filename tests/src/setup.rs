@@ -16,7 +16,7 @@ use crate::{unique, Services};
 pub fn pipeline_config(services: &Services, name: &str) -> WeirConfig {
     let mut config = WeirConfig::with_brokers(&services.brokers);
     config.kafka.group_id = unique(&format!("weir-{name}"));
-    config.kafka.topics.transactions = unique("transactions");
+    config.kafka.topics.input = unique("transactions");
     config.kafka.topics.labels = unique("labels");
     config.kafka.topics.scores = unique("scores");
     config.kafka.topics.dead_letter = unique("dlq");
@@ -40,7 +40,7 @@ pub fn one_record_per_batch(kafka: &weir_ingest::config::KafkaConfig) -> weir_in
 /// Creates the configuration's four topics with `partitions` partitions each.
 pub async fn create_pipeline_topics(services: &Services, config: &WeirConfig, partitions: i32) -> anyhow::Result<()> {
     let t = &config.kafka.topics;
-    services.create_topics(&[&t.transactions, &t.labels, &t.scores, &t.dead_letter], partitions).await
+    services.create_topics(&[&t.input, &t.labels, &t.scores, &t.dead_letter], partitions).await
 }
 
 /// The generator's messages, and the valid transactions among them in stream order.

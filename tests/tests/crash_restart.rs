@@ -198,7 +198,7 @@ impl World {
     /// Reads the first `count` messages of the transactions topic: the partition of each
     /// card among them (the producer's partitioner hashes the key, the card id).
     async fn card_partitions(&self, count: usize) -> anyhow::Result<HashMap<String, i32>> {
-        let (brokers, topic) = (self.services.brokers.clone(), self.config.kafka.topics.transactions.clone());
+        let (brokers, topic) = (self.services.brokers.clone(), self.config.kafka.topics.input.clone());
         let messages = tokio::task::spawn_blocking(move || {
             read_topic(&brokers, &topic, Duration::from_secs(60), |m| m.len() >= count)
         })
@@ -403,7 +403,7 @@ async fn two_processes_one_killed_survivor_takes_over_and_counts_once() -> anyho
         props.insert("auto.commit.interval.ms".into(), "600000".into());
     })
     .await?;
-    let topic = world.config.kafka.topics.transactions.clone();
+    let topic = world.config.kafka.topics.input.clone();
     let third = messages.len() / 3;
     let last: Vec<GeneratedMessage> = messages.split_off(2 * third);
     let second: Vec<GeneratedMessage> = messages.split_off(third);
@@ -525,7 +525,7 @@ async fn two_processes_range_assignor_one_killed_survivor_takes_over_and_counts_
     .await?;
     // Batched as any producer batches: a real broker serves a fetch from inside a batch.
     produce(&world.config.kafka, messages, None).await?;
-    let topic = world.config.kafka.topics.transactions.clone();
+    let topic = world.config.kafka.topics.input.clone();
     let survivor = world.spawn_named("survivor")?;
     let mut victim = world.spawn_named("victim")?;
     world.read_scores(Some(EVENTS / 3), Duration::from_secs(120)).await?;

@@ -99,7 +99,7 @@ async fn ten_thousand_events_with_poison_end_to_end() -> anyhow::Result<()> {
         let (kind, _) = poison.get(payload(m)).unwrap_or_else(|| panic!("dead letter with unknown bytes {:?}", payload(m)));
         let header = |name: &str| weir_ingest::consumer::header_str(m, name).map(str::to_string);
         assert_eq!(header(h::ERROR_CLASS).as_deref(), Some(kind.expected_class().as_str()), "{kind:?}: {:?}", header(h::ERROR_MESSAGE));
-        assert_eq!(header(h::SOURCE_TOPIC).as_deref(), Some(topics.transactions.as_str()));
+        assert_eq!(header(h::SOURCE_TOPIC).as_deref(), Some(topics.input.as_str()));
         assert!(header(h::SOURCE_PARTITION).and_then(|p| p.parse::<i32>().ok()).is_some());
         assert!(header(h::SOURCE_OFFSET).and_then(|p| p.parse::<i64>().ok()).is_some());
         assert!(!header(h::ERROR_MESSAGE).unwrap_or_default().is_empty());

@@ -118,7 +118,7 @@ fn test_config(services: &Services, topics: &TopicsConfig) -> anyhow::Result<Str
     let t = table(&mut doc, &["kafka", "topics"]);
     // The input topic's key, whichever name the shipped file gives it.
     let input = if t.contains_key("input") { "input" } else { "transactions" };
-    t.insert(input.into(), topics.transactions.clone().into());
+    t.insert(input.into(), topics.input.clone().into());
     t.insert("labels".into(), topics.labels.clone().into());
     t.insert("scores".into(), topics.scores.clone().into());
     t.insert("dead_letter".into(), topics.dead_letter.clone().into());
@@ -193,12 +193,12 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
 
     let services = Services::start()?;
     let topics = TopicsConfig {
-        transactions: unique("interactions"),
+        input: unique("interactions"),
         labels: unique("labels"),
         scores: unique("scores"),
         dead_letter: unique("dlq"),
     };
-    services.create_topics(&[&topics.transactions], 1).await?;
+    services.create_topics(&[&topics.input], 1).await?;
     services.create_topics(&[&topics.labels, &topics.scores, &topics.dead_letter], 2).await?;
     let producer = EventProducer::new(&KafkaConfig::new(&services.brokers))?;
     let report = produce_all(&producer, &topics, messages.into_iter().map(Ok), None, |_| {}).await?;
