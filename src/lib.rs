@@ -28,32 +28,3 @@ pub mod commands;
 pub mod config;
 pub mod stages;
 pub mod wiring;
-
-/// The flat paths of the layout before the layers (`weir::pipeline::…` and the like),
-/// kept so that `weir-tests` compiles unchanged; new code uses the layered paths.
-#[doc(hidden)]
-pub mod pipeline {
-    pub use crate::stages::score::*;
-    pub use crate::wiring::{card_keys, connect_redis_store, feature_names, input_plan, load_model, schema_registry};
-}
-#[doc(hidden)]
-pub mod models_cmd {
-    pub use crate::commands::models::*;
-    pub use crate::stages::registry_watch::*;
-}
-#[doc(hidden)]
-pub mod monitor_stage {
-    pub use crate::config::monitor::MonitorStageConfig;
-    pub use crate::stages::lag_watch::*;
-    pub use weir_ingest::lag::consumer_lag;
-    pub use crate::stages::monitor::*;
-}
-#[doc(hidden)]
-pub mod learn {
-    pub use crate::config::learner_config;
-    pub use crate::stages::learn::*;
-}
-#[doc(hidden)]
-pub use commands::{bench, demo, produce};
-#[doc(hidden)]
-pub use stages::{promote, serve, shadow};

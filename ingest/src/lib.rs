@@ -40,8 +40,4 @@ pub mod load_producer;
 pub mod producer;
 pub mod record;
 
-/// The former name of [`load_producer`], kept for callers not yet moved.
-#[doc(hidden)]
-pub use load_producer as produce;
-
 pub use error::{Error, Result};

@@ -60,7 +60,7 @@ pub fn input_plan(config: &WeirConfig, definitions: &FeatureDefinitions) -> Inpu
 pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
     let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
     let definitions = feature_definitions(config)?;
-    let (keys, spec, ttl) = (card_keys(config), definitions.engine_spec().clone(), config.features.ttl_ms());
+    let (keys, spec, ttl) = (store_keys(config), definitions.engine_spec().clone(), config.features.ttl_ms());
     if redis.cluster {
         let seeds = redis.seeds();
         RedisStore::connect_cluster(&seeds, keys, spec, ttl)
@@ -75,9 +75,9 @@ pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisSto
     }
 }
 
-/// Where the entities' features live in Redis under this configuration (the card's at
+/// Where the entities' features live in Redis under this configuration (an entity `card`'s at
 /// `features_key("card", id)`).
-pub fn card_keys(config: &WeirConfig) -> KeySpace {
+pub fn store_keys(config: &WeirConfig) -> KeySpace {
     KeySpace::new(&config.features.key_prefix)
 }
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use weir::config::WeirConfig;
-use weir::pipeline::{connect_redis_store, load_model, spawn_pipeline, PipelineStats};
+use weir::stages::score::{spawn_pipeline, PipelineStats};
+use weir::wiring::{connect_redis_store, load_model};
 use weir_ingest::generator::{Content, GeneratedMessage};
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_online_learner::checkpoint::RedisCheckpoint;
 use weir_online_learner::learner::LearnerState;
@@ -71,7 +72,7 @@ pub async fn produce_and_score(config: &WeirConfig, messages: Vec<GeneratedMessa
 
 /// The learner's checkpointed state, if any.
 pub async fn checkpoint_state(config: &WeirConfig) -> anyhow::Result<Option<LearnerState>> {
-    let lc = weir::learn::learner_config(config);
+    let lc = weir::config::learner_config(config);
     let redis = config.redis.as_ref().ok_or_else(|| anyhow::anyhow!("no redis"))?;
     let cp = RedisCheckpoint::connect(&redis.url, &lc.key_prefix, &lc.name).await?;
     Ok(cp.load().await?.state)

@@ -45,7 +45,7 @@ pub async fn create_pipeline_topics(services: &Services, config: &WeirConfig, pa
 
 /// The generator's messages, and the valid transactions among them in stream order.
 pub fn generate(config: GeneratorConfig) -> anyhow::Result<(Vec<GeneratedMessage>, Vec<Transaction>)> {
-    let messages: Vec<GeneratedMessage> = weir::produce::generator(config)?.collect::<Result<_, _>>()?;
+    let messages: Vec<GeneratedMessage> = weir::commands::produce::generator(config)?.collect::<Result<_, _>>()?;
     let valid = messages
         .iter()
         .filter_map(|m| match &m.content {

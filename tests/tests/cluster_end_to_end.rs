@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use weir::config::RedisConfig;
-use weir::pipeline::card_keys;
+use weir::wiring::store_keys;
 use weir_ingest::generator::GeneratorConfig;
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_tests::cluster::RedisCluster;
 use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic, redis_cluster_feature_differences};
@@ -63,7 +63,7 @@ async fn weir_run_on_a_redis_cluster_scores_everything_with_golden_features() ->
     assert_eq!((missing, twice), (0, 0), "every event scored once");
 
     // Every card, not a sample.
-    let keys = card_keys(&config);
+    let keys = store_keys(&config);
     let expected = expected_card_features(&valid, &default_windows(), config.features.allowed_lateness_ms());
     let differences = redis_cluster_feature_differences(&cluster.seeds, &keys, expected.iter()).await?;
     let per_master = cluster.keys_per_master()?;

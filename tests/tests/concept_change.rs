@@ -15,7 +15,7 @@ use std::time::Duration;
 use weir_ingest::generator::{Content, GeneratorConfig};
 use weir_online_learner::config::LearnerConfig;
 use weir_online_learner::learner::{Input, Learner, Position};
-use weir::promote::Promoter;
+use weir::stages::promote::Promoter;
 use weir_schemas::registry::ModelRegistry;
 use weir_scorer::model::LoadedModel;
 use weir_schemas::events::Score;

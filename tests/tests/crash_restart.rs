@@ -11,10 +11,10 @@ use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, TopicPartitionList};
 use weir::config::WeirConfig;
-use weir::pipeline::card_keys;
+use weir::wiring::store_keys;
 use weir_ingest::config::KafkaConfig;
 use weir_ingest::generator::{Content, GeneratedMessage, GeneratorConfig, Stream};
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::events::Transaction;
 use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic, redis_feature_differences};
@@ -191,7 +191,7 @@ impl World {
         let expected =
             expected_card_features(&self.valid, &default_windows(), self.config.features.allowed_lateness_ms());
         let differences =
-            redis_feature_differences(&self.services.redis_url, &card_keys(&self.config), &expected).await?;
+            redis_feature_differences(&self.services.redis_url, &store_keys(&self.config), &expected).await?;
         Ok((expected.len(), differences))
     }
 

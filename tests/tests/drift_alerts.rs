@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use weir::monitor_stage::{consumer_lag, spawn_monitor, MonitorStats};
-use weir::pipeline::{connect_redis_store, load_model, spawn_pipeline, PipelineStats};
+use weir::stages::monitor::{spawn_monitor, MonitorStats};
+use weir_ingest::lag::consumer_lag;
+use weir::stages::score::{spawn_pipeline, PipelineStats};
+use weir::wiring::{connect_redis_store, load_model};
 use weir_ingest::generator::GeneratorConfig;
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_monitor::MonitorConfig;
 use weir_schemas::events::DriftAlert;
@@ -37,7 +39,7 @@ async fn injected_drift_fires_once_after_it_and_never_before() -> anyhow::Result
     config.monitor.alerts_topic = unique("drift-alerts");
     // The demo's windows and watched subjects, with the default late-rate threshold: this
     // stream is produced ahead and read with per-partition watermarks, so nothing is late.
-    config.monitor.watch = MonitorConfig { quality: Default::default(), ..weir::demo::demo_watch() };
+    config.monitor.watch = MonitorConfig { quality: Default::default(), ..weir::commands::demo::demo_watch() };
     config.check()?;
     create_pipeline_topics(&services, &config, 4).await?;
     services.create_topics(&[&config.monitor.alerts_topic], 1).await?;

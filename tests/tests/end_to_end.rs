@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
-use weir::pipeline::{card_keys, connect_redis_store, load_model, spawn_pipeline, PipelineStats};
+use weir::stages::score::{spawn_pipeline, PipelineStats};
+use weir::wiring::{store_keys, connect_redis_store, load_model};
 use weir_ingest::generator::{Content, GeneratorConfig, PoisonKind};
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::events::dead_letter_headers as h;
 use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic, redis_feature_differences};
@@ -48,7 +49,7 @@ async fn ten_thousand_events_with_poison_end_to_end() -> anyhow::Result<()> {
     assert_eq!(report.transactions, 10_000);
 
     // The pipeline, on Redis.
-    let keys = card_keys(&config);
+    let keys = store_keys(&config);
     let store = Arc::new(connect_redis_store(&config).await?);
     let model = Arc::new(load_model(&config)?);
     let stats = Arc::new(PipelineStats::default());

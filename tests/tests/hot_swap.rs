@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
-use weir::models_cmd::{spawn_registry_watcher, WatcherStats};
-use weir::pipeline::{connect_redis_store, feature_names, load_model, spawn_pipeline, PipelineStats};
+use weir::stages::registry_watch::{spawn_registry_watcher, WatcherStats};
+use weir::stages::score::{spawn_pipeline, PipelineStats};
+use weir::wiring::{connect_redis_store, feature_names, load_model};
 use weir_ingest::generator::GeneratorConfig;
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::registry::ModelRegistry;
 use weir_scorer::live::{load_version, LiveModel, Target};

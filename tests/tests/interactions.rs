@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use weir_ingest::config::{KafkaConfig, TopicsConfig};
 use weir_ingest::generator::interactions::{InteractionContent, InteractionMessage, InteractionsConfig};
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::events::{Interaction, Score};
 use weir_tests::golden::{payload, read_topic};
@@ -179,7 +179,7 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
     // The stream: the generator as the golden ran it, a whole number of weeks later.
     let start_ms = shifted_start(golden.start_ms, weir_schemas::now_ms());
     let cfg = InteractionsConfig { event_rate: golden.event_rate, ..InteractionsConfig::new(golden.seed, start_ms, golden.events) };
-    let messages: Vec<InteractionMessage> = weir::produce::interactions_generator(cfg)?.collect::<Result<_, _>>()?;
+    let messages: Vec<InteractionMessage> = weir::commands::produce::interactions_generator(cfg)?.collect::<Result<_, _>>()?;
     let interactions: Vec<Interaction> = messages
         .iter()
         .filter_map(|m| match &m.content {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use weir_ingest::generator::GeneratorConfig;
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::registry::ModelRegistry;
 use weir_tests::golden::{payload, read_topic};

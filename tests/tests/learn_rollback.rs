@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use weir_ingest::generator::{Content, GeneratorConfig, Stream};
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::registry::{ChampionAction, ModelRegistry};
 use weir_schemas::wire::{subjects, Encoder, LocalSchemaRegistry};
@@ -134,7 +134,7 @@ async fn a_promoted_model_that_does_worse_live_is_rolled_back_and_v1_serves_agai
     let last = history.last().ok_or_else(|| anyhow::anyhow!("no history"))?;
     eprintln!("rollback: {} -> {}: {}", last.from.as_deref().unwrap_or("-"), last.to, last.reason);
     assert_eq!(last.action, ChampionAction::Rollback, "{history:?}");
-    assert_eq!((last.from.as_deref(), last.to.as_str(), last.actor.as_str()), (Some(promoted.as_str()), "v1", weir::promote::ACTOR));
+    assert_eq!((last.from.as_deref(), last.to.as_str(), last.actor.as_str()), (Some(promoted.as_str()), "v1", weir::stages::promote::ACTOR));
     wait(&mut process, "the swap back to v1", Duration::from_secs(60), |log| Ok(last_swap_to(log, "v1"))).await?;
 
     // 4. Every transaction scored from now on carries v1 (one promotion per hour: the

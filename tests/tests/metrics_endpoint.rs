@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use weir::config::MetricsConfig;
 use weir_ingest::generator::{Content, GeneratorConfig};
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_tests::golden::read_topic;
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};

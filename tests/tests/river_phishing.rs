@@ -74,7 +74,7 @@ async fn phishing_through_kafka_next_to_river() -> anyhow::Result<()> {
     producer.send_all(&config.kafka.topics.labels, &labels).await?;
 
     let shutdown = CancellationToken::new();
-    let task = weir::learn::spawn_learner(config.clone(), shutdown.clone());
+    let task = weir::stages::learn::spawn_learner(config.clone(), shutdown.clone());
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let learned = checkpoint_state(&config).await?.map(|s| s.counters.learned).unwrap_or(0);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-use weir::pipeline::{connect_redis_store, load_model};
-use weir::serve::{serve, ScoreResponse};
+use weir::wiring::{connect_redis_store, load_model};
+use weir::stages::serve::{serve, ScoreResponse};
 use weir_features::definitions::{transaction_record, FeatureDefinitions};
 use weir_schemas::events::Transaction;
 use weir_schemas::store::{FeatureStore, Observation, SourcePosition};

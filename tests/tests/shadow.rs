@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use weir::config::WeirConfig;
-use weir::pipeline::{connect_redis_store, load_model, spawn_pipeline, PipelineStats};
+use weir::stages::score::{spawn_pipeline, PipelineStats};
+use weir::wiring::{connect_redis_store, load_model};
 use weir_ingest::generator::GeneratorConfig;
-use weir_ingest::produce::produce_all;
+use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_schemas::registry::ModelRegistry;
 use weir_tests::golden::{payload, read_topic};
