@@ -383,7 +383,7 @@ mod tests {
         assert!(given.monitor().reference_ready());
     }
 
-    /// The committed baseline ships the monitor's reference (tools/monitor_reference.py):
+    /// The committed baseline ships the monitor's reference (tools/train/monitor_reference.py):
     /// it loads, covers the model's features and the monitored attributes, and its scores
     /// (onnxruntime, in the script) are what weir's scorer (tract) gives on the same rows.
     #[test]

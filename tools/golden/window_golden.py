@@ -5,7 +5,7 @@ brute force over the raw event list (no panes kept, no running totals, no sketch
 Writes features/tests/golden/features.json, read by features/tests/golden.rs (embedded
 store) and tests/tests/store_parity.rs (Redis store, single and cluster).
 
-The semantics, as documented in features/src/windows.rs and features/src/definitions.rs:
+The semantics, as documented in features/src/windows/ and features/src/definitions.rs:
 - a window of length L cut in panes of P covers, as of event time t, the events whose
   pane floor(u / P) lies in [floor(t / P) - L/P + 1, floor(t / P)];
 - count: events in it; sum / mean / min / max: over those where the field is present

@@ -16,7 +16,7 @@ first score instead of taking a warm-up on live traffic:
    order): per feature the sample's values, and the model's score on the same rows from
    onnxruntime (row i of every list is one transaction, so the file can be checked by
    scoring it again). Category counts of the monitored attributes (customer_segment,
-   channel, country, currency, as src/pipeline.rs attaches them to scores) are exact over
+   channel, country, currency, as src/stages/score.rs attaches them to scores) are exact over
    all training rows.
 
 Output: `weir_monitor::ReferenceProfile` as JSON — {"numeric": {feature: [..]},

@@ -5,7 +5,7 @@
 
 1. Runs `weir produce --jsonl` (seeded, fixed start time) for training data.
 2. Computes weir's feature vector for every transaction *independently of weir's Rust
-   code*, from the definitions in features/src/vector.rs and features/src/windows.rs
+   code*, from the definitions in features/src/definitions.rs and features/src/windows/
    (sliding windows of panes in event time, per card).
 3. Joins transactions to the labels that arrived (by event id); unlabelled ones are
    dropped, as they would be in production.

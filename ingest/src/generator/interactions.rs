@@ -25,7 +25,7 @@
 //! the user looked at this item in the last minutes, the price against the prices the
 //! user usually looks at, the item's popularity, the user's segment; and on the hidden
 //! intent, which those features only reveal indirectly. A model trained on the features
-//! therefore ranks purchases well but not perfectly (`tools/train_interactions.py`).
+//! therefore ranks purchases well but not perfectly (`tools/train/train_interactions.py`).
 //!
 //! Interactions are keyed by user id and come out in event-time order (labels in
 //! label-time order, merged into the same sequence), so no event is late for weir.
