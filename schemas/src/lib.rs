@@ -3,7 +3,8 @@
 //! The shared language of weir's stages. It owns:
 //!
 //! - the Avro schemas of every event on Kafka (`schemas/avro/*.avsc`, readable by any Avro
-//!   tool) and the typed Rust structs for them ([`events`]);
+//!   tool) and the typed Rust structs for them ([`events`]); reading every version of
+//!   weir's `Score` into the current one ([`score_versions`]);
 //! - the Confluent wire format and the schema-id registry seam ([`wire`]);
 //! - validation of incoming events with classified errors ([`validate`], [`error`]);
 //! - decoding any Avro record into the values of named field paths ([`paths`]: a
@@ -15,6 +16,12 @@
 //!   promotion and rollback ([`registry`]).
 //!
 //! Stage crates depend on this crate and never on each other.
+//!
+//! The name stays `schemas` although the crate holds contracts of every kind (wire
+//! format, store trait, model registry): every one of them is a schema in the wide sense
+//! — the shape two stages agree on — and the folder name is fixed at the top of the
+//! workspace. What would grow it beyond contracts (an implementation, I/O of its own
+//! beyond reading the registry's files) belongs in a stage crate instead.
 //!
 //! ```
 //! use std::sync::Arc;
