@@ -3,8 +3,8 @@
 //!
 //! Stages record through the `metrics` crate facade (cheap when no exporter is
 //! installed), naming a metric only by its constant here; `weir run` installs the
-//! Prometheus exporter when `[metrics] listen` is set. The online learner's own metrics
-//! (`weir_learner_*`) are named in `weir-online-learner`'s `metrics` module.
+//! Prometheus exporter when `[metrics] listen` is set. Every metric weir exports is named
+//! here, the online learner's (`weir_learner_*`) included: the binary records them.
 
 use std::net::SocketAddr;
 
@@ -112,6 +112,25 @@ pub const DRIFT_ALERT_FIRING: &str = "weir_drift_alert_firing";
 /// `weir_monitor_webhook_failures_total` — counter, webhook POSTs that failed (the alert
 /// is still on the alerts topic). No labels.
 pub const MONITOR_WEBHOOK_FAILURES: &str = "weir_monitor_webhook_failures_total";
+/// `weir_learner_labels_learned_total` — counter, labels learned (joined, evaluated,
+/// trained on). No labels.
+pub const LEARNER_LABELS_LEARNED: &str = "weir_learner_labels_learned_total";
+/// `weir_learner_join_dropped_total` — counter, join outcomes and evictions. Label
+/// `reason`: `scores_expired`, `scores_evicted`, `scores_duplicate`, `labels_unmatched`,
+/// `labels_evicted`, `labels_too_late`, `labels_duplicate`, `feature_mismatch`,
+/// `not_binary`, `replayed_skipped`.
+pub const LEARNER_JOIN_DROPPED: &str = "weir_learner_join_dropped_total";
+/// `weir_learner_pending` — gauge, scores and labels waiting in the join. Label `side`
+/// (`scores`, `labels`).
+pub const LEARNER_PENDING: &str = "weir_learner_pending";
+/// `weir_learner_prequential` — gauge, a prequential metric. Labels `model` (`champion`,
+/// `challenger`), `metric` (`auc`, `log_loss`, `precision`, `recall`,
+/// `calibration_error`, `accuracy`) and `window` (labels).
+pub const LEARNER_PREQUENTIAL: &str = "weir_learner_prequential";
+/// `weir_learner_promotions_total` — counter, learned versions promoted. No labels.
+pub const LEARNER_PROMOTIONS: &str = "weir_learner_promotions_total";
+/// `weir_learner_rollbacks_total` — counter, promoted versions rolled back. No labels.
+pub const LEARNER_ROLLBACKS: &str = "weir_learner_rollbacks_total";
 
 /// Registers the descriptions shown by `/metrics`.
 pub fn describe() {
@@ -142,6 +161,12 @@ pub fn describe() {
     describe_counter!(DRIFT_ALERTS, "Drift alerts delivered, by state and severity");
     describe_gauge!(DRIFT_ALERT_FIRING, "1 while an alert is firing");
     describe_counter!(MONITOR_WEBHOOK_FAILURES, "Failed webhook deliveries");
+    describe_counter!(LEARNER_LABELS_LEARNED, "Labels the online learner joined, evaluated and trained on");
+    describe_counter!(LEARNER_JOIN_DROPPED, "Scores and labels the learner's join dropped, by reason");
+    describe_gauge!(LEARNER_PENDING, "Scores and labels waiting in the learner's join, by side");
+    describe_gauge!(LEARNER_PREQUENTIAL, "Prequential metrics of champion and challenger, by window");
+    describe_counter!(LEARNER_PROMOTIONS, "Learned versions promoted");
+    describe_counter!(LEARNER_ROLLBACKS, "Promoted versions rolled back");
 }
 
 /// Installs the Prometheus exporter serving `GET /metrics` on `listen`. Call once, inside

@@ -70,7 +70,6 @@ pub mod error;
 pub mod eval;
 pub mod join;
 pub mod learner;
-pub mod metrics;
 pub mod model;
 pub mod onnx;
 pub mod promote;

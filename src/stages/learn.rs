@@ -16,7 +16,8 @@ use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord
 use weir_ingest::producer::EventProducer;
 use weir_ingest::Error as IngestError;
 use weir_online_learner::checkpoint::{Acquire, RedisCheckpoint};
-use weir_online_learner::learner::{Input, Learner, Position};
+use weir_online_learner::eval::WindowReport;
+use weir_online_learner::learner::{Counters, Input, Learner, Position};
 use weir_schemas::events::Label;
 use weir_schemas::score_versions::ScoreDecoder;
 use weir_schemas::wire::{subjects, Decoder};
@@ -150,7 +151,7 @@ impl BatchHandler for LearnHandler {
         }
         self.commit(&commit).await?;
         let l = &self.learner;
-        weir_online_learner::metrics::publish(&l.counters(), l.pending(), &l.report());
+        publish_metrics(&l.counters(), l.pending(), &l.report());
         self.batches += 1;
         if self.batches.is_multiple_of(self.status_every) {
             info!("{}", status_line(l));
@@ -335,4 +336,45 @@ pub fn spawn_learner(
 pub async fn status(config: &WeirConfig) -> anyhow::Result<String> {
     let (learner, checkpoint) = restore(config).await?;
     Ok(format!("{}  checkpoint key     {}\n", status_report(&learner), checkpoint.state_key()))
+}
+
+/// Publishes the learner's counters and window metrics (absolute values: gauges and
+/// counters set, so a restored learner reports its checkpointed totals).
+fn publish_metrics(c: &Counters, pending: (usize, usize), reports: &[WindowReport]) {
+    use weir_monitor::metrics::{LEARNER_JOIN_DROPPED, LEARNER_LABELS_LEARNED, LEARNER_PENDING, LEARNER_PREQUENTIAL};
+    metrics::counter!(LEARNER_LABELS_LEARNED).absolute(c.learned);
+    let j = &c.join;
+    for (reason, v) in [
+        ("scores_expired", j.scores_expired),
+        ("scores_evicted", j.scores_evicted),
+        ("scores_duplicate", j.scores_duplicate),
+        ("labels_unmatched", j.labels_unmatched),
+        ("labels_evicted", j.labels_evicted),
+        ("labels_too_late", j.labels_too_late),
+        ("labels_duplicate", j.labels_duplicate),
+        ("feature_mismatch", c.feature_mismatch),
+        ("not_binary", c.not_binary),
+        ("replayed_skipped", c.replayed_skipped),
+    ] {
+        metrics::counter!(LEARNER_JOIN_DROPPED, "reason" => reason).absolute(v);
+    }
+    metrics::gauge!(LEARNER_PENDING, "side" => "scores").set(pending.0 as f64);
+    metrics::gauge!(LEARNER_PENDING, "side" => "labels").set(pending.1 as f64);
+    for r in reports {
+        let window = r.window.to_string();
+        for (model, m) in [("champion", &r.champion), ("challenger", &r.challenger)] {
+            for (metric, v) in [
+                ("auc", m.auc),
+                ("log_loss", m.log_loss),
+                ("precision", m.precision),
+                ("recall", m.recall),
+                ("calibration_error", m.calibration_error),
+                ("accuracy", m.accuracy),
+            ] {
+                if let Some(v) = v {
+                    metrics::gauge!(LEARNER_PREQUENTIAL, "model" => model, "metric" => metric, "window" => window.clone()).set(v);
+                }
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 use weir_online_learner::config::{Metric, PromotionConfig};
 use weir_online_learner::learner::Learner;
-use weir_online_learner::metrics as lm;
+use weir_monitor::metrics::{LEARNER_PROMOTIONS, LEARNER_ROLLBACKS};
 use weir_online_learner::onnx;
 use weir_online_learner::promote::Decision;
 use weir_schemas::model::{FeatureReference, Lineage, ModelMetadata};
@@ -78,7 +78,7 @@ impl Promoter {
                 );
                 self.registry.promote(&model, &version, &reason, ACTOR)?;
                 learner.state_mut().promotion.promoted(&version, &champion, cm, now);
-                metrics::counter!(lm::PROMOTIONS).increment(1);
+                metrics::counter!(LEARNER_PROMOTIONS).increment(1);
                 info!(%version, parent = %champion, %reason, "promoted");
             }
             Decision::Rollback { from, to, live, baseline } => {
@@ -92,7 +92,7 @@ impl Promoter {
                 let p = &mut learner.state_mut().promotion;
                 p.end_watch(true);
                 p.set_champion(&entry.to);
-                metrics::counter!(lm::ROLLBACKS).increment(1);
+                metrics::counter!(LEARNER_ROLLBACKS).increment(1);
                 warn!(%from, to = %entry.to, %reason, "rolled back");
             }
             Decision::Keep { version, live, baseline } => {
