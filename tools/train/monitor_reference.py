@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from train_baseline import features  # noqa: E402  (same folder: the same independent feature definitions)
-from weirtools import registry  # noqa: E402
+from weirtools import events, registry  # noqa: E402
 
 ATTRIBUTES = ["customer_segment", "channel", "country", "currency"]
 SEED = 7
@@ -57,14 +57,7 @@ def main():
         path = os.path.join(tmp, "events.jsonl")
         cmd = [args.weir, "produce", "--jsonl", path] + [x for k in ("seed", "start-ms", "transactions") for x in (f"--{k}", flags[k])]
         subprocess.run(cmd, check=True)
-        txs, labels = [], set()
-        with open(path) as f:
-            for line in f:
-                e = json.loads(line)
-                if e["type"] == "transaction":
-                    txs.append(e)
-                elif e["type"] == "label":
-                    labels.add(e["event_id"])
+        txs, labels = events.read_produced(path)
     X, ids = features(txs)
     keep = [i for i, eid in enumerate(ids) if eid in labels]
     cut = int(lineage["training_rows"])

@@ -15,7 +15,6 @@
    onnxruntime's scores against scikit-learn's, and writes metadata.json.
 """
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -28,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, log_loss
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from weirtools import registry  # noqa: E402  (the registry version writer)
+from weirtools import events, registry  # noqa: E402  (reading `weir produce --jsonl`; the registry version writer)
 
 WINDOWS = [("1m", 60_000, 5_000), ("1h", 3_600_000, 60_000)]  # name, length ms, pane ms
 LATENESS_MS = 60_000
@@ -87,14 +86,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "events.jsonl")
         data_cmd = produce(args.weir, path)
-        txs, labels = [], {}
-        with open(path) as f:
-            for line in f:
-                e = json.loads(line)
-                if e["type"] == "transaction":
-                    txs.append(e)
-                elif e["type"] == "label":
-                    labels[e["event_id"]] = e["is_fraud"]
+        txs, labels = events.read_produced(path)
     X, ids = features(txs)
     keep = [i for i, eid in enumerate(ids) if eid in labels]
     X = X[keep]

@@ -52,7 +52,7 @@ from sklearn.neural_network import MLPClassifier
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import train_baseline as tb  # noqa: E402  (same folder)
 from golden import golden_baseline  # noqa: E402  (the 20 synthetic rows)
-from weirtools import ROOT, registry  # noqa: E402
+from weirtools import ROOT, events, registry  # noqa: E402
 # The op names weir's tract loader registers: tract-onnx 0.23.9's `op_register` (read from
 # its source) plus weir's own tree-ensemble ops (scorer/src/trees).
 TRACT_OPS = {
@@ -150,14 +150,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "events.jsonl")
         data_cmd = tb.produce(args.weir, path)
-        txs, labels = [], {}
-        with open(path) as f:
-            for line in f:
-                e = json.loads(line)
-                if e["type"] == "transaction":
-                    txs.append(e)
-                elif e["type"] == "label":
-                    labels[e["event_id"]] = e["is_fraud"]
+        txs, labels = events.read_produced(path)
     X, ids = tb.features(txs)
     keep = [i for i, eid in enumerate(ids) if eid in labels]
     X = X[keep]
