@@ -405,7 +405,7 @@ fn check_features(version: &str, model: &[String], expected: &[String]) -> Resul
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::baseline;
     use std::sync::OnceLock;
@@ -725,7 +725,7 @@ mod tests {
     /// size, `None` a symbolic `W`), and, when `width` is given, its `LinearClassifier`
     /// cut down to the first `width` coefficients per class — a model really trained on
     /// fewer features.
-    fn baseline_edited(dims: Option<&[Option<i64>]>, width: Option<usize>) -> Vec<u8> {
+    pub(crate) fn baseline_edited(dims: Option<&[Option<i64>]>, width: Option<usize>) -> Vec<u8> {
         use prost::Message;
         use tract_onnx::pb;
         use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
