@@ -20,7 +20,7 @@
 //! At start-up there is no old version to keep serving: [`Watcher::load_at_start`] falls
 //! back from a refused champion to the champions before it (the registry's history, most
 //! recent first), then to the compiled-in baseline, and returns the refusals so the
-//! caller reports them and seeds the watcher with them ([`Watcher::remember_refused`]).
+//! caller reports them and seeds the watcher with them ([`Watcher::remember_start`]).
 //! A bad champion therefore never stops a restart.
 
 use std::collections::HashMap;
@@ -233,12 +233,20 @@ impl Watcher {
         Watcher { root, model, expected_features, batch_sizes, target, refused: HashMap::new(), last_pointed: None }
     }
 
-    /// Records that `version` was refused elsewhere (at start-up), so the first poll does
-    /// not load and report it again.
-    pub fn remember_refused(&mut self, version: &str, error: &Error) {
+    /// Records the refusals of [`Watcher::load_at_start`] (`Start::refused`, the version
+    /// the pointer names first), so the first poll neither loads nor reports them again.
+    pub fn remember_start(&mut self, refused: &[(String, Error)]) {
+        for (version, error) in refused {
+            self.remember_refused(version, error);
+        }
+        if let Some((pointed, _)) = refused.first() {
+            self.last_pointed = Some(pointed.clone());
+        }
+    }
+
+    fn remember_refused(&mut self, version: &str, error: &Error) {
         let files = files_of(&self.root, &self.model, version);
         self.refused.insert(version.to_string(), Refusal { files, reason: error.kind(), message: error.to_string() });
-        self.last_pointed = Some(version.to_string());
     }
 
     /// The model to start serving with: the champion if it passes validation; else the
@@ -581,11 +589,7 @@ mod tests {
         // follows the next move.
         let live = Arc::new(LiveModel::new(Arc::new(start.model)));
         let mut w = Watcher::new(root.into(), "fraud".into(), names(), vec![1], Target::Champion(live.clone()));
-        for (version, error) in &start.refused {
-            w.remember_refused(version, error);
-        }
-        point(root, "narrow");
-        w.last_pointed = Some("narrow".into());
+        w.remember_start(&start.refused);
         assert!(matches!(w.poll(), PollOutcome::Unchanged));
         point(root, "v1");
         assert!(matches!(w.poll(), PollOutcome::Swapped { ref to, .. } if to == "v1"));
