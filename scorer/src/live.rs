@@ -334,14 +334,14 @@ impl Watcher {
         if self.target.version().as_deref() == Some(version.as_str()) {
             return PollOutcome::Unchanged;
         }
-        if let Some(refusal) = self.refused.get(&version) {
-            if refusal.files == files_of(&self.root, &self.model, &version) {
-                return if moved {
-                    PollOutcome::StillRefused { version, reason: refusal.reason, message: refusal.message.clone() }
-                } else {
-                    PollOutcome::Unchanged
-                };
-            }
+        if let Some(refusal) = self.refused.get(&version)
+            && refusal.files == files_of(&self.root, &self.model, &version)
+        {
+            return if moved {
+                PollOutcome::StillRefused { version, reason: refusal.reason, message: refusal.message.clone() }
+            } else {
+                PollOutcome::Unchanged
+            };
         }
         match load_version(&self.root, &self.model, &version, &self.expected_features, &self.batch_sizes) {
             Ok(model) => {

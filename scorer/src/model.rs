@@ -338,10 +338,11 @@ fn check_contractions(version: &str, model: &TypedModel, input: &str, declared: 
             for (slot, positions) in axis.inputs.iter().enumerate() {
                 let Some(fact) = node.inputs.get(slot).and_then(|o| model.outlet_fact(*o).ok()) else { continue };
                 for &pos in positions {
-                    if let Some(n) = fact.shape.get(pos).and_then(|d| d.as_i64()).and_then(|n| usize::try_from(n).ok()) {
-                        if n != 1 && !lengths.contains(&n) {
-                            lengths.push(n);
-                        }
+                    if let Some(n) = fact.shape.get(pos).and_then(|d| d.as_i64()).and_then(|n| usize::try_from(n).ok())
+                        && n != 1
+                        && !lengths.contains(&n)
+                    {
+                        lengths.push(n);
                     }
                 }
             }
