@@ -57,7 +57,8 @@ pub const MODEL_INFO: &str = "weir_model_info";
 pub const MODEL_SWAPS: &str = "weir_model_swaps_total";
 /// `weir_model_refused_total` — counter, versions refused at validation. Labels
 /// `pointer` (`champion`, `challenger`) and `reason` (`checksum`, `feature_mismatch`,
-/// `unsupported_op`, `canary`, `load`, `io`, `metadata`).
+/// `unsupported_op`, `input_width`, `positive_class`, `canary`, `load`, `io`, `metadata`);
+/// a champion refused at start-up is counted too.
 pub const MODEL_REFUSED: &str = "weir_model_refused_total";
 
 // ---- Shadow scoring (the challenger) ----

@@ -61,8 +61,32 @@ impl LoadedModel {
     }
 
     /// Validates and loads a model from its metadata and ONNX bytes: checksum, feature
-    /// list, a plan per batch size, and canary rows that must score finite in [0, 1].
+    /// list, the graph's declared input width, ops tract can run, a plan per batch size
+    /// whose output has the positive class's column, and canary rows that must score
+    /// finite in [0, 1].
+    ///
+    /// A bad file or bad metadata is an error, never a panic: should tract itself panic on
+    /// a malformed graph, that is caught here and returned as [`Error::Load`], so a
+    /// watcher refusing the version keeps running (needs `panic = "unwind"`, the default).
     pub fn load(
+        metadata: ModelMetadata,
+        onnx: &[u8],
+        expected_features: &[String],
+        batch_sizes: &[usize],
+    ) -> Result<Self> {
+        let version = format!("{}/{}", metadata.name, metadata.version);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::load_checked(metadata, onnx, expected_features, batch_sizes)))
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                Err(Error::Load { version, message: format!("panicked while loading: {message}") })
+            })
+    }
+
+    fn load_checked(
         metadata: ModelMetadata,
         onnx: &[u8],
         expected_features: &[String],
@@ -74,6 +98,10 @@ impl LoadedModel {
             return Err(Error::Checksum { version, expected: metadata.sha256.clone(), actual });
         }
         check_features(&version, &metadata.feature_names, expected_features)?;
+        if metadata.feature_names.is_empty() {
+            // Rows of width 0: nothing to score, and `score` divides by the width.
+            return Err(Error::FeatureMismatch { version, message: "model has no features".into() });
+        }
         let load_err = |e: TractError| Error::Load { version: version.clone(), message: format!("{e:#}") };
         let k = metadata.feature_names.len();
         if batch_sizes.contains(&0) {
@@ -96,6 +124,7 @@ impl LoadedModel {
         if !unsupported.is_empty() {
             return Err(Error::UnsupportedOp { version, ops: unsupported });
         }
+        let declared = check_input_width(&version, graph, &metadata.input_name, k)?;
         let linear = linear_form(graph, metadata.positive_class_index, k);
         let mut plans = Vec::with_capacity(sizes.len());
         let mut output_slot = None;
@@ -118,7 +147,13 @@ impl LoadedModel {
                 message: format!("graph has no output named {:?}", metadata.output_name),
             })?;
             output_slot = Some(slot);
-            let plan = model.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
+            let typed = model.into_typed().map_err(load_err)?;
+            if plans.is_empty() {
+                check_contractions(&version, &typed, &input_name, &declared, k)?;
+            }
+            let optimized = typed.into_optimized().map_err(load_err)?;
+            check_output(&version, &optimized, slot, &metadata, batch)?;
+            let plan = optimized.into_runnable().map_err(load_err)?;
             plans.push((batch, plan));
         }
         let output_slot = output_slot.ok_or_else(|| Error::Config(vec!["no plan batch sizes".into()]))?;
@@ -166,7 +201,19 @@ impl LoadedModel {
                 .ok_or_else(|| self.run_err("missing output"))?
                 .to_plain_array_view::<f32>()
                 .map_err(|e| self.run_err(e))?;
+            // Checked at load on the plans' output facts; checked again here because an
+            // output whose shape tract could not know before running would otherwise be
+            // indexed out of bounds (a panic in the scoring task).
             let col = self.metadata.positive_class_index;
+            let shape = probs.shape();
+            if shape.len() != 2 || shape[1] <= col || shape[0] < take {
+                return Err(Error::PositiveClass {
+                    version: format!("{}/{}", self.metadata.name, self.metadata.version),
+                    index: col,
+                    output: self.metadata.output_name.clone(),
+                    shape: format!("{shape:?}"),
+                });
+            }
             for r in 0..take {
                 out.push(probs[[r, col]]);
             }
@@ -227,13 +274,115 @@ fn linear_form(graph: &tract_onnx::pb::GraphProto, positive: usize, k: usize) ->
     }
     let coefficients = &attr("coefficients")?.floats;
     let intercepts = attr("intercepts").map(|a| a.floats.clone()).unwrap_or_default();
-    let rows = coefficients.len() / k;
-    if k == 0 || coefficients.len() % k != 0 || positive >= rows {
+    if k == 0 || coefficients.len() % k != 0 || positive >= coefficients.len() / k {
         return None;
     }
     let weights = coefficients[positive * k..(positive + 1) * k].iter().map(|&w| f64::from(w)).collect();
     let intercept = intercepts.get(positive).copied().map(f64::from).unwrap_or(0.0);
     Some(LinearForm { weights, intercept })
+}
+
+/// Refuses a graph whose declared input is not `[batch, k]` for the metadata's `k`
+/// features, and returns the declared shape as text (`[N, 9]`, `[N, W]`, `unknown`).
+/// tract is given the fact `[batch, k]` in place of the graph's own, so without this
+/// check a graph declared `[N, 8]` under 9 feature names would be planned on 9 columns
+/// and serve.
+///
+/// A declared width that is symbolic (`dim_param`, e.g. `[N, W]`) or absent (no shape,
+/// or a dimension with neither value nor parameter) cannot be compared here; it is
+/// accepted, and [`check_contractions`] checks the planned graph instead.
+fn check_input_width(version: &str, graph: &tract_onnx::pb::GraphProto, input: &str, k: usize) -> Result<String> {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::type_proto;
+    // No such input: the input-name check below refuses it with its own message.
+    let Some(info) = graph.input.iter().find(|i| i.name == input) else { return Ok("unknown".into()) };
+    let shape = match info.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t.shape.as_ref(),
+        _ => None,
+    };
+    let Some(shape) = shape else { return Ok("unknown".into()) };
+    let dims: Vec<Option<&Value>> = shape.dim.iter().map(|d| d.value.as_ref()).collect();
+    let text: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Some(Value::DimValue(v)) => v.to_string(),
+            Some(Value::DimParam(p)) if !p.is_empty() => p.clone(),
+            _ => "?".into(),
+        })
+        .collect();
+    let text = format!("[{}]", text.join(", "));
+    let width_ok = match dims.as_slice() {
+        [_, Some(Value::DimValue(w))] => usize::try_from(*w).is_ok_and(|w| w == k),
+        [_, Some(Value::DimParam(_)) | None] => true,
+        _ => false,
+    };
+    if width_ok {
+        return Ok(text);
+    }
+    Err(Error::InputWidth { version: version.to_string(), input: input.to_string(), declared: format!("is declared {text}"), features: k })
+}
+
+/// Refuses a typed graph (planned on `[batch, k]`) in which an einsum — what tract lowers
+/// `MatMul`, `Gemm` and `LinearClassifier` to — contracts or broadcasts axes of
+/// different concrete lengths. tract 0.23 does not check this itself: a
+/// `LinearClassifier` with 8 coefficients per class planned on 9 columns loads and
+/// scores, ignoring a feature. With the input width fixed by the caller, such a mismatch
+/// is the graph wanting another width than the metadata's, so it is an
+/// [`Error::InputWidth`] naming the node and the lengths.
+fn check_contractions(version: &str, model: &TypedModel, input: &str, declared: &str, k: usize) -> Result<()> {
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    for node in model.nodes() {
+        let Some(op) = node.op_as::<EinSum>() else { continue };
+        for axis in op.axes.iter_all_axes() {
+            let mut lengths: Vec<usize> = Vec::new();
+            for (slot, positions) in axis.inputs.iter().enumerate() {
+                let Some(fact) = node.inputs.get(slot).and_then(|o| model.outlet_fact(*o).ok()) else { continue };
+                for &pos in positions {
+                    if let Some(n) = fact.shape.get(pos).and_then(|d| d.as_i64()).and_then(|n| usize::try_from(n).ok())
+                        && n != 1
+                        && !lengths.contains(&n)
+                    {
+                        lengths.push(n);
+                    }
+                }
+            }
+            if lengths.len() > 1 {
+                let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
+                return Err(Error::InputWidth {
+                    version: version.to_string(),
+                    input: input.to_string(),
+                    declared: format!(
+                        "is declared {declared} and node {:?} ({}) multiplies lengths {} along one axis",
+                        node.name,
+                        op.axes,
+                        lengths.join(" and ")
+                    ),
+                    features: k,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a plan whose probabilities output is not `[batch, classes]` with a column at
+/// `positive_class_index`. An output whose shape tract leaves symbolic passes here and is
+/// checked on every run by [`LoadedModel::score`] (the canary rows run it before the
+/// version may serve).
+fn check_output(version: &str, model: &TypedModel, slot: usize, metadata: &ModelMetadata, batch: usize) -> Result<()> {
+    let Some(outlet) = model.output_outlets().ok().and_then(|o| o.get(slot).copied()) else { return Ok(()) };
+    let Ok(fact) = model.outlet_fact(outlet) else { return Ok(()) };
+    let Some(shape) = fact.shape.as_concrete() else { return Ok(()) };
+    let index = metadata.positive_class_index;
+    if shape.len() == 2 && shape[0] == batch && index < shape[1] {
+        return Ok(());
+    }
+    Err(Error::PositiveClass {
+        version: version.to_string(),
+        index,
+        output: metadata.output_name.clone(),
+        shape: format!("{shape:?}"),
+    })
 }
 
 fn find_output(model: &InferenceModel, name: &str) -> Option<usize> {
@@ -257,7 +406,7 @@ fn check_features(version: &str, model: &[String], expected: &[String]) -> Resul
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::baseline;
     use std::sync::OnceLock;
@@ -572,5 +721,132 @@ mod tests {
         for (neg, pos) in m.score(&r).unwrap().iter().zip(model().score(&r).unwrap()) {
             assert!((neg + pos - 1.0).abs() <= 1e-5, "{neg} + {pos}");
         }
+    }
+    /// The baseline's ONNX with the graph input's declared dims replaced (`Some(n)` a fixed
+    /// size, `None` a symbolic `W`), and, when `width` is given, its `LinearClassifier`
+    /// cut down to the first `width` coefficients per class — a model really trained on
+    /// fewer features.
+    pub(crate) fn baseline_edited(dims: Option<&[Option<i64>]>, width: Option<usize>) -> Vec<u8> {
+        use prost::Message;
+        use tract_onnx::pb;
+        use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
+        let mut m = pb::ModelProto::decode(baseline::ONNX).unwrap();
+        let graph = m.graph.as_mut().unwrap();
+        let Some(pb::type_proto::Value::TensorType(t)) = graph.input[0].r#type.as_mut().unwrap().value.as_mut() else {
+            panic!("baseline input is a tensor")
+        };
+        match dims {
+            Some(dims) => {
+                let batch = t.shape.as_ref().unwrap().dim[0].clone();
+                let mut dim = vec![batch];
+                dim.extend(dims.iter().skip(1).map(|d| Dimension {
+                    denotation: String::new(),
+                    value: Some(match d {
+                        Some(n) => Value::DimValue(*n),
+                        None => Value::DimParam("W".into()),
+                    }),
+                }));
+                t.shape = Some(pb::TensorShapeProto { dim });
+            }
+            None => t.shape = None,
+        }
+        if let Some(width) = width {
+            let node = graph.node.iter_mut().find(|n| n.op_type == "LinearClassifier").unwrap();
+            let coefficients = node.attribute.iter_mut().find(|a| a.name == "coefficients").unwrap();
+            let k = 9;
+            coefficients.floats = coefficients.floats.chunks(k).flat_map(|c| c[..width].to_vec()).collect();
+        }
+        m.encode_to_vec()
+    }
+
+    fn load_edited(onnx: &[u8]) -> Result<LoadedModel> {
+        LoadedModel::load(with_checksum(baseline::metadata().unwrap(), onnx), onnx, &names(), &[1, 16])
+    }
+
+    /// Regression (issue 24 item 6): a graph declaring `[N, 8]` under metadata listing 9
+    /// features passed validation and served, because tract was handed `[batch, 9]` in
+    /// place of the graph's own input fact.
+    #[test]
+    fn a_narrower_or_wider_declared_input_is_refused_with_both_widths() {
+        for (dims, shape) in [([None, Some(8)], "[N, 8]"), ([None, Some(10)], "[N, 10]")] {
+            // The graph as edited (weights still 9 wide) and a model really 8 wide.
+            for width in [None, Some(8)] {
+                let err = load_edited(&baseline_edited(Some(&dims), width)).unwrap_err();
+                match &err {
+                    Error::InputWidth { version, input, declared, features } => {
+                        assert_eq!((version.as_str(), input.as_str(), *features), ("fraud-baseline/v1", "input", 9));
+                        assert!(declared.ends_with(&shape[shape.len() - 4..]), "{declared} vs {shape}");
+                    }
+                    other => panic!("{shape}: expected an input width refusal, got {other}"),
+                }
+                assert_eq!(err.kind(), "input_width");
+                let text = err.to_string();
+                assert!(text.contains(&shape[shape.len() - 4..]) && text.contains("lists 9 features"), "{text}");
+            }
+        }
+        // Rank other than [batch, features].
+        let err = load_edited(&baseline_edited(Some(&[None, Some(9), Some(1)]), None)).unwrap_err();
+        assert!(matches!(&err, Error::InputWidth { declared, .. } if declared.ends_with(", 9, 1]")), "{err}");
+        // The declared width matching is what the shipped models have.
+        load_edited(&baseline_edited(Some(&[None, Some(9)]), None)).unwrap();
+    }
+
+    /// A symbolic or absent width cannot be compared before planning: it is accepted when
+    /// the graph runs on 9 columns, and refused when the planned graph needs 8 (tract
+    /// itself plans and runs that one, ignoring a column).
+    #[test]
+    fn a_symbolic_or_unknown_input_width_is_checked_on_the_planned_graph() {
+        let r = rows(20);
+        for (dims, declared) in [(Some(&[None, None][..]), ", W]"), (None, "unknown")] {
+            let m = load_edited(&baseline_edited(dims, None)).unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+            assert_eq!(m.score(&r).unwrap(), model().score(&r).unwrap());
+            let err = load_edited(&baseline_edited(dims, Some(8))).unwrap_err();
+            match &err {
+                Error::InputWidth { declared: d, features: 9, .. } => {
+                    assert!(d.contains(declared) && d.contains("9 and 8"), "{d}")
+                }
+                other => panic!("{dims:?}: an 8-wide model under 9 features: expected an input width refusal, got {other}"),
+            }
+        }
+    }
+
+    /// Regression (issue 24 item 6): an out-of-range `positive_class_index` panicked the
+    /// registry watcher (`probs[[r, col]]` in the canary rows).
+    #[test]
+    fn an_out_of_range_positive_class_is_refused_not_a_panic() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/families");
+        for index in [2, 7, usize::MAX] {
+            let mut meta = baseline::metadata().unwrap();
+            meta.positive_class_index = index;
+            let err = LoadedModel::load(meta, baseline::ONNX, &names(), &[1, 16]).unwrap_err();
+            match &err {
+                Error::PositiveClass { index: i, output, shape, .. } => {
+                    assert_eq!((*i, output.as_str()), (index, "probabilities"));
+                    assert_eq!(shape, "[1, 2]");
+                }
+                other => panic!("{index}: expected a positive class refusal, got {other}"),
+            }
+            assert_eq!(err.kind(), "positive_class");
+            assert!(err.to_string().contains(&format!("positive_class_index {index} is out of range")), "{err}");
+            // A non-linear graph too (no linear form to guard the index there).
+            let dir = tempfile::tempdir().unwrap();
+            for file in ["metadata.json", "model.onnx"] {
+                std::fs::copy(root.join("mlp").join(file), dir.path().join(file)).unwrap();
+            }
+            let path = dir.path().join("metadata.json");
+            let mut meta: ModelMetadata = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            meta.positive_class_index = index;
+            std::fs::write(&path, serde_json::to_string(&meta).unwrap()).unwrap();
+            let err = LoadedModel::load_dir(dir.path(), &names(), &[1]).unwrap_err();
+            assert!(matches!(err, Error::PositiveClass { .. }), "mlp {index}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_model_with_no_features_is_refused() {
+        let mut meta = baseline::metadata().unwrap();
+        meta.feature_names.clear();
+        let err = LoadedModel::load(meta, baseline::ONNX, &[], &[1]).unwrap_err();
+        assert!(matches!(&err, Error::FeatureMismatch { message, .. } if message.contains("no features")), "{err}");
     }
 }

@@ -11,8 +11,8 @@ use weir_features::redis_store::RedisStore;
 use weir_scorer::live::{LiveModel, Target};
 
 use crate::config::WeirConfig;
-use crate::stages::registry_watch::{spawn_registry_watcher, WatcherStats};
-use crate::wiring::{connect_redis_store, load_model};
+use crate::stages::registry_watch::{spawn_registry_watcher_after, WatcherStats};
+use crate::wiring::{connect_redis_store, load_model_at_start};
 
 /// Serves Prometheus metrics at `/metrics` when `metrics.listen` is set.
 pub fn serve_metrics(config: &WeirConfig) -> anyhow::Result<()> {
@@ -49,13 +49,16 @@ pub struct Scoring {
 /// champion, serves metrics, arms ctrl-c, and watches the registry's champion.
 pub async fn start_scoring(config: &WeirConfig) -> anyhow::Result<Scoring> {
     let store = connect_redis_store(config).await?;
-    let model = Arc::new(LiveModel::new(Arc::new(load_model(config)?)));
-    info!(model = %model.current().version(), "model loaded");
+    // Metrics first, so a champion refused at start-up is counted.
     serve_metrics(config)?;
+    let start = load_model_at_start(config)?;
+    let model = Arc::new(LiveModel::new(Arc::new(start.model)));
+    info!(model = %model.current().version(), "model loaded");
     let shutdown = shutdown_on_ctrl_c();
     if config.scorer.registry.is_some() {
         let watcher_stats = Arc::new(WatcherStats::default());
-        spawn_registry_watcher(config, Target::Champion(model.clone()), watcher_stats, shutdown.clone())?;
+        let target = Target::Champion(model.clone());
+        spawn_registry_watcher_after(config, target, &start.refused, watcher_stats, shutdown.clone())?;
         info!(every_ms = config.scorer.registry_poll_ms, "watching the registry's champion");
     }
     Ok(Scoring { store: Arc::new(store), model, shutdown })

@@ -34,10 +34,31 @@ pub fn spawn_registry_watcher(
     stats: Arc<WatcherStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    spawn_registry_watcher_after(config, target, &[], stats, shutdown)
+}
+
+/// [`spawn_registry_watcher`] for a process that already refused `refused` at start-up
+/// (`wiring::load_model_at_start`): those are counted and remembered, not loaded again
+/// while the pointer stays on them.
+pub fn spawn_registry_watcher_after(
+    config: &WeirConfig,
+    target: Target,
+    refused: &[(String, weir_scorer::Error)],
+    stats: Arc<WatcherStats>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let pointer = target.pointer();
-    let watcher = registry_watcher(config, target).context("scorer.registry is not set")?;
-    let period = Duration::from_millis(config.scorer.registry_poll_ms);
+    let mut watcher = registry_watcher(config, target).context("scorer.registry is not set")?;
     let which = pointer.file_name();
+    watcher.remember_start(refused);
+    for (_, error) in refused {
+        metrics::counter!(MODEL_REFUSED, "pointer" => which, "reason" => error.kind()).increment(1);
+        stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut last) = stats.last_refusal.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+    let period = Duration::from_millis(config.scorer.registry_poll_ms);
     Ok(tokio::spawn(async move {
         let mut watcher = Some(watcher);
         let mut ticker = tokio::time::interval(period);
@@ -76,6 +97,10 @@ pub fn spawn_registry_watcher(
                     if let Ok(mut last) = stats.last_refusal.lock() {
                         *last = Some(error.to_string());
                     }
+                }
+                PollOutcome::StillRefused { version, reason, message } => {
+                    let serving = w.target().version().unwrap_or_else(|| "(none)".into());
+                    warn!(pointer = which, %version, reason, %serving, "model version refused earlier, files unchanged, not loaded again: {message}");
                 }
                 PollOutcome::Cleared { from } => info!(pointer = which, %from, "challenger removed"),
                 PollOutcome::Unchanged | PollOutcome::NoPointer => {}

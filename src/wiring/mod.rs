@@ -11,7 +11,7 @@ use anyhow::Context;
 use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
 use weir_schemas::wire::{LocalSchemaRegistry, SchemaRegistry};
-use weir_scorer::live::{Pointer, Target, Watcher};
+use weir_scorer::live::{Start, StartSource, Target, Watcher};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
@@ -28,15 +28,42 @@ pub fn schema_registry(config: &WeirConfig) -> anyhow::Result<Arc<dyn SchemaRegi
 }
 
 /// Loads the configured model — the registry's champion, a model directory, or the
-/// compiled-in baseline — validated against the configured feature set.
+/// compiled-in baseline — validated against the configured feature set. A refused
+/// champion falls back as [`load_model_at_start`] says (logged as an error).
 pub fn load_model(config: &WeirConfig) -> anyhow::Result<LoadedModel> {
+    Ok(load_model_at_start(config)?.model)
+}
+
+/// [`load_model`], with what was refused on the way. With `scorer.registry`, a champion
+/// that fails validation does not stop the process (a restart would fail the same way,
+/// forever): weir serves the most recent earlier champion that passes (the registry's
+/// history), else the compiled-in baseline if it fits the configured features, and logs
+/// each refusal at error level; only a registry with no champion pointer, or nothing at
+/// all fit to serve, is an error. `model_dir` and the baseline have nothing to fall back
+/// to: a refusal there is an error.
+pub fn load_model_at_start(config: &WeirConfig) -> anyhow::Result<Start> {
     let names = feature_names(config);
     let sizes = &config.scorer.plan_batch_sizes;
-    Ok(match (&config.scorer.registry, &config.scorer.model_dir) {
-        (Some(root), _) => Watcher::load_pointed(root, &config.scorer.model_name, Pointer::Champion, &names, sizes)?,
-        (None, Some(dir)) => LoadedModel::load_dir(dir, &names, sizes)?,
-        (None, None) => weir_scorer::baseline::load(&names, sizes)?,
-    })
+    let start = match (&config.scorer.registry, &config.scorer.model_dir) {
+        (Some(root), _) => Watcher::load_at_start(root, &config.scorer.model_name, &names, sizes)?,
+        (None, Some(dir)) => Start { model: LoadedModel::load_dir(dir, &names, sizes)?, source: StartSource::Champion, refused: vec![] },
+        (None, None) => Start { model: weir_scorer::baseline::load(&names, sizes)?, source: StartSource::Baseline, refused: vec![] },
+    };
+    for (version, error) in &start.refused {
+        tracing::error!(pointer = "champion", %version, reason = error.kind(), "model version refused at start-up: {error}");
+    }
+    match &start.source {
+        StartSource::EarlierChampion(version) if !start.refused.is_empty() => tracing::error!(
+            serving = %version,
+            "the champion is not fit to serve; serving the earlier champion {version} until the pointer moves"
+        ),
+        StartSource::Baseline if config.scorer.registry.is_some() => tracing::error!(
+            serving = %start.model.version(),
+            "no champion in the registry is fit to serve; serving the compiled-in baseline until the pointer moves"
+        ),
+        _ => {}
+    }
+    Ok(start)
 }
 
 /// The feature plan: which entities, windows and transforms make each event's feature

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use weir_schemas::model::ModelMetadata;
 
 /// `models/` in the workspace.
@@ -44,4 +46,27 @@ pub fn publish_as(
         std::fs::write(registry.version_dir(model, version)?.join(&written.onnx_file), &onnx)?;
     }
     Ok(())
+}
+
+/// `onnx` (a single-`LinearClassifier` model of `k` features, like the baseline) made into
+/// a model of `width` features: its graph input declared `[batch, width]` and its
+/// coefficients cut to the first `width` per class. Issue 24 item 6's "narrower" model
+/// when `width < k`.
+pub fn narrowed(onnx: &[u8], k: usize, width: usize) -> anyhow::Result<Vec<u8>> {
+    use prost::Message;
+    use tract_onnx::pb;
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    let mut m = pb::ModelProto::decode(onnx)?;
+    let graph = m.graph.as_mut().context("no graph")?;
+    let input = graph.input.first_mut().context("no graph input")?;
+    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) else {
+        anyhow::bail!("graph input is not a tensor")
+    };
+    let dim = t.shape.as_mut().and_then(|s| s.dim.get_mut(1)).context("graph input has no width")?;
+    dim.value = Some(Value::DimValue(width as i64));
+    let node = graph.node.iter_mut().find(|n| n.op_type == "LinearClassifier").context("no LinearClassifier")?;
+    let coefficients = node.attribute.iter_mut().find(|a| a.name == "coefficients").context("no coefficients")?;
+    anyhow::ensure!(width <= k && coefficients.floats.len() % k == 0, "cannot narrow {k} features to {width}");
+    coefficients.floats = coefficients.floats.chunks(k).flat_map(|c| c[..width].to_vec()).collect();
+    Ok(m.encode_to_vec())
 }
