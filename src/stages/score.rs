@@ -250,17 +250,21 @@ impl<S: FeatureStore> ScoringHandler<S> {
         for latency in &latencies {
             event_latency.record(latency.as_secs_f64());
         }
-        if let Some(shadow) = &self.shadow {
-            let events = fields
-                .iter()
-                .map(|fields| crate::stages::shadow::ShadowEvent {
-                    event_id: self.plan.event_id(fields),
-                    key: self.plan.primary_key(fields),
-                    event_time: self.definitions.event_time(fields).unwrap_or_default(),
-                    attributes: self.plan.attributes(fields),
-                })
-                .collect();
-            shadow.offer(crate::stages::shadow::ShadowBatch { rows, events });
+        match &self.shadow {
+            Some(shadow) if !shadow.has_challenger() => shadow.skip(fields.len() as u64),
+            Some(shadow) => {
+                let events = fields
+                    .iter()
+                    .map(|fields| crate::stages::shadow::ShadowEvent {
+                        event_id: self.plan.event_id(fields),
+                        key: self.plan.primary_key(fields),
+                        event_time: self.definitions.event_time(fields).unwrap_or_default(),
+                        attributes: self.plan.attributes(fields),
+                    })
+                    .collect();
+                shadow.offer(crate::stages::shadow::ShadowBatch { rows, events });
+            }
+            None => {}
         }
         self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);
         metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);

@@ -14,7 +14,8 @@
 //!
 //! The challenger is the version the registry's `challenger` pointer names, validated
 //! like a champion before it scores ([`weir_scorer::live`]); with no pointer, nothing is
-//! shadow-scored (`skipped`).
+//! shadow-scored (`skipped`): the champion's path sees that before it builds or queues a
+//! batch, so an absent challenger costs nothing and never shows up as `dropped`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,10 +61,22 @@ pub struct ShadowEvent {
 #[derive(Clone)]
 pub struct ShadowSender {
     tx: mpsc::Sender<ShadowBatch>,
+    challenger: Arc<LiveSlot>,
     stats: Arc<ShadowStats>,
 }
 
 impl ShadowSender {
+    /// Whether a challenger is in service: with none, the caller counts its batch as
+    /// skipped ([`ShadowSender::skip`]) instead of building and offering it.
+    pub fn has_challenger(&self) -> bool {
+        self.challenger.current().is_some()
+    }
+
+    /// Counts `n` events not shadow-scored because no challenger is in service.
+    pub fn skip(&self, n: u64) {
+        self.stats.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Offers a batch; never waits. A full queue drops it (counted).
     pub fn offer(&self, batch: ShadowBatch) {
         let n = batch.events.len() as u64;
@@ -86,7 +99,7 @@ pub fn spawn_shadow(
     shutdown: CancellationToken,
 ) -> (ShadowSender, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<ShadowBatch>(scorer.shadow_queue_batches.max(1));
-    let sender = ShadowSender { tx, stats: stats.clone() };
+    let sender = ShadowSender { tx, challenger: challenger.clone(), stats: stats.clone() };
     let runtime = tokio::runtime::Handle::current();
     // The challenger gets a thread of its own at the lowest CPU priority: on a busy
     // machine the kernel runs the champion's scoring first, and the challenger has what
