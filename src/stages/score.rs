@@ -186,6 +186,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         self.stats.replayed.fetch_add(replayed, Ordering::Relaxed);
         metrics::counter!(m::EVENTS_LATE).increment(late);
         metrics::counter!(m::EVENTS_REPLAYED).increment(replayed);
+        metrics::counter!(m::STORE_STATE_CORRUPT).increment(outcome.corrupt_states);
         for (kind, n) in &outcome.late {
             metrics::counter!(m::FEATURE_LATE, "entity" => kind.clone()).increment(*n);
         }
