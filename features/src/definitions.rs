@@ -49,6 +49,7 @@
 use std::collections::BTreeSet;
 
 use weir_schemas::store::FeatureStore;
+use weir_schemas::bounded::quote_debug;
 use weir_schemas::{EventError, StoreError};
 use weir_schemas::events::Transaction;
 use weir_schemas::record::{EventRecord, FieldValue, intern_path};
@@ -575,12 +576,12 @@ impl FeatureDefinitions {
             FieldValue::Missing | FieldValue::Null => {
                 return Err(EventError::invalid(time_path, format!("event time {time_path} is missing")));
             }
-            other => return Err(EventError::invalid(time_path, format!("event time {time_path} is not an integer: {other:?}"))),
+            other => return Err(EventError::invalid(time_path, format!("event time {time_path} is not an integer: {}", quote_debug(other)))),
         }
         for e in &self.entities {
             let path = self.static_paths[e.key];
             match record.get(e.key).as_key() {
-                None => return Err(EventError::invalid(path, format!("entity key {path} is missing or not text: {:?}", record.get(e.key)))),
+                None => return Err(EventError::invalid(path, format!("entity key {path} is missing or not text: {}", quote_debug(record.get(e.key))))),
                 Some(k) if k.is_empty() => return Err(EventError::invalid(path, format!("entity key {path} is empty"))),
                 Some(k) if k.len() > MAX_KEY_BYTES => {
                     return Err(EventError::invalid(path, format!("entity key {path} is {} bytes, at most {MAX_KEY_BYTES}", k.len())));
@@ -597,7 +598,7 @@ impl FeatureDefinitions {
             match v.as_f64() {
                 Some(x) if x.is_finite() => {}
                 Some(x) => return Err(EventError::invalid(path, format!("{path} is not finite: {x}"))),
-                None => return Err(EventError::invalid(path, format!("{path} is not a number: {v:?}"))),
+                None => return Err(EventError::invalid(path, format!("{path} is not a number: {}", quote_debug(v)))),
             }
         }
         Ok(())

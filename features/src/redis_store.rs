@@ -37,6 +37,21 @@
 //! 5. Only when every entity was written: each partition's watermark is raised (to the
 //!    max of the stored one and this batch's), one round trip.
 //!
+//! ## A corrupt state
+//!
+//! A state blob that does not decode ([`EntityState::from_bytes`] fails: a bit flip, a
+//! foreign write, a blob from a newer weir) would otherwise fail every batch that touches
+//! the entity, on every restart, and with it every partition. Instead, when a batch reads
+//! one, the store logs it (error level, with the key), copies the bad bytes aside to
+//! `<state key>:quarantine` (`weir:{card:c42}:state:quarantine`, same hash slot, kept for
+//! [`QUARANTINE_TTL_MS`]), counts it ([`RedisStore::corrupt_states`] and
+//! `ObserveOutcome::corrupt_states`, which `weir run` exports as
+//! `weir_store_state_corrupt_total`), and starts the entity from an empty state written
+//! over the corrupt one by the usual compare-and-set. So that entity's windows restart
+//! empty (its history before the reset is lost: its aggregates undercount until the
+//! longest window has passed), and the partition keeps moving. Reads for serving treat a
+//! corrupt state as no state, counted the same way, and leave it for the writer.
+//!
 //! ## The state cache
 //!
 //! A process that owns a partition is almost always the only writer of the entities it
@@ -85,6 +100,9 @@ use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
 /// Compare-and-set attempts per entity per batch before giving up (retryable).
 pub const MAX_CAS_ATTEMPTS: usize = 8;
+
+/// How long the bad bytes of a corrupt state are kept aside (7 days), for inspection.
+pub const QUARANTINE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Entities whose states a store keeps decoded in memory by default ([`RedisStore::with_state_cache`]).
 pub const DEFAULT_STATE_CACHE_ENTITIES: usize = 100_000;
@@ -168,6 +186,11 @@ impl KeySpace {
         format!("{}:{{{kind}:{id}}}:state", self.prefix)
     }
 
+    /// Where the bad bytes of a corrupt state are copied (same hash slot as the state).
+    pub fn quarantine_key(&self, kind: &str, id: &str) -> String {
+        format!("{}:{{{kind}:{id}}}:state:quarantine", self.prefix)
+    }
+
     /// The watermark of a source partition.
     pub fn watermark_key(&self, topic: &str, partition: i32) -> String {
         format!("{}:{{wm}}:{topic}:{partition}", self.prefix)
@@ -207,6 +230,8 @@ pub struct RedisStore {
     watermarks: Mutex<PartitionWatermarks>,
     /// Compare-and-set writes refused because the entity changed since it was read.
     conflicts: AtomicU64,
+    /// States that did not decode (module docs: "A corrupt state").
+    corrupt: AtomicU64,
     /// States this store wrote last, decoded (module docs: "The state cache").
     cache: Mutex<StateCache>,
 }
@@ -327,6 +352,7 @@ impl RedisStore {
             watermark_sha: redis::Script::new(WATERMARK_SCRIPT).get_hash().to_string(),
             watermarks,
             conflicts: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
             cache: Mutex::new(StateCache::new(DEFAULT_STATE_CACHE_ENTITIES)),
         };
         store.load_scripts().await?;
@@ -345,6 +371,12 @@ impl RedisStore {
     /// store's read and write (each was recomputed and written again).
     pub fn conflicts(&self) -> u64 {
         self.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Corrupt entity states met so far (quarantined and reset by writes, treated as
+    /// absent by reads).
+    pub fn corrupt_states(&self) -> u64 {
+        self.corrupt.load(Ordering::Relaxed)
     }
 
     /// Keeps up to `entities` states decoded in memory between batches (0: none), instead
@@ -456,19 +488,48 @@ impl RedisStore {
         Ok((v.unwrap_or_default(), s))
     }
 
-    fn decode(def: &EntityDef, blob: Option<&[u8]>) -> Result<EntityState, StoreError> {
-        match blob {
-            Some(b) => EntityState::from_bytes(def, b).map_err(StoreError::Protocol),
-            None => Ok(EntityState::new(def)),
+    /// Decodes a state read for a write. A blob that does not decode is counted, logged
+    /// with its key, and a command copying it to its quarantine key is added to
+    /// `quarantine`; the entity starts from an empty state (module docs: "A corrupt
+    /// state").
+    fn decode_for_write(&self, kind: &str, id: &str, def: &EntityDef, blob: Option<Vec<u8>>, quarantine: &mut Vec<(String, Cmd)>) -> EntityState {
+        let Some(b) = blob else { return EntityState::new(def) };
+        match EntityState::from_bytes(def, &b) {
+            Ok(state) => state,
+            Err(e) => {
+                let key = self.keys.state_key(kind, id);
+                let aside = self.keys.quarantine_key(kind, id);
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%key, quarantine = %aside, bytes = b.len(), error = %weir_schemas::bounded::cap(e),
+                    "corrupt entity state: copied aside, entity reset to an empty state (its windows restart empty)");
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&aside).arg(b).arg("PX").arg(QUARANTINE_TTL_MS);
+                quarantine.push((aside, cmd));
+                EntityState::new(def)
+            }
         }
     }
 
-    /// The state of one entity, or `None` if unknown or expired. One round trip.
+    /// Decodes a state read for serving: a corrupt one is counted, logged and read as
+    /// absent (the next write quarantines and resets it).
+    fn decode_for_read(&self, kind: &str, id: &str, def: &EntityDef, blob: Vec<u8>) -> Option<EntityState> {
+        match EntityState::from_bytes(def, &blob) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(key = %self.keys.state_key(kind, id), bytes = blob.len(), error = %weir_schemas::bounded::cap(e),
+                    "corrupt entity state read as absent");
+                None
+            }
+        }
+    }
+
+    /// The state of one entity, or `None` if unknown, expired or corrupt. One round trip.
     pub async fn read_state(&self, kind: &str, id: &str) -> Result<Option<EntityState>, StoreError> {
         let def = self.spec.def(kind)?;
         let reply = self.run(vec![self.read_cmd(kind, id)]).await?.pop().unwrap_or(Value::Nil);
         let (_, blob) = Self::parse_state(reply)?;
-        blob.map(|b| Self::decode(def, Some(&b))).transpose()
+        Ok(blob.and_then(|b| self.decode_for_read(kind, id, def, b)))
     }
 
     /// The states of `entities` in one round trip.
@@ -481,7 +542,7 @@ impl RedisStore {
             .map(|(e, reply)| {
                 let def = self.spec.def(&e.kind)?;
                 let (_, blob) = Self::parse_state(reply)?;
-                blob.map(|b| Self::decode(def, Some(&b))).transpose()
+                Ok(blob.and_then(|b| self.decode_for_read(&e.kind, &e.id, def, b)))
             })
             .collect()
     }
@@ -600,10 +661,17 @@ impl FeatureStore for RedisStore {
         }
         let mut replies = self.run(cmds).await?;
         let wm_replies = replies.split_off(missing.len());
+        let mut quarantine = Vec::new();
         for (&k, reply) in missing.iter().zip(replies) {
             let (version, blob) = Self::parse_state(reply)?;
-            touched[k].base = Some((version, Self::decode(touched[k].def, blob.as_deref())?));
+            let t = &touched[k];
+            let state = self.decode_for_write(t.kind, t.id, t.def, blob, &mut quarantine);
+            touched[k].base = Some((version, state));
         }
+        // The bad bytes are aside before the compare-and-set writes over them (it still
+        // checks the version read, so a concurrent writer is not overwritten).
+        let mut corrupt_states = quarantine.len() as u64;
+        self.run(std::mem::take(&mut quarantine)).await?;
         let floors = {
             let mut wm = self.watermarks.lock().map_err(|_| StoreError::Protocol("watermark lock poisoned".into()))?;
             for ((topic, partition), reply) in partitions.iter().zip(wm_replies) {
@@ -687,9 +755,13 @@ impl FeatureStore for RedisStore {
             let cmds: Vec<(String, Cmd)> = conflicts.iter().map(|&k| self.read_cmd(touched[k].kind, touched[k].id)).collect();
             for (&k, reply) in conflicts.iter().zip(self.run(cmds).await?) {
                 let (version, blob) = Self::parse_state(reply)?;
-                touched[k].base = Some((version, Self::decode(touched[k].def, blob.as_deref())?));
+                let t = &touched[k];
+                let state = self.decode_for_write(t.kind, t.id, t.def, blob, &mut quarantine);
+                touched[k].base = Some((version, state));
                 touched[k].cached = false;
             }
+            corrupt_states += quarantine.len() as u64;
+            self.run(std::mem::take(&mut quarantine)).await?;
             pending = conflicts;
         }
         if !pending.is_empty() {
@@ -727,7 +799,7 @@ impl FeatureStore for RedisStore {
             .into_iter()
             .map(|r| r.ok_or_else(|| StoreError::Protocol("an observation got no result".into())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ObserveOutcome::from_results(batch, results))
+        Ok(ObserveOutcome { corrupt_states, ..ObserveOutcome::from_results(batch, results) })
     }
 
     async fn read(&self, entity: &EntityKey) -> Result<Option<Vec<f64>>, StoreError> {

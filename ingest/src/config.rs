@@ -116,6 +116,9 @@ impl Default for BatchConfig {
     }
 }
 
+/// librdkafka's default `message.max.bytes` (1 000 000 bytes).
+pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
 /// Consumer properties weir sets itself, because at-least-once depends on them.
 const RESERVED_CONSUMER: &[&str] =
     &["enable.auto.offset.store", "group.id", "bootstrap.servers", "enable.partition.eof"];
@@ -170,6 +173,11 @@ impl KafkaConfig {
                 p.push(format!("kafka.consumer_properties.{key:?} is set by weir and cannot be overridden"));
             }
         }
+        if let Some(v) = self.producer_properties.get("message.max.bytes")
+            && !v.trim().parse::<usize>().is_ok_and(|n| (1000..=1_000_000_000).contains(&n))
+        {
+            p.push(format!("kafka.producer_properties.\"message.max.bytes\" must be a number of bytes in 1000..=1000000000, got {v:?}"));
+        }
         if self.producer_properties.contains_key("bootstrap.servers") {
             p.push("kafka.producer_properties.\"bootstrap.servers\" is set by weir; use kafka.brokers".to_string());
         }
@@ -195,6 +203,17 @@ impl KafkaConfig {
             c.set(k, v);
         }
         c
+    }
+
+    /// The producers' librdkafka `message.max.bytes`: `kafka.producer_properties` when set
+    /// there, else librdkafka's default, [`LIBRDKAFKA_MESSAGE_MAX_BYTES`]. librdkafka refuses
+    /// to produce a message whose key, value and headers together exceed it; the
+    /// dead-letter sink sizes its messages from it.
+    pub fn producer_message_max_bytes(&self) -> usize {
+        self.producer_properties
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES)
     }
 
     /// Producers: idempotent, acks from all in-sync replicas, a short linger to batch.

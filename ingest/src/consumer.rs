@@ -7,7 +7,11 @@
 //!    wait until it reports every effect acknowledged (feature writes applied, scores
 //!    delivered), retrying the whole batch on a retryable failure;
 //! 3. produce the poison messages it rejected to the dead-letter topic and wait for their
-//!    delivery;
+//!    delivery (bounded in size so that they are always deliverable, see [`dead_letter`];
+//!    a delivery failure is retried with backoff and, if it persists, stops the loop
+//!    with a classified [`Error::DeadLetter`], offsets unstored);
+//!
+//! [`dead_letter`]: crate::dead_letter
 //! 4. only then store each partition's last offset (`enable.auto.offset.store=false`);
 //!    librdkafka's auto-commit commits what is stored, and weir commits synchronously on
 //!    partition revoke and on shutdown.
@@ -27,12 +31,12 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use weir_schemas::EventError;
 
 use crate::config::KafkaConfig;
-use crate::dead_letter::DeadLetterSink;
+use crate::dead_letter::{DeadLetterFailure, DeadLetterReport, DeadLetterSink};
 use crate::error::{Error, Report, Result};
 use crate::producer::EventProducer;
 pub use crate::record::InputRecord;
@@ -53,6 +57,12 @@ pub trait BatchHandler: Send {
         &mut self,
         batch: &[InputRecord<'_>],
     ) -> impl Future<Output = Result<Vec<Disposition>>> + Send;
+
+    /// Told what happened to each attempt at delivering a batch's dead letters (for
+    /// metrics: truncated copies, classified failures). Default: nothing.
+    fn dead_letters_sent(&mut self, report: &DeadLetterReport) {
+        let _ = report;
+    }
 }
 
 /// Counts since the loop started.
@@ -61,6 +71,10 @@ pub struct LoopStats {
     pub batches: u64,
     pub records: u64,
     pub dead_lettered: u64,
+    /// Dead letters delivered as a truncated copy (payload or key too large).
+    pub dead_letters_truncated: u64,
+    /// Failed attempts at delivering a batch's dead letters (each retried).
+    pub dead_letter_failures: u64,
     pub retries: u64,
     /// Batches given up at shutdown after the drain timeout (their offsets not stored).
     pub abandoned: u64,
@@ -163,7 +177,11 @@ impl<H: BatchHandler> ConsumerLoop<H> {
     pub fn new(config: &KafkaConfig, consumer: WeirConsumer, producer: EventProducer, handler: H) -> Self {
         ConsumerLoop {
             consumer,
-            dead_letters: DeadLetterSink::new(producer, config.topics.dead_letter.clone()),
+            dead_letters: DeadLetterSink::new(
+                producer,
+                config.topics.dead_letter.clone(),
+                config.producer_message_max_bytes(),
+            ),
             handler,
             max_events: config.batch.max_events,
             max_wait: Duration::from_millis(config.batch.max_wait_ms),
@@ -263,8 +281,34 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                 })
                 .collect();
             if !poison.is_empty() {
-                dead_letters.send(&poison).await?;
-                stats.dead_lettered += poison.len() as u64;
+                // Only the letters not yet delivered are sent again.
+                let mut pending = poison;
+                let mut attempt = 0u32;
+                loop {
+                    let report = dead_letters.send(&pending).await;
+                    handler.dead_letters_sent(&report);
+                    stats.dead_letters_truncated += report.truncated;
+                    stats.dead_lettered += report.sent;
+                    if report.undelivered.is_empty() {
+                        break;
+                    }
+                    attempt += 1;
+                    stats.dead_letter_failures += 1;
+                    let (class, message) = report.failed.first().cloned().unwrap_or((DeadLetterFailure::Other, String::new()));
+                    let class = class.as_str();
+                    let topic = dead_letters.topic();
+                    if attempt > *max_retries || shutdown.is_cancelled() {
+                        error!(topic, class, attempts = attempt, %message, "dead letters not delivered, stopping; the batch will be replayed");
+                        return Err(Error::DeadLetter { topic: topic.to_string(), class, attempts: attempt, message });
+                    }
+                    let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
+                    error!(topic, class, attempt, undelivered = report.undelivered.len(), ?backoff, %message, "dead letters not delivered, retrying");
+                    pending = report.undelivered.iter().map(|&i| pending[i]).collect();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
             }
 
             // Every effect of the batch is acknowledged: now, and only now, store offsets.

@@ -23,6 +23,12 @@ pub enum Error {
     /// A produced message was not acknowledged by the broker.
     #[error("delivery to {topic} failed")]
     Delivery { topic: String, source: KafkaError },
+    /// Dead letters could not be delivered after every retry, for the reason `class`
+    /// (`too_large`, `topic_refused`, `unreachable`, `other`: see
+    /// [`crate::dead_letter::DeadLetterFailure`]). Stop: the batch's offsets are not
+    /// stored, so a restart replays it once the dead-letter topic is fixed or reachable.
+    #[error("dead letters to {topic} not delivered after {attempts} attempts ({class}): {message}")]
+    DeadLetter { topic: String, class: &'static str, attempts: u32, message: String },
     /// The stage behind the consumer failed on a batch: `message` says what it was doing,
     /// `source` (when there is one) why it failed.
     #[error("batch handler failed{}: {message}", if *.retryable { " (retryable)" } else { "" })]

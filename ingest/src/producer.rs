@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -48,6 +49,16 @@ impl EventProducer {
     /// them. Messages are enqueued together, so the batch costs about one round trip.
     /// Returns the (partition, offset) of each message, in order.
     pub async fn send_all(&self, topic: &str, messages: &[OutgoingMessage]) -> Result<Vec<(i32, i64)>> {
+        self.send_each(topic, messages)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|source| Error::Delivery { topic: topic.to_string(), source }))
+            .collect()
+    }
+
+    /// [`send_all`](Self::send_all) with one outcome per message, for callers that treat
+    /// failures one by one (the dead-letter sink).
+    pub async fn send_each(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
         let sends = messages.iter().map(|m| {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&m.payload);
             if let Some(k) = &m.key {
@@ -64,12 +75,12 @@ impl EventProducer {
             // waiting for queue space, delivery itself is bounded by message.timeout.ms.
             self.producer.send(record, Timeout::After(Duration::from_secs(60)))
         });
-        let results = join_all(sends).await;
-        results
+        join_all(sends)
+            .await
             .into_iter()
             .map(|r| match r {
                 Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-                Err((source, _)) => Err(Error::Delivery { topic: topic.to_string(), source }),
+                Err((source, _)) => Err(source),
             })
             .collect()
     }

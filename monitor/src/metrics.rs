@@ -26,6 +26,14 @@ pub const EVENTS_SCORED: &str = "weir_events_scored_total";
 /// `weir_events_dead_lettered_total` — counter, events sent to the dead-letter topic.
 /// Label `class`: `Malformed`, `UnknownSchema`, `Invalid`.
 pub const EVENTS_DEAD_LETTERED: &str = "weir_events_dead_lettered_total";
+/// `weir_dead_letters_truncated_total` — counter, dead letters delivered as a truncated
+/// copy (payload or key too large for the producer's `message.max.bytes`; the original
+/// stays on the source topic). No labels.
+pub const DEAD_LETTERS_TRUNCATED: &str = "weir_dead_letters_truncated_total";
+/// `weir_dead_letter_failures_total` — counter, failed attempts at delivering a batch's
+/// dead letters (each retried; persisting, they stop the pipeline). Label `reason`:
+/// `too_large`, `topic_refused`, `unreachable`, `other`.
+pub const DEAD_LETTER_FAILURES: &str = "weir_dead_letter_failures_total";
 /// `weir_events_late_total` — counter, events older than the allowed lateness: not
 /// applied to the windows. No labels.
 pub const EVENTS_LATE: &str = "weir_events_late_total";
@@ -46,6 +54,13 @@ pub const EVENT_LATENCY: &str = "weir_event_latency_seconds";
 /// `weir_model_batch_seconds` — histogram, seconds in the model per micro-batch. No
 /// labels.
 pub const MODEL_LATENCY: &str = "weir_model_batch_seconds";
+
+// ---- The feature store ----
+
+/// `weir_store_state_corrupt_total` — counter, entity state blobs that did not decode:
+/// each was copied aside to a quarantine key and the entity's state reset (its windows
+/// restart empty). No labels.
+pub const STORE_STATE_CORRUPT: &str = "weir_store_state_corrupt_total";
 
 // ---- Models and the registry ----
 
@@ -138,6 +153,9 @@ pub fn describe() {
     describe_counter!(EVENTS_RECEIVED, "Events taken off the input topic");
     describe_counter!(EVENTS_SCORED, "Events scored, score acknowledged by the broker");
     describe_counter!(EVENTS_DEAD_LETTERED, "Events sent to the dead-letter topic, by error class");
+    describe_counter!(DEAD_LETTERS_TRUNCATED, "Dead letters delivered as a truncated copy of the original");
+    describe_counter!(DEAD_LETTER_FAILURES, "Failed attempts at delivering dead letters, by reason");
+    describe_counter!(STORE_STATE_CORRUPT, "Corrupt entity state blobs quarantined and reset");
     describe_counter!(EVENTS_LATE, "Events beyond the allowed lateness, not applied to windows");
     describe_counter!(FEATURE_LATE, "Observations beyond the allowed lateness per entity kind, not applied");
     describe_counter!(EVENTS_REPLAYED, "Events fenced off as already applied (replays)");

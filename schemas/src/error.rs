@@ -49,21 +49,22 @@ pub struct EventError {
     pub class: ErrorClass,
     /// The offending field, for [`ErrorClass::Invalid`].
     pub field: Option<&'static str>,
-    /// Lowercase, carries the bad value.
+    /// Lowercase, carries the bad value (a short prefix of it: [`crate::bounded::quote`]);
+    /// at most [`crate::bounded::MAX_MESSAGE_BYTES`], the constructors cut it.
     pub message: String,
 }
 
 impl EventError {
     pub fn malformed(message: impl Into<String>) -> Self {
-        EventError { class: ErrorClass::Malformed, field: None, message: message.into() }
+        EventError { class: ErrorClass::Malformed, field: None, message: crate::bounded::cap(message.into()) }
     }
 
     pub fn unknown_schema(message: impl Into<String>) -> Self {
-        EventError { class: ErrorClass::UnknownSchema, field: None, message: message.into() }
+        EventError { class: ErrorClass::UnknownSchema, field: None, message: crate::bounded::cap(message.into()) }
     }
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        EventError { class: ErrorClass::Invalid, field: Some(field), message: message.into() }
+        EventError { class: ErrorClass::Invalid, field: Some(field), message: crate::bounded::cap(message.into()) }
     }
 }
 
@@ -150,6 +151,15 @@ mod tests {
         assert_eq!((e.class, e.field), (ErrorClass::Malformed, None));
         let e = EventError::unknown_schema("id 9");
         assert_eq!((e.class, e.field, e.to_string().as_str()), (ErrorClass::UnknownSchema, None, "UnknownSchema: id 9"));
+    }
+
+    #[test]
+    fn event_error_messages_are_capped_at_the_source() {
+        // Regression (issue 24): a 600 KB value copied into a message made an
+        // undeliverable dead letter.
+        let e = EventError::malformed(format!("avro body does not decode: {}", "z".repeat(600_000)));
+        assert!(e.message.len() <= crate::bounded::MAX_MESSAGE_BYTES);
+        assert!(e.message.ends_with(crate::bounded::TRUNCATED_MARK));
     }
 
     #[test]

@@ -238,6 +238,16 @@ pub mod dead_letter_headers {
     pub const ERROR_CLASS: &str = "weir.error.class";
     pub const ERROR_MESSAGE: &str = "weir.error.message";
     pub const FAILED_AT: &str = "weir.failed_at";
+    /// Present, `true`, when the value is a truncated copy of the original payload (the
+    /// whole one did not fit the producer's `message.max.bytes`). The original is still
+    /// on the source topic at the source partition and offset.
+    pub const PAYLOAD_TRUNCATED: &str = "weir.payload.truncated";
+    /// With [`PAYLOAD_TRUNCATED`]: the original payload's length in bytes.
+    pub const PAYLOAD_ORIGINAL_BYTES: &str = "weir.payload.original_bytes";
+    /// Present, `true`, when the key is a truncated copy of the original key.
+    pub const KEY_TRUNCATED: &str = "weir.key.truncated";
+    /// With [`KEY_TRUNCATED`]: the original key's length in bytes.
+    pub const KEY_ORIGINAL_BYTES: &str = "weir.key.original_bytes";
 }
 
 /// A drift episode opening or clearing (`drift-alert.avsc`).

@@ -40,6 +40,7 @@
 //! assert!(decoder.decode(&bytes[..3]).is_err()); // classified, never a panic
 //! ```
 
+pub mod bounded;
 pub mod error;
 pub mod events;
 pub mod model;

@@ -78,6 +78,10 @@ pub struct ObserveOutcome {
     pub late: BTreeMap<String, u64>,
     /// Replayed observations (all kinds).
     pub replayed: u64,
+    /// Entity states found corrupt (not decodable) in this batch: each quarantined and
+    /// reset to empty by the store (see the Redis store's docs). Not set by
+    /// [`ObserveOutcome::from_results`]; the store adds it.
+    pub corrupt_states: u64,
 }
 
 impl ObserveOutcome {
@@ -92,7 +96,7 @@ impl ObserveOutcome {
                 Applied::Applied => {}
             }
         }
-        ObserveOutcome { results, late, replayed }
+        ObserveOutcome { results, late, replayed, corrupt_states: 0 }
     }
 
     /// Late observations, all kinds.

@@ -79,13 +79,13 @@ impl ValidationRules {
             ));
         }
         if tx.currency.len() != 3 || !tx.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(EventError::invalid("currency", format!("currency {:?} is not an iso 4217 code", tx.currency)));
+            return Err(EventError::invalid("currency", format!("currency {} is not an iso 4217 code", crate::bounded::quote(&tx.currency))));
         }
         if tx.country.len() != 2 || !tx.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(EventError::invalid("country", format!("country {:?} is not an iso 3166 alpha-2 code", tx.country)));
+            return Err(EventError::invalid("country", format!("country {} is not an iso 3166 alpha-2 code", crate::bounded::quote(&tx.country))));
         }
         if !matches!(tx.channel.as_str(), "pos" | "ecom" | "atm") {
-            return Err(EventError::invalid("channel", format!("channel {:?} is not one of pos, ecom, atm", tx.channel)));
+            return Err(EventError::invalid("channel", format!("channel {} is not one of pos, ecom, atm", crate::bounded::quote(&tx.channel))));
         }
         // `as i64` would wrap skews above i64::MAX seconds to negative ones.
         let skew_ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);

@@ -47,6 +47,8 @@ pub async fn execute(config: WeirConfig) -> anyhow::Result<()> {
         batches = loop_stats.batches,
         records = loop_stats.records,
         dead_lettered = loop_stats.dead_lettered,
+        dead_letters_truncated = loop_stats.dead_letters_truncated,
+        dead_letter_failures = loop_stats.dead_letter_failures,
         p50_us = p.p50_us,
         p99_us = p.p99_us,
         "stopped"

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use weir_features::definitions::FeatureDefinitions;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
+use weir_ingest::dead_letter::DeadLetterReport;
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
@@ -185,6 +186,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         self.stats.replayed.fetch_add(replayed, Ordering::Relaxed);
         metrics::counter!(m::EVENTS_LATE).increment(late);
         metrics::counter!(m::EVENTS_REPLAYED).increment(replayed);
+        metrics::counter!(m::STORE_STATE_CORRUPT).increment(outcome.corrupt_states);
         for (kind, n) in &outcome.late {
             metrics::counter!(m::FEATURE_LATE, "entity" => kind.clone()).increment(*n);
         }
@@ -323,6 +325,13 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
         }
         result
+    }
+
+    fn dead_letters_sent(&mut self, report: &DeadLetterReport) {
+        metrics::counter!(m::DEAD_LETTERS_TRUNCATED).increment(report.truncated);
+        for (reason, _) in &report.failed {
+            metrics::counter!(m::DEAD_LETTER_FAILURES, "reason" => reason.as_str()).increment(1);
+        }
     }
 }
 

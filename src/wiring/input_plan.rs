@@ -6,11 +6,15 @@
 //! dead-letter topic with that reason, and the partition keeps moving.
 
 use weir_schemas::EventError;
+use weir_schemas::bounded::quote;
 use weir_schemas::validate::ValidationRules;
 use weir_schemas::record::{EventRecord, FieldValue, intern_path};
 
 use crate::config::input::{transaction_rules, FieldRule, InputConfig};
 
+/// Bad values are quoted by a short prefix ([`quote`]): a 600 KB field must not make a
+/// 600 KB message (issue 24).
+///
 /// The checks of [`InputConfig::rules`], compiled against the positions of their fields
 /// in the decoded record.
 #[derive(Debug, Clone)]
@@ -50,12 +54,12 @@ impl CompiledRules {
                 if let Some(allowed) = &rule.one_of
                     && !allowed.iter().any(|a| a == text.as_ref())
                 {
-                    return Err(EventError::invalid(path, format!("{path} {text:?} is not one of {}", allowed.join(", "))));
+                    return Err(EventError::invalid(path, format!("{path} {} is not one of {}", quote(&text), allowed.join(", "))));
                 }
                 if let Some(n) = rule.upper_code_len
                     && (text.len() != n || !text.bytes().all(|b| b.is_ascii_uppercase()))
                 {
-                    return Err(EventError::invalid(path, format!("{path} {text:?} is not {n} upper-case letters")));
+                    return Err(EventError::invalid(path, format!("{path} {} is not {n} upper-case letters", quote(&text))));
                 }
             }
         }
@@ -165,7 +169,7 @@ impl InputPlan {
 
 fn show(value: &FieldValue) -> String {
     match value {
-        FieldValue::Str(s) => format!("{s:?}"),
+        FieldValue::Str(s) => quote(s),
         FieldValue::Int(i) => i.to_string(),
         FieldValue::Float(f) => f.to_string(),
         FieldValue::Bool(b) => b.to_string(),
