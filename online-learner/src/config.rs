@@ -68,10 +68,10 @@ pub struct FtrlConfig {
     /// Learning-rate smoothing β. Default 1.0.
     #[serde(default = "default_beta")]
     pub beta: f64,
-    /// L1 regularization λ1. Default 0.0.
+    /// L1 regularization λ1, in [0, 1] (linfa-ftrl's `l1_ratio`). Default 0.0.
     #[serde(default)]
     pub l1: f64,
-    /// L2 regularization λ2. Default 1.0.
+    /// L2 regularization λ2, in [0, 1] (linfa-ftrl's `l2_ratio`). Default 1.0.
     #[serde(default = "default_l2")]
     pub l2: f64,
     /// Seed of linfa's random initial `z` state: same seed and labels → same model.
@@ -303,9 +303,14 @@ impl LearnerConfig {
         if !(f.alpha.is_finite() && f.alpha > 0.0) {
             p.push(format!("learner.ftrl.alpha must be > 0, got {}", f.alpha));
         }
-        for (name, v) in [("beta", f.beta), ("l1", f.l1), ("l2", f.l2)] {
-            if !(v.is_finite() && v >= 0.0) {
-                p.push(format!("learner.ftrl.{name} must be >= 0, got {v}"));
+        if !(f.beta.is_finite() && f.beta >= 0.0) {
+            p.push(format!("learner.ftrl.beta must be >= 0, got {}", f.beta));
+        }
+        // linfa-ftrl refuses ratios outside [0, 1] when it first fits, which would stop
+        // `weir learn` at its first score instead of at the config check.
+        for (name, v) in [("l1", f.l1), ("l2", f.l2)] {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("learner.ftrl.{name} must be in [0, 1], got {v}"));
             }
         }
         let e = &self.evaluation;
@@ -366,6 +371,26 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = serde_json::from_str::<LearnerConfig>(r#"{"ftrl": {"alpah": 1.0}}"#).unwrap_err();
         assert!(err.to_string().contains("alpah"), "{err}");
+    }
+
+    /// Issue 26: `l1`/`l2` above 1 passed the config check and stopped `weir learn` at its
+    /// first score (linfa-ftrl accepts ratios in [0, 1] only). The check's range is
+    /// linfa's: both ends train, just past them is refused before anything runs.
+    #[test]
+    fn ftrl_ratios_are_checked_against_linfas_range() {
+        for (l1, l2) in [(0.0, 0.0), (1.0, 1.0)] {
+            let c = LearnerConfig { ftrl: FtrlConfig { l1, l2, ..FtrlConfig::default() }, ..LearnerConfig::default() };
+            assert!(c.problems().is_empty(), "{:?}", c.problems());
+            let mut model = crate::model::OnlineModel::new(vec!["a".into(), "b".into()], &c.ftrl).unwrap();
+            model.learn(&[1.0, 2.0], true).unwrap();
+        }
+        for (l1, l2, name) in [(1.5, 0.5, "l1"), (0.5, 2.0, "l2"), (-0.1, 0.5, "l1"), (0.5, f64::NAN, "l2")] {
+            let c = LearnerConfig { ftrl: FtrlConfig { l1, l2, ..FtrlConfig::default() }, ..LearnerConfig::default() };
+            let p = c.problems();
+            assert!(p.len() == 1 && p[0].contains(&format!("learner.ftrl.{name} must be in [0, 1]")), "{l1} {l2}: {p:?}");
+            let linfa = crate::model::OnlineModel::new(vec!["a".into(), "b".into()], &c.ftrl).and_then(|mut m| m.learn(&[1.0, 2.0], true));
+            assert!(linfa.is_err(), "linfa accepted {l1} {l2}: the check is stricter than it needs");
+        }
     }
 
     #[test]
