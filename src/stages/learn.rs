@@ -168,14 +168,16 @@ pub fn status_line(l: &Learner) -> String {
     let auc = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
     let first = r.first();
     format!(
-        "learned {} | pending scores {ps} labels {pl} | expired {} evicted {} unmatched {} | window {}: champion AUC {} challenger AUC {}",
+        "learned {} | pending scores {ps} labels {pl} | expired {} evicted {} unmatched {} | window {}: champion AUC {} accuracy {} | challenger AUC {} accuracy {}",
         c.learned,
         c.join.scores_expired,
         c.join.scores_evicted,
         c.join.labels_unmatched + c.join.labels_evicted + c.join.labels_too_late,
         first.map(|w| w.labels).unwrap_or(0),
         auc(first.and_then(|w| w.champion.auc)),
+        auc(first.and_then(|w| w.champion.accuracy)),
         auc(first.and_then(|w| w.challenger.auc)),
+        auc(first.and_then(|w| w.challenger.accuracy)),
     )
 }
 
@@ -194,13 +196,14 @@ pub fn status_report(l: &Learner) -> String {
         "  dropped            scores expired {} evicted {} duplicate {}; labels unmatched {} evicted {} too late {} duplicate {}; feature mismatch {}\n",
         j.scores_expired, j.scores_evicted, j.scores_duplicate, j.labels_unmatched, j.labels_evicted, j.labels_too_late, j.labels_duplicate, c.feature_mismatch
     ));
+    s.push_str(&format!("  not binary         {} scores of a multi-class or regression model (not joined)\n", c.not_binary));
     s.push_str(&format!("  replays skipped    {}\n", c.replayed_skipped));
     let f = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
-    s.push_str("  prequential        window  labels  pos |    model     AUC  logloss  prec  recall    ECE\n");
+    s.push_str("  prequential        window  labels  pos |    model     AUC  logloss  prec  recall    ECE     acc\n");
     for w in l.report() {
         for (name, m) in [("champion", &w.champion), ("challenger", &w.challenger)] {
             s.push_str(&format!(
-                "                     {:>6} {:>7} {:>4} | {:>10} {:>7} {:>8} {:>5} {:>7} {:>6}\n",
+                "                     {:>6} {:>7} {:>4} | {:>10} {:>7} {:>8} {:>5} {:>7} {:>6} {:>7}\n",
                 w.window,
                 w.labels,
                 w.positives,
@@ -209,7 +212,8 @@ pub fn status_report(l: &Learner) -> String {
                 f(m.log_loss),
                 f(m.precision),
                 f(m.recall),
-                f(m.calibration_error)
+                f(m.calibration_error),
+                f(m.accuracy)
             ));
         }
     }

@@ -115,6 +115,15 @@ async fn killed_twice(dir: &std::path::Path) -> anyhow::Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("labels learned     {expected_count}")), "{text}");
+    // Issue 26: the README says --status prints accuracy; the last column is it.
+    assert!(text.contains("ECE     acc"), "{text}");
+    let accuracy: Vec<f64> = text
+        .lines()
+        // The prequential rows: they start with the window size.
+        .filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u64>().is_ok()))
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect();
+    assert!(!accuracy.is_empty() && accuracy.iter().all(|a| (0.0..=1.0).contains(a)), "{text}");
     eprintln!("{text}");
     Ok(())
 }
