@@ -2,7 +2,7 @@
 
 use tracing::info;
 
-use crate::commands::startup::{serve_metrics, shutdown_on_ctrl_c};
+use crate::commands::startup::{serve_metrics, shutdown_on_signal};
 use crate::config::WeirConfig;
 use crate::stages::learn::{run_learner, status};
 
@@ -12,7 +12,7 @@ pub async fn execute(config: WeirConfig, print_status: bool) -> anyhow::Result<(
         return Ok(());
     }
     serve_metrics(&config)?;
-    let shutdown = shutdown_on_ctrl_c();
+    let shutdown = shutdown_on_signal();
     let (stats, _) = run_learner(&config, shutdown).await?;
     info!(batches = stats.batches, records = stats.records, dead_lettered = stats.dead_lettered, "learner stopped");
     Ok(())

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use crate::commands::startup::{serve_metrics, shutdown_on_ctrl_c};
+use crate::commands::startup::{serve_metrics, shutdown_on_signal};
 use crate::config::WeirConfig;
 use crate::stages::lag_watch::spawn_lag_watch;
 use crate::stages::monitor::{run_monitor, MonitorStats};
 
 pub async fn execute(config: WeirConfig) -> anyhow::Result<()> {
     serve_metrics(&config)?;
-    let shutdown = shutdown_on_ctrl_c();
+    let shutdown = shutdown_on_signal();
     let lag = spawn_lag_watch(&config, shutdown.clone());
     let stats = Arc::new(MonitorStats::default());
     let result = run_monitor(&config, stats.clone(), shutdown.clone()).await;

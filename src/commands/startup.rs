@@ -1,4 +1,4 @@
-//! What the long-running commands start with: the Prometheus endpoint, the ctrl-c
+//! What the long-running commands start with: the Prometheus endpoint, SIGINT/SIGTERM
 //! shutdown token, and — for `weir run` and `weir serve` alike — the online store, the
 //! champion and its registry watcher.
 
@@ -25,13 +25,24 @@ pub fn serve_metrics(config: &WeirConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A token cancelled at the first ctrl-c.
-pub fn shutdown_on_ctrl_c() -> CancellationToken {
+/// A token cancelled at the first SIGINT (ctrl-c) or SIGTERM (what systemd and
+/// Kubernetes send to stop a service): both drain the same way.
+pub fn shutdown_on_signal() -> CancellationToken {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        info!("shutting down: finishing the batch in flight, then committing offsets");
+        let which = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); only SIGINT stops weir cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        };
+        info!(signal = which, "shutting down: finishing the batch in flight, then committing offsets");
         token.cancel();
     });
     shutdown
@@ -46,7 +57,7 @@ pub struct Scoring {
 }
 
 /// The start-up shared by `weir run` and `weir serve`: connects the store, loads the
-/// champion, serves metrics, arms ctrl-c, and watches the registry's champion.
+/// champion, serves metrics, arms SIGINT/SIGTERM, and watches the registry's champion.
 pub async fn start_scoring(config: &WeirConfig) -> anyhow::Result<Scoring> {
     let store = connect_redis_store(config).await?;
     // Metrics first, so a champion refused at start-up is counted.
@@ -54,7 +65,7 @@ pub async fn start_scoring(config: &WeirConfig) -> anyhow::Result<Scoring> {
     let start = load_model_at_start(config)?;
     let model = Arc::new(LiveModel::new(Arc::new(start.model)));
     info!(model = %model.current().version(), "model loaded");
-    let shutdown = shutdown_on_ctrl_c();
+    let shutdown = shutdown_on_signal();
     if config.scorer.registry.is_some() {
         let watcher_stats = Arc::new(WatcherStats::default());
         let target = Target::Champion(model.clone());

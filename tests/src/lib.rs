@@ -234,10 +234,19 @@ impl WeirProcess {
     }
 
     /// A graceful stop: SIGINT, then wait for the exit status.
-    pub fn interrupt(mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub fn interrupt(self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.stop_with(libc::SIGINT, "SIGINT", timeout)
+    }
+
+    /// A service manager's stop: SIGTERM, then wait for the exit status.
+    pub fn terminate(self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.stop_with(libc::SIGTERM, "SIGTERM", timeout)
+    }
+
+    fn stop_with(mut self, signal: i32, name: &str, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
+            libc::kill(self.child.id() as i32, signal);
         }
         let deadline = Instant::now() + timeout;
         loop {
@@ -245,7 +254,7 @@ impl WeirProcess {
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                bail!("weir did not stop within {timeout:?} of SIGINT");
+                bail!("weir did not stop within {timeout:?} of {name}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
