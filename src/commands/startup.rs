@@ -1,4 +1,4 @@
-//! What the long-running commands start with: the Prometheus endpoint, SIGINT/SIGTERM
+//! What the long-running commands start with: the Prometheus endpoint, the SIGINT/SIGTERM
 //! shutdown token, and — for `weir run` and `weir serve` alike — the online store, the
 //! champion and its registry watcher.
 
