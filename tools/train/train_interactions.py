@@ -49,6 +49,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from weirtools import registry  # noqa: E402  (the registry version writer)
+from weirtools.events import read_produced  # noqa: E402  (reading `weir produce --jsonl`)
 
 LATENESS_MS = 60_000
 WINDOWS = {"10m": (600_000, 30_000), "1h": (3_600_000, 60_000), "24h": (86_400_000, 1_800_000)}
@@ -81,16 +82,7 @@ def produce(weir, path, seed, events, event_rate=None):
     if event_rate is not None:
         cmd += ["--event-rate", str(event_rate)]
     subprocess.run(cmd, check=True)
-    interactions, labels = [], {}
-    with open(path) as f:
-        for line in f:
-            e = json.loads(line)
-            if e["type"] == "interaction":
-                interactions.append(e)
-            elif e["type"] == "label":
-                labels[e["event_id"]] = e["is_fraud"]
-            else:
-                raise ValueError(f"unexpected message type {e['type']}")
+    interactions, labels = read_produced(path, kind="interaction")
     return " ".join(["weir", "produce"] + cmd[2:5] + ["FILE"] + cmd[6:]), interactions, labels
 
 
