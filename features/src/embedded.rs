@@ -204,10 +204,46 @@ impl EmbeddedStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
         self.inner.lock().map_err(|_| StoreError::Protocol("embedded store lock poisoned".into()))
     }
-}
 
-impl FeatureStore for EmbeddedStore {
-    async fn observe(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
+    /// Calls `f` with an entity's definition and state, if the entity is known.
+    pub fn with_state<R>(&self, kind: &str, id: &str, f: impl FnOnce(&EntityDef, &EntityState) -> R) -> Option<R> {
+        let k = self.spec.index(kind).ok()?;
+        let inner = self.inner.lock().ok()?;
+        inner.kinds[k].get(id).map(|s| f(&self.spec.entities[k], s))
+    }
+
+    /// Calls `f` with every entity held: its kind's definition, its id and its state.
+    pub fn for_each_state(&self, mut f: impl FnMut(&EntityDef, &str, &EntityState)) -> Result<(), StoreError> {
+        let inner = self.lock()?;
+        for (def, states) in self.spec.entities.iter().zip(&inner.kinds) {
+            for entry in states.slots.entries.iter() {
+                let id = String::from_utf8_lossy(entry.id.as_bytes());
+                f(def, &id, states.state(entry.slot as usize - 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `state` in place of whatever `kind`/`id` held (restoring a store from a copy of
+    /// its states, such as a changelog).
+    pub fn put_state(&self, kind: &str, id: &str, state: EntityState) -> Result<(), StoreError> {
+        let k = self.spec.index(kind)?;
+        let mut inner = self.lock()?;
+        let states = &mut inner.kinds[k];
+        let hash = states.slots.hash(id.as_bytes());
+        let slot = states.slot(&self.spec.entities[k], hash, id);
+        *states.state_mut(slot) = state;
+        Ok(())
+    }
+
+    /// Raises a source partition's watermark to at least `watermark` (restoring it).
+    pub fn raise_watermark(&self, topic: &str, partition: i32, watermark: i64) -> Result<(), StoreError> {
+        self.lock()?.watermarks.raise(topic, partition, watermark);
+        Ok(())
+    }
+
+    /// [`FeatureStore::observe`], without the future: the embedded store never waits.
+    pub fn observe_now(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
         // Every kind is known before anything is applied: a bad batch changes nothing.
         let mut kind_of: Vec<usize> = Vec::with_capacity(batch.len());
         for obs in batch {
@@ -256,6 +292,12 @@ impl FeatureStore for EmbeddedStore {
             }
         }
         Ok(ObserveOutcome::from_results(batch, results))
+    }
+}
+
+impl FeatureStore for EmbeddedStore {
+    async fn observe(&self, batch: &[Observation]) -> Result<ObserveOutcome, StoreError> {
+        self.observe_now(batch)
     }
 
     async fn read(&self, entity: &EntityKey) -> Result<Option<Vec<f64>>, StoreError> {

@@ -17,6 +17,11 @@
 //!   in memory, others are read; compute here; write back with a compare-and-set on a
 //!   version that never repeats) and an in-process one for `weir demo` and tests
 //!   ([`embedded`]), which give the same answers and states, bit for bit;
+//! - state in process for production ([`local_state`]): the states of the input
+//!   partitions a process owns, in the embedded engine, restored from and written to a
+//!   changelog ([`changelog`]: the records' format; the topic itself is `weir-ingest`'s),
+//!   with Redis as the serving copy written behind ([`serving_copy`], through
+//!   `redis_store`'s versioned `serving` writes);
 //! - replay safety: each entity keeps, per source partition, the highest offset applied,
 //!   written atomically with its windows, so a replay after a crash applies nothing twice;
 //!   per partition watermarks make a replay decide lateness as the first pass did.
@@ -56,13 +61,16 @@
 //! assert_eq!((again.replayed, &again.results[0].values), (1, &answer.results[0].values));
 //! ```
 
+pub mod changelog;
 pub mod config;
 pub mod definitions;
 pub mod embedded;
 pub mod error;
 mod hint;
+pub mod local_state;
 mod probe;
 pub mod redis_store;
+pub mod serving_copy;
 pub mod transforms;
 pub mod windows;
 

@@ -98,7 +98,9 @@ use weir_schemas::store::{Applied, EntityKey, FeatureStore, Observation, Observa
 
 use crate::windows::{EngineSpec, EntityDef, EntityState, PartitionWatermarks};
 
+mod serving;
 mod state_cache;
+pub use serving::ServingWrite;
 use state_cache::StateCache;
 
 /// Compare-and-set attempts per entity per batch before giving up (retryable).
@@ -168,6 +170,32 @@ end
 return 1
 "#;
 
+/// Appends an entity's readable hash to a script call: the number `n` of fields, then
+/// `n` field/value pairs (its values as of its newest event, and `event_time_max`); `0`
+/// for an entity with no event yet.
+pub(crate) fn push_readable(cmd: &mut Cmd, def: &EntityDef, state: &EntityState) {
+    push_values(cmd, def, state.current_values(def).as_deref(), state.max_event_time().unwrap_or_default());
+}
+
+/// [`push_readable`] from the values themselves.
+pub(crate) fn push_values(cmd: &mut Cmd, def: &EntityDef, values: Option<&[f64]>, event_time_max: i64) {
+    match values {
+        Some(values) => {
+            cmd.arg(values.len() + 1);
+            // Shortest text that reads back as the same double (ryu: faster than
+            // `Display`; `1.0`, `2.5e-7`).
+            let mut text = ryu::Buffer::new();
+            for (name, v) in def.value_names().iter().zip(values) {
+                cmd.arg(name).arg(text.format(*v));
+            }
+            cmd.arg("event_time_max").arg(event_time_max);
+        }
+        None => {
+            cmd.arg(0);
+        }
+    }
+}
+
 /// Key names under a prefix.
 #[derive(Debug, Clone)]
 pub struct KeySpace {
@@ -192,6 +220,12 @@ impl KeySpace {
     /// Where the bad bytes of a corrupt state are copied (same hash slot as the state).
     pub fn quarantine_key(&self, kind: &str, id: &str) -> String {
         format!("{}:{{{kind}:{id}}}:state:quarantine", self.prefix)
+    }
+
+    /// Present while Redis holds the serving copy written by the processes that keep
+    /// state locally: its absence tells them Redis lost data (module `serving`).
+    pub fn serving_marker_key(&self) -> String {
+        format!("{}:{{serving}}:marker", self.prefix)
     }
 
     /// The watermark of a source partition.
@@ -230,6 +264,7 @@ pub struct RedisStore {
     ttl_ms: i64,
     cas_sha: String,
     watermark_sha: String,
+    serving_sha: String,
     watermarks: Mutex<PartitionWatermarks>,
     /// Compare-and-set writes refused because the entity changed since it was read.
     conflicts: AtomicU64,
@@ -283,6 +318,7 @@ impl RedisStore {
             ttl_ms,
             cas_sha: redis::Script::new(CAS_SCRIPT).get_hash().to_string(),
             watermark_sha: redis::Script::new(WATERMARK_SCRIPT).get_hash().to_string(),
+            serving_sha: redis::Script::new(serving::SERVING_SCRIPT).get_hash().to_string(),
             watermarks,
             conflicts: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
@@ -334,7 +370,9 @@ impl RedisStore {
 
     /// Loads the scripts (on a cluster: on every master, the client fans `SCRIPT LOAD` out).
     async fn load_scripts(&self) -> Result<(), StoreError> {
-        for (script, sha) in [(CAS_SCRIPT, &self.cas_sha), (WATERMARK_SCRIPT, &self.watermark_sha)] {
+        for (script, sha) in
+            [(CAS_SCRIPT, &self.cas_sha), (WATERMARK_SCRIPT, &self.watermark_sha), (serving::SERVING_SCRIPT, &self.serving_sha)]
+        {
             let got: String = self.connection.query(redis::cmd("SCRIPT").arg("LOAD").arg(script)).await.map_err(unavailable)?;
             if &got != sha {
                 return Err(StoreError::Protocol(format!("redis returned script sha {got}, expected {sha}")));
@@ -518,21 +556,7 @@ impl RedisStore {
                     let (k, version, state) = &writes[w];
                     let def = touched[*k].def;
                     cmd.arg(version.as_str()).arg(state.to_bytes(def));
-                    match state.current_values(def) {
-                        Some(values) => {
-                            cmd.arg(values.len() + 1);
-                            // Shortest text that reads back as the same double (ryu:
-                            // faster than `Display`; `1.0`, `2.5e-7`).
-                            let mut text = ryu::Buffer::new();
-                            for (name, v) in def.value_names().iter().zip(values) {
-                                cmd.arg(name).arg(text.format(v));
-                            }
-                            cmd.arg("event_time_max").arg(state.max_event_time().unwrap_or_default());
-                        }
-                        None => {
-                            cmd.arg(0);
-                        }
-                    }
+                    push_readable(&mut cmd, def, state);
                 }
                 calls.push((route, cmd));
                 answers_for.push(chunk.to_vec());

@@ -18,8 +18,31 @@ pub struct KafkaConfig {
     pub auto_offset_reset: String,
     #[serde(default)]
     pub topics: TopicsConfig,
+    /// Exactly-once: each batch's scores, changelog records, dead letters and input
+    /// offsets are committed in one Kafka transaction, so a `read_committed` reader sees
+    /// exactly one score per event, carrying the features first computed for it. Needs a
+    /// broker with transactions (Tansu 0.6.0 has none) and `kafka.transactional_id`.
+    /// Default `false`: at-least-once, on any broker (a crash may produce an event's score
+    /// twice; the state's replay fences keep the features counted once).
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// The transactional id of this process, with `exactly_once`: unique per running
+    /// process and the same across its restarts (a StatefulSet's pod name, say), so that a
+    /// restart fences its previous life at once and aborts the transaction it left open.
+    /// Default `<group_id>-<hostname>`.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    /// Timeout of each transactional call and the broker's `transaction.timeout.ms`
+    /// (after which it aborts a transaction whose producer went silent), ms. Default 10000.
+    #[serde(default = "default_transaction_timeout_ms")]
+    pub transaction_timeout_ms: u64,
     #[serde(default)]
     pub batch: BatchConfig,
+    /// Extra librdkafka properties for every Kafka client weir makes (security, client
+    /// id, ...): consumers, producers, the changelog's readers and admin client. The
+    /// consumer's and producers' own properties below come after these and win.
+    #[serde(default)]
+    pub client_properties: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumer (security, timeouts, ...). Properties
     /// weir's delivery guarantee depends on (`enable.auto.offset.store`, `group.id`) are refused.
     #[serde(default)]
@@ -46,16 +69,25 @@ pub struct TopicsConfig {
     /// Poison input, original bytes plus reason headers. Default `transactions.dlq`.
     #[serde(default = "default_dead_letter")]
     pub dead_letter: String,
+    /// The changelog of the state kept in process (`store.state = "local"`): compacted,
+    /// with the input topic's partition count, created at start when missing. Default
+    /// `<group_id>-state-changelog` (characters a topic name cannot hold become `_`).
+    #[serde(default)]
+    pub changelog: Option<String>,
 }
 
-/// Micro-batching: a batch closes at `max_events` or `max_wait_ms` after its first event.
+/// Micro-batching. A batch is what the consumer holds when the pipeline is free for the
+/// next one (*smart batching*): one event at low load, up to `max_events` under load, so
+/// batching costs no latency and load gets bigger batches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    /// Most events per batch. Default 500.
+    /// Most events per batch. Default 2000.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
-    /// Longest wait after the first event of a batch, in milliseconds. Default 20.
+    /// After a batch's first event, how long to wait for more when fewer than
+    /// `max_events` have arrived, in milliseconds. Default 0: take what has arrived and go
+    /// (a wait adds its whole length to the latency of the batch's first event).
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
     /// On shutdown, how long a batch already in progress may take to finish, in
@@ -67,6 +99,9 @@ pub struct BatchConfig {
     pub shutdown_drain_ms: u64,
 }
 
+fn default_transaction_timeout_ms() -> u64 {
+    10_000
+}
 fn default_group_id() -> String {
     "weir".into()
 }
@@ -86,10 +121,10 @@ fn default_dead_letter() -> String {
     "transactions.dlq".into()
 }
 fn default_max_events() -> usize {
-    500
+    2000
 }
 fn default_max_wait_ms() -> u64 {
-    20
+    0
 }
 fn default_shutdown_drain_ms() -> u64 {
     10_000
@@ -102,6 +137,7 @@ impl Default for TopicsConfig {
             labels: default_labels(),
             scores: default_scores(),
             dead_letter: default_dead_letter(),
+            changelog: None,
         }
     }
 }
@@ -130,7 +166,11 @@ impl KafkaConfig {
             group_id: default_group_id(),
             auto_offset_reset: default_auto_offset_reset(),
             topics: TopicsConfig::default(),
+            exactly_once: false,
+            transactional_id: None,
+            transaction_timeout_ms: default_transaction_timeout_ms(),
             batch: BatchConfig::default(),
+            client_properties: BTreeMap::new(),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
         }
@@ -159,6 +199,29 @@ impl KafkaConfig {
                 p.push(format!("kafka.topics.{name} {value:?} is not a valid topic name"));
             }
         }
+        if let Some(value) = &t.changelog
+            && (value.is_empty() || value.len() > 249 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        {
+            p.push(format!("kafka.topics.changelog {value:?} is not a valid topic name"));
+        }
+        let changelog = self.changelog_topic();
+        if [&t.input, &t.scores, &t.dead_letter, &t.labels].contains(&&changelog) {
+            p.push(format!("kafka.topics.changelog {changelog:?} is also another of weir's topics"));
+        }
+        if self.transactional_id.as_ref().is_some_and(|id| id.trim().is_empty()) {
+            p.push("kafka.transactional_id is empty".to_string());
+        }
+        if !(1_000..=900_000).contains(&self.transaction_timeout_ms) {
+            p.push(format!("kafka.transaction_timeout_ms must be in 1000..=900000, got {}", self.transaction_timeout_ms));
+        }
+        if self.client_properties.contains_key("bootstrap.servers") {
+            p.push("kafka.client_properties.\"bootstrap.servers\" is set by weir; use kafka.brokers".to_string());
+        }
+        for key in ["transactional.id", "isolation.level"] {
+            if self.producer_properties.contains_key(key) || self.consumer_properties.contains_key(key) || self.client_properties.contains_key(key) {
+                p.push(format!("{key:?} is set by weir; use kafka.exactly_once and kafka.transactional_id"));
+            }
+        }
         if t.input == t.scores || t.input == t.dead_letter || t.scores == t.dead_letter {
             p.push("kafka.topics: input, scores and dead_letter must be three different topics".to_string());
         }
@@ -184,21 +247,61 @@ impl KafkaConfig {
         p
     }
 
+    /// The changelog topic's name (`topics.changelog`, or derived from the group).
+    pub fn changelog_topic(&self) -> String {
+        self.topics.changelog.clone().unwrap_or_else(|| {
+            let group: String =
+                self.group_id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+            format!("{group}-state-changelog")
+        })
+    }
+
+    /// This process's transactional id (`transactional_id`, or `<group_id>-<hostname>`).
+    pub fn transactional_id(&self) -> String {
+        self.transactional_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "localhost".to_string());
+            format!("{}-{host}", self.group_id)
+        })
+    }
+
+    /// What every client starts from: the brokers and `client_properties`.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.client_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
     /// The consumer's librdkafka configuration. Offsets are stored by weir after each
     /// batch's effects are acknowledged (`enable.auto.offset.store=false`) and committed
     /// by librdkafka's auto-commit from that store, plus a synchronous commit on revoke
     /// and on shutdown.
     pub fn consumer_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("group.id", &self.group_id)
+        let mut c = self.client_config();
+        c.set("group.id", &self.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", &self.auto_offset_reset)
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // librdkafka's default, 500 ms, is how long a broker may hold a fetch when no
+            // data is ready; a broker that holds every fetch that long (Tansu) adds it to
+            // every event's latency. Real-time scoring wants a short one.
+            .set("fetch.wait.max.ms", "5")
+            .set("isolation.level", "read_committed");
+        if self.exactly_once {
+            // Offsets go in each batch's transaction, never by auto-commit.
+            c.set("enable.auto.commit", "false");
+        }
         for (k, v) in &self.consumer_properties {
             c.set(k, v);
         }
@@ -218,11 +321,13 @@ impl KafkaConfig {
 
     /// Producers: idempotent, acks from all in-sync replicas, a short linger to batch.
     pub fn producer_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
+        let mut c = self.client_config();
+        c.set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "5")
+            // A batch's messages are enqueued together and go out as the broker
+            // connection is free; waiting for more (librdkafka's default 5 ms) would add
+            // to every score's latency and gain nothing.
+            .set("linger.ms", "0")
             .set("message.timeout.ms", "30000");
         for (k, v) in &self.producer_properties {
             c.set(k, v);
@@ -250,7 +355,7 @@ mod tests {
             (c.topics.input.as_str(), c.topics.labels.as_str(), c.topics.scores.as_str(), c.topics.dead_letter.as_str()),
             ("transactions", "labels", "scores", "transactions.dlq")
         );
-        assert_eq!((c.batch.max_events, c.batch.max_wait_ms), (500, 20));
+        assert_eq!((c.batch.max_events, c.batch.max_wait_ms), (2000, 0));
     }
 
     #[test]

@@ -24,6 +24,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+
+use futures::FutureExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +41,7 @@ use crate::config::KafkaConfig;
 use crate::dead_letter::{DeadLetterFailure, DeadLetterReport, DeadLetterSink};
 use crate::error::{Error, Report, Result};
 use crate::producer::EventProducer;
+use crate::transactions;
 pub use crate::record::InputRecord;
 
 /// What happened to one record of a batch.
@@ -62,6 +65,20 @@ pub trait BatchHandler: Send {
     /// metrics: truncated copies, classified failures). Default: nothing.
     fn dead_letters_sent(&mut self, report: &DeadLetterReport) {
         let _ = report;
+    }
+
+    /// Told that the last batch is committed: its offsets are stored (at-least-once) or
+    /// its transaction committed (exactly-once). A handler with effects that must not show
+    /// before that (the serving copy of state kept in process) releases them now.
+    /// Default: nothing.
+    fn committed(&mut self) {}
+
+    /// Told that the last batch was rolled back (its transaction aborted) and will be
+    /// consumed again from its first offset on each of these `(topic, partition)`s: a
+    /// handler that keeps state in process forgets what it applied of the batch. Default:
+    /// nothing.
+    fn rewind(&mut self, partitions: &[(String, i32)]) {
+        let _ = partitions;
     }
 }
 
@@ -170,6 +187,8 @@ pub struct ConsumerLoop<H> {
     max_retries: u32,
     /// How long an in-flight batch may run on after shutdown.
     shutdown_drain: Duration,
+    /// With exactly-once on: the timeout of each transactional call.
+    transaction_timeout: Option<Duration>,
     stats: LoopStats,
 }
 
@@ -187,6 +206,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             max_wait: Duration::from_millis(config.batch.max_wait_ms),
             max_retries: 10,
             shutdown_drain: Duration::from_millis(config.batch.shutdown_drain_ms),
+            transaction_timeout: config.exactly_once.then(|| Duration::from_millis(config.transaction_timeout_ms)),
             stats: LoopStats::default(),
         }
     }
@@ -209,7 +229,14 @@ impl<H: BatchHandler> ConsumerLoop<H> {
     }
 
     async fn run_inner(&mut self, shutdown: &CancellationToken) -> Result<()> {
-        let ConsumerLoop { consumer, dead_letters, handler, max_events, max_wait, max_retries, shutdown_drain, stats } =
+        match self.transaction_timeout {
+            None => self.run_at_least_once(shutdown).await,
+            Some(timeout) => self.run_exactly_once(shutdown, timeout).await,
+        }
+    }
+
+    async fn run_at_least_once(&mut self, shutdown: &CancellationToken) -> Result<()> {
+        let ConsumerLoop { consumer, dead_letters, handler, max_events, max_wait, max_retries, shutdown_drain, stats, .. } =
             self;
         loop {
             let batch = tokio::select! {
@@ -250,7 +277,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                     Err(e @ Error::Handler { retryable: true, .. }) if attempt < *max_retries => {
                         attempt += 1;
                         stats.retries += 1;
-                        let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
+                        let backoff = backoff(attempt);
                         warn!(attempt, ?backoff, error = %Report(&e), "batch failed, retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
@@ -264,74 +291,215 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                     Err(e) => return Err(e),
                 }
             };
-            if dispositions.len() != records.len() {
-                return Err(Error::Handler {
-                    retryable: false,
-                    message: format!("handler returned {} dispositions for {} records", dispositions.len(), records.len()),
-                    source: None,
-                });
-            }
-
-            let poison: Vec<_> = records
-                .iter()
-                .zip(&dispositions)
-                .filter_map(|(r, d)| match d {
-                    Disposition::DeadLetter(e) => Some((r, e)),
-                    Disposition::Done => None,
-                })
-                .collect();
-            if !poison.is_empty() {
-                // Only the letters not yet delivered are sent again.
-                let mut pending = poison;
-                let mut attempt = 0u32;
-                loop {
-                    let report = dead_letters.send(&pending).await;
-                    handler.dead_letters_sent(&report);
-                    stats.dead_letters_truncated += report.truncated;
-                    stats.dead_lettered += report.sent;
-                    if report.undelivered.is_empty() {
-                        break;
-                    }
-                    attempt += 1;
-                    stats.dead_letter_failures += 1;
-                    let (class, message) = report.failed.first().cloned().unwrap_or((DeadLetterFailure::Other, String::new()));
-                    let class = class.as_str();
-                    let topic = dead_letters.topic();
-                    if attempt > *max_retries || shutdown.is_cancelled() {
-                        error!(topic, class, attempts = attempt, %message, "dead letters not delivered, stopping; the batch will be replayed");
-                        return Err(Error::DeadLetter { topic: topic.to_string(), class, attempts: attempt, message });
-                    }
-                    let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
-                    error!(topic, class, attempt, undelivered = report.undelivered.len(), ?backoff, %message, "dead letters not delivered, retrying");
-                    pending = report.undelivered.iter().map(|&i| pending[i]).collect();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-            }
+            check_dispositions(&dispositions, &records)?;
+            deliver_dead_letters(dead_letters, handler, stats, &records, &dispositions, *max_retries, shutdown).await?;
 
             // Every effect of the batch is acknowledged: now, and only now, store offsets.
-            let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-            for r in &records {
-                let e = last.entry((r.topic, r.partition)).or_insert(r.offset);
-                *e = (*e).max(r.offset);
-            }
-            for ((topic, partition), offset) in last {
+            for ((topic, partition), (_, last)) in offset_ranges(&records) {
                 // Fails only if the partition was revoked meanwhile; its new owner will
                 // replay these events, which the fences make harmless.
-                if let Err(e) = consumer.store_offset(topic, partition, offset) {
-                    warn!(topic, partition, offset, error = %e, "could not store offset (partition revoked?)");
+                if let Err(e) = consumer.store_offset(topic, partition, last) {
+                    warn!(topic, partition, offset = last, error = %e, "could not store offset (partition revoked?)");
                 }
             }
+            handler.committed();
             stats.batches += 1;
             stats.records += records.len() as u64;
         }
     }
+
+    /// One transaction per batch ([`crate::transactions`]).
+    async fn run_exactly_once(&mut self, shutdown: &CancellationToken, timeout: Duration) -> Result<()> {
+        let ConsumerLoop { consumer, dead_letters, handler, max_events, max_wait, max_retries, shutdown_drain, stats, .. } =
+            self;
+        let producer = dead_letters.producer().clone();
+        // Consecutive failed attempts; reset by a committed batch.
+        let mut attempt = 0u32;
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                batch = next_batch(consumer, *max_events, *max_wait) => batch,
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let records: Vec<InputRecord<'_>> = batch.iter().map(|(m, at)| record_of(m, *at)).collect();
+            let ranges = offset_ranges(&records);
+            transactions::begin(&producer).map_err(|e| Error::handler(false, "exactly-once batch", e))?;
+
+            let drain = *shutdown_drain;
+            let drain_expired = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(drain).await;
+            };
+            tokio::pin!(drain_expired);
+            let work = async {
+                let dispositions = handler.handle(&records).await?;
+                check_dispositions(&dispositions, &records)?;
+                deliver_dead_letters(dead_letters, handler, stats, &records, &dispositions, 0, shutdown).await?;
+                let mut offsets = rdkafka::TopicPartitionList::new();
+                for ((topic, partition), (_, last)) in &ranges {
+                    offsets
+                        .add_partition_offset(topic, *partition, rdkafka::Offset::Offset(last + 1))
+                        .map_err(|e| Error::kafka("listing the batch's offsets", e))?;
+                }
+                let group = consumer
+                    .group_metadata()
+                    .ok_or_else(|| Error::handler(false, "exactly-once batch", "the consumer has no group metadata"))?;
+                transactions::commit(&producer, offsets, group, timeout)
+                    .await
+                    .map_err(|e| match e {
+                        e @ transactions::TransactionError::Fatal { .. } => Error::handler(false, "committing a batch", e),
+                        e => Error::handler(true, "committing a batch", e),
+                    })
+            };
+            let outcome = tokio::select! {
+                outcome = work => Some(outcome),
+                _ = &mut drain_expired => None,
+            };
+            let Some(outcome) = outcome else {
+                warn!(events = records.len(), ?drain, "shutdown: in-flight batch abandoned (transaction aborted), its events will be consumed again");
+                stats.abandoned += 1;
+                let _ = transactions::abort(&producer, timeout).await;
+                return Ok(());
+            };
+            match outcome {
+                Ok(()) => {
+                    handler.committed();
+                    attempt = 0;
+                    stats.batches += 1;
+                    stats.records += records.len() as u64;
+                }
+                Err(e) => {
+                    // Nothing of the batch is visible: abort, then go back to its start.
+                    if let Err(abort) = transactions::abort(&producer, timeout).await {
+                        error!(error = %Report(&abort), "could not abort the transaction");
+                        return Err(Error::handler(false, "aborting a failed batch's transaction", abort));
+                    }
+                    let retryable = matches!(e, Error::Handler { retryable: true, .. } | Error::Delivery { .. } | Error::DeadLetter { .. });
+                    if !retryable || attempt >= *max_retries {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    stats.retries += 1;
+                    rewind(consumer, handler, &ranges)?;
+                    let backoff = backoff(attempt);
+                    warn!(attempt, ?backoff, error = %Report(&e), "batch failed, transaction aborted; consuming it again");
+                    if shutdown.is_cancelled() {
+                        stats.abandoned += 1;
+                        return Ok(());
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {
+                            stats.abandoned += 1;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// Waits for a first message, then gathers more until the batch is full or `max_wait`
-/// has passed since the first.
+/// The wait before retry `attempt` (1, 2, ...): 200 ms doubling, at most 6.4 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100 * 2u64.pow(attempt.min(6)))
+}
+
+fn check_dispositions(dispositions: &[Disposition], records: &[InputRecord<'_>]) -> Result<()> {
+    if dispositions.len() != records.len() {
+        return Err(Error::Handler {
+            retryable: false,
+            message: format!("handler returned {} dispositions for {} records", dispositions.len(), records.len()),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
+/// Per (topic, partition) of a batch: its first and last offsets.
+fn offset_ranges<'r>(records: &[InputRecord<'r>]) -> BTreeMap<(&'r str, i32), (i64, i64)> {
+    let mut ranges: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+    for r in records {
+        let e = ranges.entry((r.topic, r.partition)).or_insert((r.offset, r.offset));
+        e.0 = e.0.min(r.offset);
+        e.1 = e.1.max(r.offset);
+    }
+    ranges
+}
+
+/// Puts the consumer back at the start of an aborted batch and tells the handler to forget
+/// what it applied of it.
+fn rewind<H: BatchHandler>(consumer: &WeirConsumer, handler: &mut H, ranges: &BTreeMap<(&str, i32), (i64, i64)>) -> Result<()> {
+    for ((topic, partition), (first, _)) in ranges {
+        consumer
+            .seek(topic, *partition, rdkafka::Offset::Offset(*first), Duration::from_secs(10))
+            .map_err(|e| Error::kafka(format!("seeking {topic}[{partition}] back to {first}"), e))?;
+    }
+    let partitions: Vec<(String, i32)> = ranges.keys().map(|(t, p)| (t.to_string(), *p)).collect();
+    handler.rewind(&partitions);
+    Ok(())
+}
+
+/// Produces a batch's poison records to the dead-letter topic and waits for their delivery,
+/// retrying what was not delivered up to `max_retries` times (0: fail at once, for a
+/// transaction that is retried whole).
+async fn deliver_dead_letters<H: BatchHandler>(
+    dead_letters: &DeadLetterSink,
+    handler: &mut H,
+    stats: &mut LoopStats,
+    records: &[InputRecord<'_>],
+    dispositions: &[Disposition],
+    max_retries: u32,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let poison: Vec<_> = records
+        .iter()
+        .zip(dispositions)
+        .filter_map(|(r, d)| match d {
+            Disposition::DeadLetter(e) => Some((r, e)),
+            Disposition::Done => None,
+        })
+        .collect();
+    if poison.is_empty() {
+        return Ok(());
+    }
+    // Only the letters not yet delivered are sent again.
+    let mut pending = poison;
+    let mut attempt = 0u32;
+    loop {
+        let report = dead_letters.send(&pending).await;
+        handler.dead_letters_sent(&report);
+        stats.dead_letters_truncated += report.truncated;
+        stats.dead_lettered += report.sent;
+        if report.undelivered.is_empty() {
+            return Ok(());
+        }
+        attempt += 1;
+        stats.dead_letter_failures += 1;
+        let (class, message) = report.failed.first().cloned().unwrap_or((DeadLetterFailure::Other, String::new()));
+        let class = class.as_str();
+        let topic = dead_letters.topic();
+        if attempt > max_retries || shutdown.is_cancelled() {
+            error!(topic, class, attempts = attempt, %message, "dead letters not delivered, stopping; the batch will be replayed");
+            return Err(Error::DeadLetter { topic: topic.to_string(), class, attempts: attempt, message });
+        }
+        let backoff = backoff(attempt);
+        error!(topic, class, attempt, undelivered = report.undelivered.len(), ?backoff, %message, "dead letters not delivered, retrying");
+        pending = report.undelivered.iter().map(|&i| pending[i]).collect();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Waits for a first message, then takes what has already arrived (smart batching: a
+/// batch is small at low load, for latency, and large under load, for throughput, without
+/// waiting for either), up to `max_events`; with a `max_wait` above zero, then waits up to
+/// that long after the first message for more.
 async fn next_batch<'c>(
     consumer: &'c WeirConsumer,
     max_events: usize,
@@ -351,6 +519,16 @@ async fn next_batch<'c>(
             }
         }
     };
+    while batch.len() < max_events {
+        match consumer.recv().now_or_never() {
+            Some(Ok(m)) => batch.push((m, Instant::now())),
+            Some(Err(e)) => warn!(error = %e, "consumer error"),
+            None => break,
+        }
+    }
+    if max_wait.is_zero() {
+        return batch;
+    }
     while batch.len() < max_events {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(m)) => batch.push((m, Instant::now())),

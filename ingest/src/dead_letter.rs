@@ -125,6 +125,11 @@ impl DeadLetterSink {
         &self.topic
     }
 
+    /// The producer the letters go through (the transactional one, with exactly-once on).
+    pub fn producer(&self) -> &EventProducer {
+        &self.producer
+    }
+
     /// Produces the dead letters and waits for their delivery. Letters that fail are
     /// reported, not retried (the caller retries the batch's letters).
     pub async fn send(&self, poison: &[(&InputRecord<'_>, &EventError)]) -> DeadLetterReport {

@@ -9,6 +9,10 @@
 //!   ([`dead_letter`]);
 //! - the seeded load generator behind `weir produce` ([`generator`]) and the paced
 //!   producer that sends its output ([`load_producer`]);
+//! - exactly-once batches ([`transactions`]: scores, changelog records, dead letters and
+//!   offsets in one Kafka transaction, with `kafka.exactly_once`) and the changelog topic
+//!   of the state kept in process ([`changelog`]: created compacted, read back to restore a
+//!   partition);
 //! - consumer-lag queries against the brokers' watermarks ([`lag`]);
 //! - Kafka configuration ([`config`]).
 //!
@@ -30,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod changelog;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
@@ -39,5 +44,6 @@ pub mod lag;
 pub mod load_producer;
 pub mod producer;
 pub mod record;
+pub mod transactions;
 
 pub use error::{Error, Result};

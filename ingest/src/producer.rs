@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
@@ -45,6 +45,25 @@ impl EventProducer {
         &self.producer
     }
 
+    /// A transactional producer (`transactional.id` set), its transactions initialised:
+    /// an earlier producer with the same id is fenced, and a transaction it left open is
+    /// aborted. See [`crate::transactions`].
+    pub async fn transactional(config: &KafkaConfig, transactional_id: &str, timeout: Duration) -> Result<Self> {
+        let mut c = config.producer_config();
+        // librdkafka refuses a message timeout longer than the transaction's.
+        let message_timeout = config.transaction_timeout_ms.min(30_000);
+        c.set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
+            .set("message.timeout.ms", message_timeout.to_string());
+        let producer: FutureProducer = c.create().map_err(|e| Error::kafka("creating a transactional producer", e))?;
+        let init = producer.clone();
+        tokio::task::spawn_blocking(move || init.init_transactions(timeout))
+            .await
+            .map_err(|e| Error::handler(false, "initialising transactions", e))?
+            .map_err(|e| Error::kafka(format!("initialising transactions as {transactional_id:?}"), e))?;
+        Ok(EventProducer { producer })
+    }
+
     /// Produces every message to `topic` and waits until the broker acknowledged all of
     /// them. Messages are enqueued together, so the batch costs about one round trip.
     /// Returns the (partition, offset) of each message, in order.
@@ -56,11 +75,28 @@ impl EventProducer {
             .collect()
     }
 
+    /// [`send_all`](Self::send_all) to one partition of `topic` (a changelog's: input
+    /// partition `p`'s state goes to its partition `p`).
+    pub async fn send_all_to(&self, topic: &str, partition: i32, messages: &[OutgoingMessage]) -> Result<Vec<(i32, i64)>> {
+        self.send_each_to(topic, Some(partition), messages)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|source| Error::Delivery { topic: format!("{topic}[{partition}]"), source }))
+            .collect()
+    }
+
     /// [`send_all`](Self::send_all) with one outcome per message, for callers that treat
     /// failures one by one (the dead-letter sink).
     pub async fn send_each(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
+        self.send_each_to(topic, None, messages).await
+    }
+
+    async fn send_each_to(&self, topic: &str, partition: Option<i32>, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
         let sends = messages.iter().map(|m| {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&m.payload);
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
             if let Some(k) = &m.key {
                 record = record.key(k.as_slice());
             }

@@ -62,6 +62,30 @@ pub const MODEL_LATENCY: &str = "weir_model_batch_seconds";
 /// restart empty). No labels.
 pub const STORE_STATE_CORRUPT: &str = "weir_store_state_corrupt_total";
 
+// ---- State kept in process (`state.mode = "local"`) and its serving copy ----
+
+/// `weir_state_restores_total` — counter, partitions whose state was restored from the
+/// changelog. No labels.
+pub const STATE_RESTORES: &str = "weir_state_restores_total";
+/// `weir_state_restored_records_total` — counter, changelog records those restores read.
+pub const STATE_RESTORED_RECORDS: &str = "weir_state_restored_records_total";
+/// `weir_state_entities` — gauge, entities kept in process over the owned partitions.
+pub const STATE_ENTITIES: &str = "weir_state_entities";
+/// `weir_serving_copy_lag_seconds` — histogram, from a batch's commit to its entities'
+/// states reaching Redis's serving copy: how far the copy lags the stream.
+pub const SERVING_LAG: &str = "weir_serving_copy_lag_seconds";
+/// `weir_serving_copy_written_total` — counter, entity states written to the serving copy.
+pub const SERVING_WRITTEN: &str = "weir_serving_copy_written_total";
+/// `weir_serving_copy_pending` — gauge, entities waiting to be written to the serving
+/// copy (grows while Redis is down).
+pub const SERVING_PENDING: &str = "weir_serving_copy_pending";
+/// `weir_serving_copy_up` — gauge, 1 while the serving copy's last write reached Redis, 0
+/// while Redis is unreachable.
+pub const SERVING_UP: &str = "weir_serving_copy_up";
+/// `weir_serving_copy_resyncs_total` — counter, full rewrites of the serving copy after
+/// Redis lost data.
+pub const SERVING_RESYNCS: &str = "weir_serving_copy_resyncs_total";
+
 // ---- Models and the registry ----
 
 /// `weir_model_info` — gauge, 1 for the model version serving, 0 once swapped out.

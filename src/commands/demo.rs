@@ -172,11 +172,12 @@ pub async fn run_demo(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let cluster = MockCluster::new(1).context("starting librdkafka's mock cluster")?;
     let mut config = WeirConfig::with_brokers(&cluster.bootstrap_servers());
     config.kafka.group_id = format!("weir-demo-{}", options.seed);
-    // The mock cluster has no transaction coordinator; idempotence needs none, but keep
-    // producer batching small so latency figures reflect weir, not linger.
-    config.kafka.producer_properties.insert("linger.ms".into(), "2".into());
     config.kafka.batch.max_events = options.max_batch;
+    // The mock cluster cannot create topics through the admin API: the changelog of the
+    // state kept in process is made here, like the others.
+    let changelog = config.kafka.changelog_topic();
     for topic in [
+        &changelog,
         &config.kafka.topics.input,
         &config.kafka.topics.labels,
         &config.kafka.topics.scores,

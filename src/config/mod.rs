@@ -10,6 +10,7 @@
 
 pub mod input;
 pub mod monitor;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +27,12 @@ use weir_scorer::config::ScorerConfig;
 pub struct WeirConfig {
     /// Brokers, topics, batching, librdkafka properties.
     pub kafka: KafkaConfig,
-    /// The online feature store. Required for `weir run`.
+    /// Redis: the serving copy of the state (and, with `state.mode = "redis"` or entity
+    /// kinds not keyed like the input, the state itself).
     pub redis: Option<RedisConfig>,
+    /// Where entity state lives: in process with a changelog, or in Redis.
+    #[serde(default)]
+    pub state: state::StateConfig,
     /// What the input topic carries: schema subject, event id, primary key, attributes,
     /// field checks.
     #[serde(default)]
@@ -177,6 +182,14 @@ impl WeirConfig {
     /// Every problem in every section, in one error.
     pub fn problems(&self) -> Vec<String> {
         let mut p = self.kafka.problems();
+        p.extend(self.state.problems());
+        if self.kafka.exactly_once && self.state.mode == state::StateMode::Redis {
+            p.push(
+                "kafka.exactly_once needs state.mode = \"local\": a Redis write cannot join a Kafka transaction, \
+                 so with the state in Redis a replay would read state the aborted batch already changed"
+                    .to_string(),
+            );
+        }
         p.extend(self.input.problems());
         p.extend(self.features.problems());
         p.extend(self.scorer.problems());
@@ -214,6 +227,7 @@ impl WeirConfig {
         WeirConfig {
             kafka: KafkaConfig::new(brokers),
             redis: None,
+            state: Default::default(),
             input: Default::default(),
             features: FeaturesConfig::default(),
             scorer: ScorerConfig::default(),

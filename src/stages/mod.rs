@@ -9,6 +9,7 @@
 
 pub mod lag_watch;
 pub mod learn;
+pub mod local_state;
 pub mod monitor;
 pub mod promote;
 pub mod registry_watch;

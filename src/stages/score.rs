@@ -11,6 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use weir_features::definitions::FeatureDefinitions;
+use weir_features::embedded::EmbeddedStore;
+use weir_features::redis_store::RedisStore;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::dead_letter::DeadLetterReport;
 use weir_ingest::producer::{EventProducer, OutgoingMessage};
@@ -27,7 +29,9 @@ use weir_scorer::config::ScorerConfig;
 use weir_scorer::live::{LiveModel, LiveSlot, Target};
 use weir_scorer::model::LoadedModel;
 
+use crate::config::state::StateMode;
 use crate::config::WeirConfig;
+use crate::stages::local_state::LocalStage;
 use crate::wiring::{feature_definitions, feature_names, input_plan, schema_registry, InputPlan};
 
 /// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
@@ -80,6 +84,8 @@ pub struct ScoringHandler<S> {
     producer: EventProducer,
     scores_topic: String,
     stats: Arc<PipelineStats>,
+    /// With `state.mode = "local"`: the entity kinds kept in process, and their changelog.
+    local: Option<LocalStage>,
 }
 
 /// What the pipeline scores with: a fixed model, or a [`LiveModel`] that a registry
@@ -126,6 +132,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
             stats,
             model: model.into_live(),
             shadow: None,
+            local: None,
         })
     }
 
@@ -137,7 +144,13 @@ impl<S: FeatureStore> ScoringHandler<S> {
         Ok(fields)
     }
 
-    async fn score_batch(&self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+    /// Keeps the entity kinds keyed like the input in process (`state.mode = "local"`).
+    pub fn with_local_state(mut self, local: LocalStage) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    async fn score_batch(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
         let now = weir_schemas::now_ms();
         let mut dispositions = Vec::with_capacity(batch.len());
         let mut valid: Vec<usize> = Vec::with_capacity(batch.len());
@@ -167,11 +180,17 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 self.definitions.observations(f, position)
             })
             .collect();
-        let outcome = self
-            .store
-            .observe(&observations)
-            .await
-            .map_err(|e| IngestError::handler(e.is_retryable(), "updating the feature store", e))?;
+        let (outcome, changelog) = match &mut self.local {
+            None => {
+                let outcome = self
+                    .store
+                    .observe(&observations)
+                    .await
+                    .map_err(|e| IngestError::handler(e.is_retryable(), "updating the feature store", e))?;
+                (outcome, Vec::new())
+            }
+            Some(local) => local.observe(&*self.store, &observations).await?,
+        };
         let windows = &outcome.results;
         // Per event: late when any of its entities refused it, replayed when all did.
         let (mut late, mut replayed) = (0u64, 0u64);
@@ -237,11 +256,24 @@ impl<S: FeatureStore> ScoringHandler<S> {
             messages.push(OutgoingMessage::new(event.key.as_bytes(), self.score_encoder.encode(&event)?));
         }
         // A delivery failure fails the batch; the loop retries it, and the replay is
-        // fenced in the store, so the worst case is a duplicate score, never a lost one.
-        self.producer
-            .send_all(&self.scores_topic, &messages)
-            .await
-            .map_err(|e| IngestError::handler(true, "delivering scores", e))?;
+        // fenced in the store, so the worst case is a duplicate score, never a lost one
+        // (with exactly-once, the batch's transaction is aborted and none of it shows).
+        // The changelog records go out with the scores, acknowledged together.
+        let scores = async {
+            self.producer
+                .send_all(&self.scores_topic, &messages)
+                .await
+                .map_err(|e| IngestError::handler(true, "delivering scores", e))
+        };
+        let changelog_sent = async {
+            match &self.local {
+                Some(local) if !changelog.is_empty() => {
+                    local.deliver(&self.producer, changelog).await.map_err(|e| IngestError::handler(true, "delivering changelog records", e))
+                }
+                _ => Ok(()),
+            }
+        };
+        futures::future::try_join(scores, changelog_sent).await?;
 
         // One clock read for the batch: every score in it was acknowledged together.
         let done = std::time::Instant::now();
@@ -327,6 +359,18 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
         result
     }
 
+    fn committed(&mut self) {
+        if let Some(local) = &mut self.local {
+            local.committed();
+        }
+    }
+
+    fn rewind(&mut self, partitions: &[(String, i32)]) {
+        if let Some(local) = &mut self.local {
+            local.rewind(partitions);
+        }
+    }
+
     fn dead_letters_sent(&mut self, report: &DeadLetterReport) {
         metrics::counter!(m::DEAD_LETTERS_TRUNCATED).increment(report.truncated);
         for (reason, _) in &report.failed {
@@ -335,8 +379,26 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
     }
 }
 
+/// What a pipeline keeps its shared state in, as the local-state mode needs it: the Redis
+/// store also takes the serving copy of the state kept in process; the embedded store
+/// (the demo's, tests') has no copy to keep.
+pub trait PipelineStore: FeatureStore + 'static {
+    /// Where the serving copy goes, if anywhere.
+    fn serving_target(self: &Arc<Self>) -> Option<Arc<RedisStore>> {
+        None
+    }
+}
+
+impl PipelineStore for RedisStore {
+    fn serving_target(self: &Arc<Self>) -> Option<Arc<RedisStore>> {
+        Some(self.clone())
+    }
+}
+
+impl PipelineStore for EmbeddedStore {}
+
 /// [`run_pipeline`] on a task of its own.
-pub fn spawn_pipeline<S: FeatureStore + 'static>(
+pub fn spawn_pipeline<S: PipelineStore>(
     config: WeirConfig,
     store: Arc<S>,
     model: impl IntoLiveModel + Send + 'static,
@@ -347,7 +409,7 @@ pub fn spawn_pipeline<S: FeatureStore + 'static>(
 }
 
 /// Runs the scoring pipeline on `store` until `shutdown`.
-pub async fn run_pipeline<S: FeatureStore + 'static>(
+pub async fn run_pipeline<S: PipelineStore>(
     config: &WeirConfig,
     store: Arc<S>,
     model: impl IntoLiveModel,
@@ -355,11 +417,22 @@ pub async fn run_pipeline<S: FeatureStore + 'static>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<LoopStats> {
     config.check()?;
-    let producer = EventProducer::new(&config.kafka)?;
+    let producer = if config.kafka.exactly_once {
+        let id = config.kafka.transactional_id();
+        let timeout = std::time::Duration::from_millis(config.kafka.transaction_timeout_ms);
+        let producer = EventProducer::transactional(&config.kafka, &id, timeout)
+            .await
+            .with_context(|| format!("starting exactly-once (kafka.exactly_once) as transactional id {id:?}"))?;
+        tracing::info!(transactional_id = %id, "exactly-once: each batch is one kafka transaction");
+        producer
+    } else {
+        EventProducer::new(&config.kafka)?
+    };
     let model = model.into_live();
     let meta = model.current().metadata().clone();
     metrics::gauge!(m::MODEL_INFO, "model" => meta.name, "version" => meta.version).set(1.0);
     let shadow_stats = stats.shadow.clone();
+    let serving_target = store.serving_target();
     let mut handler = ScoringHandler::new(config, store, model, producer.clone(), stats)?;
     if config.scorer.registry.is_some() {
         // The challenger, if the registry names one: its own watcher, queue and task.
@@ -378,7 +451,12 @@ pub async fn run_pipeline<S: FeatureStore + 'static>(
         );
         handler.shadow = Some(sender);
     }
-    let consumer = weir_ingest::consumer::subscribe(&config.kafka, &[&config.kafka.topics.input])?;
+    let rebalances = weir_ingest::consumer::RebalanceLog::default();
+    if config.state.mode == StateMode::Local {
+        let local = LocalStage::start(config, serving_target, rebalances.clone(), shutdown.clone()).await?;
+        handler = handler.with_local_state(local);
+    }
+    let consumer = weir_ingest::consumer::subscribe_logging(&config.kafka, &[&config.kafka.topics.input], Some(rebalances))?;
     let (loop_stats, _) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
     Ok(loop_stats)
 }

@@ -83,6 +83,14 @@ pub fn input_plan(config: &WeirConfig, definitions: &FeatureDefinitions) -> Inpu
     InputPlan::new(&config.input, &config.validation, definitions.paths(), &definitions.key_paths())
 }
 
+/// Per entity kind, in the definitions' order: is it keyed like the input (its key path
+/// is `input.primary_key`, by which the input topic is expected to be partitioned), so
+/// that one input partition holds all of an entity's events and its state can live with
+/// the partition?
+pub fn local_kinds(config: &WeirConfig, definitions: &FeatureDefinitions) -> Vec<bool> {
+    definitions.key_paths().iter().map(|path| *path == config.input.primary_key).collect()
+}
+
 /// The Redis online store the configuration names, with weir's card key space.
 pub async fn connect_redis_store(config: &WeirConfig) -> anyhow::Result<RedisStore> {
     let redis = config.redis.as_ref().context("a [redis] section (or WEIR_REDIS_URL) is needed")?;
