@@ -10,7 +10,9 @@
 #     port; a Redis already running on 6379 is never used);
 #   - prometheus, from Debian's packages, if missing (one test scrapes weir with it);
 #   - the Tansu Kafka broker, with `cargo install`, into $WEIR_CACHE/tansu-$TANSU_VERSION
-#     (default ~/.cache/weir), skipped when already there: the cold build takes ~17 min.
+#     (default ~/.cache/weir), skipped when already there: the cold build takes ~17 min;
+#   - noida-db (its Kafka service only: a broker with transactions, for the exactly-once
+#     tests), the same way into $WEIR_CACHE/noida-db-$NOIDA_VERSION: ~3 min cold.
 # Set WEIR_TEST_BROKERS / WEIR_TEST_REDIS to run against a broker / Redis of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ cd "$(dirname "$0")/.."
 WEIR_CACHE="${WEIR_CACHE:-${HOME:-/root}/.cache/weir}"
 TANSU_VERSION=0.6.0
 TANSU_ROOT="$WEIR_CACHE/tansu-$TANSU_VERSION"
+NOIDA_VERSION=0.2.3
+NOIDA_ROOT="$WEIR_CACHE/noida-db-$NOIDA_VERSION"
 export WEIR_CACHE
 
 log() { printf '[test.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -53,6 +57,19 @@ else
   rm -rf "$TANSU_ROOT" && mv "$TANSU_ROOT.partial" "$TANSU_ROOT"
 fi
 export WEIR_TANSU_BIN="$TANSU_ROOT/bin/tansu"
+
+# A broker with Kafka transactions, for the exactly-once tests (tests/tests/exactly_once.rs):
+# Tansu 0.6.0 has no EndTxn, and librdkafka's mock cluster answers transactional requests
+# without their meaning (see Services::start_transactional in tests/src/lib.rs).
+if [ -x "$NOIDA_ROOT/bin/noida-db" ]; then
+  log "noida-db $NOIDA_VERSION already installed in $NOIDA_ROOT"
+else
+  log "installing noida-db $NOIDA_VERSION (kafka only) into $NOIDA_ROOT (cold build: ~3 minutes)"
+  cargo install noida-db --locked --version "$NOIDA_VERSION" --no-default-features --features kafka \
+    --root "$NOIDA_ROOT.partial"
+  rm -rf "$NOIDA_ROOT" && mv "$NOIDA_ROOT.partial" "$NOIDA_ROOT"
+fi
+export WEIR_NOIDA_BIN="$NOIDA_ROOT/bin/noida-db"
 log "tansu: $("$WEIR_TANSU_BIN" --version 2>/dev/null || echo unknown); redis: $(redis-server --version | cut -d' ' -f3)"
 
 start=$(date +%s)

@@ -30,6 +30,9 @@ use crate::redis_store::RedisStore;
 /// round holds Redis (single-threaded) for milliseconds, not seconds.
 const ENTITIES_PER_ROUND: usize = 4096;
 
+/// How long a stopping writer keeps trying to reach Redis with what it holds.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(10);
+
 /// Batches waiting for the writer before [`ServingCopy::send`] merges in place instead of
 /// queueing (the writer coalesces anyway).
 const QUEUE: usize = 256;
@@ -113,24 +116,38 @@ struct Writer {
 }
 
 impl Writer {
+    /// Writes until every [`ServingCopy`] is dropped and what they sent is written; once
+    /// `shutdown` is cancelled and the senders are gone, gives up on Redis after
+    /// [`FLUSH_AT_SHUTDOWN`] (the next start rewrites each restored partition anyway).
     async fn run(mut self, mut rx: mpsc::Receiver<(Instant, Vec<EntityChange>)>, shutdown: CancellationToken) {
         let mut failures = 0u32;
+        let mut closed: Option<Instant> = None;
         loop {
-            if self.pending.is_empty() {
-                tokio::select! {
-                    item = rx.recv() => match item {
-                        Some((at, changes)) => self.merge(at, changes),
-                        None => return,
-                    },
-                    _ = shutdown.cancelled() => return,
+            if self.pending.is_empty() && closed.is_none() {
+                match rx.recv().await {
+                    Some((at, changes)) => self.merge(at, changes),
+                    None => closed = Some(Instant::now()),
                 }
             }
-            while let Ok((at, changes)) = rx.try_recv() {
-                self.merge(at, changes);
+            loop {
+                match rx.try_recv() {
+                    Ok((at, changes)) => self.merge(at, changes),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed.get_or_insert_with(Instant::now);
+                        break;
+                    }
+                }
             }
             let overflow = self.overflow.lock().map(|mut o| std::mem::take(&mut *o)).unwrap_or_default();
             for (at, changes) in overflow {
                 self.merge(at, changes);
+            }
+            if self.pending.is_empty() {
+                if closed.is_some() {
+                    return;
+                }
+                continue;
             }
             match self.round().await {
                 Ok(()) => {
@@ -141,21 +158,23 @@ impl Writer {
                     failures += 1;
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     self.stats.up.store(false, Ordering::Relaxed);
+                    if let Some(at) = closed
+                        && shutdown.is_cancelled()
+                        && at.elapsed() > FLUSH_AT_SHUTDOWN
+                    {
+                        tracing::error!(error = %e, pending = self.pending.len(),
+                            "serving copy: redis unreachable at shutdown, entities not written; the next start rewrites them");
+                        return;
+                    }
                     let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(6)));
                     if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(error = %e, pending = self.pending.len(), ?backoff,
                             "serving copy: redis write failed; scoring goes on, the copy catches up once redis answers");
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
+                    tokio::time::sleep(backoff).await;
                 }
             }
             self.stats.pending.store(self.pending.len() as u64, Ordering::Relaxed);
-            if shutdown.is_cancelled() && self.pending.is_empty() {
-                return;
-            }
         }
     }
 

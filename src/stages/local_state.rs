@@ -44,6 +44,8 @@ pub struct LocalStage {
     restore_wait: Duration,
     rebalances: RebalanceLog,
     serving: Option<ServingCopy>,
+    /// The serving copy's writer, awaited by [`LocalStage::finish`].
+    serving_task: Option<tokio::task::JoinHandle<()>>,
     /// Changes of the batch not yet committed: the serving copy gets them once it is.
     uncommitted: Vec<EntityChange>,
     stats: Arc<LocalStats>,
@@ -73,7 +75,18 @@ impl LocalStage {
         stats: Arc<LocalStats>,
     ) -> Self {
         let changelog = kafka.changelog_topic();
-        LocalStage { local, local_kinds, kafka, changelog, restore_wait, rebalances, serving, uncommitted: Vec::new(), stats }
+        LocalStage {
+            local,
+            local_kinds,
+            kafka,
+            changelog,
+            restore_wait,
+            rebalances,
+            serving,
+            serving_task: None,
+            uncommitted: Vec::new(),
+            stats,
+        }
     }
 
     /// Builds the stage for `config`: the changelog topic made sure of (created compacted
@@ -107,14 +120,29 @@ impl LocalStage {
         tracing::info!(%changelog, partitions, kinds = %kinds.join(", "), "state kept in process, changes to the changelog");
         let local = Arc::new(LocalState::new(definitions.engine_spec().clone()));
         let stats = Arc::new(LocalStats::default());
-        let serving = serving.map(|store| {
-            let lag = metrics::histogram!(m::SERVING_LAG);
-            let (copy, _task) = spawn_serving_copy(store, local.clone(), Box::new(move |d| lag.record(d.as_secs_f64())), shutdown.clone());
-            copy
-        });
+        let (serving, task) = match serving {
+            Some(store) => {
+                let lag = metrics::histogram!(m::SERVING_LAG);
+                let (copy, task) =
+                    spawn_serving_copy(store, local.clone(), Box::new(move |d| lag.record(d.as_secs_f64())), shutdown.clone());
+                (Some(copy), Some(task))
+            }
+            None => (None, None),
+        };
         spawn_metrics(local.clone(), stats.clone(), serving.as_ref().map(|s| s.stats().clone()), shutdown);
         let wait = Duration::from_millis(config.state.restore_wait_ms);
-        Ok(LocalStage::new(local, local_kinds, kafka, wait, rebalances, serving, stats))
+        let mut stage = LocalStage::new(local, local_kinds, kafka, wait, rebalances, serving, stats);
+        stage.serving_task = task;
+        Ok(stage)
+    }
+
+    /// Stops: the serving copy's writer writes what it holds (for a bounded time), then
+    /// this returns.
+    pub async fn finish(mut self) {
+        self.serving = None;
+        if let Some(task) = self.serving_task.take() {
+            let _ = task.await;
+        }
     }
 
     pub fn changelog_topic(&self) -> &str {
@@ -236,12 +264,19 @@ impl LocalStage {
                 missing.push((p.topic.clone(), p.partition));
             }
         }
-        for (topic, partition) in missing {
-            let started = std::time::Instant::now();
+        // Each partition's changelog is read on its own blocking thread, all at once: a
+        // process taking over several partitions waits for the longest, not the sum.
+        let started = std::time::Instant::now();
+        let reads = missing.into_iter().map(|(topic, partition)| {
             let (kafka, changelog, wait) = (self.kafka.clone(), self.changelog.clone(), self.restore_wait);
-            let records = tokio::task::spawn_blocking(move || read_changelog_partition(&kafka, &changelog, partition, wait))
-                .await
-                .map_err(|e| IngestError::handler(false, "restoring a partition", e))??;
+            async move {
+                let records = tokio::task::spawn_blocking(move || read_changelog_partition(&kafka, &changelog, partition, wait))
+                    .await
+                    .map_err(|e| IngestError::handler(false, "restoring a partition", e))??;
+                Ok::<_, IngestError>((topic, partition, records))
+            }
+        });
+        for (topic, partition, records) in futures::future::try_join_all(reads).await? {
             let n = records.len();
             let report = self
                 .local

@@ -457,6 +457,9 @@ pub async fn run_pipeline<S: PipelineStore>(
         handler = handler.with_local_state(local);
     }
     let consumer = weir_ingest::consumer::subscribe_logging(&config.kafka, &[&config.kafka.topics.input], Some(rebalances))?;
-    let (loop_stats, _) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
+    let (loop_stats, handler) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
+    if let Some(local) = handler.local {
+        local.finish().await;
+    }
     Ok(loop_stats)
 }

@@ -73,25 +73,51 @@ impl Services {
                 format!("127.0.0.1:{port}")
             }
         };
-        let redis_url = match std::env::var("WEIR_TEST_REDIS") {
-            Ok(r) if !r.is_empty() => r,
-            _ => {
-                let port = free_port()?;
-                let child = spawn_child(
-                    Command::new("redis-server")
-                        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                        .arg("--dir")
-                        .arg(dir.path())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null()),
-                )
-                .context("starting redis-server (apt-get install redis-server)")?;
-                children.push(("redis-server".to_string(), child));
-                wait_for_port(port, Duration::from_secs(20)).context("redis-server did not start listening")?;
-                format!("redis://127.0.0.1:{port}")
-            }
-        };
+        let redis_url = start_redis(&dir, &mut children)?;
         Ok(Services { brokers, redis_url, children, _dir: dir })
+    }
+
+    /// Starts a broker with Kafka transactions and a Redis, for the exactly-once tests.
+    ///
+    /// Tansu 0.6.0 has no `EndTxn` (librdkafka's `commit_transaction` fails with
+    /// "EndTxnRequest (KIP-98) not supported by broker"), and librdkafka's mock cluster
+    /// answers the transactional requests without their meaning: it writes no commit or
+    /// abort markers, lists no aborted transactions to a `read_committed` fetch and drops
+    /// the offsets of `TxnOffsetCommit` (rdkafka-sys 4.10's
+    /// `librdkafka/src/rdkafka_mock_handlers.c`). noida-db 0.2.3 (crates.io, a
+    /// Kafka-protocol broker in Rust) implements them: markers, aborted records hidden
+    /// from `read_committed`, offsets committed with the transaction, fencing by
+    /// `transactional.id`. It does not abort a transaction whose producer went silent
+    /// when `transaction.timeout.ms` passes (only a new producer with the same id ends
+    /// it), so a test restarts a killed process with the same `transactional.id`.
+    ///
+    /// The binary is looked for in `WEIR_NOIDA_BIN`, then
+    /// `$WEIR_CACHE/noida-db-0.2.3/bin/noida-db` (where `scripts/test.sh` installs it).
+    pub fn start_transactional() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("noida-db.log"))?;
+        let data = dir.path().join("noida-data");
+        let child = spawn_child(
+            Command::new(cached_bin("WEIR_NOIDA_BIN", "noida-db-0.2.3/bin/noida-db", "noida-db")?)
+                .args(["start", "--only", "kafka", "--kafka-port", &port.to_string()])
+                .arg("--data-dir")
+                .arg(&data)
+                .stdout(log.try_clone()?)
+                .stderr(log),
+        )
+        .context("starting noida-db")?;
+        wait_for_port(port, Duration::from_secs(20)).context("noida-db did not start listening")?;
+        let mut services = Self::start_redis_only(dir)?;
+        services.children.push(("noida-db".to_string(), child));
+        services.brokers = format!("127.0.0.1:{port}");
+        Ok(services)
+    }
+
+    fn start_redis_only(dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        let mut children = Vec::new();
+        let redis_url = start_redis(&dir, &mut children)?;
+        Ok(Services { brokers: String::new(), redis_url, children, _dir: dir })
     }
 
     /// Creates topics with `partitions` partitions through the Kafka admin API.
@@ -109,6 +135,27 @@ impl Services {
         Ok(())
     }
 
+    /// Kills the harness's redis-server and starts a new, empty one on the same port (a
+    /// restart without persistence: every key is gone).
+    pub fn restart_redis(&mut self) -> anyhow::Result<()> {
+        let at = self.children.iter().position(|(name, _)| name == "redis-server").context("no redis-server of the harness")?;
+        let (_, mut old) = self.children.remove(at);
+        old.kill()?;
+        old.wait()?;
+        let port: u16 = self.redis_url.rsplit(':').next().and_then(|p| p.parse().ok()).context("redis url has no port")?;
+        let child = spawn_child(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(self._dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        self.children.push(("redis-server".to_string(), child));
+        wait_for_port(port, Duration::from_secs(20)).context("redis-server did not start listening again")?;
+        Ok(())
+    }
+
     /// Whether a process of ours died (a test should fail loudly rather than hang).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         for (name, child) in &mut self.children {
@@ -118,6 +165,29 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// A Redis for the test (`WEIR_TEST_REDIS`, or `redis-server` on a free port with no
+/// persistence): its URL.
+fn start_redis(dir: &tempfile::TempDir, children: &mut Vec<(String, Child)>) -> anyhow::Result<String> {
+    if let Ok(r) = std::env::var("WEIR_TEST_REDIS")
+        && !r.is_empty()
+    {
+        return Ok(r);
+    }
+    let port = free_port()?;
+    let child = spawn_child(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .context("starting redis-server (apt-get install redis-server)")?;
+    children.push(("redis-server".to_string(), child));
+    wait_for_port(port, Duration::from_secs(20)).context("redis-server did not start listening")?;
+    Ok(format!("redis://127.0.0.1:{port}"))
 }
 
 impl Drop for Services {
@@ -164,25 +234,31 @@ pub(crate) fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> 
 }
 
 fn tansu_bin() -> anyhow::Result<PathBuf> {
-    if let Ok(p) = std::env::var("WEIR_TANSU_BIN") {
+    cached_bin("WEIR_TANSU_BIN", "tansu-0.6.0/bin/tansu", "tansu")
+}
+
+/// A server binary: the path in `variable`, else `in_cache` under `$WEIR_CACHE` (default
+/// `~/.cache/weir`, where `scripts/test.sh` installs it), else `name` on the `PATH`.
+fn cached_bin(variable: &str, in_cache: &str, name: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var(variable) {
         return Ok(PathBuf::from(p));
     }
     let cache = std::env::var("WEIR_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/weir"));
-    let cached = cache.join("tansu-0.6.0/bin/tansu");
+    let cached = cache.join(in_cache);
     if cached.is_file() {
         return Ok(cached);
     }
     if let Some(p) = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
-        .map(|d| d.join("tansu"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
     {
         return Ok(p);
     }
-    bail!("tansu not found: run scripts/test.sh (it installs it into {}), or set WEIR_TANSU_BIN or WEIR_TEST_BROKERS", cache.display())
+    bail!("{name} not found: run scripts/test.sh (it installs it into {}), or set {variable}", cache.display())
 }
 
 /// The `weir` binary: `WEIR_BIN` if set (relative to the workspace root), else built now with the same cargo and target
