@@ -27,12 +27,20 @@ fn scrape(port: u16) -> anyhow::Result<String> {
     Ok(body)
 }
 
-/// Scores read so far (distinct event ids).
-fn scored(brokers: &str, topic: &str) -> anyhow::Result<usize> {
+/// Reads the scores topic until `n` distinct events have a score; returns how many.
+fn wait_for_scores(brokers: &str, topic: &str, n: usize) -> anyhow::Result<usize> {
     let decoder = score_decoder()?;
-    let messages = read_topic(brokers, topic, Duration::from_secs(5), |_| true)?;
-    let ids: std::collections::HashSet<String> =
-        messages.iter().filter_map(|m| decoder.decode(payload(m)).ok()).map(|s| s.event_id).collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut decoded = 0;
+    read_topic(brokers, topic, Duration::from_secs(120), |m| {
+        for msg in &m[decoded..] {
+            if let Ok(s) = decoder.decode(payload(msg)) {
+                ids.insert(s.event_id);
+            }
+        }
+        decoded = m.len();
+        ids.len() >= n
+    })?;
     Ok(ids.len())
 }
 
@@ -66,18 +74,7 @@ async fn redis_flushed_and_restarted_empty_the_copy_is_rebuilt_and_scoring_never
     let (brokers, scores_topic) = (services.brokers.clone(), config.kafka.topics.scores.clone());
     let wait_for = |n: usize| {
         let (brokers, topic) = (brokers.clone(), scores_topic.clone());
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                let (b, t) = (brokers.clone(), topic.clone());
-                let got = tokio::task::spawn_blocking(move || scored(&b, &t)).await??;
-                if got >= n {
-                    return Ok::<usize, anyhow::Error>(got);
-                }
-                anyhow::ensure!(Instant::now() < deadline, "only {got} of {n} scored");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+        async move { tokio::task::spawn_blocking(move || wait_for_scores(&brokers, &topic, n)).await? }
     };
 
     let before_flush = wait_for(valid.len() / 4).await?;
