@@ -146,6 +146,10 @@ async fn ten_sigkills_with_transactions_each_event_scored_once_with_its_first_ve
         valid.len(),
         differ.len()
     );
+    if missing + twice > 0 || !differ.is_empty() {
+        let kept = dir.keep();
+        eprintln!("logs kept in {}", kept.display());
+    }
     assert_eq!(missing, 0, "events without a committed score");
     assert_eq!(twice, 0, "events with more than one committed score");
     assert!(differ.is_empty(), "vectors unlike the clean pass's: {:?}", &differ[..differ.len().min(5)]);
