@@ -78,6 +78,11 @@ async fn ten_sigkills_with_transactions_each_event_scored_once_with_its_first_ve
     config.kafka.transactional_id = Some(unique("weir-eos"));
     config.kafka.batch.max_events = 200;
     config.kafka.consumer_properties.insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
+    // Static membership (KIP-345), as a StatefulSet would run it: the restarted process
+    // takes its dead predecessor's place in the group at once. noida-db notices a dead
+    // dynamic member only when the rebalance it is holding up times out
+    // (`max.poll.interval.ms`), not when its session does.
+    config.kafka.consumer_properties.insert("group.instance.id".into(), unique("weir-eos-instance"));
     config.monitor.enabled = false;
     let t = &config.kafka.topics;
     services.create_topics(&[&t.input, &t.labels, &t.scores, &t.dead_letter], 4).await?;
@@ -116,6 +121,7 @@ async fn ten_sigkills_with_transactions_each_event_scored_once_with_its_first_ve
     clean.kafka.topics.scores = unique("scores-clean");
     clean.kafka.transactional_id = Some(unique("weir-eos-clean"));
     clean.features.key_prefix = unique("weir-eos-clean");
+    clean.kafka.consumer_properties.insert("group.instance.id".into(), unique("weir-eos-clean-instance"));
     services.create_topics(&[&clean.kafka.topics.scores], 4).await?;
     let clean_path = write_config(dir.path(), "clean", &clean)?;
     let process = WeirProcess::spawn(&["run", "--config", &clean_path], dir.path().join("clean.log"))?;
