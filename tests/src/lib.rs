@@ -31,6 +31,7 @@ use rdkafka::ClientConfig;
 pub mod cluster;
 pub mod golden;
 pub mod learning;
+pub mod mock_broker;
 pub mod models;
 pub mod setup;
 
