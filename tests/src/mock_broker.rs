@@ -13,6 +13,22 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+/// How to start the mock cluster.
+#[derive(Debug, Clone)]
+pub struct MockBrokerConfig {
+    /// Brokers in the cluster (partition leaders are spread over them). Default 1.
+    pub brokers: i32,
+    /// How long a new consumer group waits for more members before its first
+    /// assignment, in ms. Default 0 (the mock's own default, like Kafka's, is 3000).
+    pub group_initial_rebalance_delay_ms: i32,
+}
+
+impl Default for MockBrokerConfig {
+    fn default() -> Self {
+        MockBrokerConfig { brokers: 1, group_initial_rebalance_delay_ms: 0 }
+    }
+}
+
 /// A running `weir-mock-broker` process. Killed when dropped; it also exits by itself
 /// when the test process dies, because its stdin (our pipe) then closes.
 pub struct MockBroker {
@@ -24,17 +40,18 @@ pub struct MockBroker {
 }
 
 impl MockBroker {
-    /// Starts a one-broker mock cluster with `topics` (name, partitions) created.
+    /// Starts a one-broker mock cluster with `topics` (name, partitions) created and no
+    /// initial rebalance delay ([`MockBrokerConfig::default`]).
     pub fn start(topics: &[(&str, i32)]) -> anyhow::Result<Self> {
-        Self::start_cluster(1, topics)
+        Self::start_with(&MockBrokerConfig::default(), topics)
     }
 
-    /// Starts a mock cluster of `brokers` brokers (partition leaders spread over them)
-    /// with `topics` (name, partitions) created.
-    pub fn start_cluster(brokers: i32, topics: &[(&str, i32)]) -> anyhow::Result<Self> {
+    /// Starts a mock cluster as `config` says, with `topics` (name, partitions) created.
+    pub fn start_with(config: &MockBrokerConfig, topics: &[(&str, i32)]) -> anyhow::Result<Self> {
         let bin = mock_broker_bin()?;
         let mut cmd = Command::new(&bin);
-        cmd.args(["--brokers", &brokers.to_string()]);
+        cmd.args(["--brokers", &config.brokers.to_string()]);
+        cmd.args(["--group-initial-rebalance-delay-ms", &config.group_initial_rebalance_delay_ms.to_string()]);
         for (name, partitions) in topics {
             cmd.args(["--topic", &format!("{name}:{partitions}")]);
         }

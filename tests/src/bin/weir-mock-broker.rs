@@ -5,8 +5,13 @@
 //! does and does not implement.
 //!
 //! ```text
-//! weir-mock-broker [--brokers N] [--topic NAME:PARTITIONS]...
+//! weir-mock-broker [--brokers N] [--group-initial-rebalance-delay-ms MS] [--topic NAME:PARTITIONS]...
 //! ```
+//!
+//! `--group-initial-rebalance-delay-ms` is the broker setting of that name: how long a
+//! new (empty) consumer group waits for more members before its first assignment. The
+//! mock's default, like Kafka's, is 3000 ms (measured: a lone subscriber gets its
+//! partitions after 3.0 s); the harness passes 0.
 //!
 //! Protocol (line based, so a test needs nothing but pipes):
 //! - stdout, once the topics exist: `bootstrap=HOST:PORT[,HOST:PORT...]`
@@ -19,9 +24,12 @@ use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context};
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
 
 struct Args {
     brokers: i32,
+    rebalance_delay_ms: Option<i32>,
     topics: Vec<(String, i32)>,
 }
 
@@ -35,7 +43,7 @@ fn parse_topic(spec: &str) -> anyhow::Result<(String, i32)> {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { brokers: 1, topics: Vec::new() };
+    let mut args = Args { brokers: 1, rebalance_delay_ms: None, topics: Vec::new() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -46,8 +54,18 @@ fn parse_args() -> anyhow::Result<Args> {
                     bail!("--brokers {n}: at least 1");
                 }
             }
+            "--group-initial-rebalance-delay-ms" => {
+                let ms = it.next().context("--group-initial-rebalance-delay-ms needs a number")?;
+                let ms: i32 = ms.parse().with_context(|| format!("--group-initial-rebalance-delay-ms {ms:?}: not a number"))?;
+                if ms < 0 {
+                    bail!("--group-initial-rebalance-delay-ms {ms}: not negative");
+                }
+                args.rebalance_delay_ms = Some(ms);
+            }
             "--topic" => args.topics.push(parse_topic(&it.next().context("--topic needs NAME:PARTITIONS")?)?),
-            other => bail!("unknown argument {other:?} (usage: weir-mock-broker [--brokers N] [--topic NAME:PARTITIONS]...)"),
+            other => bail!(
+                "unknown argument {other:?} (usage: weir-mock-broker [--brokers N] [--group-initial-rebalance-delay-ms MS] [--topic NAME:PARTITIONS]...)"
+            ),
         }
     }
     Ok(args)
@@ -61,9 +79,24 @@ fn create_topic<C: rdkafka::ClientContext>(cluster: &MockCluster<'_, C>, name: &
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    // `MockCluster::new` creates (and owns) the rd_kafka handle whose threads serve the
-    // mock brokers; the cluster lives as long as `cluster` does, i.e. until main returns.
-    let cluster = MockCluster::new(args.brokers).context("creating the mock cluster")?;
+    // The mock cluster belongs to an rd_kafka handle whose threads serve its brokers: here
+    // a producer that never produces, made with `test.mock.num.brokers` rather than
+    // `MockCluster::new`, because only through the handle can we reach the mock's raw
+    // pointer for the settings rdkafka does not wrap (the rebalance delay). The cluster
+    // lives as long as `handle` does, i.e. until main returns.
+    let handle: BaseProducer = ClientConfig::new()
+        .set("test.mock.num.brokers", args.brokers.to_string())
+        .create()
+        .context("creating the mock cluster")?;
+    let cluster = handle.client().mock_cluster().context("the handle has no mock cluster")?;
+    if let Some(ms) = args.rebalance_delay_ms {
+        // SAFETY: the pointer is the live mock cluster of `handle`, which outlives this call.
+        unsafe {
+            let mock = rdkafka::bindings::rd_kafka_handle_mock_cluster(handle.client().native_ptr());
+            anyhow::ensure!(!mock.is_null(), "the handle has no mock cluster");
+            rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(mock, ms);
+        }
+    }
     for (name, partitions) in &args.topics {
         create_topic(&cluster, name, *partitions, args.brokers)?;
     }

@@ -1,0 +1,249 @@
+//! What the exactly-once tests rely on, checked on the harness's mock broker process
+//! (`weir_tests::mock_broker`) from other processes, as `weir run` children will use it:
+//!
+//! - a transaction that writes to two topics and commits a consumer group's offsets is
+//!   seen whole by a `read_committed` consumer, and its offsets become the group's;
+//!   an aborted one is seen by nobody reading committed data and moves no offset;
+//! - a transactional producer SIGKILLed inside a transaction leaves records in the log
+//!   that a successor with the same `transactional.id` aborts when it starts;
+//! - a producer still running when its successor starts (a zombie) is fenced: it can
+//!   no longer commit.
+//!
+//! **librdkafka 2.12.1's mock broker fails all three** (run them with `--ignored`): it
+//! answers every transactional request with success but keeps no transaction state —
+//! see `weir_tests::mock_broker` for what was measured. The three stay here, ignored, as
+//! the contract a broker must meet before weir's exactly-once tests can run on it;
+//! `the_mock_broker_has_the_transaction_api_but_not_its_semantics` pins what the mock
+//! does instead, so the day a librdkafka update gives it those semantics, that test
+//! fails and says to un-ignore them.
+//!
+//! librdkafka's transactional calls block, so the tests are plain threads, no runtime.
+//! Every wait is a poll with a deadline.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir_tests::mock_broker::{committed_offsets, read_committed, read_to_end, Isolation, MockBroker, Record};
+use weir_tests::unique;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn transactional_producer(brokers: &str, id: &str) -> anyhow::Result<BaseProducer> {
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("transactional.id", id).create()?;
+    producer.init_transactions(TIMEOUT).context("init_transactions")?;
+    Ok(producer)
+}
+
+/// Sends `values` to `topic`, round-robin over `partitions`, and waits until every one is
+/// acknowledged.
+fn send(producer: &BaseProducer, topic: &str, partitions: i32, values: &[String]) -> anyhow::Result<()> {
+    for (i, v) in values.iter().enumerate() {
+        let key = i.to_string();
+        producer
+            .send(BaseRecord::to(topic).key(&key).payload(v).partition(i as i32 % partitions))
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("sending {v} to {topic}"))?;
+    }
+    producer.flush(TIMEOUT).context("flush")?;
+    Ok(())
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn sorted_values(records: &[Record]) -> Vec<String> {
+    let mut v: Vec<String> = records.iter().map(Record::value_str).collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// A consumer of `group` (it only lends the group's metadata to the producer, as a
+/// consume-transform-produce loop does).
+fn group_consumer(brokers: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?)
+}
+
+fn offsets(topic: &str, by_partition: &[(i32, i64)]) -> anyhow::Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, o) in by_partition {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
+    }
+    Ok(tpl)
+}
+
+#[test]
+#[ignore = "librdkafka 2.12.1 mock broker: no transaction semantics (see the_mock_broker_has_the_transaction_api_but_not_its_semantics)"]
+fn a_committed_transaction_is_seen_whole_and_an_aborted_one_not_at_all() -> anyhow::Result<()> {
+    let (input, scores, changelog) = (unique("input"), unique("scores"), unique("changelog"));
+    let group = unique("group");
+    let mut broker = MockBroker::start(&[(&input, 2), (&scores, 2), (&changelog, 3)])?;
+    let consumer = group_consumer(&broker.brokers, &group)?;
+    let metadata = consumer.group_metadata().context("consumer group metadata")?;
+    let producer = transactional_producer(&broker.brokers, &unique("txn"))?;
+
+    // Transaction 1, committed: both topics and the input offsets.
+    producer.begin_transaction()?;
+    send(&producer, &scores, 2, &values("committed", 6))?;
+    send(&producer, &changelog, 3, &values("committed", 6))?;
+    producer.send_offsets_to_transaction(&offsets(&input, &[(0, 3), (1, 2)])?, &metadata, TIMEOUT)?;
+    producer.commit_transaction(TIMEOUT).context("commit_transaction")?;
+
+    // Transaction 2, aborted: neither its records nor its offsets may count.
+    producer.begin_transaction()?;
+    send(&producer, &scores, 2, &values("aborted", 4))?;
+    send(&producer, &changelog, 3, &values("aborted", 4))?;
+    producer.send_offsets_to_transaction(&offsets(&input, &[(0, 9), (1, 9)])?, &metadata, TIMEOUT)?;
+    producer.abort_transaction(TIMEOUT).context("abort_transaction")?;
+
+    // Transaction 3, committed after the abort: the producer goes on.
+    producer.begin_transaction()?;
+    send(&producer, &scores, 2, &values("after-abort", 2))?;
+    send(&producer, &changelog, 3, &values("after-abort", 2))?;
+    producer.send_offsets_to_transaction(&offsets(&input, &[(0, 4), (1, 3)])?, &metadata, TIMEOUT)?;
+    producer.commit_transaction(TIMEOUT).context("commit_transaction after an abort")?;
+
+    let expected = sorted([values("committed", 6), values("after-abort", 2)].concat());
+    for topic in [&scores, &changelog] {
+        // The aborted records are in the log: read_committed has something to hide.
+        let all = read_to_end(&broker.brokers, topic, Isolation::ReadUncommitted, TIMEOUT)?;
+        assert_eq!(all.len(), 12, "{topic}: the log holds all three transactions' records: {:?}", sorted_values(&all));
+        let committed = read_committed(&broker.brokers, topic, TIMEOUT)?;
+        assert_eq!(sorted_values(&committed), expected, "{topic}: read_committed sees exactly the committed transactions");
+    }
+    assert_eq!(
+        committed_offsets(&broker.brokers, &group, &input)?,
+        BTreeMap::from([(0, 4), (1, 3)]),
+        "the group's offsets are those of the last committed transaction"
+    );
+    broker.check_alive()
+}
+
+#[test]
+#[ignore = "librdkafka 2.12.1 mock broker: no transaction semantics (see the_mock_broker_has_the_transaction_api_but_not_its_semantics)"]
+fn a_producer_killed_inside_a_transaction_is_aborted_by_its_successor() -> anyhow::Result<()> {
+    let scores = unique("scores");
+    let id = unique("txn");
+    let mut broker = MockBroker::start(&[(&scores, 2)])?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir-txn-producer"))
+        .args(["--brokers", &broker.brokers, "--topic", &scores, "--transactional-id", &id])
+        .args(["--records", "8", "--prefix", "killed"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting weir-txn-producer")?;
+    // The child prints `sent 8` once the broker acknowledged all 8 (or exits on error,
+    // closing its stdout, which ends this read).
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("child stdout")?).read_line(&mut line)?;
+    anyhow::ensure!(line.trim() == "sent 8", "weir-txn-producer said {line:?} ({:?})", child.try_wait()?);
+    child.kill()?;
+    child.wait()?;
+    broker.check_alive().context("the broker must outlive the producer it serves")?;
+    let all = read_to_end(&broker.brokers, &scores, Isolation::ReadUncommitted, TIMEOUT)?;
+    assert_eq!(sorted_values(&all), sorted(values("killed", 8)), "the killed producer's records are in the log");
+
+    // The successor: same transactional.id. init_transactions fences the dead producer's
+    // epoch and aborts its open transaction before returning.
+    let producer = transactional_producer(&broker.brokers, &id)?;
+    producer.begin_transaction()?;
+    send(&producer, &scores, 2, &values("successor", 4))?;
+    producer.commit_transaction(TIMEOUT)?;
+
+    let committed = read_committed(&broker.brokers, &scores, TIMEOUT)?;
+    assert_eq!(sorted_values(&committed), sorted(values("successor", 4)), "read_committed sees the successor's records only");
+    broker.check_alive()
+}
+
+#[test]
+#[ignore = "librdkafka 2.12.1 mock broker: no transaction semantics (see the_mock_broker_has_the_transaction_api_but_not_its_semantics)"]
+fn a_zombie_producer_cannot_commit_once_its_successor_started() -> anyhow::Result<()> {
+    let scores = unique("scores");
+    let id = unique("txn");
+    let mut broker = MockBroker::start(&[(&scores, 2)])?;
+    let zombie = transactional_producer(&broker.brokers, &id)?;
+    zombie.begin_transaction()?;
+    send(&zombie, &scores, 2, &values("zombie", 3))?;
+
+    let successor = transactional_producer(&broker.brokers, &id)?;
+    let zombie_commit = zombie.commit_transaction(TIMEOUT);
+    assert!(zombie_commit.is_err(), "the zombie's commit must fail once its successor initialised: {zombie_commit:?}");
+
+    successor.begin_transaction()?;
+    send(&successor, &scores, 2, &values("successor", 2))?;
+    successor.commit_transaction(TIMEOUT)?;
+    let committed = read_committed(&broker.brokers, &scores, TIMEOUT)?;
+    assert_eq!(sorted_values(&committed), sorted(values("successor", 2)), "read_committed sees the successor's records only");
+    broker.check_alive()
+}
+
+#[test]
+fn topics_can_be_added_to_a_running_mock_broker() -> anyhow::Result<()> {
+    let mut broker = MockBroker::start(&[])?;
+    let topic = unique("late");
+    broker.create_topic(&topic, 3)?;
+    let producer = transactional_producer(&broker.brokers, &unique("txn"))?;
+    producer.begin_transaction()?;
+    send(&producer, &topic, 3, &values("late", 3))?;
+    producer.commit_transaction(TIMEOUT)?;
+    let records = read_committed(&broker.brokers, &topic, TIMEOUT)?;
+    assert_eq!(records.iter().map(|r| r.partition).collect::<Vec<_>>(), vec![0, 1, 2], "three partitions, one record each");
+    assert!(broker.create_topic("", 1).is_err(), "a bad command is an error, not a hang");
+    broker.check_alive()
+}
+
+/// Pins librdkafka 2.12.1's mock broker as measured (`rdkafka_mock_handlers.c`: EndTxn
+/// only checks the producer id; Fetch reports the high watermark as the last stable
+/// offset and no aborted transactions; TxnOffsetCommit stores nothing; InitProducerId
+/// without a current producer id hands out a new id at epoch 0 instead of bumping the
+/// epoch of the transactional id's current one). If this fails, the mock has learnt
+/// some of the semantics: un-ignore the tests above.
+#[test]
+fn the_mock_broker_has_the_transaction_api_but_not_its_semantics() -> anyhow::Result<()> {
+    let (input, scores) = (unique("input"), unique("scores"));
+    let (group, id) = (unique("group"), unique("txn"));
+    let mut broker = MockBroker::start(&[(&input, 1), (&scores, 1)])?;
+    let consumer = group_consumer(&broker.brokers, &group)?;
+    let metadata = consumer.group_metadata().context("consumer group metadata")?;
+
+    let zombie = transactional_producer(&broker.brokers, &id)?;
+    zombie.begin_transaction()?;
+    send(&zombie, &scores, 1, &values("open", 2))?;
+    // An open transaction: Kafka's last stable offset stops before it; the mock's does not.
+    assert_eq!(read_committed(&broker.brokers, &scores, TIMEOUT)?.len(), 2, "read_committed sees an open transaction");
+
+    // A successor with the same transactional.id: Kafka bumps the epoch, aborts the open
+    // transaction and fences the zombie; the mock hands out an unrelated producer id.
+    let successor = transactional_producer(&broker.brokers, &id)?;
+    zombie.send_offsets_to_transaction(&offsets(&input, &[(0, 5)])?, &metadata, TIMEOUT)?;
+    zombie.commit_transaction(TIMEOUT).context("the zombie commits")?;
+
+    successor.begin_transaction()?;
+    send(&successor, &scores, 1, &values("aborted", 2))?;
+    successor.abort_transaction(TIMEOUT)?;
+
+    let seen = sorted_values(&read_committed(&broker.brokers, &scores, TIMEOUT)?);
+    assert_eq!(seen, sorted([values("open", 2), values("aborted", 2)].concat()), "read_committed sees aborted records");
+    assert_eq!(
+        committed_offsets(&broker.brokers, &group, &input)?,
+        BTreeMap::new(),
+        "a committed transaction's offsets (TxnOffsetCommit) are not stored"
+    );
+    broker.check_alive()
+}
