@@ -10,6 +10,13 @@
 //! - **Redis**: `redis-server` started on a free loopback port with no persistence, unless
 //!   `WEIR_TEST_REDIS` gives a URL. A Redis already running on 6379 is never touched.
 //!
+//! - **Kafka with transactions**: Tansu 0.6.0 has no EndTxn, so [`mock_broker`] hosts
+//!   librdkafka's mock cluster in a process of its own (`weir-mock-broker`, living on while
+//!   the `weir run` children a test SIGKILLs come and go). Measured: it answers the
+//!   transactional API but implements none of its guarantees (aborted records stay
+//!   visible to `read_committed`, transactional offsets are dropped, no fencing); its
+//!   module docs list what it does and does not do.
+//!
 //! Every test gets its own services (they start in milliseconds), random topic names and a
 //! random key prefix; the processes are killed when the test's [`Services`] is dropped,
 //! and by the kernel if the test process dies (`PR_SET_PDEATHSIG`).
