@@ -9,13 +9,9 @@
 //!   `~/.cache/weir`, where `scripts/test.sh` installs it), then `PATH`.
 //! - **Redis**: `redis-server` started on a free loopback port with no persistence, unless
 //!   `WEIR_TEST_REDIS` gives a URL. A Redis already running on 6379 is never touched.
-//!
-//! - **Kafka with transactions**: Tansu 0.6.0 has no EndTxn, so [`mock_broker`] hosts
-//!   librdkafka's mock cluster in a process of its own (`weir-mock-broker`, living on while
-//!   the `weir run` children a test SIGKILLs come and go). Measured: it answers the
-//!   transactional API but implements none of its guarantees (aborted records stay
-//!   visible to `read_committed`, transactional offsets are dropped, no fencing); its
-//!   module docs list what it does and does not do.
+//! - **Kafka with transactions** (the exactly-once tests): noida-db's Kafka service, see
+//!   [`Services::start_transactional`]; `tests/transactions_contract.rs` checks that it
+//!   has the transactional semantics weir relies on ([`transactions`] reads them back).
 //!
 //! Every test gets its own services (they start in milliseconds), random topic names and a
 //! random key prefix; the processes are killed when the test's [`Services`] is dropped,
@@ -38,9 +34,9 @@ use rdkafka::ClientConfig;
 pub mod cluster;
 pub mod golden;
 pub mod learning;
-pub mod mock_broker;
 pub mod models;
 pub mod setup;
+pub mod transactions;
 
 /// A running broker and Redis for one test.
 pub struct Services {

@@ -1,5 +1,5 @@
 //! `weir-txn-producer`: a transactional producer in a process of its own, for the tests
-//! that SIGKILL one in the middle of a transaction (`tests/mock_broker_transactions.rs`).
+//! that SIGKILL one in the middle of a transaction (`tests/transactions_contract.rs`).
 //!
 //! ```text
 //! weir-txn-producer --brokers B --topic T --transactional-id ID --records N --prefix P

@@ -1,5 +1,6 @@
-//! What the exactly-once tests rely on, checked on the harness's mock broker process
-//! (`weir_tests::mock_broker`) from other processes, as `weir run` children will use it:
+//! The Kafka transactional contract weir's exactly-once mode relies on, checked on the
+//! broker the exactly-once tests run on (noida-db, `Services::start_transactional`), from
+//! other clients and processes as `weir run` will use it:
 //!
 //! - a transaction that writes to two topics and commits a consumer group's offsets is
 //!   seen whole by a `read_committed` consumer, and its offsets become the group's;
@@ -9,20 +10,16 @@
 //! - a producer still running when its successor starts (a zombie) is fenced: it can
 //!   no longer commit.
 //!
-//! **librdkafka 2.12.1's mock broker fails all three** (run them with `--ignored`): it
-//! answers every transactional request with success but keeps no transaction state —
-//! see `weir_tests::mock_broker` for what was measured. The three stay here, ignored, as
-//! the contract a broker must meet before weir's exactly-once tests can run on it;
-//! `the_mock_broker_has_the_transaction_api_but_not_its_semantics` pins what the mock
-//! does instead, so the day a librdkafka update gives it those semantics, that test
-//! fails and says to un-ignore them.
-//!
-//! `WEIR_TXN_TEST_BROKERS=HOST:PORT` runs the three on that broker instead (topics made
+//! If these fail, `tests/exactly_once.rs` proves nothing on that broker.
+//! `WEIR_TXN_TEST_BROKERS=HOST:PORT` runs them on another broker instead (topics made
 //! through the admin API), to judge a candidate: on Tansu 0.6.0 they fail at the first
-//! `commit_transaction`, "EndTxnRequest (KIP-98) not supported by broker".
+//! `commit_transaction`, "EndTxnRequest (KIP-98) not supported by broker" (measured).
 //!
-//! librdkafka's transactional calls block, so the tests are plain threads, no runtime.
-//! Every wait is a poll with a deadline.
+//! `librdkafka_mock_cluster_has_the_transaction_api_but_not_its_semantics` pins why the
+//! exactly-once tests cannot run on librdkafka's mock cluster (the demo's broker).
+//!
+//! librdkafka's transactional calls block, so the tests are plain threads; a runtime is
+//! made only for the admin client. Every wait is a poll with a deadline.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -33,49 +30,49 @@ use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use weir_tests::mock_broker::{committed_offsets, read_committed, read_to_end, Isolation, MockBroker, Record};
-use weir_tests::unique;
+use weir_tests::transactions::{committed_offsets, read_committed, read_to_end, Isolation, Record};
+use weir_tests::{unique, Services};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The broker a contract test runs on: the mock broker process, or the one named by
-/// `WEIR_TXN_TEST_BROKERS`.
+/// The broker a contract test runs on: noida-db started by the harness, or the one named
+/// by `WEIR_TXN_TEST_BROKERS`. Its topics are made through the admin API (CreateTopics).
 enum TxnBroker {
-    Mock(MockBroker),
+    Harness(Services),
     External(String),
 }
 
 impl TxnBroker {
     fn start(topics: &[(&str, i32)]) -> anyhow::Result<Self> {
-        match std::env::var("WEIR_TXN_TEST_BROKERS") {
-            Ok(brokers) if !brokers.is_empty() => {
-                let admin: AdminClient<DefaultClientContext> =
-                    ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
-                let new: Vec<NewTopic<'_>> =
-                    topics.iter().map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1))).collect();
-                let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                for result in runtime.block_on(admin.create_topics(&new, &options))? {
-                    result.map_err(|(topic, code)| anyhow::anyhow!("creating topic {topic} on {brokers}: {code:?}"))?;
-                }
-                Ok(TxnBroker::External(brokers))
-            }
-            _ => Ok(TxnBroker::Mock(MockBroker::start(topics)?)),
+        let broker = match std::env::var("WEIR_TXN_TEST_BROKERS") {
+            Ok(brokers) if !brokers.is_empty() => TxnBroker::External(brokers),
+            _ => TxnBroker::Harness(Services::start_transactional()?),
+        };
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", broker.brokers()).create()?;
+        let new: Vec<NewTopic<'_>> =
+            topics.iter().map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1))).collect();
+        let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        for result in runtime.block_on(admin.create_topics(&new, &options))? {
+            result.map_err(|(topic, code)| anyhow::anyhow!("creating topic {topic} on {}: {code:?}", broker.brokers()))?;
         }
+        Ok(broker)
     }
 
     fn brokers(&self) -> &str {
         match self {
-            TxnBroker::Mock(m) => &m.brokers,
+            TxnBroker::Harness(s) => &s.brokers,
             TxnBroker::External(b) => b,
         }
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
         match self {
-            TxnBroker::Mock(m) => m.check_alive(),
+            TxnBroker::Harness(s) => s.check_alive(),
             TxnBroker::External(_) => Ok(()),
         }
     }
@@ -136,7 +133,6 @@ fn offsets(topic: &str, by_partition: &[(i32, i64)]) -> anyhow::Result<TopicPart
 }
 
 #[test]
-#[ignore = "librdkafka 2.12.1 mock broker: no transaction semantics (see the_mock_broker_has_the_transaction_api_but_not_its_semantics)"]
 fn a_committed_transaction_is_seen_whole_and_an_aborted_one_not_at_all() -> anyhow::Result<()> {
     let (input, scores, changelog) = (unique("input"), unique("scores"), unique("changelog"));
     let group = unique("group");
@@ -183,7 +179,6 @@ fn a_committed_transaction_is_seen_whole_and_an_aborted_one_not_at_all() -> anyh
 }
 
 #[test]
-#[ignore = "librdkafka 2.12.1 mock broker: no transaction semantics (see the_mock_broker_has_the_transaction_api_but_not_its_semantics)"]
 fn a_producer_killed_inside_a_transaction_is_aborted_by_its_successor() -> anyhow::Result<()> {
     let scores = unique("scores");
     let id = unique("txn");
@@ -205,6 +200,10 @@ fn a_producer_killed_inside_a_transaction_is_aborted_by_its_successor() -> anyho
     broker.check_alive().context("the broker must outlive the producer it serves")?;
     let all = read_to_end(broker.brokers(), &scores, Isolation::ReadUncommitted, TIMEOUT)?;
     assert_eq!(sorted_values(&all), sorted(values("killed", 8)), "the killed producer's records are in the log");
+    // Its transaction is still open (noida-db does not abort it when transaction.timeout.ms
+    // passes; Kafka would, after 60 s by default): read_committed stops before it.
+    let open = read_committed(broker.brokers(), &scores, TIMEOUT)?;
+    assert_eq!(sorted_values(&open), Vec::<String>::new(), "read_committed sees nothing of an open transaction");
 
     // The successor: same transactional.id. init_transactions fences the dead producer's
     // epoch and aborts its open transaction before returning.
@@ -219,7 +218,6 @@ fn a_producer_killed_inside_a_transaction_is_aborted_by_its_successor() -> anyho
 }
 
 #[test]
-#[ignore = "librdkafka 2.12.1 mock broker: no transaction semantics (see the_mock_broker_has_the_transaction_api_but_not_its_semantics)"]
 fn a_zombie_producer_cannot_commit_once_its_successor_started() -> anyhow::Result<()> {
     let scores = unique("scores");
     let id = unique("txn");
@@ -240,57 +238,51 @@ fn a_zombie_producer_cannot_commit_once_its_successor_started() -> anyhow::Resul
     broker.check_alive()
 }
 
+/// Why weir's exactly-once tests cannot run on librdkafka's mock cluster
+/// (`rdkafka::mocking::MockCluster`, librdkafka 2.12.1 from rdkafka-sys 4.10.0, the
+/// broker of the demo, which runs at-least-once): it answers every transactional request
+/// with success but keeps no transaction state (`rdkafka_mock_handlers.c`: EndTxn only
+/// checks the producer id and writes no marker; Fetch reports the high watermark as the
+/// last stable offset and lists no aborted transactions; TxnOffsetCommit stores nothing).
+/// So a `read_committed` reader sees an aborted transaction's records, and the offsets
+/// committed with a transaction are lost: an exactly-once test would fail on the broker,
+/// not on weir. Also measured, not pinned here: no fencing (a second `init_transactions`
+/// with the same `transactional.id` gets a new producer id at epoch 0, so the zombie
+/// still commits) and `transaction.timeout.ms` ignored.
+///
+/// This test fails the day librdkafka gives the mock those semantics: then the contract
+/// tests above can run on it too.
 #[test]
-fn topics_can_be_added_to_a_running_mock_broker() -> anyhow::Result<()> {
-    let mut broker = MockBroker::start(&[])?;
-    let topic = unique("late");
-    broker.create_topic(&topic, 3)?;
-    let producer = transactional_producer(&broker.brokers, &unique("txn"))?;
-    producer.begin_transaction()?;
-    send(&producer, &topic, 3, &values("late", 3))?;
-    producer.commit_transaction(TIMEOUT)?;
-    let records = read_committed(&broker.brokers, &topic, TIMEOUT)?;
-    assert_eq!(records.iter().map(|r| r.partition).collect::<Vec<_>>(), vec![0, 1, 2], "three partitions, one record each");
-    assert!(broker.create_topic("", 1).is_err(), "a bad command is an error, not a hang");
-    broker.check_alive()
-}
-
-/// Pins librdkafka 2.12.1's mock broker as measured (`rdkafka_mock_handlers.c`: EndTxn
-/// only checks the producer id; Fetch reports the high watermark as the last stable
-/// offset and no aborted transactions; TxnOffsetCommit stores nothing; InitProducerId
-/// without a current producer id hands out a new id at epoch 0 instead of bumping the
-/// epoch of the transactional id's current one). If this fails, the mock has learnt
-/// some of the semantics: un-ignore the tests above.
-#[test]
-fn the_mock_broker_has_the_transaction_api_but_not_its_semantics() -> anyhow::Result<()> {
+fn librdkafka_mock_cluster_has_the_transaction_api_but_not_its_semantics() -> anyhow::Result<()> {
     let (input, scores) = (unique("input"), unique("scores"));
-    let (group, id) = (unique("group"), unique("txn"));
-    let mut broker = MockBroker::start(&[(&input, 1), (&scores, 1)])?;
-    let consumer = group_consumer(&broker.brokers, &group)?;
+    let cluster = MockCluster::new(1)?;
+    cluster.create_topic(&input, 1, 1)?;
+    cluster.create_topic(&scores, 1, 1)?;
+    let brokers = cluster.bootstrap_servers();
+    let group = unique("group");
+    let consumer = group_consumer(&brokers, &group)?;
     let metadata = consumer.group_metadata().context("consumer group metadata")?;
+    let producer = transactional_producer(&brokers, &unique("txn"))?;
 
-    let zombie = transactional_producer(&broker.brokers, &id)?;
-    zombie.begin_transaction()?;
-    send(&zombie, &scores, 1, &values("open", 2))?;
-    // An open transaction: Kafka's last stable offset stops before it; the mock's does not.
-    assert_eq!(read_committed(&broker.brokers, &scores, TIMEOUT)?.len(), 2, "read_committed sees an open transaction");
+    producer.begin_transaction()?;
+    send(&producer, &scores, 1, &values("committed", 2))?;
+    producer.send_offsets_to_transaction(&offsets(&input, &[(0, 5)])?, &metadata, TIMEOUT)?;
+    producer.commit_transaction(TIMEOUT).context("commit_transaction")?;
 
-    // A successor with the same transactional.id: Kafka bumps the epoch, aborts the open
-    // transaction and fences the zombie; the mock hands out an unrelated producer id.
-    let successor = transactional_producer(&broker.brokers, &id)?;
-    zombie.send_offsets_to_transaction(&offsets(&input, &[(0, 5)])?, &metadata, TIMEOUT)?;
-    zombie.commit_transaction(TIMEOUT).context("the zombie commits")?;
+    producer.begin_transaction()?;
+    send(&producer, &scores, 1, &values("aborted", 2))?;
+    producer.abort_transaction(TIMEOUT).context("abort_transaction")?;
 
-    successor.begin_transaction()?;
-    send(&successor, &scores, 1, &values("aborted", 2))?;
-    successor.abort_transaction(TIMEOUT)?;
-
-    let seen = sorted_values(&read_committed(&broker.brokers, &scores, TIMEOUT)?);
-    assert_eq!(seen, sorted([values("open", 2), values("aborted", 2)].concat()), "read_committed sees aborted records");
+    let seen = sorted_values(&read_committed(&brokers, &scores, TIMEOUT)?);
     assert_eq!(
-        committed_offsets(&broker.brokers, &group, &input)?,
-        BTreeMap::new(),
-        "a committed transaction's offsets (TxnOffsetCommit) are not stored"
+        seen,
+        sorted([values("committed", 2), values("aborted", 2)].concat()),
+        "the mock's read_committed sees the aborted transaction's records"
     );
-    broker.check_alive()
+    assert_eq!(
+        committed_offsets(&brokers, &group, &input)?,
+        BTreeMap::new(),
+        "the mock stores no offset sent with a committed transaction (TxnOffsetCommit)"
+    );
+    Ok(())
 }
