@@ -9,6 +9,9 @@
 //!   `~/.cache/weir`, where `scripts/test.sh` installs it), then `PATH`.
 //! - **Redis**: `redis-server` started on a free loopback port with no persistence, unless
 //!   `WEIR_TEST_REDIS` gives a URL. A Redis already running on 6379 is never touched.
+//! - **Kafka with transactions** (the exactly-once tests): noida-db's Kafka service, see
+//!   [`Services::start_transactional`]; `tests/transactions_contract.rs` checks that it
+//!   has the transactional semantics weir relies on ([`transactions`] reads them back).
 //!
 //! Every test gets its own services (they start in milliseconds), random topic names and a
 //! random key prefix; the processes are killed when the test's [`Services`] is dropped,
@@ -33,6 +36,7 @@ pub mod golden;
 pub mod learning;
 pub mod models;
 pub mod setup;
+pub mod transactions;
 
 /// A running broker and Redis for one test.
 pub struct Services {
