@@ -74,7 +74,10 @@ async fn ten_sigkills_with_transactions_each_event_scored_once_with_its_first_ve
     let services = Services::start_transactional()?;
     let dir = tempfile::tempdir()?;
     let mut config = pipeline_config(&services, "eos");
-    config.kafka.exactly_once = true;
+    // WEIR_EOS_CONTROL=1 runs the same kills at-least-once: the control that shows these
+    // checks catch what the transactions prevent (duplicates, vectors recomputed).
+    let control = std::env::var_os("WEIR_EOS_CONTROL").is_some();
+    config.kafka.exactly_once = !control;
     config.kafka.transactional_id = Some(unique("weir-eos"));
     config.kafka.batch.max_events = 200;
     config.kafka.consumer_properties.insert("session.timeout.ms".into(), SESSION_TIMEOUT.as_millis().to_string());
