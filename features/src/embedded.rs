@@ -224,6 +224,42 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    /// Keeps only the entities `keep` says yes to, and returns the others' (kind, id).
+    /// Rebuilds the slot tables of the kinds that lost entities: O(entities), for an
+    /// occasional sweep, not per batch.
+    pub fn retain(&self, mut keep: impl FnMut(&EntityDef, &EntityState) -> bool) -> Result<Vec<(String, String)>, StoreError> {
+        let mut inner = self.lock()?;
+        let mut removed = Vec::new();
+        for (def, states) in self.spec.entities.iter().zip(inner.kinds.iter_mut()) {
+            let gone: Vec<u32> =
+                states.slots.entries.iter().filter(|e| !keep(def, states.state(e.slot as usize - 1))).map(|e| e.slot).collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let mut rebuilt = KindStates::default();
+            let entries: Vec<(String, usize)> = states
+                .slots
+                .entries
+                .iter()
+                .map(|e| (String::from_utf8_lossy(e.id.as_bytes()).into_owned(), e.slot as usize - 1))
+                .collect();
+            let gone: std::collections::HashSet<u32> = gone.into_iter().collect();
+            let mut old = std::mem::take(states);
+            for (id, slot) in entries {
+                if gone.contains(&(slot as u32 + 1)) {
+                    removed.push((def.kind.clone(), id));
+                    continue;
+                }
+                let state = std::mem::replace(old.state_mut(slot), EntityState::new(def));
+                let hash = rebuilt.slots.hash(id.as_bytes());
+                let at = rebuilt.slot(def, hash, &id);
+                *rebuilt.state_mut(at) = state;
+            }
+            *states = rebuilt;
+        }
+        Ok(removed)
+    }
+
     /// Puts `state` in place of whatever `kind`/`id` held (restoring a store from a copy of
     /// its states, such as a changelog).
     pub fn put_state(&self, kind: &str, id: &str, state: EntityState) -> Result<(), StoreError> {

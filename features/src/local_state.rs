@@ -127,7 +127,8 @@ impl LocalState {
 
     /// Rebuilds the state of `topic`/`partition` from its changelog records, in the order
     /// they were written (the newest record of a key wins), in place of whatever this
-    /// process held for it. `None` values (tombstones) leave the entity empty.
+    /// process held for it. A `None` value (a tombstone: the entity was evicted) leaves
+    /// the entity absent.
     pub fn restore(
         &self,
         topic: &str,
@@ -136,6 +137,9 @@ impl LocalState {
     ) -> Result<RestoreReport, StoreError> {
         let store = EmbeddedStore::new(self.spec.clone());
         let mut report = RestoreReport::default();
+        // The newest record of each key is all that counts (compaction keeps no more):
+        // only those are decoded. A tombstone (an evicted entity) leaves the key absent.
+        let mut newest: HashMap<(String, String), Option<Vec<u8>>> = HashMap::new();
         for (key, value) in records {
             report.records += 1;
             match changelog::parse_key(&key).map_err(StoreError::Protocol)? {
@@ -146,23 +150,26 @@ impl LocalState {
                     }
                 }
                 ChangelogKey::State { kind, id } => {
-                    let Ok(def) = self.spec.def(kind) else {
-                        report.unknown_kind += 1;
-                        continue;
-                    };
-                    let state = match value.as_deref().map(|v| EntityState::from_bytes(def, v)) {
-                        None => EntityState::new(def),
-                        Some(Ok(state)) => state,
-                        Some(Err(e)) => {
-                            report.corrupt += 1;
-                            tracing::error!(topic, partition, kind, id, error = %weir_schemas::bounded::cap(e),
-                                "corrupt state in the changelog: the entity starts empty");
-                            EntityState::new(def)
-                        }
-                    };
-                    store.put_state(kind, id, state)?;
+                    newest.insert((kind.to_string(), id.to_string()), value);
                 }
             }
+        }
+        for ((kind, id), value) in newest {
+            let Some(value) = value else { continue };
+            let Ok(def) = self.spec.def(&kind) else {
+                report.unknown_kind += 1;
+                continue;
+            };
+            let state = match EntityState::from_bytes(def, &value) {
+                Ok(state) => state,
+                Err(e) => {
+                    report.corrupt += 1;
+                    tracing::error!(topic, partition, kind, id, error = %weir_schemas::bounded::cap(e),
+                        "corrupt state in the changelog: the entity starts empty");
+                    EntityState::new(def)
+                }
+            };
+            store.put_state(&kind, &id, state)?;
         }
         report.entities = store.entity_count() as u64;
         self.lock()?.insert((topic.to_string(), partition), Arc::new(store));
@@ -240,6 +247,24 @@ impl LocalState {
             .map(|r| r.ok_or_else(|| StoreError::Protocol("an observation got no result".into())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LocalOutcome { outcome: ObserveOutcome::from_results(batch, results), changes, watermarks })
+    }
+
+    /// Forgets the entities whose newest event is more than `expiry_ms` behind their
+    /// partition's newest event (their windows are empty: a Redis key would have expired),
+    /// so memory follows the active entities, not every entity ever seen. Returns each
+    /// one's (partition, kind, id), for a tombstone in the changelog. An entity that comes
+    /// back starts empty, as after a Redis key's expiry.
+    pub fn evict(&self, expiry_ms: i64) -> Result<Vec<(i32, String, String)>, StoreError> {
+        let stores: Vec<((String, i32), Arc<EmbeddedStore>)> =
+            self.lock()?.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        let mut evicted = Vec::new();
+        for ((topic, partition), store) in stores {
+            let Some(watermark) = store.watermark(&topic, partition) else { continue };
+            let horizon = watermark.saturating_add(self.spec.lateness_ms).saturating_sub(expiry_ms);
+            let removed = store.retain(|_, state| state.max_event_time().is_none_or(|t| t >= horizon))?;
+            evicted.extend(removed.into_iter().map(|(kind, id)| (partition, kind, id)));
+        }
+        Ok(evicted)
     }
 
     /// Every entity held, as changes at their current versions (to rewrite a serving copy
@@ -411,8 +436,26 @@ mod tests {
                 ],
             )
             .unwrap();
-        assert_eq!((report.records, report.corrupt, report.unknown_kind, report.entities), (3, 1, 1, 2));
+        assert_eq!((report.records, report.corrupt, report.unknown_kind, report.entities), (3, 1, 1, 1));
         assert!(local.restore("tx", 1, vec![(b"zz".to_vec(), None)]).is_err(), "a key that is no changelog key");
+    }
+
+    #[test]
+    fn quiet_entities_are_evicted_and_a_tombstone_keeps_them_out_of_a_restore() {
+        let local = restored(&[0]);
+        let hour = 3_600_000;
+        local.observe(&[obs("old", T0, 1.0, 0, 0), obs("new", T0 + 2 * hour, 1.0, 0, 1)]).unwrap();
+        assert_eq!(local.evict(3 * hour).unwrap(), vec![]);
+        assert_eq!(local.evict(hour).unwrap(), vec![(0, "card".to_string(), "old".to_string())]);
+        assert_eq!(local.entity_count(), 1);
+        // The one left is untouched: its next event counts on from its state.
+        let next = local.observe(&[obs("new", T0 + 2 * hour + 1_000, 2.0, 0, 2)]).unwrap();
+        assert_eq!(next.outcome.results[0].values[..2], [2.0, 3.0]);
+        // A restore: the state, then its tombstone: absent.
+        let other = LocalState::new(spec());
+        let state = local.snapshot().unwrap().remove(0);
+        other.restore("tx", 0, vec![(state.key(), Some(state.blob.clone())), (state.key(), None)]).unwrap();
+        assert_eq!(other.entity_count(), 0);
     }
 
     #[test]

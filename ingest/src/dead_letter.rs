@@ -212,6 +212,8 @@ fn bounded_letter(r: &InputRecord<'_>, e: &EventError, now: &str, budget: usize)
     let mut m = OutgoingMessage {
         key: r.key.map(<[u8]>::to_vec),
         payload: r.payload.unwrap_or_default().to_vec(),
+        // A tombstone stays a tombstone: null, not an empty value.
+        null_value: r.payload.is_none(),
         headers: vec![
             (h::SOURCE_TOPIC.into(), capped(r.topic)),
             (h::SOURCE_PARTITION.into(), r.partition.to_string().into_bytes()),

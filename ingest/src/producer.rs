@@ -21,11 +21,19 @@ pub struct OutgoingMessage {
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Sent with a null value (`payload` unused): a tombstone, which compaction turns
+    /// into the key's deletion; or the copy of an input that had a null value.
+    pub null_value: bool,
 }
 
 impl OutgoingMessage {
     pub fn new(key: impl Into<Vec<u8>>, payload: Vec<u8>) -> Self {
-        OutgoingMessage { key: Some(key.into()), payload, headers: Vec::new() }
+        OutgoingMessage { key: Some(key.into()), payload, headers: Vec::new(), null_value: false }
+    }
+
+    /// A tombstone for `key`.
+    pub fn tombstone(key: impl Into<Vec<u8>>) -> Self {
+        OutgoingMessage { key: Some(key.into()), payload: Vec::new(), headers: Vec::new(), null_value: true }
     }
 }
 
@@ -93,7 +101,10 @@ impl EventProducer {
 
     async fn send_each_to(&self, topic: &str, partition: Option<i32>, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
         let sends = messages.iter().map(|m| {
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&m.payload);
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+            if !m.null_value {
+                record = record.payload(&m.payload);
+            }
             if let Some(p) = partition {
                 record = record.partition(p);
             }

@@ -48,6 +48,10 @@ pub struct LocalStage {
     serving_task: Option<tokio::task::JoinHandle<()>>,
     /// Changes of the batch not yet committed: the serving copy gets them once it is.
     uncommitted: Vec<EntityChange>,
+    /// An entity quiet for longer than this (event time) is evicted: the Redis keys' TTL.
+    expiry_ms: i64,
+    /// When quiet entities were last swept out.
+    last_eviction: std::time::Instant,
     stats: Arc<LocalStats>,
 }
 
@@ -59,6 +63,9 @@ pub struct LocalStats {
     pub restore_corrupt: std::sync::atomic::AtomicU64,
     pub releases: std::sync::atomic::AtomicU64,
 }
+
+/// How often quiet entities are swept out of memory.
+const EVICT_EVERY: Duration = Duration::from_secs(60);
 
 /// The changelog records of a batch, per changelog partition.
 pub type ChangelogBatch = Vec<(i32, Vec<OutgoingMessage>)>;
@@ -85,6 +92,8 @@ impl LocalStage {
             serving,
             serving_task: None,
             uncommitted: Vec::new(),
+            expiry_ms: i64::MAX,
+            last_eviction: std::time::Instant::now(),
             stats,
         }
     }
@@ -133,6 +142,7 @@ impl LocalStage {
         let wait = Duration::from_millis(config.state.restore_wait_ms);
         let mut stage = LocalStage::new(local, local_kinds, kafka, wait, rebalances, serving, stats);
         stage.serving_task = task;
+        stage.expiry_ms = config.features.ttl_ms();
         Ok(stage)
     }
 
@@ -209,6 +219,22 @@ impl LocalStage {
                 weir_features::changelog::watermark_key(),
                 weir_features::changelog::watermark_value(*watermark),
             );
+        }
+        // Now and then, the entities quiet for longer than the TTL leave memory, and a
+        // tombstone goes with the batch so that a restore leaves them out too.
+        if self.last_eviction.elapsed() >= EVICT_EVERY {
+            self.last_eviction = std::time::Instant::now();
+            let evicted = self.local.evict(self.expiry_ms).map_err(|e| IngestError::handler(false, "evicting quiet entities", e))?;
+            if !evicted.is_empty() {
+                tracing::debug!(entities = evicted.len(), "quiet entities evicted from memory");
+            }
+            for (partition, kind, id) in evicted {
+                let tombstone = OutgoingMessage::tombstone(weir_features::changelog::state_key(&kind, &id));
+                match by_partition.iter_mut().find(|(p, _)| *p == partition) {
+                    Some((_, m)) => m.push(tombstone),
+                    None => by_partition.push((partition, vec![tombstone])),
+                }
+            }
         }
         self.uncommitted.extend(local_done.changes);
         Ok((outcome, by_partition))
