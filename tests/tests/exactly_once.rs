@@ -151,7 +151,8 @@ async fn ten_sigkills_with_transactions_each_event_scored_once_with_its_first_ve
     }
     let restores = logs(dir.path()).matches("partition state restored from the changelog").count();
     eprintln!(
-        "{KILLS} kills with transactions: {} events, missing {missing}, scored more than once {twice}, vectors unlike the clean pass {}, partition restores {restores}",
+        "{KILLS} kills ({}): {} events, missing {missing}, scored more than once {twice}, vectors unlike the clean pass {}, partition restores {restores}",
+        if control { "at-least-once, the control" } else { "exactly-once" },
         valid.len(),
         differ.len()
     );
