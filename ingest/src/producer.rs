@@ -7,13 +7,17 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
+
+/// The acknowledgement of a batch's messages, to wait for later: `'static`, so it can
+/// outlive the batch it came from.
+pub type Acks = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'static>>;
 
 /// One message to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +95,58 @@ impl EventProducer {
             .into_iter()
             .map(|r| r.map_err(|source| Error::Delivery { topic: format!("{topic}[{partition}]"), source }))
             .collect()
+    }
+
+    /// Enqueues every message (to one partition of `topic` when `partition` is given)
+    /// and returns at once with a future of their acknowledgement: a pipelined stage
+    /// computes the next batch while the broker acknowledges this one. Waits only while
+    /// librdkafka's queue is full.
+    pub async fn enqueue_all(&self, topic: &str, partition: Option<i32>, messages: &[OutgoingMessage]) -> Result<Acks> {
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+            if !m.null_value {
+                record = record.payload(&m.payload);
+            }
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
+            if let Some(k) = &m.key {
+                record = record.key(k.as_slice());
+            }
+            if !m.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(m.headers.len());
+                for (k, v) in &m.headers {
+                    headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+                }
+                record = record.headers(headers);
+            }
+            let waited = std::time::Instant::now();
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) if waited.elapsed() < Duration::from_secs(60) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((source, _)) => return Err(Error::Delivery { topic: topic.to_string(), source }),
+                }
+            }
+        }
+        let topic = topic.to_string();
+        Ok(Box::pin(async move {
+            for delivery in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((source, _))) => return Err(Error::Delivery { topic, source }),
+                    Err(_) => return Err(Error::Delivery { topic, source: KafkaError::Canceled }),
+                }
+            }
+            Ok(())
+        }))
     }
 
     /// [`send_all`](Self::send_all) with one outcome per message, for callers that treat
