@@ -10,6 +10,11 @@
 //! - **Redis**: `redis-server` started on a free loopback port with no persistence, unless
 //!   `WEIR_TEST_REDIS` gives a URL. A Redis already running on 6379 is never touched.
 //!
+//! - **Schema Registry**: [`schema_registry::RegistryServer`], the documented subset of
+//!   Confluent's REST API in memory on a free port (Confluent's registry cannot be
+//!   installed here); the tests' other client is confluent-kafka's Python one, from the
+//!   virtualenv `scripts/test.sh` makes.
+//!
 //! Every test gets its own services (they start in milliseconds), random topic names and a
 //! random key prefix; the processes are killed when the test's [`Services`] is dropped,
 //! and by the kernel if the test process dies (`PR_SET_PDEATHSIG`).
@@ -32,6 +37,7 @@ pub mod cluster;
 pub mod golden;
 pub mod learning;
 pub mod models;
+pub mod schema_registry;
 pub mod setup;
 
 /// A running broker and Redis for one test.

@@ -1,10 +1,20 @@
 //! [`RecordDecoder`]: Confluent framing, one subject, and a [`PathDecoder`] per writer
 //! schema id, compiled on first sight and shared by all threads.
+//!
+//! The id → decoder cache is read on every event, from as many threads as decode, so a
+//! hit takes no lock: the map sits behind an [`ArcSwap`] (a reader's `load` touches only
+//! a thread-local slot, no shared counter whose cache line would bounce between cores as
+//! an `RwLock`'s reader count does). A miss (a new writer schema: a few times in a
+//! topic's life) takes a mutex, asks the registry, and publishes a copy of the map with
+//! the new entry; threads that missed the same id meanwhile wait on that mutex and then
+//! find it, so the registry is asked once per id.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
 
 use super::decoder::PathDecoder;
 use crate::error::{EventError, PathError};
@@ -48,13 +58,17 @@ enum Verdict {
 /// Every registered version of the subject is compiled when the decoder is built (so a
 /// bad path is a start-up error); an id first seen later (a producer registered a new
 /// version) is looked up and compiled on first sight, then cached. Usable from many
-/// threads at once (`&self`; the cache is behind a read-mostly lock).
+/// threads at once (`&self`; a cache hit takes no lock, see the module docs).
 pub struct RecordDecoder {
     registry: Arc<dyn SchemaRegistry>,
     subject: String,
     paths: Vec<String>,
-    cache: RwLock<HashMap<u32, Verdict, BuildHasherDefault<IdHasher>>>,
+    cache: ArcSwap<IdMap>,
+    /// Held while a missed id is looked up and published (see the module docs).
+    learning: Mutex<()>,
 }
+
+type IdMap = HashMap<u32, Arc<Verdict>, BuildHasherDefault<IdHasher>>;
 
 impl fmt::Debug for RecordDecoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,7 +98,7 @@ impl RecordDecoder {
                 message: "no schema is registered for it".into(),
             });
         };
-        let mut cache = HashMap::default();
+        let mut cache = IdMap::default();
         let mut found = vec![false; paths.len()];
         for writer in &versions {
             let verdict = match PathDecoder::new(writer, &paths) {
@@ -97,7 +111,7 @@ impl RecordDecoder {
                 Err(e) if writer.id == latest.id => return Err(e),
                 Err(e) => Verdict::Refused(refusal(writer.id, subject, &e)),
             };
-            cache.insert(writer.id, verdict);
+            cache.insert(writer.id, Arc::new(verdict));
         }
         if let Some(i) = found.iter().position(|f| !f) {
             let ids: Vec<String> = versions.iter().map(|s| s.id.to_string()).collect();
@@ -110,7 +124,13 @@ impl RecordDecoder {
                 ),
             });
         }
-        Ok(RecordDecoder { registry, subject: subject.to_string(), paths, cache: RwLock::new(cache) })
+        Ok(RecordDecoder {
+            registry,
+            subject: subject.to_string(),
+            paths,
+            cache: ArcSwap::from_pointee(cache),
+            learning: Mutex::new(()),
+        })
     }
 
     pub fn subject(&self) -> &str {
@@ -125,11 +145,8 @@ impl RecordDecoder {
     /// Decodes one framed value (Confluent header + Avro body). Never panics.
     pub fn decode(&self, framed: &[u8]) -> Result<EventRecord, EventError> {
         let (id, body) = unframe(framed)?;
-        {
-            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(verdict) = cache.get(&id) {
-                return verdict.decode(body);
-            }
+        if let Some(verdict) = self.cache.load().get(&id) {
+            return verdict.decode(body);
         }
         self.learn(id, body)
     }
@@ -137,6 +154,11 @@ impl RecordDecoder {
     /// First sight of `id`: ask the registry, compile, remember, decode.
     #[cold]
     fn learn(&self, id: u32, body: &[u8]) -> Result<EventRecord, EventError> {
+        let _learning = self.learning.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have learnt it while this one waited.
+        if let Some(verdict) = self.cache.load().get(&id) {
+            return verdict.decode(body);
+        }
         // An unregistered id is not remembered: the registry may learn it later.
         let writer = self.registry.by_id(id)?;
         let verdict = if writer.subject != self.subject {
@@ -150,12 +172,16 @@ impl RecordDecoder {
                 Err(e) => Verdict::Refused(refusal(id, &self.subject, &e)),
             }
         };
-        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
-        let foreign = cache.values().filter(|v| matches!(v, Verdict::Refused(_))).count();
-        if writer.subject != self.subject && foreign >= MAX_FOREIGN_IDS && !cache.contains_key(&id) {
+        let cache = self.cache.load_full();
+        let foreign = cache.values().filter(|v| matches!(***v, Verdict::Refused(_))).count();
+        if writer.subject != self.subject && foreign >= MAX_FOREIGN_IDS {
             return verdict.decode(body);
         }
-        cache.entry(id).or_insert(verdict).decode(body)
+        let verdict = Arc::new(verdict);
+        let mut next = IdMap::clone(&cache);
+        next.insert(id, verdict.clone());
+        self.cache.store(Arc::new(next));
+        verdict.decode(body)
     }
 }
 
