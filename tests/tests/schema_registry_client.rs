@@ -91,8 +91,10 @@ fn an_input_subject_with_no_schema_and_an_incompatible_output_are_start_up_error
     let err = ConfluentRegistry::connect(ClientSettings::new(&server.url)?, &plan()).unwrap_err().to_string();
     assert!(err.contains("input subject payments-value has no schema in the registry"), "{err}");
 
+    // A registry where someone else's record is under weir's scores subject: weir's
+    // cannot read it.
+    let server = RegistryServer::start()?;
     server.register("payments-value", PAYMENT_V1)?;
-    // Someone else's record under weir's scores subject: weir's cannot read it.
     server.register("scores-value", r#"{"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]}"#)?;
     let err = ConfluentRegistry::connect(ClientSettings::new(&server.url)?, &plan()).unwrap_err().to_string();
     assert!(err.contains("cannot be registered under subject scores-value") && err.contains("incompatible"), "{err}");
