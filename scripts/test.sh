@@ -44,6 +44,9 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # tests/tests/prometheus_scrape.rs runs a real Prometheus against weir's /metrics.
 command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+# The Schema Registry's HTTPS test: certificates from the openssl CLI, TLS by socat.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v socat >/dev/null || missing+=(socat)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if [ -x "$TANSU_ROOT/bin/tansu" ]; then

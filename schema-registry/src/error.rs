@@ -16,6 +16,10 @@ pub enum Error {
     /// (`schemas.basic_auth_*` or `schemas.bearer_token_*`); retrying cannot help.
     #[error("schema registry {url} refused the credentials (http {status}) on {what}: check schemas.basic_auth_user / basic_auth_password_* or bearer_token_*")]
     Unauthorized { url: String, status: u16, what: String },
+    /// The TLS handshake failed: the registry's certificate is not trusted (or not for
+    /// this host). Stop and fix `schemas.ca_file` or the URL; retrying cannot help.
+    #[error("tls with the schema registry {url} failed: {message}: check schemas.ca_file (the CA that signs the registry's certificate) and the host name")]
+    Tls { url: String, message: String },
     /// The registry answered with an error of its own (`error_code`, `message`), e.g.
     /// 40401 subject not found, 40403 schema not found, 409 incompatible schema.
     #[error("schema registry {url}: {what} failed with http {status} (error code {code}): {message}")]

@@ -194,7 +194,10 @@ impl RestClient {
                 req.send(bytes.as_bytes())
             }
         };
-        let mut response = response.map_err(|e| unreachable(e.to_string()))?;
+        let mut response = response.map_err(|e| match tls_failure(&e) {
+            Some(message) => Error::Tls { url: self.base.to_string(), message },
+            None => unreachable(e.to_string()),
+        })?;
         let status = response.status().as_u16();
         let mut text = String::new();
         response
@@ -216,6 +219,17 @@ impl RestClient {
                 Err(Error::Api { url: self.base.to_string(), what: what.to_string(), status, code, message })
             }
         }
+    }
+}
+
+/// The TLS failure in `e`, if it is one (rustls reports a refused certificate as an I/O
+/// error wrapping its own).
+fn tls_failure(e: &ureq::Error) -> Option<String> {
+    match e {
+        ureq::Error::Tls(m) => Some(m.to_string()),
+        ureq::Error::Rustls(r) => Some(r.to_string()),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).map(|r| r.to_string()),
+        _ => None,
     }
 }
 

@@ -355,3 +355,57 @@ pub fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
     );
     Ok(stdout)
 }
+
+/// HTTPS in front of a [`RegistryServer`]: a private CA and a server certificate for
+/// 127.0.0.1 made with the `openssl` CLI, and Debian's `socat` terminating TLS
+/// (`OPENSSL-LISTEN`) and forwarding to the plain-HTTP registry. Stops when dropped.
+pub struct TlsFront {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The CA that signed the server certificate (PEM).
+    pub ca_file: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    pub fn start(registry: &RegistryServer) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let openssl = |args: &[&str]| -> anyhow::Result<()> {
+            let out = std::process::Command::new("openssl").args(args).output().context("running openssl (apt-get install openssl)")?;
+            anyhow::ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            Ok(())
+        };
+        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=weir test CA", "-keyout", &p("ca.key"), "-out", &p("ca.pem")])?;
+        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &p("server.key"), "-out", &p("server.csr")])?;
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n")?;
+        openssl(&[
+            "x509", "-req", "-in", &p("server.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial",
+            "-days", "2", "-extfile", &p("san.ext"), "-out", &p("server.pem"),
+        ])?;
+        let port = crate::free_port()?;
+        let backend = registry.url.trim_start_matches("http://");
+        let child = crate::spawn_child(
+            std::process::Command::new("socat")
+                .arg(format!(
+                    "OPENSSL-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,cert={},key={},verify=0",
+                    p("server.pem"),
+                    p("server.key")
+                ))
+                .arg(format!("TCP:{backend}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        )
+        .context("starting socat (apt-get install socat)")?;
+        crate::wait_for_port(port, std::time::Duration::from_secs(10))?;
+        Ok(TlsFront { url: format!("https://127.0.0.1:{port}"), ca_file: dir.path().join("ca.pem"), child, _dir: dir })
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

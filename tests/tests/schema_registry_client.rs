@@ -9,7 +9,7 @@ use weir_schema_registry::{ClientSettings, ConfluentRegistry, Input, Output, Sub
 use weir_schemas::paths::RecordDecoder;
 use weir_schemas::record::FieldValue;
 use weir_schemas::wire::{subjects, write_header, LocalSchemaRegistry, SchemaRegistry};
-use weir_tests::schema_registry::RegistryServer;
+use weir_tests::schema_registry::{RegistryServer, TlsFront};
 
 const PAYMENT_V1: &str = r#"{"type": "record", "name": "Payment", "namespace": "com.acme", "fields": [
   {"name": "event_id", "type": "string"}, {"name": "amount", "type": "double"}]}"#;
@@ -115,5 +115,26 @@ fn an_unknown_id_is_an_unknown_schema_event_error_after_bounded_tries() -> anyho
         assert!(err.message.contains("schema id 4242 is not in the schema registry"), "{err}");
     }
     assert_eq!(server.count("GET /schemas/ids/4242"), 2, "two tries, then remembered");
+    Ok(())
+}
+
+#[test]
+fn https_with_a_private_ca_from_ca_file() -> anyhow::Result<()> {
+    let server = RegistryServer::start()?;
+    server.register("payments-value", PAYMENT_V1)?;
+    let front = TlsFront::start(&server)?;
+    let mut settings = ClientSettings::new(&front.url)?;
+    settings.ca_file = Some(front.ca_file.clone());
+    let registry = ConfluentRegistry::connect(settings, &plan())?;
+    assert_eq!(registry.latest("payment")?.text, PAYMENT_V1);
+
+    // Without the CA, the certificate is refused, by name, without retrying for long.
+    let mut settings = ClientSettings::new(&front.url)?;
+    settings.startup_timeout = std::time::Duration::from_secs(20);
+    let started = std::time::Instant::now();
+    let err = ConfluentRegistry::connect(settings, &plan()).unwrap_err().to_string();
+    eprintln!("{err}");
+    assert!(err.contains("certificate") && err.contains("schemas.ca_file"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "retried a certificate error: {:?}", started.elapsed());
     Ok(())
 }
