@@ -6,9 +6,9 @@
 //!
 //! - `tiny/*`: a one-`int` record (a 6-byte frame), so that the lookup is most of the
 //!   time: `direct` runs the writer's `PathDecoder` on the body with no lookup at all;
-//!   `record_decoder` is `RecordDecoder::decode` (unframe, `ArcSwap` load, id map get,
-//!   decode); `rwlock_reference` is the same map behind an `RwLock` (the cache before
-//!   issue 21), as the reference.
+//!   `record_decoder` is `RecordDecoder::decode` (unframe, the id table's loads, decode);
+//!   `rwlock_reference` is an id map behind an `RwLock` (the cache before issue 21), as
+//!   the reference.
 //! - `tiny_2_threads/*`: the same, two threads decoding through one shared decoder at once
 //!   (`iter_custom`: the time is per thread, each decoding the batch).
 //! - `transaction/*`: the realistic case, transaction v2 frames with the 6 paths of the

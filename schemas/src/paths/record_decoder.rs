@@ -2,19 +2,15 @@
 //! schema id, compiled on first sight and shared by all threads.
 //!
 //! The id → decoder cache is read on every event, from as many threads as decode, so a
-//! hit takes no lock: the map sits behind an [`ArcSwap`] (a reader's `load` touches only
-//! a thread-local slot, no shared counter whose cache line would bounce between cores as
-//! an `RwLock`'s reader count does). A miss (a new writer schema: a few times in a
-//! topic's life) takes a mutex, asks the registry, and publishes a copy of the map with
-//! the new entry; threads that missed the same id meanwhile wait on that mutex and then
-//! find it, so the registry is asked once per id.
+//! hit takes no lock and writes no shared memory: an [`IdTable`] of fill-once slots,
+//! read with plain loads. A miss (a new writer schema: a few times in a topic's life)
+//! takes a mutex, asks the registry, and fills a slot; threads that missed the same id
+//! meanwhile wait on that mutex and then find it, so the registry is asked once per id.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::ArcSwap;
+use super::id_table::IdTable;
 
 use super::decoder::PathDecoder;
 use crate::error::{EventError, PathError};
@@ -24,25 +20,6 @@ use crate::wire::{unframe, SchemaRegistry};
 /// Schema ids of other subjects remembered by a [`RecordDecoder`] (they are refused
 /// without asking the registry again); beyond this they are looked up each time.
 const MAX_FOREIGN_IDS: usize = 1024;
-
-/// Hashes a schema id by one multiplication (ids are small integers chosen by a registry;
-/// SipHash would cost more than the rest of the lookup).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
 
 /// What a [`RecordDecoder`] knows about one schema id.
 #[derive(Debug)]
@@ -63,12 +40,12 @@ pub struct RecordDecoder {
     registry: Arc<dyn SchemaRegistry>,
     subject: String,
     paths: Vec<String>,
-    cache: ArcSwap<IdMap>,
-    /// Held while a missed id is looked up and published (see the module docs).
+    cache: IdTable<Arc<Verdict>>,
+    /// Held while a missed id is looked up and cached (see the module docs).
     learning: Mutex<()>,
+    /// Refused ids of other subjects cached so far (at most [`MAX_FOREIGN_IDS`]).
+    foreign: std::sync::atomic::AtomicUsize,
 }
-
-type IdMap = HashMap<u32, Arc<Verdict>, BuildHasherDefault<IdHasher>>;
 
 impl fmt::Debug for RecordDecoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,7 +75,7 @@ impl RecordDecoder {
                 message: "no schema is registered for it".into(),
             });
         };
-        let mut cache = IdMap::default();
+        let cache = IdTable::new();
         let mut found = vec![false; paths.len()];
         for writer in &versions {
             let verdict = match PathDecoder::new(writer, &paths) {
@@ -128,8 +105,9 @@ impl RecordDecoder {
             registry,
             subject: subject.to_string(),
             paths,
-            cache: ArcSwap::from_pointee(cache),
+            cache,
             learning: Mutex::new(()),
+            foreign: Default::default(),
         })
     }
 
@@ -145,7 +123,7 @@ impl RecordDecoder {
     /// Decodes one framed value (Confluent header + Avro body). Never panics.
     pub fn decode(&self, framed: &[u8]) -> Result<EventRecord, EventError> {
         let (id, body) = unframe(framed)?;
-        if let Some(verdict) = self.cache.load().get(&id) {
+        if let Some(verdict) = self.cache.get(id) {
             return verdict.decode(body);
         }
         self.learn(id, body)
@@ -156,7 +134,7 @@ impl RecordDecoder {
     fn learn(&self, id: u32, body: &[u8]) -> Result<EventRecord, EventError> {
         let _learning = self.learning.lock().unwrap_or_else(PoisonError::into_inner);
         // Another thread may have learnt it while this one waited.
-        if let Some(verdict) = self.cache.load().get(&id) {
+        if let Some(verdict) = self.cache.get(id) {
             return verdict.decode(body);
         }
         // An unregistered id is not remembered: the registry may learn it later.
@@ -172,15 +150,14 @@ impl RecordDecoder {
                 Err(e) => Verdict::Refused(refusal(id, &self.subject, &e)),
             }
         };
-        let cache = self.cache.load_full();
-        let foreign = cache.values().filter(|v| matches!(***v, Verdict::Refused(_))).count();
-        if writer.subject != self.subject && foreign >= MAX_FOREIGN_IDS {
-            return verdict.decode(body);
-        }
         let verdict = Arc::new(verdict);
-        let mut next = IdMap::clone(&cache);
-        next.insert(id, verdict.clone());
-        self.cache.store(Arc::new(next));
+        use std::sync::atomic::Ordering::Relaxed;
+        let foreign = writer.subject != self.subject;
+        if !foreign || self.foreign.load(Relaxed) < MAX_FOREIGN_IDS {
+            if self.cache.insert(id, verdict.clone()) && foreign {
+                self.foreign.fetch_add(1, Relaxed);
+            }
+        }
         verdict.decode(body)
     }
 }
