@@ -38,7 +38,8 @@
 //! What weir needs is small: five REST calls ([`rest`]), a cache whose hits take no lock,
 //! and control over retries. Per event, weir's own
 //! [`RecordDecoder`](weir_schemas::paths::RecordDecoder) caches its compiled decoder per
-//! id (behind an `ArcSwap` as well), so this client is only asked on a new id. It is
+//! id (a table read with plain loads, about 4 ns once cached: `docs/performance.md`), so
+//! this client is only asked on a new id. It is
 //! blocking (`ureq`, rustls on ring, HTTP/1.1): those calls are rare, and blocking keeps
 //! the [`SchemaRegistry`](weir_schemas::wire::SchemaRegistry) trait synchronous, as the
 //! decoders that call it are.

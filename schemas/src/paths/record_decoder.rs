@@ -153,10 +153,8 @@ impl RecordDecoder {
         let verdict = Arc::new(verdict);
         use std::sync::atomic::Ordering::Relaxed;
         let foreign = writer.subject != self.subject;
-        if !foreign || self.foreign.load(Relaxed) < MAX_FOREIGN_IDS {
-            if self.cache.insert(id, verdict.clone()) && foreign {
-                self.foreign.fetch_add(1, Relaxed);
-            }
+        if (!foreign || self.foreign.load(Relaxed) < MAX_FOREIGN_IDS) && self.cache.insert(id, verdict.clone()) && foreign {
+            self.foreign.fetch_add(1, Relaxed);
         }
         verdict.decode(body)
     }
