@@ -248,3 +248,57 @@ async fn registry_refusing_the_credentials_stops_weir_naming_the_setting_not_the
     assert_eq!(calls, 1, "{:?}", registry.requests());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_produce_frames_with_the_registry_ids_and_weir_run_scores_them() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let services = Services::start()?;
+    let registry = RegistryServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let mut config = pipeline_config(&services, "sr-produce");
+    config.schemas.registry_url = Some(registry.url.clone());
+    config.monitor.enabled = false;
+    create_pipeline_topics(&services, &config, 2).await?;
+    let path = dir.path().join("weir.toml");
+    std::fs::write(&path, toml::to_string(&config)?)?;
+
+    // `weir produce --config`: weir's transaction schema registered under the input
+    // subject, as a producer registers its own, and its id in every frame.
+    let path_arg = path.display().to_string();
+    let status = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut produce = WeirProcess::spawn(&["produce", "--config", &path_arg, "--transactions", "300"], std::env::temp_dir().join(weir_tests::unique("weir-produce")))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = produce.exited()? {
+                return Ok((status, produce.log_plain()));
+            }
+            anyhow::ensure!(Instant::now() < deadline, "weir produce still running:\n{}", produce.log_plain());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await??;
+    assert!(status.0.success(), "{}", status.1);
+    let input_ids = registry.versions(&format!("{}-value", config.kafka.topics.input));
+    assert_eq!(input_ids.len(), 1);
+    assert!(registry.schema(input_ids[0]).is_some_and(|s| s.contains("io.weir.events")));
+    assert_eq!(registry.versions(&format!("{}-value", config.kafka.topics.labels)).len(), 1);
+
+    let model = Arc::new(load_model(&config)?);
+    let store = Arc::new(connect_redis_store(&config).await?);
+    let shutdown = CancellationToken::new();
+    let stats = Arc::new(PipelineStats::default());
+    let pipeline = spawn_pipeline(config.clone(), store, model, stats.clone(), shutdown.clone());
+    let (brokers, input_topic, scores_topic) = (services.brokers.clone(), config.kafka.topics.input.clone(), config.kafka.topics.scores.clone());
+    let (inputs, scores) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let inputs = read_topic(&brokers, &input_topic, Duration::from_secs(30), |m| m.len() >= 300)?;
+        let scores = read_topic(&brokers, &scores_topic, Duration::from_secs(90), |m| m.len() >= 300)?;
+        Ok((inputs, scores))
+    })
+    .await??;
+    shutdown.cancel();
+    pipeline.await??;
+    assert!(inputs.iter().all(|m| payload(m)[1..5] == input_ids[0].to_be_bytes()), "every input frame carries the registry's id");
+    assert_eq!(scores.len(), 300);
+    assert_eq!(PipelineStats::get(&stats.dead_lettered), 0);
+    Ok(())
+}
