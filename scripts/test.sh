@@ -12,7 +12,11 @@
 #   - the Tansu Kafka broker, with `cargo install`, into $WEIR_CACHE/tansu-$TANSU_VERSION
 #     (default ~/.cache/weir), skipped when already there: the cold build takes ~17 min;
 #   - noida-db (its Kafka service only: a broker with transactions, for the exactly-once
-#     tests), the same way into $WEIR_CACHE/noida-db-$NOIDA_VERSION: ~3 min cold.
+#     tests), the same way into $WEIR_CACHE/noida-db-$NOIDA_VERSION: ~3 min cold;
+#   - confluent-kafka's Python client (the official Schema Registry client, AvroSerializer
+#     and AvroDeserializer), pinned in tests/python/requirements.txt, into a virtualenv at
+#     $WEIR_CACHE/sr-venv, skipped when already there: tests/tests/schema_registry.rs
+#     produces and consumes with it.
 # Set WEIR_TEST_BROKERS / WEIR_TEST_REDIS to run against a broker / Redis of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +49,9 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # tests/tests/prometheus_scrape.rs runs a real Prometheus against weir's /metrics.
 command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+# The Schema Registry's HTTPS test: certificates from the openssl CLI, TLS by socat.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v socat >/dev/null || missing+=(socat)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if [ -x "$TANSU_ROOT/bin/tansu" ]; then
@@ -71,6 +78,20 @@ else
 fi
 export WEIR_NOIDA_BIN="$NOIDA_ROOT/bin/noida-db"
 log "tansu: $("$WEIR_TANSU_BIN" --version 2>/dev/null || echo unknown); redis: $(redis-server --version | cut -d' ' -f3)"
+
+# The other side of the Schema Registry tests: confluent-kafka's official Python client.
+SR_VENV="$WEIR_CACHE/sr-venv"
+SR_REQUIREMENTS=tests/python/requirements.txt
+if [ -f "$SR_VENV/.installed" ] && cmp -s "$SR_VENV/.installed" "$SR_REQUIREMENTS"; then
+  log "confluent-kafka already installed in $SR_VENV"
+else
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  python3 -m venv "$SR_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$SR_VENV"; }
+  log "installing $SR_REQUIREMENTS into $SR_VENV"
+  "$SR_VENV/bin/pip" install -q -r "$SR_REQUIREMENTS"
+  cp "$SR_REQUIREMENTS" "$SR_VENV/.installed"
+fi
+export WEIR_SR_PYTHON="$SR_VENV/bin/python"
 
 start=$(date +%s)
 # The fault tests run the real binary (and SIGKILL it): build it first.

@@ -7,6 +7,8 @@
 //!   weir's `Score` into the current one ([`score_versions`]);
 //! - the Confluent wire format and the schema-id registry seam ([`wire`]);
 //! - validation of incoming events with classified errors ([`validate`], [`error`]);
+//! - [`secret::Secret`], the redacting holder of passwords and tokens read from the
+//!   environment or files;
 //! - decoding any Avro record into the values of named field paths ([`paths`]: a
 //!   [`paths::RecordDecoder`] per subject, one compiled program per writer schema, giving
 //!   [`record::EventRecord`]s), so that feature definitions, not Rust structs, say what
@@ -48,6 +50,7 @@ pub mod paths;
 pub mod record;
 pub mod registry;
 pub mod score_versions;
+pub mod secret;
 pub mod store;
 pub mod validate;
 pub mod wire;

@@ -2,7 +2,7 @@
 
 use tracing::info;
 
-use crate::commands::startup::{serve_metrics, shutdown_on_signal};
+use crate::commands::startup::{connect_schema_registry, serve_metrics, shutdown_on_signal};
 use crate::config::WeirConfig;
 use crate::stages::learn::{run_learner, status};
 
@@ -11,6 +11,7 @@ pub async fn execute(config: WeirConfig, print_status: bool) -> anyhow::Result<(
         print!("{}", status(&config).await?);
         return Ok(());
     }
+    connect_schema_registry(&config).await?;
     serve_metrics(&config)?;
     let shutdown = shutdown_on_signal();
     let (stats, _) = run_learner(&config, shutdown).await?;

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use crate::commands::startup::{serve_metrics, shutdown_on_signal};
+use crate::commands::startup::{connect_schema_registry, serve_metrics, shutdown_on_signal};
 use crate::config::WeirConfig;
 use crate::stages::lag_watch::spawn_lag_watch;
 use crate::stages::monitor::{run_monitor, MonitorStats};
 
 pub async fn execute(config: WeirConfig) -> anyhow::Result<()> {
+    connect_schema_registry(&config).await?;
     serve_metrics(&config)?;
     let shutdown = shutdown_on_signal();
     let lag = spawn_lag_watch(&config, shutdown.clone());

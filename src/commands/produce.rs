@@ -122,12 +122,46 @@ impl Workload for InteractionsConfig {
 
 /// The generator of `workload`, its settings checked, encoding with weir's own schemas.
 pub fn build_generator<W: Workload>(workload: W) -> anyhow::Result<W::Generator> {
+    build_generator_with(workload, None)
+}
+
+/// [`build_generator`] with the encoders of input events and labels given (`None`: weir's
+/// compiled-in ids).
+pub fn build_generator_with<W: Workload>(workload: W, encoders: Option<(Encoder, Encoder)>) -> anyhow::Result<W::Generator> {
     let problems = workload.problems();
     if !problems.is_empty() {
         anyhow::bail!("invalid generator settings:\n  - {}", problems.join("\n  - "));
     }
-    let registry = LocalSchemaRegistry::embedded()?;
-    Ok(workload.generator(Encoder::new(&registry, W::SUBJECT)?, Encoder::for_schema(registry.latest(subjects::LABEL)?)))
+    let (events, labels) = match encoders {
+        Some(e) => e,
+        None => {
+            let registry = LocalSchemaRegistry::embedded()?;
+            (Encoder::new(&registry, W::SUBJECT)?, Encoder::for_schema(registry.latest(subjects::LABEL)?))
+        }
+    };
+    Ok(workload.generator(events, labels))
+}
+
+/// With `schemas.registry_url`: the encoders of `weir produce`, framing with the
+/// registry's ids. weir's own schema of the workload's events is registered under the
+/// input subject (as a producer would register its own), and the label schema under the
+/// labels subject, as `weir run` registers it. Blocking (registry calls with retries).
+pub fn registry_encoders<W: Workload>(config: &WeirConfig) -> anyhow::Result<(Encoder, Encoder)> {
+    let own = LocalSchemaRegistry::embedded()?;
+    let mut plan = crate::wiring::subject_plan(config)?;
+    let inputs = std::mem::take(&mut plan.inputs);
+    plan.outputs.retain(|o| o.subject == subjects::LABEL);
+    for input in inputs {
+        plan.outputs.push(weir_schema_registry::Output {
+            subject: W::SUBJECT.to_string(),
+            registry_subjects: vec![input.registry_subject],
+            schema: own.latest(W::SUBJECT)?,
+        });
+    }
+    let url = config.schemas.registry_url.clone().unwrap_or_default();
+    let registry = weir_schema_registry::ConfluentRegistry::connect(crate::wiring::client_settings(config)?, &plan)
+        .with_context(|| format!("registering weir produce's schemas with {url}"))?;
+    Ok((Encoder::new(&registry, W::SUBJECT)?, Encoder::new(&registry, subjects::LABEL)?))
 }
 
 /// The transactions generator.
@@ -141,15 +175,17 @@ pub fn interactions_generator(config: InteractionsConfig) -> anyhow::Result<Inte
 }
 
 /// Sends the generator's output to Kafka: input events to `topics.input`, labels
-/// to `topics.labels`.
+/// to `topics.labels`; framed by `encoders` (from [`registry_encoders`]) or weir's
+/// compiled-in ids.
 pub async fn to_kafka<W: Workload>(
     kafka: &KafkaConfig,
     topics: &TopicsConfig,
     workload: W,
     rate: Option<f64>,
+    encoders: Option<(Encoder, Encoder)>,
 ) -> anyhow::Result<ProduceReport> {
     let producer = EventProducer::new(kafka)?;
-    let generator = build_generator(workload)?;
+    let generator = build_generator_with(workload, encoders)?;
     let report = produce_all(&producer, topics, generator, rate, |r| eprint!("\r{}", W::progress(r, topics))).await?;
     eprintln!();
     Ok(report)
@@ -261,9 +297,15 @@ async fn send<W: Workload>(args: ProduceArgs, workload: W) -> anyhow::Result<()>
     let report = if let Some(path) = args.jsonl {
         to_jsonl(&path, workload)?
     } else {
+        let mut encoders = None;
         let (kafka, topics) = match (args.config, args.brokers) {
             (Some(path), _) => {
-                let kafka = WeirConfig::load(&path)?.kafka;
+                let config = WeirConfig::load(&path)?;
+                if config.schemas.registry_url.is_some() {
+                    let owned = config.clone();
+                    encoders = Some(tokio::task::spawn_blocking(move || registry_encoders::<W>(&owned)).await??);
+                }
+                let kafka = config.kafka;
                 let topics = kafka.topics.clone();
                 (kafka, topics)
             }
@@ -277,7 +319,7 @@ async fn send<W: Workload>(args: ProduceArgs, workload: W) -> anyhow::Result<()>
             }
             (None, None) => anyhow::bail!("give --config, --brokers or --jsonl"),
         };
-        to_kafka(&kafka, &topics, workload, (args.rate > 0.0).then_some(args.rate)).await?
+        to_kafka(&kafka, &topics, workload, (args.rate > 0.0).then_some(args.rate), encoders).await?
     };
     println!("{}", W::summary(&report));
     Ok(())

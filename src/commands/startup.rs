@@ -48,6 +48,23 @@ pub fn shutdown_on_signal() -> CancellationToken {
     shutdown
 }
 
+/// With `schemas.registry_url`: registers weir's schemas and fetches the input's before
+/// anything else connects, so that an unreachable registry, refused credentials or a
+/// missing input subject stop weir first, by name. On a blocking thread: the client
+/// retries with backoff for up to `schemas.startup_timeout_ms`. The stages then share
+/// this client (`crate::wiring::schema_registry`).
+pub async fn connect_schema_registry(config: &WeirConfig) -> anyhow::Result<()> {
+    if config.schemas.registry_url.is_none() {
+        return Ok(());
+    }
+    let owned = config.clone();
+    let registry = tokio::task::spawn_blocking(move || crate::wiring::confluent_registry(&owned))
+        .await
+        .context("schema registry start-up task")??;
+    info!(url = %registry.url(), "schema registry connected");
+    Ok(())
+}
+
 /// What a scoring process runs with.
 pub struct Scoring {
     pub store: Arc<RedisStore>,
@@ -59,6 +76,7 @@ pub struct Scoring {
 /// The start-up shared by `weir run` and `weir serve`: connects the store, loads the
 /// champion, serves metrics, arms SIGINT/SIGTERM, and watches the registry's champion.
 pub async fn start_scoring(config: &WeirConfig) -> anyhow::Result<Scoring> {
+    connect_schema_registry(config).await?;
     let store = connect_redis_store(config).await?;
     // Metrics first, so a champion refused at start-up is counted.
     serve_metrics(config)?;

@@ -2,14 +2,16 @@
 //! as a whole so that every problem is reported at once.
 //!
 //! Environment overrides (handy in containers and tests):
-//! `WEIR_KAFKA_BROKERS`, `WEIR_KAFKA_GROUP_ID`, `WEIR_REDIS_URL`, `WEIR_MODEL_DIR`.
+//! `WEIR_KAFKA_BROKERS`, `WEIR_KAFKA_GROUP_ID`, `WEIR_REDIS_URL`, `WEIR_MODEL_DIR`,
+//! `WEIR_SCHEMA_REGISTRY_URL`.
 //!
 //! The bottom layer of the binary: it imports nothing else of `src/` (its own sections
-//! [`input`] and [`monitor`] are submodules). `crate::wiring` turns it into running
+//! [`input`], [`monitor`] and [`schemas`] are submodules). `crate::wiring` turns it into running
 //! components.
 
 pub mod input;
 pub mod monitor;
+pub mod schemas;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -136,14 +138,7 @@ impl RedisConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SchemasConfig {
-    /// An id → `.avsc` map file like `schemas/avro/registry.json`. Default: weir's own
-    /// schemas, compiled in.
-    #[serde(default)]
-    pub registry_map: Option<PathBuf>,
-}
+pub use schemas::{RegistrySubjects, SchemasConfig};
 
 impl WeirConfig {
     /// Reads `path`, applies the environment, and checks everything.
@@ -177,6 +172,9 @@ impl WeirConfig {
         if let Some(v) = env("WEIR_MODEL_DIR") {
             self.scorer.model_dir = Some(PathBuf::from(v));
         }
+        if let Some(v) = env("WEIR_SCHEMA_REGISTRY_URL") {
+            self.schemas.registry_url = Some(v);
+        }
     }
 
     /// Every problem in every section, in one error.
@@ -206,11 +204,7 @@ impl WeirConfig {
         if self.learner.is_some() {
             p.extend(learner_config(self).problems());
         }
-        if let Some(map) = &self.schemas.registry_map {
-            if !map.is_file() {
-                p.push(format!("schemas.registry_map {} does not exist", map.display()));
-            }
-        }
+        p.extend(self.schemas.problems());
         p
     }
 

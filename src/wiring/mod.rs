@@ -1,31 +1,22 @@
 //! Configuration in, components out (ripgrep's `lowargs` → `hiargs`): the one place that
 //! turns a checked [`WeirConfig`] into the objects the stages run with — the schema
-//! registry, the model, the feature plan and input plan, the online store, the registry
+//! registry (`schema_registry.rs`: the compiled-in map, a map file, or a Confluent
+//! registry client), the model, the feature plan and input plan, the online store, the registry
 //! watcher. Stages and commands take these; none of them builds its own.
 
 mod input_plan;
-
-use std::sync::Arc;
+mod schema_registry;
 
 use anyhow::Context;
 use weir_features::definitions::FeatureDefinitions;
 use weir_features::redis_store::{KeySpace, RedisStore};
-use weir_schemas::wire::{LocalSchemaRegistry, SchemaRegistry};
 use weir_scorer::live::{Start, StartSource, Target, Watcher};
 use weir_scorer::model::LoadedModel;
 
 use crate::config::WeirConfig;
 
 pub use input_plan::{CompiledRules, InputPlan};
-
-/// The schema registry the configuration names (or weir's own).
-pub fn schema_registry(config: &WeirConfig) -> anyhow::Result<Arc<dyn SchemaRegistry>> {
-    let registry = match &config.schemas.registry_map {
-        Some(path) => LocalSchemaRegistry::from_map_file(path)?,
-        None => LocalSchemaRegistry::embedded()?,
-    };
-    Ok(Arc::new(registry))
-}
+pub use schema_registry::{client_settings, confluent_registry, schema_registry, subject_plan};
 
 /// Loads the configured model — the registry's champion, a model directory, or the
 /// compiled-in baseline — validated against the configured feature set. A refused

@@ -13,6 +13,11 @@
 //!   [`Services::start_transactional`]; `tests/transactions_contract.rs` checks that it
 //!   has the transactional semantics weir relies on ([`transactions`] reads them back).
 //!
+//! - **Schema Registry**: [`schema_registry::RegistryServer`], the documented subset of
+//!   Confluent's REST API in memory on a free port (Confluent's registry cannot be
+//!   installed here); the tests' other client is confluent-kafka's Python one, from the
+//!   virtualenv `scripts/test.sh` makes.
+//!
 //! Every test gets its own services (they start in milliseconds), random topic names and a
 //! random key prefix; the processes are killed when the test's [`Services`] is dropped,
 //! and by the kernel if the test process dies (`PR_SET_PDEATHSIG`).
@@ -35,6 +40,7 @@ pub mod cluster;
 pub mod golden;
 pub mod learning;
 pub mod models;
+pub mod schema_registry;
 pub mod setup;
 pub mod transactions;
 

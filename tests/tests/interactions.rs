@@ -197,6 +197,7 @@ async fn interactions_end_to_end_match_the_python_golden() -> anyhow::Result<()>
         labels: unique("labels"),
         scores: unique("scores"),
         dead_letter: unique("dlq"),
+        changelog: None,
     };
     services.create_topics(&[&topics.input], 1).await?;
     services.create_topics(&[&topics.labels, &topics.scores, &topics.dead_letter], 2).await?;

@@ -66,10 +66,12 @@
 //!
 //! One concept per file, dependencies pointing one way: `program` (the ops and their
 //! interpreter) ← `tree` (the requested paths) ← `compile` (schema + paths → ops) ←
-//! `decoder` ([`PathDecoder`]) ← `record_decoder` ([`RecordDecoder`]).
+//! `decoder` ([`PathDecoder`]) ← `record_decoder` ([`RecordDecoder`], with its per-id
+//! cache `id_table`).
 
 mod compile;
 mod decoder;
+mod id_table;
 mod program;
 mod record_decoder;
 mod tree;

@@ -1,10 +1,16 @@
 //! [`RecordDecoder`]: Confluent framing, one subject, and a [`PathDecoder`] per writer
 //! schema id, compiled on first sight and shared by all threads.
+//!
+//! The id → decoder cache is read on every event, from as many threads as decode, so a
+//! hit takes no lock and writes no shared memory: an [`IdTable`] of fill-once slots,
+//! read with plain loads. A miss (a new writer schema: a few times in a topic's life)
+//! takes a mutex, asks the registry, and fills a slot; threads that missed the same id
+//! meanwhile wait on that mutex and then find it, so the registry is asked once per id.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::id_table::IdTable;
 
 use super::decoder::PathDecoder;
 use crate::error::{EventError, PathError};
@@ -14,25 +20,6 @@ use crate::wire::{unframe, SchemaRegistry};
 /// Schema ids of other subjects remembered by a [`RecordDecoder`] (they are refused
 /// without asking the registry again); beyond this they are looked up each time.
 const MAX_FOREIGN_IDS: usize = 1024;
-
-/// Hashes a schema id by one multiplication (ids are small integers chosen by a registry;
-/// SipHash would cost more than the rest of the lookup).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
 
 /// What a [`RecordDecoder`] knows about one schema id.
 #[derive(Debug)]
@@ -48,12 +35,16 @@ enum Verdict {
 /// Every registered version of the subject is compiled when the decoder is built (so a
 /// bad path is a start-up error); an id first seen later (a producer registered a new
 /// version) is looked up and compiled on first sight, then cached. Usable from many
-/// threads at once (`&self`; the cache is behind a read-mostly lock).
+/// threads at once (`&self`; a cache hit takes no lock, see the module docs).
 pub struct RecordDecoder {
     registry: Arc<dyn SchemaRegistry>,
     subject: String,
     paths: Vec<String>,
-    cache: RwLock<HashMap<u32, Verdict, BuildHasherDefault<IdHasher>>>,
+    cache: IdTable<Arc<Verdict>>,
+    /// Held while a missed id is looked up and cached (see the module docs).
+    learning: Mutex<()>,
+    /// Refused ids of other subjects cached so far (at most [`MAX_FOREIGN_IDS`]).
+    foreign: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for RecordDecoder {
@@ -84,7 +75,7 @@ impl RecordDecoder {
                 message: "no schema is registered for it".into(),
             });
         };
-        let mut cache = HashMap::default();
+        let cache = IdTable::new();
         let mut found = vec![false; paths.len()];
         for writer in &versions {
             let verdict = match PathDecoder::new(writer, &paths) {
@@ -97,7 +88,7 @@ impl RecordDecoder {
                 Err(e) if writer.id == latest.id => return Err(e),
                 Err(e) => Verdict::Refused(refusal(writer.id, subject, &e)),
             };
-            cache.insert(writer.id, verdict);
+            cache.insert(writer.id, Arc::new(verdict));
         }
         if let Some(i) = found.iter().position(|f| !f) {
             let ids: Vec<String> = versions.iter().map(|s| s.id.to_string()).collect();
@@ -110,7 +101,14 @@ impl RecordDecoder {
                 ),
             });
         }
-        Ok(RecordDecoder { registry, subject: subject.to_string(), paths, cache: RwLock::new(cache) })
+        Ok(RecordDecoder {
+            registry,
+            subject: subject.to_string(),
+            paths,
+            cache,
+            learning: Mutex::new(()),
+            foreign: Default::default(),
+        })
     }
 
     pub fn subject(&self) -> &str {
@@ -125,11 +123,8 @@ impl RecordDecoder {
     /// Decodes one framed value (Confluent header + Avro body). Never panics.
     pub fn decode(&self, framed: &[u8]) -> Result<EventRecord, EventError> {
         let (id, body) = unframe(framed)?;
-        {
-            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(verdict) = cache.get(&id) {
-                return verdict.decode(body);
-            }
+        if let Some(verdict) = self.cache.get(id) {
+            return verdict.decode(body);
         }
         self.learn(id, body)
     }
@@ -137,6 +132,11 @@ impl RecordDecoder {
     /// First sight of `id`: ask the registry, compile, remember, decode.
     #[cold]
     fn learn(&self, id: u32, body: &[u8]) -> Result<EventRecord, EventError> {
+        let _learning = self.learning.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have learnt it while this one waited.
+        if let Some(verdict) = self.cache.get(id) {
+            return verdict.decode(body);
+        }
         // An unregistered id is not remembered: the registry may learn it later.
         let writer = self.registry.by_id(id)?;
         let verdict = if writer.subject != self.subject {
@@ -150,12 +150,13 @@ impl RecordDecoder {
                 Err(e) => Verdict::Refused(refusal(id, &self.subject, &e)),
             }
         };
-        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
-        let foreign = cache.values().filter(|v| matches!(v, Verdict::Refused(_))).count();
-        if writer.subject != self.subject && foreign >= MAX_FOREIGN_IDS && !cache.contains_key(&id) {
-            return verdict.decode(body);
+        let verdict = Arc::new(verdict);
+        use std::sync::atomic::Ordering::Relaxed;
+        let foreign = writer.subject != self.subject;
+        if (!foreign || self.foreign.load(Relaxed) < MAX_FOREIGN_IDS) && self.cache.insert(id, verdict.clone()) && foreign {
+            self.foreign.fetch_add(1, Relaxed);
         }
-        cache.entry(id).or_insert(verdict).decode(body)
+        verdict.decode(body)
     }
 }
 

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Schema ids resolve through a [`SchemaRegistry`]. [`LocalSchemaRegistry`] reads an
-//! id → `.avsc` map (the default one, `schemas/avro/registry.json`, is compiled in); a
-//! client for the Confluent REST API implements the same trait.
+//! id → `.avsc` map (the default one, `schemas/avro/registry.json`, is compiled in); the
+//! `weir-schema-registry` crate's client of the Confluent REST API implements the same
+//! trait (`[schemas] registry_url`).
 //!
 //! Decoding is by the *writer's* schema (the one the id names) into the typed struct, field
 //! by name, with `serde_avro_fast` on the hot path. At start-up every writer schema of a

@@ -20,7 +20,25 @@ pub struct RegisteredSchema {
     pub canonical: apache_avro::Schema,
 }
 
-/// Where schema ids come from. The seam for a Confluent schema-registry client.
+impl RegisteredSchema {
+    /// Parses `text` for both Avro libraries. `origin` names it in errors (a file name, a
+    /// registry URL).
+    pub fn parse(id: u32, subject: &str, origin: &str, text: String) -> Result<Self> {
+        let parse_err = |message: String| SchemaError::Parse { id, file: origin.to_string(), message };
+        let fast: serde_avro_fast::Schema = text.parse().map_err(|e| parse_err(format!("{e}")))?;
+        let canonical = apache_avro::Schema::parse_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        Ok(RegisteredSchema { id, subject: subject.to_string(), text, fast, canonical })
+    }
+}
+
+/// Where schema ids come from: [`LocalSchemaRegistry`], or the Confluent REST API client
+/// of the `weir-schema-registry` crate.
+///
+/// Subjects here are weir's own names ([`super::subjects`], `[input] subject`); a remote
+/// registry maps them to its subjects (`<topic>-value`). A remote implementation may
+/// block on the network in [`SchemaRegistry::by_id`] the first time it sees an id, so
+/// callers keep it off the per-event path: [`crate::paths::RecordDecoder`] asks once per
+/// id and caches what it compiled.
 pub trait SchemaRegistry: Send + Sync {
     /// The writer schema with this id, or
     /// [`ErrorClass::UnknownSchema`](crate::error::ErrorClass::UnknownSchema).
@@ -111,10 +129,7 @@ impl LocalSchemaRegistry {
         if self.by_id.contains_key(&id) {
             return Err(SchemaError::DuplicateId { id });
         }
-        let parse_err = |message: String| SchemaError::Parse { id, file: origin.to_string(), message };
-        let fast: serde_avro_fast::Schema = text.parse().map_err(|e| parse_err(format!("{e}")))?;
-        let canonical = apache_avro::Schema::parse_str(&text).map_err(|e| parse_err(e.to_string()))?;
-        let schema = RegisteredSchema { id, subject: subject.to_string(), text, fast, canonical };
+        let schema = RegisteredSchema::parse(id, subject, origin, text)?;
         self.by_id.insert(id, Arc::new(schema));
         Ok(())
     }
