@@ -90,6 +90,12 @@ pub struct BatchConfig {
     /// (a wait adds its whole length to the latency of the batch's first event).
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// At least once: batches whose acknowledgements (scores, changelog records) may be
+    /// awaited while the next one is computed; offsets are still stored in batch order.
+    /// 1: one batch at a time. Ignored with `exactly_once` (one transaction at a time).
+    /// Default 4.
+    #[serde(default = "default_in_flight")]
+    pub in_flight: usize,
     /// On shutdown, how long a batch already in progress may take to finish, in
     /// milliseconds. Past it the batch is abandoned without storing its offsets (its
     /// events are replayed by the next owner, which the store's fences make harmless),
@@ -126,6 +132,9 @@ fn default_max_events() -> usize {
 fn default_max_wait_ms() -> u64 {
     0
 }
+fn default_in_flight() -> usize {
+    4
+}
 fn default_shutdown_drain_ms() -> u64 {
     10_000
 }
@@ -147,6 +156,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_events: default_max_events(),
             max_wait_ms: default_max_wait_ms(),
+            in_flight: default_in_flight(),
             shutdown_drain_ms: default_shutdown_drain_ms(),
         }
     }
@@ -227,6 +237,9 @@ impl KafkaConfig {
         }
         if self.batch.max_events == 0 || self.batch.max_events > 100_000 {
             p.push(format!("kafka.batch.max_events must be in 1..=100000, got {}", self.batch.max_events));
+        }
+        if !(1..=64).contains(&self.batch.in_flight) {
+            p.push(format!("kafka.batch.in_flight must be in 1..=64, got {}", self.batch.in_flight));
         }
         if self.batch.max_wait_ms > 60_000 {
             p.push(format!("kafka.batch.max_wait_ms must be at most 60000, got {}", self.batch.max_wait_ms));

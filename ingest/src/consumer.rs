@@ -40,7 +40,7 @@ use weir_schemas::EventError;
 use crate::config::KafkaConfig;
 use crate::dead_letter::{DeadLetterFailure, DeadLetterReport, DeadLetterSink};
 use crate::error::{Error, Report, Result};
-use crate::producer::EventProducer;
+use crate::producer::{Acks, EventProducer};
 use crate::transactions;
 pub use crate::record::InputRecord;
 
@@ -61,6 +61,21 @@ pub trait BatchHandler: Send {
         batch: &[InputRecord<'_>],
     ) -> impl Future<Output = Result<Vec<Disposition>>> + Send;
 
+    /// [`BatchHandler::handle`] that may return before the batch's effects are
+    /// acknowledged, with a future of that acknowledgement: the loop then computes the
+    /// next batch while the broker acknowledges this one (`kafka.batch.in_flight`), and
+    /// stores offsets strictly in batch order as acknowledgements arrive. Default: `handle`,
+    /// already acknowledged.
+    fn handle_pipelined(
+        &mut self,
+        batch: &[InputRecord<'_>],
+    ) -> impl Future<Output = Result<(Vec<Disposition>, Acks)>> + Send {
+        async move {
+            let dispositions = self.handle(batch).await?;
+            Ok((dispositions, Box::pin(async { Ok(()) }) as Acks))
+        }
+    }
+
     /// Told what happened to each attempt at delivering a batch's dead letters (for
     /// metrics: truncated copies, classified failures). Default: nothing.
     fn dead_letters_sent(&mut self, report: &DeadLetterReport) {
@@ -73,10 +88,10 @@ pub trait BatchHandler: Send {
     /// Default: nothing.
     fn committed(&mut self) {}
 
-    /// Told that the last batch was rolled back (its transaction aborted) and will be
-    /// consumed again from its first offset on each of these `(topic, partition)`s: a
-    /// handler that keeps state in process forgets what it applied of the batch. Default:
-    /// nothing.
+    /// Told that what the handler applied of the last batch(es) on these `(topic,
+    /// partition)`s may not all have been made durable (a transaction aborted, a delivery
+    /// failed) and that those events will be handled again: a handler that keeps state in
+    /// process forgets it, to start again from its durable copy. Default: nothing.
     fn rewind(&mut self, partitions: &[(String, i32)]) {
         let _ = partitions;
     }
@@ -114,6 +129,10 @@ pub type RebalanceLog = Arc<Mutex<Vec<RebalanceEvent>>>;
 #[derive(Default)]
 pub struct CommitOnRevoke {
     log: Option<RebalanceLog>,
+    /// Flushed before partitions are given up, so that nothing this process produced
+    /// for them (a pipelined batch's changelog records) lands after their next owner
+    /// has read the changelog back.
+    flush: Option<EventProducer>,
 }
 
 impl CommitOnRevoke {
@@ -133,8 +152,14 @@ impl ConsumerContext for CommitOnRevoke {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 self.record(tpl, RebalanceEvent::Revoked);
-                // The loop only polls between batches, so nothing is in flight here: all
-                // finished work has its offsets stored already.
+                // Batches still awaiting their acknowledgements (`kafka.batch.in_flight`)
+                // are delivered before the partitions go; their offsets are not stored,
+                // so the next owner consumes them again, which the fences make harmless.
+                if let Some(producer) = &self.flush
+                    && let Err(e) = rdkafka::producer::Producer::flush(producer.inner(), Duration::from_secs(30))
+                {
+                    warn!(error = %e, "flushing the producer before a revoke");
+                }
                 let partitions = describe(tpl);
                 match consumer.commit_consumer_state(CommitMode::Sync) {
                     Ok(()) => info!(%partitions, "partitions revoked, stored offsets committed"),
@@ -169,9 +194,20 @@ pub fn subscribe(config: &KafkaConfig, topics: &[&str]) -> Result<WeirConsumer> 
 
 /// [`subscribe`], appending every assignment change to `log` when given.
 pub fn subscribe_logging(config: &KafkaConfig, topics: &[&str], log: Option<RebalanceLog>) -> Result<WeirConsumer> {
+    subscribe_with(config, topics, log, None)
+}
+
+/// [`subscribe_logging`], flushing `producer` before partitions are revoked (for a
+/// pipeline whose batches may be in flight at a rebalance).
+pub fn subscribe_with(
+    config: &KafkaConfig,
+    topics: &[&str],
+    log: Option<RebalanceLog>,
+    flush: Option<EventProducer>,
+) -> Result<WeirConsumer> {
     let consumer: WeirConsumer = config
         .consumer_config()
-        .create_with_context(CommitOnRevoke { log })
+        .create_with_context(CommitOnRevoke { log, flush })
         .map_err(|e| Error::kafka("creating consumer", e))?;
     consumer.subscribe(topics).map_err(|e| Error::kafka(format!("subscribing to {topics:?}"), e))?;
     Ok(consumer)
@@ -189,6 +225,8 @@ pub struct ConsumerLoop<H> {
     shutdown_drain: Duration,
     /// With exactly-once on: the timeout of each transactional call.
     transaction_timeout: Option<Duration>,
+    /// At least once: batches whose acknowledgements may be awaited at once.
+    in_flight: usize,
     stats: LoopStats,
 }
 
@@ -207,6 +245,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             max_retries: 10,
             shutdown_drain: Duration::from_millis(config.batch.shutdown_drain_ms),
             transaction_timeout: config.exactly_once.then(|| Duration::from_millis(config.transaction_timeout_ms)),
+            in_flight: config.batch.in_flight.max(1),
             stats: LoopStats::default(),
         }
     }
@@ -230,6 +269,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
 
     async fn run_inner(&mut self, shutdown: &CancellationToken) -> Result<()> {
         match self.transaction_timeout {
+            None if self.in_flight > 1 => self.run_pipelined(shutdown).await,
             None => self.run_at_least_once(shutdown).await,
             Some(timeout) => self.run_exactly_once(shutdown, timeout).await,
         }
@@ -277,6 +317,9 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                     Err(e @ Error::Handler { retryable: true, .. }) if attempt < *max_retries => {
                         attempt += 1;
                         stats.retries += 1;
+                        // What the failed attempt applied in process may not all have
+                        // reached the changelog: start again from what did.
+                        handler.rewind(&partitions_of(&records));
                         let backoff = backoff(attempt);
                         warn!(attempt, ?backoff, error = %Report(&e), "batch failed, retrying");
                         tokio::select! {
@@ -305,6 +348,132 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             handler.committed();
             stats.batches += 1;
             stats.records += records.len() as u64;
+        }
+    }
+
+    /// At least once with up to `in_flight` batches awaiting their acknowledgements: a
+    /// batch is computed and its messages enqueued while earlier ones are acknowledged;
+    /// offsets are stored in batch order, each batch's only once its own and every earlier
+    /// batch's effects are acknowledged. A failed acknowledgement sends the consumer back
+    /// to the first offset of that batch (and of every later one in flight): those events
+    /// are consumed again, which the state's fences make harmless, as for any replay.
+    async fn run_pipelined(&mut self, shutdown: &CancellationToken) -> Result<()> {
+        let in_flight = self.in_flight;
+        let ConsumerLoop { consumer, dead_letters, handler, max_events, max_wait, max_retries, shutdown_drain, stats, .. } =
+            self;
+        let mut pending: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+        // Consecutive failed acknowledgements; reset by an acknowledged batch.
+        let mut failures = 0u32;
+        loop {
+            enum Next<B> {
+                Stop,
+                Acked(Result<()>),
+                Batch(B),
+            }
+            let next = if pending.len() >= in_flight {
+                match pending.front_mut() {
+                    Some(front) => Next::Acked((&mut front.acks).await),
+                    None => continue,
+                }
+            } else {
+                let front = pending.front_mut();
+                let has_front = front.is_some();
+                let acked = async {
+                    match front {
+                        Some(f) => (&mut f.acks).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => Next::Stop,
+                    acked = acked, if has_front => Next::Acked(acked),
+                    batch = next_batch(consumer, *max_events, *max_wait) => Next::Batch(batch),
+                }
+            };
+            let batch = match next {
+                Next::Stop => {
+                    // Drain: what is in flight may still be acknowledged and stored.
+                    let deadline = tokio::time::Instant::now() + *shutdown_drain;
+                    while let Some(mut front) = pending.pop_front() {
+                        match tokio::time::timeout_at(deadline, &mut front.acks).await {
+                            Ok(Ok(())) => front.store(consumer, handler, stats),
+                            _ => {
+                                warn!(batches = pending.len() + 1, "shutdown: batches in flight abandoned, their events will be replayed");
+                                stats.abandoned += pending.len() as u64 + 1;
+                                break;
+                            }
+                        }
+                    }
+                    return Ok(());
+                }
+                Next::Acked(Ok(())) => {
+                    failures = 0;
+                    if let Some(front) = pending.pop_front() {
+                        front.store(consumer, handler, stats);
+                    }
+                    continue;
+                }
+                Next::Acked(Err(e)) => {
+                    failures += 1;
+                    stats.retries += 1;
+                    if failures > *max_retries {
+                        return Err(e);
+                    }
+                    // This batch and every later one go back to be consumed again.
+                    let mut from: BTreeMap<(String, i32), i64> = BTreeMap::new();
+                    for batch in pending.drain(..) {
+                        for (at, (first, _)) in batch.ranges {
+                            let e = from.entry(at).or_insert(first);
+                            *e = (*e).min(first);
+                        }
+                    }
+                    for ((topic, partition), first) in &from {
+                        consumer
+                            .seek(topic, *partition, rdkafka::Offset::Offset(*first), Duration::from_secs(10))
+                            .map_err(|e| Error::kafka(format!("seeking {topic}[{partition}] back to {first}"), e))?;
+                    }
+                    // And the state kept in process starts again from what reached the
+                    // changelog.
+                    handler.rewind(&from.keys().cloned().collect::<Vec<_>>());
+                    let backoff = backoff(failures);
+                    warn!(attempt = failures, ?backoff, error = %Report(&e), "a batch's acknowledgement failed; consuming it again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
+                    continue;
+                }
+                Next::Batch(batch) => batch,
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let records: Vec<InputRecord<'_>> = batch.iter().map(|(m, at)| record_of(m, *at)).collect();
+            let mut attempt = 0;
+            let (dispositions, acks) = loop {
+                match handler.handle_pipelined(&records).await {
+                    Ok(done) => break done,
+                    Err(e @ Error::Handler { retryable: true, .. }) if attempt < *max_retries && !shutdown.is_cancelled() => {
+                        attempt += 1;
+                        stats.retries += 1;
+                        handler.rewind(&partitions_of(&records));
+                        let backoff = backoff(attempt);
+                        warn!(attempt, ?backoff, error = %Report(&e), "batch failed, retrying");
+                        tokio::time::sleep(backoff).await;
+                    }
+                    Err(e @ Error::Handler { retryable: true, .. }) if shutdown.is_cancelled() => {
+                        warn!(error = %Report(&e), "shutdown: failed batch not retried, its events will be replayed");
+                        stats.abandoned += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            check_dispositions(&dispositions, &records)?;
+            deliver_dead_letters(dead_letters, handler, stats, &records, &dispositions, *max_retries, shutdown).await?;
+            let ranges = offset_ranges(&records).into_iter().map(|((t, p), r)| ((t.to_string(), p), r)).collect();
+            pending.push_back(InFlight { ranges, acks, records: records.len() });
         }
     }
 
@@ -403,6 +572,30 @@ impl<H: BatchHandler> ConsumerLoop<H> {
     }
 }
 
+/// A batch whose messages are enqueued, awaiting their acknowledgement.
+struct InFlight {
+    /// Per (topic, partition): its first and last offsets in the batch.
+    ranges: BTreeMap<(String, i32), (i64, i64)>,
+    acks: Acks,
+    records: usize,
+}
+
+impl InFlight {
+    /// The batch is acknowledged, and every batch before it: stores its offsets.
+    fn store<H: BatchHandler>(self, consumer: &WeirConsumer, handler: &mut H, stats: &mut LoopStats) {
+        for ((topic, partition), (_, last)) in &self.ranges {
+            // Fails only if the partition was revoked meanwhile; its new owner will replay
+            // these events, which the fences make harmless.
+            if let Err(e) = consumer.store_offset(topic, *partition, *last) {
+                warn!(topic, partition, offset = last, error = %e, "could not store offset (partition revoked?)");
+            }
+        }
+        handler.committed();
+        stats.batches += 1;
+        stats.records += self.records as u64;
+    }
+}
+
 /// The wait before retry `attempt` (1, 2, ...): 200 ms doubling, at most 6.4 s.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100 * 2u64.pow(attempt.min(6)))
@@ -417,6 +610,11 @@ fn check_dispositions(dispositions: &[Disposition], records: &[InputRecord<'_>])
         });
     }
     Ok(())
+}
+
+/// The (topic, partition)s of a batch.
+fn partitions_of(records: &[InputRecord<'_>]) -> Vec<(String, i32)> {
+    offset_ranges(records).into_keys().map(|(t, p)| (t.to_string(), p)).collect()
 }
 
 /// Per (topic, partition) of a batch: its first and last offsets.

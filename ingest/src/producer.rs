@@ -87,16 +87,6 @@ impl EventProducer {
             .collect()
     }
 
-    /// [`send_all`](Self::send_all) to one partition of `topic` (a changelog's: input
-    /// partition `p`'s state goes to its partition `p`).
-    pub async fn send_all_to(&self, topic: &str, partition: i32, messages: &[OutgoingMessage]) -> Result<Vec<(i32, i64)>> {
-        self.send_each_to(topic, Some(partition), messages)
-            .await
-            .into_iter()
-            .map(|r| r.map_err(|source| Error::Delivery { topic: format!("{topic}[{partition}]"), source }))
-            .collect()
-    }
-
     /// Enqueues every message (to one partition of `topic` when `partition` is given)
     /// and returns at once with a future of their acknowledgement: a pipelined stage
     /// computes the next batch while the broker acknowledges this one. Waits only while
@@ -152,17 +142,10 @@ impl EventProducer {
     /// [`send_all`](Self::send_all) with one outcome per message, for callers that treat
     /// failures one by one (the dead-letter sink).
     pub async fn send_each(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
-        self.send_each_to(topic, None, messages).await
-    }
-
-    async fn send_each_to(&self, topic: &str, partition: Option<i32>, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
         let sends = messages.iter().map(|m| {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic);
             if !m.null_value {
                 record = record.payload(&m.payload);
-            }
-            if let Some(p) = partition {
-                record = record.partition(p);
             }
             if let Some(k) = &m.key {
                 record = record.key(k.as_slice());

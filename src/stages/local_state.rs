@@ -27,7 +27,7 @@ use weir_ingest::changelog::{ensure_changelog_topic, read_changelog_partition};
 use weir_monitor::metrics as m;
 use weir_ingest::config::KafkaConfig;
 use weir_ingest::consumer::{RebalanceEvent, RebalanceLog};
-use weir_ingest::producer::{EventProducer, OutgoingMessage};
+use weir_ingest::producer::OutgoingMessage;
 use weir_ingest::Error as IngestError;
 use weir_schemas::store::{FeatureStore, Observation, ObserveOutcome};
 
@@ -238,13 +238,6 @@ impl LocalStage {
         }
         self.uncommitted.extend(local_done.changes);
         Ok((outcome, by_partition))
-    }
-
-    /// Delivers a batch's changelog records (each partition's to its own).
-    pub async fn deliver(&self, producer: &EventProducer, batch: ChangelogBatch) -> Result<(), IngestError> {
-        let sends = batch.iter().map(|(partition, messages)| producer.send_all_to(&self.changelog, *partition, messages));
-        futures::future::try_join_all(sends).await?;
-        Ok(())
     }
 
     /// The batch is committed: the serving copy may show it.

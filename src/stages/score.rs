@@ -15,7 +15,7 @@ use weir_features::embedded::EmbeddedStore;
 use weir_features::redis_store::RedisStore;
 use weir_ingest::consumer::{BatchHandler, ConsumerLoop, Disposition, InputRecord, LoopStats};
 use weir_ingest::dead_letter::DeadLetterReport;
-use weir_ingest::producer::{EventProducer, OutgoingMessage};
+use weir_ingest::producer::{Acks, EventProducer, OutgoingMessage};
 use weir_ingest::Error as IngestError;
 use weir_monitor::metrics as m;
 use weir_monitor::LatencyHistogram;
@@ -150,7 +150,9 @@ impl<S: FeatureStore> ScoringHandler<S> {
         self
     }
 
-    async fn score_batch(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+    /// Decodes, computes and scores a batch and enqueues its messages; returns the
+    /// dispositions and the future of the messages' acknowledgement.
+    async fn score_batch(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<(Vec<Disposition>, Acks)> {
         let now = weir_schemas::now_ms();
         let mut dispositions = Vec::with_capacity(batch.len());
         let mut valid: Vec<usize> = Vec::with_capacity(batch.len());
@@ -166,7 +168,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
             }
         }
         if valid.is_empty() {
-            return Ok(dispositions);
+            return Ok((dispositions, Box::pin(async { Ok(()) })));
         }
 
         // One observation per entity kind per event, events in batch order.
@@ -259,30 +261,22 @@ impl<S: FeatureStore> ScoringHandler<S> {
         // fenced in the store, so the worst case is a duplicate score, never a lost one
         // (with exactly-once, the batch's transaction is aborted and none of it shows).
         // The changelog records go out with the scores, acknowledged together.
-        let scores = async {
+        let mut acks: Vec<Acks> = Vec::with_capacity(1 + changelog.len());
+        acks.push(
             self.producer
-                .send_all(&self.scores_topic, &messages)
+                .enqueue_all(&self.scores_topic, None, &messages)
                 .await
-                .map_err(|e| IngestError::handler(true, "delivering scores", e))
-        };
-        let changelog_sent = async {
-            match &self.local {
-                Some(local) if !changelog.is_empty() => {
-                    local.deliver(&self.producer, changelog).await.map_err(|e| IngestError::handler(true, "delivering changelog records", e))
-                }
-                _ => Ok(()),
+                .map_err(|e| IngestError::handler(true, "producing scores", e))?,
+        );
+        if let Some(local) = &self.local {
+            for (partition, records) in &changelog {
+                acks.push(
+                    self.producer
+                        .enqueue_all(local.changelog_topic(), Some(*partition), records)
+                        .await
+                        .map_err(|e| IngestError::handler(true, "producing changelog records", e))?,
+                );
             }
-        };
-        futures::future::try_join(scores, changelog_sent).await?;
-
-        // One clock read for the batch: every score in it was acknowledged together.
-        let done = std::time::Instant::now();
-        let latencies: Vec<std::time::Duration> =
-            valid.iter().map(|i| done.saturating_duration_since(batch[*i].received_at)).collect();
-        self.stats.latency.record_many_us(latencies.iter().map(|d| d.as_micros() as u64));
-        let event_latency = metrics::histogram!(m::EVENT_LATENCY);
-        for latency in &latencies {
-            event_latency.record(latency.as_secs_f64());
         }
         match &self.shadow {
             Some(shadow) if !shadow.has_challenger() => shadow.skip(fields.len() as u64),
@@ -300,9 +294,30 @@ impl<S: FeatureStore> ScoringHandler<S> {
             }
             None => {}
         }
-        self.stats.scored.fetch_add(valid.len() as u64, Ordering::Relaxed);
-        metrics::counter!(m::EVENTS_SCORED).increment(valid.len() as u64);
-        Ok(dispositions)
+        // A delivery failure fails the batch; the loop consumes it again, and the replay
+        // is fenced in the state, so the worst case is a duplicate score, never a lost one
+        // (with exactly-once, the batch's transaction is aborted and none of it shows).
+        // The changelog records go out with the scores, acknowledged together.
+        let received: Vec<std::time::Instant> = valid.iter().map(|i| batch[*i].received_at).collect();
+        let stats = self.stats.clone();
+        let acknowledged: Acks = Box::pin(async move {
+            futures::future::try_join_all(acks).await?;
+            // One clock read for the batch: every score in it was acknowledged together.
+            let done = std::time::Instant::now();
+            let latencies: Vec<std::time::Duration> = received.iter().map(|at| done.saturating_duration_since(*at)).collect();
+            stats.latency.record_many_us(latencies.iter().map(|d| d.as_micros() as u64));
+            let event_latency = metrics::histogram!(m::EVENT_LATENCY);
+            for latency in &latencies {
+                event_latency.record(latency.as_secs_f64());
+            }
+            stats.scored.fetch_add(latencies.len() as u64, Ordering::Relaxed);
+            metrics::counter!(m::EVENTS_SCORED).increment(latencies.len() as u64);
+            if let Ok(mut last) = stats.last_finished.lock() {
+                *last = Some(done);
+            }
+            Ok(())
+        });
+        Ok((dispositions, acknowledged))
     }
 }
 
@@ -335,14 +350,17 @@ pub async fn score_and_explain(
 
 impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
     async fn handle(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<Vec<Disposition>> {
+        let (dispositions, acknowledged) = self.handle_pipelined(batch).await?;
+        acknowledged.await.map_err(|e| IngestError::handler(true, "delivering the batch's messages", e))?;
+        Ok(dispositions)
+    }
+
+    async fn handle_pipelined(&mut self, batch: &[InputRecord<'_>]) -> weir_ingest::Result<(Vec<Disposition>, Acks)> {
         if let Some(first) = batch.first() {
             self.stats.first_received.get_or_init(|| first.received_at);
         }
         let result = self.score_batch(batch).await;
-        if let Ok(mut last) = self.stats.last_finished.lock() {
-            *last = Some(std::time::Instant::now());
-        }
-        if let Ok(d) = &result {
+        if let Ok((d, _)) = &result {
             for disposition in d {
                 if let Disposition::DeadLetter(e) = disposition {
                     metrics::counter!(m::EVENTS_DEAD_LETTERED, "class" => e.class.as_str()).increment(1);
@@ -355,6 +373,11 @@ impl<S: FeatureStore + 'static> BatchHandler for ScoringHandler<S> {
             self.stats.dead_lettered.fetch_add(poison, Ordering::Relaxed);
             self.stats.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            if poison as usize == batch.len()
+                && let Ok(mut last) = self.stats.last_finished.lock()
+            {
+                *last = Some(std::time::Instant::now());
+            }
         }
         result
     }
@@ -456,7 +479,8 @@ pub async fn run_pipeline<S: PipelineStore>(
         let local = LocalStage::start(config, serving_target, rebalances.clone(), shutdown.clone()).await?;
         handler = handler.with_local_state(local);
     }
-    let consumer = weir_ingest::consumer::subscribe_logging(&config.kafka, &[&config.kafka.topics.input], Some(rebalances))?;
+    let consumer =
+        weir_ingest::consumer::subscribe_with(&config.kafka, &[&config.kafka.topics.input], Some(rebalances), Some(producer.clone()))?;
     let (loop_stats, handler) = ConsumerLoop::new(&config.kafka, consumer, producer, handler).run(shutdown).await?;
     if let Some(local) = handler.local {
         local.finish().await;
