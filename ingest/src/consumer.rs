@@ -450,9 +450,25 @@ impl<H: BatchHandler> ConsumerLoop<H> {
                 continue;
             }
             let records: Vec<InputRecord<'_>> = batch.iter().map(|(m, at)| record_of(m, *at)).collect();
+            // Past this, the batch being computed is given up (as in the one-batch loop):
+            // nothing of it is acknowledged until its offsets are stored.
+            let drain = *shutdown_drain;
+            let drain_expired = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(drain).await;
+            };
+            tokio::pin!(drain_expired);
             let mut attempt = 0;
             let (dispositions, acks) = loop {
-                match handler.handle_pipelined(&records).await {
+                let outcome = tokio::select! {
+                    outcome = handler.handle_pipelined(&records) => outcome,
+                    _ = &mut drain_expired => {
+                        warn!(events = records.len(), ?drain, "shutdown: in-flight batch abandoned, its events will be replayed");
+                        stats.abandoned += 1 + pending.len() as u64;
+                        return Ok(());
+                    }
+                };
+                match outcome {
                     Ok(done) => break done,
                     Err(e @ Error::Handler { retryable: true, .. }) if attempt < *max_retries && !shutdown.is_cancelled() => {
                         attempt += 1;
