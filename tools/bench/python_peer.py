@@ -236,7 +236,35 @@ def cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
+def count_only(args):
+    """The Python ceiling: confluent-kafka consuming the topic and counting, nothing else."""
+    c = consumer(args.brokers, args.group)
+    c.subscribe([args.topic])
+    events = 0
+    first = last = None
+    cpu = cpu_seconds()
+    deadline = time.monotonic() + args.timeout_secs
+    timed_out = False
+    while events < args.events:
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        messages = c.consume(num_messages=args.batch, timeout=0.1)
+        if messages:
+            last = time.perf_counter()
+            if first is None:
+                first = last
+            events += len(messages)
+    cpu = cpu_seconds() - cpu
+    c.close()
+    seconds = (last - first) if first is not None else 0.0
+    check = {"compared": 0, "differences": 0, "missing_in_weir": 0, "missing_in_peer": 0, "by_feature": {}, "out_of_order": 0}
+    return {"events": events, "seconds": seconds, "cpu_seconds": cpu, "p50_us": None, "p99_us": None, "timed_out": timed_out, "check": check}
+
+
 def run(args):
+    if args.count_only:
+        return count_only(args)
     schemas = schemas_by_id({"transaction"})
     with open(os.path.join(MODEL_DIR, "metadata.json")) as f:
         meta = json.load(f)
@@ -366,6 +394,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2000, help="most events per batch (weir's default max_events)")
     ap.add_argument("--weir-scores-topic", help="weir's scores of the same events, to compare vectors with")
     ap.add_argument("--timeout-secs", type=float, default=600)
+    ap.add_argument("--count-only", action="store_true", help="only consume and count (the Python client's ceiling)")
     print(json.dumps(run(ap.parse_args())))
 
 

@@ -104,23 +104,28 @@ pub async fn run_production(options: &ProductionOptions) -> anyhow::Result<Repor
 
     let mut python_check = None;
     if let Some(python) = &options.python {
-        eprintln!("python peer…");
-        let peer = python_peer::run(&PeerArgs {
-            python: python.clone(),
-            script: options.python_script.clone(),
-            brokers: options.brokers.clone(),
-            topic: topic.clone(),
-            group: unique("python"),
-            redis: options.redis.clone(),
-            key_prefix: unique("python"),
-            events: n,
-            weir_scores_topic: local_scores.clone(),
-            timeout: options.timeout,
-        })
-        .await?;
-        let (run, check) = peer.into_run();
-        runs.push(run);
-        python_check = Some(check);
+        for count_only in [true, false] {
+            eprintln!("python {}…", if count_only { "raw consume" } else { "peer" });
+            let peer = python_peer::run(&PeerArgs {
+                python: python.clone(),
+                script: options.python_script.clone(),
+                brokers: options.brokers.clone(),
+                topic: topic.clone(),
+                group: unique("python"),
+                redis: options.redis.clone(),
+                key_prefix: unique("python"),
+                events: n,
+                weir_scores_topic: local_scores.clone(),
+                timeout: options.timeout,
+                count_only,
+            })
+            .await?;
+            let (run, check) = peer.into_run(count_only);
+            runs.push(run);
+            if !count_only {
+                python_check = Some(check);
+            }
+        }
     }
     Ok(Report {
         brokers: options.brokers.clone(),

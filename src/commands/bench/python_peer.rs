@@ -25,6 +25,8 @@ pub struct PeerArgs {
     /// weir's scores of the same events (run with state local), to compare vectors with.
     pub weir_scores_topic: String,
     pub timeout: Duration,
+    /// Only consume and count (`--count-only`): the Python client's own ceiling.
+    pub count_only: bool,
 }
 
 /// The peer's last line on stdout: one JSON object.
@@ -79,7 +81,21 @@ impl PeerOutput {
         serde_json::from_str(line).with_context(|| format!("reading the python peer's report {line:?}"))
     }
 
-    pub fn into_run(self) -> (Run, Check) {
+    /// The peer's row (`count_only`: the count-only run's) and its check.
+    pub fn into_run(self, count_only: bool) -> (Run, Check) {
+        if count_only {
+            let run = Run {
+                pipeline: "raw consume, python (confluent-kafka, count only)".into(),
+                events: self.events,
+                seconds: self.seconds,
+                cpu_seconds: self.cpu_seconds,
+                p50_us: None,
+                p99_us: None,
+                timed_out: self.timed_out,
+                note: "its own process's CPU".into(),
+            };
+            return (run, self.check);
+        }
         let run = Run {
             pipeline: "python peer (confluent-kafka + fastavro + redis-py + onnxruntime)".into(),
             events: self.events,
@@ -110,6 +126,7 @@ pub async fn run(args: &PeerArgs) -> anyhow::Result<PeerOutput> {
         .args(["--redis", &args.redis, "--key-prefix", &args.key_prefix])
         .args(["--events", &args.events.to_string(), "--weir-scores-topic", &args.weir_scores_topic])
         .args(["--timeout-secs", &args.timeout.as_secs().to_string()])
+        .args(args.count_only.then_some("--count-only"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -137,8 +154,10 @@ mod tests {
         let out = PeerOutput::parse(stdout).unwrap();
         assert_eq!((out.events, out.p50_us, out.p99_us), (10, Some(900), None));
         assert!(out.check.summary().contains("10 compared, 1 differ (card_amount_sum_1h 1), 0 missing in weir"), "{}", out.check.summary());
-        let (run, check) = out.into_run();
+        let (run, check) = out.clone().into_run(false);
         assert_eq!(run.events_per_sec(), 20.0);
+        assert!(run.pipeline.starts_with("python peer"));
+        assert!(out.into_run(true).0.pipeline.starts_with("raw consume, python"));
         assert_eq!(check.out_of_order, 2);
     }
 

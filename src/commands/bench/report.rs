@@ -114,6 +114,15 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!("- {}: {}\n", r.run.pipeline, r.run.note));
         }
     }
+    let find = |name: &str| report.rows.iter().find(|r| r.run.pipeline.starts_with(name));
+    if let (Some(weir), Some(peer)) = (find("weir, state local"), find("python peer")) {
+        let times = |a: f64, b: f64| if b > 0.0 { format!("{:.1}×", a / b) } else { "–".into() };
+        out.push_str(&format!(
+            "\nweir (state local) against the python peer: {} the events/s, {} the events per CPU-second\n",
+            times(weir.events_per_sec, peer.events_per_sec),
+            times(weir.events_per_cpu_sec, peer.events_per_cpu_sec)
+        ));
+    }
     if let Some(check) = &report.python_check {
         out.push_str(&format!("\n{}\n", check.summary()));
     }
@@ -136,7 +145,7 @@ mod tests {
         weir.note = "serving copy in redis".into();
         let mut slow = run("weir, state redis", 300, 3.0, 0.0);
         slow.timed_out = true;
-        let rows = rows(vec![run("raw consume (rdkafka)", 1_000, 0.5, 0.25), weir, slow]);
+        let rows = rows(vec![run("raw consume (rdkafka)", 1_000, 0.5, 0.25), weir, slow, run("python peer (…)", 1_000, 20.0, 10.0)]);
         assert_eq!(rows[0].vs_raw, Some(1.0));
         // 500 events/s against 2000: 0.25; 250 events/CPU-s against 4000: 0.0625.
         assert_eq!(rows[1].events_per_sec, 500.0);
@@ -159,7 +168,9 @@ mod tests {
         assert!(table.contains("| weir, state local | 1000 | 500 | 0.25 | 250 | 0.06 | 1.50 | 12.25 |"), "{table}");
         assert!(table.contains("| weir, state redis (timed out) | 300 | 100 | 0.05 | 0 | 0.00 | – | – |"), "{table}");
         assert!(table.contains("- weir, state local: serving copy in redis"), "{table}");
-        assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 4);
+        assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 5);
+        // 500 against 50 events/s; 250 against 100 events per CPU-second.
+        assert!(table.contains("against the python peer: 10.0× the events/s, 2.5× the events per CPU-second"), "{table}");
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["rows"][1]["pipeline"], "weir, state local");
         assert_eq!(json["rows"][1]["vs_raw"], 0.25);
