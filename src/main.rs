@@ -77,20 +77,10 @@ enum Command {
     /// The model registry: list versions, promote one to champion, roll back.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
-    /// End-to-end throughput and latency on the embedded default, one run per batch size;
-    /// a table on stdout and JSON in a file.
-    Bench {
-        #[arg(long, default_value_t = 50_000)]
-        transactions: u64,
-        /// Micro-batch sizes to compare, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "50,200,500,2000")]
-        batch_sizes: Vec<usize>,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Where to write the JSON.
-        #[arg(long, default_value = "weir-bench.json")]
-        json: PathBuf,
-    },
+    /// End-to-end throughput and latency: on the embedded default, one run per batch size;
+    /// with `--brokers` and `--redis`, the production path next to a raw consume of the same
+    /// topic (and the Python peer with `--python`). A table on stdout and JSON in a file.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -114,9 +104,7 @@ fn main() -> anyhow::Result<()> {
             Command::Produce(args) => commands::produce::execute(args).await,
             Command::Serve { config, listen } => commands::serve::execute(WeirConfig::load(&config)?, listen).await,
             Command::Models(command) => commands::models::run_command(command),
-            Command::Bench { transactions, batch_sizes, seed, json } => {
-                commands::bench::execute(transactions, &batch_sizes, seed, &json).await
-            }
+            Command::Bench(args) => commands::bench::execute(args).await,
         }
     })
 }

@@ -1,10 +1,6 @@
-//! `weir bench`: end-to-end figures of the pipeline on the embedded default, one run per
-//! micro-batch size, printed as a table and written as JSON. Timing is reported, never
-//! asserted: compare runs made in one invocation, as ratios.
+//! `weir bench` without `--brokers`: end-to-end figures of the pipeline on the embedded
+//! default, one run per micro-batch size.
 
-use std::path::Path;
-
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::commands::demo::{run_demo, DemoOptions};
@@ -18,15 +14,6 @@ pub struct BenchRow {
     pub p99_us: u64,
     pub p999_us: u64,
     pub model_batch_p50_us: u64,
-}
-
-/// `weir bench`: runs, prints the table, writes the JSON to `json`.
-pub async fn execute(transactions: u64, batch_sizes: &[usize], seed: u64, json: &Path) -> anyhow::Result<()> {
-    let rows = run_bench(transactions, batch_sizes, seed).await?;
-    print!("{}", render(&rows));
-    std::fs::write(json, serde_json::to_string_pretty(&rows)?).with_context(|| format!("writing {}", json.display()))?;
-    eprintln!("wrote {}", json.display());
-    Ok(())
 }
 
 /// Runs the demo pipeline as fast as the generator can feed it, once per batch size.
