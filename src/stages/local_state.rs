@@ -68,7 +68,19 @@ pub struct LocalStats {
 const EVICT_EVERY: Duration = Duration::from_secs(60);
 
 /// The changelog records of a batch, per changelog partition.
-pub type ChangelogBatch = Vec<(i32, Vec<OutgoingMessage>)>;
+///
+/// The watermarks go out only once every state record of the batch (and of every batch
+/// before it) is acknowledged, and the batch's offsets are stored only once they are: so
+/// a restored watermark never covers an event whose entity's state did not land. A
+/// replayed event that is not fenced is then after everything the watermark covers, and
+/// its lateness is decided as the first pass decided it. (Written together, a batch cut
+/// short by a crash could leave its watermark without some of its states, and the replay
+/// would find those events late: an undercount the two-process takeover test caught.)
+#[derive(Debug, Default)]
+pub struct ChangelogBatch {
+    pub states: Vec<(i32, Vec<OutgoingMessage>)>,
+    pub watermarks: Vec<(i32, Vec<OutgoingMessage>)>,
+}
 
 impl LocalStage {
     #[allow(clippy::too_many_arguments)]
@@ -213,13 +225,17 @@ impl LocalStage {
         for change in &local_done.changes {
             push(change.partition, change.key(), change.blob.clone());
         }
-        for (partition, watermark) in &local_done.watermarks {
-            push(
-                *partition,
-                weir_features::changelog::watermark_key(),
-                weir_features::changelog::watermark_value(*watermark),
-            );
-        }
+        let watermarks: Vec<(i32, Vec<OutgoingMessage>)> = local_done
+            .watermarks
+            .iter()
+            .map(|(partition, watermark)| {
+                let record = OutgoingMessage::new(
+                    weir_features::changelog::watermark_key(),
+                    weir_features::changelog::watermark_value(*watermark),
+                );
+                (*partition, vec![record])
+            })
+            .collect();
         // Now and then, the entities quiet for longer than the TTL leave memory, and a
         // tombstone goes with the batch so that a restore leaves them out too.
         if self.last_eviction.elapsed() >= EVICT_EVERY {
@@ -237,7 +253,7 @@ impl LocalStage {
             }
         }
         self.uncommitted.extend(local_done.changes);
-        Ok((outcome, by_partition))
+        Ok((outcome, ChangelogBatch { states: by_partition, watermarks }))
     }
 
     /// The batch is committed: the serving copy may show it.

@@ -31,7 +31,7 @@ use weir_scorer::model::LoadedModel;
 
 use crate::config::state::StateMode;
 use crate::config::WeirConfig;
-use crate::stages::local_state::LocalStage;
+use crate::stages::local_state::{ChangelogBatch, LocalStage};
 use crate::wiring::{feature_definitions, feature_names, input_plan, schema_registry, InputPlan};
 
 /// Counters shared with whoever watches the pipeline (the demo's progress line, tests).
@@ -189,7 +189,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
                     .observe(&observations)
                     .await
                     .map_err(|e| IngestError::handler(e.is_retryable(), "updating the feature store", e))?;
-                (outcome, Vec::new())
+                (outcome, ChangelogBatch::default())
             }
             Some(local) => local.observe(&*self.store, &observations).await?,
         };
@@ -261,7 +261,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
         // fenced in the store, so the worst case is a duplicate score, never a lost one
         // (with exactly-once, the batch's transaction is aborted and none of it shows).
         // The changelog records go out with the scores, acknowledged together.
-        let mut acks: Vec<Acks> = Vec::with_capacity(1 + changelog.len());
+        let mut acks: Vec<Acks> = Vec::with_capacity(1 + changelog.states.len());
         acks.push(
             self.producer
                 .enqueue_all(&self.scores_topic, None, &messages)
@@ -269,7 +269,7 @@ impl<S: FeatureStore> ScoringHandler<S> {
                 .map_err(|e| IngestError::handler(true, "producing scores", e))?,
         );
         if let Some(local) = &self.local {
-            for (partition, records) in &changelog {
+            for (partition, records) in &changelog.states {
                 acks.push(
                     self.producer
                         .enqueue_all(local.changelog_topic(), Some(*partition), records)
@@ -300,8 +300,24 @@ impl<S: FeatureStore> ScoringHandler<S> {
         // The changelog records go out with the scores, acknowledged together.
         let received: Vec<std::time::Instant> = valid.iter().map(|i| batch[*i].received_at).collect();
         let stats = self.stats.clone();
+        // The watermarks only after the states (`ChangelogBatch`). The loop polls a batch's
+        // acknowledgement only once every earlier batch's has resolved, so they also come
+        // after every earlier batch's states and watermarks.
+        let watermarks = match &self.local {
+            Some(local) if !changelog.watermarks.is_empty() => {
+                Some((self.producer.clone(), local.changelog_topic().to_string(), changelog.watermarks))
+            }
+            _ => None,
+        };
         let acknowledged: Acks = Box::pin(async move {
             futures::future::try_join_all(acks).await?;
+            if let Some((producer, topic, watermarks)) = watermarks {
+                let mut sent = Vec::with_capacity(watermarks.len());
+                for (partition, records) in &watermarks {
+                    sent.push(producer.enqueue_all(&topic, Some(*partition), records).await?);
+                }
+                futures::future::try_join_all(sent).await?;
+            }
             // One clock read for the batch: every score in it was acknowledged together.
             let done = std::time::Instant::now();
             let latencies: Vec<std::time::Duration> = received.iter().map(|at| done.saturating_duration_since(*at)).collect();
