@@ -35,6 +35,28 @@ impl OutgoingMessage {
         OutgoingMessage { key: Some(key.into()), payload, headers: Vec::new(), null_value: false }
     }
 
+    /// The librdkafka record of this message, to `topic` (and `partition`, when given).
+    fn record<'m>(&'m self, topic: &'m str, partition: Option<i32>) -> FutureRecord<'m, [u8], [u8]> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+        if !self.null_value {
+            record = record.payload(&self.payload);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = &self.key {
+            record = record.key(k.as_slice());
+        }
+        if !self.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+            for (k, v) in &self.headers {
+                headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+            }
+            record = record.headers(headers);
+        }
+        record
+    }
+
     /// A tombstone for `key`.
     pub fn tombstone(key: impl Into<Vec<u8>>) -> Self {
         OutgoingMessage { key: Some(key.into()), payload: Vec::new(), headers: Vec::new(), null_value: true }
@@ -94,23 +116,7 @@ impl EventProducer {
     pub async fn enqueue_all(&self, topic: &str, partition: Option<i32>, messages: &[OutgoingMessage]) -> Result<Acks> {
         let mut deliveries = Vec::with_capacity(messages.len());
         for m in messages {
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic);
-            if !m.null_value {
-                record = record.payload(&m.payload);
-            }
-            if let Some(p) = partition {
-                record = record.partition(p);
-            }
-            if let Some(k) = &m.key {
-                record = record.key(k.as_slice());
-            }
-            if !m.headers.is_empty() {
-                let mut headers = OwnedHeaders::new_with_capacity(m.headers.len());
-                for (k, v) in &m.headers {
-                    headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
-                }
-                record = record.headers(headers);
-            }
+            let mut record = m.record(topic, partition);
             let waited = std::time::Instant::now();
             loop {
                 match self.producer.send_result(record) {
@@ -143,20 +149,7 @@ impl EventProducer {
     /// failures one by one (the dead-letter sink).
     pub async fn send_each(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<Result<(i32, i64), KafkaError>> {
         let sends = messages.iter().map(|m| {
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic);
-            if !m.null_value {
-                record = record.payload(&m.payload);
-            }
-            if let Some(k) = &m.key {
-                record = record.key(k.as_slice());
-            }
-            if !m.headers.is_empty() {
-                let mut headers = OwnedHeaders::new_with_capacity(m.headers.len());
-                for (k, v) in &m.headers {
-                    headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
-                }
-                record = record.headers(headers);
-            }
+            let record = m.record(topic, None);
             // Queue-full is retried inside `send` until the timeout; the timeout only bounds
             // waiting for queue space, delivery itself is bounded by message.timeout.ms.
             self.producer.send(record, Timeout::After(Duration::from_secs(60)))
