@@ -292,10 +292,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             // Past this, an in-flight batch is given up: dropping its future is safe
             // because nothing of the batch is acknowledged until its offsets are stored.
             let drain = *shutdown_drain;
-            let drain_expired = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(drain).await;
-            };
+            let drain_expired = drain_after(shutdown, drain);
             tokio::pin!(drain_expired);
             let mut attempt = 0;
             let dispositions = loop {
@@ -453,10 +450,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             // Past this, the batch being computed is given up (as in the one-batch loop):
             // nothing of it is acknowledged until its offsets are stored.
             let drain = *shutdown_drain;
-            let drain_expired = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(drain).await;
-            };
+            let drain_expired = drain_after(shutdown, drain);
             tokio::pin!(drain_expired);
             let mut attempt = 0;
             let (dispositions, acks) = loop {
@@ -514,10 +508,7 @@ impl<H: BatchHandler> ConsumerLoop<H> {
             transactions::begin(&producer).map_err(|e| Error::handler(false, "exactly-once batch", e))?;
 
             let drain = *shutdown_drain;
-            let drain_expired = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(drain).await;
-            };
+            let drain_expired = drain_after(shutdown, drain);
             tokio::pin!(drain_expired);
             let work = async {
                 let dispositions = handler.handle(&records).await?;
@@ -610,6 +601,12 @@ impl InFlight {
         stats.batches += 1;
         stats.records += self.records as u64;
     }
+}
+
+/// Resolves `drain` after `shutdown` is cancelled: how long a batch in progress may run on.
+async fn drain_after(shutdown: &CancellationToken, drain: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(drain).await;
 }
 
 /// The wait before retry `attempt` (1, 2, ...): 200 ms doubling, at most 6.4 s.

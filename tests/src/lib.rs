@@ -227,6 +227,17 @@ pub(crate) fn spawn_child(cmd: &mut Command) -> std::io::Result<Child> {
     cmd.stdin(Stdio::null()).spawn()
 }
 
+/// The text of `/metrics` served on 127.0.0.1:`port` (a plain HTTP/1.0 GET).
+pub fn scrape_metrics(port: u16) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}
+
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -1,8 +1,6 @@
 //! `weir run` serves Prometheus metrics: after a stream with poison through Tansu and
 //! Redis, `/metrics` holds the main series with the right counts.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use weir::config::MetricsConfig;
@@ -11,16 +9,7 @@ use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_tests::golden::read_topic;
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config};
-use weir_tests::{free_port, Services, WeirProcess};
-
-fn scrape(port: u16) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body)
-}
+use weir_tests::{free_port, scrape_metrics as scrape, Services, WeirProcess};
 
 /// The value of the first sample line starting with `series` (name plus labels).
 fn sample(text: &str, series: &str) -> Option<f64> {

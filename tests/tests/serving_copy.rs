@@ -5,8 +5,6 @@
 //! the events, rebuilt from the process's state (including cards with no event after the
 //! loss). The serving copy's lag behind the stream is read from `/metrics` and printed.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use weir::config::MetricsConfig;
@@ -16,16 +14,7 @@ use weir_ingest::load_producer::produce_all;
 use weir_ingest::producer::EventProducer;
 use weir_tests::golden::{default_windows, expected_card_features, payload, read_topic, redis_feature_differences};
 use weir_tests::setup::{create_pipeline_topics, generate, pipeline_config, score_decoder};
-use weir_tests::{free_port, Services, WeirProcess};
-
-fn scrape(port: u16) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body)
-}
+use weir_tests::{free_port, scrape_metrics as scrape, Services, WeirProcess};
 
 /// Reads the scores topic until `n` distinct events have a score; returns how many.
 fn wait_for_scores(brokers: &str, topic: &str, n: usize) -> anyhow::Result<usize> {
